@@ -1,0 +1,62 @@
+# Open wallbox firmware: MicroPython on ESP32, OCPP 1.6J.
+# `make test` and `make sim` are the two commands a newcomer needs.
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= /dev/ttyUSB0
+DATA ?= .sim/
+API_PORT ?= 8080
+CSMS ?=
+HEAP ?=
+METER ?=
+METER_TYPE ?= sdm630
+METER_ADDR ?= 1
+
+.PHONY: all test lint typecheck pytest mpy sim bench deploy repl setup clean
+
+all: test
+
+$(STAMP): requirements.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP) lint typecheck mpy pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/python tools/typecheck.py
+
+mpy: $(STAMP)
+	$(BIN)/python tools/build.py mpy build/board
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+sim: $(STAMP)
+	$(BIN)/python tools/sim.py --data "$(DATA)" --api-port "$(API_PORT)" \
+		--csms "$(CSMS)" --heap "$(HEAP)" --meter "$(METER)" \
+		--meter-type "$(METER_TYPE)" --meter-addr "$(METER_ADDR)"
+
+bench: $(STAMP)
+	$(BIN)/python tools/bench.py
+
+deploy: $(STAMP) mpy
+	$(BIN)/python tools/build.py deploy build/board --port "$(PORT)"
+
+repl: $(STAMP)
+	$(BIN)/mpremote connect "$(PORT)" repl
+
+# First-time setup of a board: make setup PORT=... WIFI_SSID=... WIFI_PASS=... OCPP_URL=... API_PASS=...
+setup: $(STAMP)
+	$(BIN)/python tools/setup_board.py --port "$(PORT)" --ssid "$(WIFI_SSID)" \
+		--wifi-pass "$(WIFI_PASS)" --ocpp-url "$(OCPP_URL)" --api-pass "$(API_PASS)"
+
+clean:
+	rm -rf build .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+# boot.py: runs first on every reset. Keep it tiny; main.py does the work.

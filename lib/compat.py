@@ -1,0 +1,61 @@
+"""Tiny shim so the same source runs on MicroPython and CPython.
+
+MicroPython: re-exports the native helpers. CPython: emulates them, including the
+2**30 wrap of ticks_ms (MicroPython's TICKS_PERIOD on every port), so wrap bugs show
+up in host tests too.
+"""
+
+import sys
+
+MICROPYTHON = sys.implementation.name == "micropython"
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+try:
+    from time import sleep_ms, ticks_add, ticks_diff, ticks_ms
+except ImportError:
+    import time as _time
+
+    _PERIOD = 1 << 30
+    _HALF = 1 << 29
+    _T0 = _time.monotonic()
+
+    def ticks_ms():
+        return int((_time.monotonic() - _T0) * 1000) & (_PERIOD - 1)
+
+    def ticks_add(t, delta):
+        return (t + delta) & (_PERIOD - 1)
+
+    def ticks_diff(a, b):
+        return ((a - b + _HALF) & (_PERIOD - 1)) - _HALF
+
+    def sleep_ms(ms):
+        _time.sleep(ms / 1000)
+
+
+def epoch_offset():
+    """Seconds from 1970-01-01 to this port's time() epoch (2000 on the ESP32 port)."""
+    import time
+
+    y = time.gmtime(0)[0]
+    return 946684800 if y == 2000 else 0
+
+
+_up_last = ticks_ms()
+_up_base = 0
+
+
+def uptime_ms():
+    """Milliseconds since boot, unwrapped. Any caller at least once a week keeps it exact
+    (the firmware's main loop calls it every second)."""
+    global _up_last, _up_base
+    now = ticks_ms()
+    _up_base += ticks_diff(now, _up_last)
+    _up_last = now
+    return _up_base

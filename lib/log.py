@@ -1,0 +1,48 @@
+"""Minimal logging: a line per event on stdout, and the last error kept for the API.
+
+`last_error` / `last_error_ms` back the `ocpple` / `ocpplea` status keys.
+"""
+
+from compat import uptime_ms
+
+last_error = None
+last_error_ms = None
+_sinks = []
+level = 1  # 0 debug, 1 info, 2 warning, 3 error
+
+
+def add_sink(fn):
+    """fn(level_char, tag, text) is called for every emitted line (remote logging, tests)."""
+    _sinks.append(fn)
+
+
+def _emit(lv, ch, tag, args):
+    if lv < level:
+        return None
+    text = " ".join(str(a) for a in args)
+    print(ch, tag + ":", text)
+    for fn in _sinks:
+        try:
+            fn(ch, tag, text)
+        except Exception:  # a broken sink must not break the caller
+            pass
+    return text
+
+
+def debug(tag, *args):
+    _emit(0, "D", tag, args)
+
+
+def info(tag, *args):
+    _emit(1, "I", tag, args)
+
+
+def warning(tag, *args):
+    _emit(2, "W", tag, args)
+
+
+def error(tag, *args):
+    global last_error, last_error_ms
+    text = _emit(3, "E", tag, args)
+    last_error = tag + ": " + (text if text is not None else " ".join(str(a) for a in args))
+    last_error_ms = uptime_ms()

