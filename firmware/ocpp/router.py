@@ -1,0 +1,146 @@
+"""Action routing for incoming OCPP 1.6J CALLs, and the OCPP-J error codes.
+
+Message modules register themselves at import time:
+
+    from firmware.ocpp import router
+
+    @router.on("Reset")
+    def reset(cp, payload):
+        return {"status": "Accepted"}
+
+    @router.after("Reset")
+    def reset_after(cp, payload, response):
+        ...  # runs once the CALLRESULT is on the wire
+
+Plain dicts, because MicroPython functions take no attributes. Handlers get and return the
+wire payload (camelCase dicts), no conversion. An action in KNOWN without a handler is
+answered NotSupported; an action outside KNOWN is answered NotImplemented (OCPP-J 1.6 §4.2.3).
+"""
+
+# OCPP-J 1.6 §4.2.3 error codes. 1.6 JSON spells "Occurence" (sic); peers using the
+# corrected spelling are accepted by `canonical()`.
+NOT_IMPLEMENTED = "NotImplemented"
+NOT_SUPPORTED = "NotSupported"
+INTERNAL_ERROR = "InternalError"
+PROTOCOL_ERROR = "ProtocolError"
+SECURITY_ERROR = "SecurityError"
+FORMATION_VIOLATION = "FormationViolation"
+PROPERTY_CONSTRAINT_VIOLATION = "PropertyConstraintViolation"
+OCCURENCE_CONSTRAINT_VIOLATION = "OccurenceConstraintViolation"
+TYPE_CONSTRAINT_VIOLATION = "TypeConstraintViolation"
+GENERIC_ERROR = "GenericError"
+
+CODES = (
+    NOT_IMPLEMENTED,
+    NOT_SUPPORTED,
+    INTERNAL_ERROR,
+    PROTOCOL_ERROR,
+    SECURITY_ERROR,
+    FORMATION_VIOLATION,
+    PROPERTY_CONSTRAINT_VIOLATION,
+    OCCURENCE_CONSTRAINT_VIOLATION,
+    TYPE_CONSTRAINT_VIOLATION,
+    GENERIC_ERROR,
+)
+
+
+def canonical(code):
+    """The 1.6 spelling of an error code received from a peer (or GenericError if unknown)."""
+    if code == "OccurrenceConstraintViolation":
+        return OCCURENCE_CONSTRAINT_VIOLATION
+    # OCPP 2.0 renamed FormationViolation; some 1.6 peers send the new name.
+    if code == "FormatViolation":
+        return FORMATION_VIOLATION
+    return code if code in CODES else GENERIC_ERROR
+
+
+class OCPPError(Exception):
+    """An error answered as CALLERROR [4, id, code, description, details]."""
+
+    def __init__(self, code, description="", details=None):
+        super().__init__(code, description)
+        self.code = code
+        self.description = description
+        self.details = details if details is not None else {}
+
+    def __str__(self):
+        return self.code + (": " + self.description if self.description else "")
+
+
+# Every request a central system may send to a charge point: OCPP 1.6 (19 requests in six
+# feature profiles) and the OCPP 1.6 Security Whitepaper (7).
+KNOWN = frozenset(
+    (
+        # Core
+        "ChangeAvailability",
+        "ChangeConfiguration",
+        "ClearCache",
+        "DataTransfer",
+        "GetConfiguration",
+        "RemoteStartTransaction",
+        "RemoteStopTransaction",
+        "Reset",
+        "UnlockConnector",
+        # FirmwareManagement
+        "GetDiagnostics",
+        "UpdateFirmware",
+        # LocalAuthListManagement
+        "GetLocalListVersion",
+        "SendLocalList",
+        # Reservation
+        "CancelReservation",
+        "ReserveNow",
+        # SmartCharging
+        "ClearChargingProfile",
+        "GetCompositeSchedule",
+        "SetChargingProfile",
+        # RemoteTrigger
+        "TriggerMessage",
+        # Security Whitepaper
+        "CertificateSigned",
+        "DeleteCertificate",
+        "ExtendedTriggerMessage",
+        "GetInstalledCertificateIds",
+        "GetLog",
+        "InstallCertificate",
+        "SignedUpdateFirmware",
+    )
+)
+# Name used in docs/ARCHITECTURE.md: actions that exist (→ NotSupported when unhandled).
+SUPPORTED = KNOWN
+
+HANDLERS = {}  # action -> handler(cp, payload) -> dict
+AFTER = {}  # action -> after(cp, payload, response)
+SCHEMAS = {}  # action -> spec string overriding firmware.ocpp.specs (rarely needed)
+
+
+def on(action, schema=None):
+    """Decorator: fn(cp, payload) -> response payload answers CALLs of `action`."""
+
+    def deco(fn):
+        HANDLERS[action] = fn
+        if schema is not None:
+            SCHEMAS[action] = schema
+        return fn
+
+    return deco
+
+
+def after(action):
+    """Decorator: fn(cp, payload, response) runs after the CALLRESULT for `action` is sent."""
+
+    def deco(fn):
+        AFTER[action] = fn
+        return fn
+
+    return deco
+
+
+def lookup(action):
+    """The handler for `action`, or raise the OCPPError the CALL must be answered with."""
+    fn = HANDLERS.get(action)
+    if fn is not None:
+        return fn
+    if action in KNOWN:
+        raise OCPPError(NOT_SUPPORTED, action + " not supported")
+    raise OCPPError(NOT_IMPLEMENTED, "unknown action " + action)
