@@ -1,0 +1,130 @@
+"""Atomic file writes and JSON files with a safe fallback (littlefs, FAT, POSIX).
+
+A file is replaced by writing `<path>.tmp` in the same directory, flushing it (fsync where
+the port has it; littlefs commits on close), then renaming it over the old file. A power cut
+leaves either the old or the new file; a stray `.tmp` is harmless and `cleanup(dir)` removes
+it at boot. MicroPython's `os` has no `os.path`, so paths are plain strings with "/".
+"""
+
+import json
+import os
+
+import log
+
+_TMP = ".tmp"
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def write_atomic(path, data):
+    """Replace `path` with `data` (str or bytes) so that a reader sees old or new, never a mix."""
+    tmp = path + _TMP
+    try:
+        with open(tmp, "wb" if isinstance(data, (bytes, bytearray)) else "w") as f:
+            f.write(data)
+            f.flush()
+            sync = getattr(os, "fsync", None)
+            if sync is not None:
+                sync(f.fileno())
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            # FAT refuses to rename over an existing file: remove first. The short window
+            # is covered by read_json, which falls back to a complete `.tmp`.
+            os.remove(path)
+            os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _load(path):
+    with open(path) as f:
+        return json.loads(f.read())
+
+
+def read_json(path, default=None, expected=False):
+    """Parsed content of `path`, or `default`.
+
+    A missing file is normal (first boot) unless `expected`; a corrupt or unreadable file
+    is logged with log.error and yields `default`, never an exception.
+    """
+    try:
+        return _load(path)
+    except OSError:
+        if _exists(path):
+            log.error("fs", "cannot read", path)
+            return default
+    except Exception:  # ValueError from json on CPython and MicroPython alike
+        log.error("fs", "corrupt", path)
+        return default
+    # Missing: a rename interrupted on FAT leaves only the complete temporary file.
+    try:
+        value = _load(path + _TMP)
+        log.warning("fs", "recovered", path)
+        return value
+    except Exception:
+        pass
+    if expected:
+        log.error("fs", "missing", path)
+    return default
+
+
+def write_json(path, obj):
+    write_atomic(path, json.dumps(obj))
+
+
+def makedirs(path):
+    """Create `path` and its parents; existing directories are fine."""
+    parts = path.split("/")
+    cur = "/" if path.startswith("/") else ""
+    for p in parts:
+        if not p:
+            continue
+        cur = cur + p if (not cur or cur.endswith("/")) else cur + "/" + p
+        if not _exists(cur):
+            try:
+                os.mkdir(cur)
+            except OSError:
+                if not _exists(cur):
+                    raise
+
+
+def cleanup(path):
+    """Remove leftover temporary files in directory `path` (call at boot); returns the count."""
+    n = 0
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return 0
+    base = path.rstrip("/") + "/"
+    for name in names:
+        # Keep a `.tmp` whose target is missing: it may be the only copy (see write_atomic).
+        if name.endswith(_TMP) and _exists(base + name[: -len(_TMP)]):
+            try:
+                os.remove(base + name)
+                n += 1
+            except OSError:
+                pass
+    return n
+
+
+def free_bytes(path):
+    """Free bytes on the filesystem holding `path`, or None where statvfs is missing."""
+    statvfs = getattr(os, "statvfs", None)
+    if statvfs is None:
+        return None
+    try:
+        st = statvfs(path)
+    except OSError:
+        return None
+    return st[4] * (st[1] or st[0])
