@@ -59,3 +59,23 @@ def uptime_ms():
     _up_base += ticks_diff(now, _up_last)
     _up_last = now
     return _up_base
+
+
+def _aio():
+    import asyncio
+
+    return asyncio
+
+
+if hasattr(_aio(), "sleep_ms"):
+    asleep_ms = _aio().sleep_ms
+    wait_for_ms = _aio().wait_for_ms
+else:
+
+    def asleep_ms(ms):
+        """await asleep_ms(n): asyncio.sleep_ms on MicroPython, emulated on CPython."""
+        return _aio().sleep(ms / 1000)
+
+    def wait_for_ms(aw, ms):
+        """asyncio.wait_for with a timeout in ms (TimeoutError on expiry), both runtimes."""
+        return _aio().wait_for(aw, ms / 1000)
