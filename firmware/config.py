@@ -1,0 +1,305 @@
+"""The persisted key store: OCPP standard keys and product keys in one JSON file.
+
+`<data_dir>/config.json` holds only the values that differ from the defaults in
+`firmware/keys.py`; unknown or invalid entries in it are dropped with a warning (upgrade and
+downgrade safe), a corrupt file gives the defaults and a log.error, never an exception.
+Every applied update rewrites the file atomically (fs.write_atomic), then calls the
+subscribers with the set of changed names (canonical names plus their product aliases).
+
+Access: origin "ocpp" reaches the standard keys (CamelCase), origin "api" the product keys
+(short names, aliases included). Secrets are returned by `get` for internal use only:
+`ocpp_get`, `entries` and `api_view` never show them.
+"""
+
+import fs
+import log
+from firmware import keys
+from firmware.keys import API, BOOL, CSL, INT, NINT, OCPP, REBOOT, RO, ROT, SECRET, STR
+
+_FILE = "/config.json"
+_MISSING = object()
+
+
+def _rot_get(text):
+    """ocppr view of ConnectorPhaseRotation: connector 1 wired with a non-standard rotation."""
+    for item in text.split(","):
+        if item.strip().startswith("1."):
+            return item.strip()[2:] not in ("RST", "Unknown", "NotApplicable")
+    return False
+
+
+def _rot_set(text, on):
+    items = [i.strip() for i in text.split(",") if i.strip() and not i.strip().startswith("1.")]
+    items.append("1.STR" if on else "1.RST")
+    items.sort()
+    return ",".join(items)
+
+
+class Config:
+    def __init__(self, data_dir):
+        self._path = data_dir.rstrip("/") + _FILE
+        self._keys = {}
+        for e in keys.TABLE:
+            self._keys[e[0]] = e
+        self._subs = []
+        self._v = {}
+        data = fs.read_json(self._path, None)  # corrupt: log.error inside, defaults
+        if data is None:
+            return
+        if not isinstance(data, dict):
+            log.error("config", "bad config file, defaults")
+            return
+        for name in data:
+            e = self._keys.get(name)
+            value = data[name]
+            if e is None or (e[2] & RO) or self._check(e, value, data) is not None:
+                log.warning("config", "ignored", name)
+                continue
+            if value != e[3]:
+                self._v[name] = value
+
+    # -- reading ---------------------------------------------------------------------------
+    def get(self, name):
+        """Current value (secrets included: internal use). KeyError for unknown names."""
+        canon = keys.ALIASES.get(name, name)
+        value = self._v.get(canon, _MISSING)
+        if value is _MISSING:
+            value = self._keys[canon][3]
+        if name == "ocppr":
+            return _rot_get(value)
+        return value
+
+    def is_secret(self, name):
+        e = self._keys.get(keys.ALIASES.get(name, name))
+        return e is not None and bool(e[2] & SECRET)
+
+    def api_keys(self):
+        """Names the local API reads and writes (product keys and aliases)."""
+        for e in keys.TABLE:
+            if e[2] & API:
+                yield e[0]
+        for name in keys.ALIASES:
+            yield name
+
+    def api_view(self, name):
+        """Value for an API read: secrets show only whether they are set."""
+        value = self.get(name)
+        return bool(value) if self.is_secret(name) else value
+
+    def entries(self):
+        """Metadata of every key: dicts with key, type, access (R/RW/W), default, min, max
+        (or allowed values / max length), reboot, ocpp, api, alias_of, doc."""
+        for e in keys.TABLE:
+            f = e[2]
+            yield {
+                "key": e[0],
+                "type": e[1],
+                "access": "R" if f & RO else ("W" if f & SECRET else "RW"),
+                "default": e[3],
+                "min": e[4],
+                "max": e[5],
+                "reboot": bool(f & REBOOT),
+                "ocpp": bool(f & OCPP),
+                "api": bool(f & API),
+                "aliases": [a for a in keys.ALIASES if keys.ALIASES[a] == e[0]],
+                "doc": keys.doc(e[0]),
+            }
+
+    def ocpp_names(self):
+        for e in keys.TABLE:
+            if e[2] & OCPP:
+                yield e[0]
+
+    def ocpp_get(self, name):
+        """(value as OCPP string or None for a secret, readonly) or None when unknown."""
+        e = self._keys.get(name)
+        if e is None or not e[2] & OCPP:
+            return None
+        ro = bool(e[2] & RO)
+        if e[2] & SECRET:
+            return (None, ro)  # Security Whitepaper: AuthorizationKey is write-only
+        value = self.get(name)
+        if e[1] == BOOL:
+            value = "true" if value else "false"
+        return (str(value), ro)
+
+    # -- writing ---------------------------------------------------------------------------
+    def ocpp_set(self, name, text):
+        """ChangeConfiguration: "Accepted" | "Rejected" | "RebootRequired" | "NotSupported"."""
+        e = self._keys.get(name)
+        if e is None or not e[2] & OCPP:
+            return "NotSupported"
+        if e[2] & RO or not isinstance(text, str):
+            return "Rejected"
+        t = e[1]
+        if t == BOOL:
+            low = text.lower()
+            if low not in ("true", "false"):
+                return "Rejected"
+            value = low == "true"
+        elif t == INT:
+            s = text[1:] if text[:1] == "-" else text
+            if not s or not s.isdigit():
+                return "Rejected"
+            value = int(text)
+        elif t in (CSL, ROT):
+            value = ",".join([i.strip() for i in text.split(",") if i.strip()])
+        else:
+            value = text
+        if self.update({name: value}, "ocpp"):
+            return "Rejected"
+        return "RebootRequired" if e[2] & REBOOT else "Accepted"
+
+    def subscribe(self, fn):
+        self._subs.append(fn)
+
+    def _limit(self, bound, pending):
+        if isinstance(bound, str):
+            return pending[bound] if bound in pending else self.get(bound)
+        return bound
+
+    def _check(self, e, value, pending=None):
+        """None when `value` is valid for entry `e`, else the reason."""
+        pending = pending or {}
+        t = e[1]
+        name = e[0]
+        if t == BOOL:
+            return None if isinstance(value, bool) else "expected bool"
+        if t == INT or t == NINT:
+            if value is None and t == NINT:
+                return None
+            if not isinstance(value, int) or isinstance(value, bool):
+                return "expected int"
+            lo = self._limit(e[4], pending)
+            hi = self._limit(e[5], pending)
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                return "out of range %s..%s" % (lo, hi)
+            return None
+        if not isinstance(value, str):
+            return "expected string"
+        if t == STR:
+            # "" always means "not set"; otherwise the length range applies.
+            if value and not e[4] <= len(value) <= e[5]:
+                return "length %d..%d" % (e[4], e[5])
+            if name == "ocppu" and value and not value.startswith(("ws://", "wss://")):
+                return "must start with ws:// or wss://"
+            if name in ("ocppck", "ocppcc", "ocppsc") and value:
+                if not value.startswith("-----BEGIN "):
+                    return "expected PEM"
+            return None
+        items = [i for i in value.split(",") if i] if value else []
+        maxlen = self._limit(e[5], pending)
+        if len(items) > maxlen:
+            return "too many values (max %d)" % maxlen
+        for item in items:
+            if t == CSL:
+                if item not in e[4]:
+                    return "unsupported value " + item
+            else:
+                dot = item.find(".")
+                conn = item[:dot]
+                if dot < 1 or not conn.isdigit() or int(conn) > self.get("NumberOfConnectors"):
+                    return "expected <connector>.<rotation>"
+                if item[dot + 1 :] not in keys.ROTATIONS:
+                    return "unsupported rotation " + item[dot + 1 :]
+        return None
+
+    def _cross(self, new, changes):
+        """Rules that span keys, on the state after the update."""
+        errors = {}
+
+        def val(k):
+            return new[k] if k in new else self.get(k)
+
+        sp = val("SecurityProfile")
+        if "SecurityProfile" in new:
+            if new["SecurityProfile"] < self.get("SecurityProfile"):
+                errors["SecurityProfile"] = "cannot be lowered"
+            elif sp in (1, 2) and not val("AuthorizationKey"):
+                errors["SecurityProfile"] = "AuthorizationKey not set"
+            elif sp == 3 and not (val("ocppcc") and val("ocppck")):
+                errors["SecurityProfile"] = "client certificate not set"
+        url = val("ocppu")
+        if sp >= 2 and url and not url.startswith("wss://"):
+            errors["SecurityProfile" if "SecurityProfile" in new else "ocppu"] = "needs wss://"
+        if sp in (1, 2) and "AuthorizationKey" in new and not new["AuthorizationKey"]:
+            errors["AuthorizationKey"] = "needed by SecurityProfile"
+        # Map errors on canonical names back to the names the caller used.
+        out = {}
+        for k in errors:
+            hit = k
+            for c in changes:
+                if keys.ALIASES.get(c, c) == k:
+                    hit = c
+            out[hit] = errors[k]
+        return out
+
+    def update(self, changes, origin):
+        """Apply all of `changes` and persist, or nothing: {} or {key: reason}."""
+        errors = {}
+        new = {}
+        for name in changes:
+            value = changes[name]
+            canon = keys.ALIASES.get(name, name)
+            e = self._keys.get(canon)
+            if name in keys.ALIASES:
+                known = origin == "api"
+            else:
+                known = e is not None and bool(e[2] & (API if origin == "api" else OCPP))
+            if not known:
+                errors[name] = "unknown key"
+                continue
+            if e[2] & RO:
+                errors[name] = "read-only"
+                continue
+            if name == "ocppr":
+                if not isinstance(value, bool):
+                    errors[name] = "expected bool"
+                    continue
+                value = _rot_set(self.get(canon), value)
+            new[canon] = value
+        if errors:
+            return errors
+        # Lowering ama below amp lowers amp with it (go-e behaviour); amp above ama is refused.
+        if "ama" in new and "amp" not in new and isinstance(new["ama"], int):
+            if self.get("amp") > new["ama"] >= 6:
+                new["amp"] = new["ama"]
+        for canon in new:
+            reason = self._check(self._keys[canon], new[canon], new)
+            if reason is not None:
+                hit = canon
+                for c in changes:
+                    if keys.ALIASES.get(c, c) == canon:
+                        hit = c
+                errors[hit] = reason
+        if errors:
+            return errors
+        errors = self._cross(new, changes)
+        if errors:
+            return errors
+        changed = set()
+        old = dict(self._v)
+        for canon in new:
+            if new[canon] != self.get(canon):
+                changed.add(canon)
+                if new[canon] == self._keys[canon][3]:
+                    self._v.pop(canon, None)
+                else:
+                    self._v[canon] = new[canon]
+        if not changed:
+            return {}
+        try:
+            fs.write_json(self._path, self._v)
+        except OSError as ex:
+            self._v = old
+            log.error("config", "write failed", ex)
+            return {name: "storage error" for name in changes}
+        for a in keys.ALIASES:
+            if keys.ALIASES[a] in changed:
+                changed.add(a)
+        for fn in self._subs:
+            try:
+                fn(changed)
+            except Exception as ex:  # a broken subscriber must not undo a persisted update
+                log.error("config", "subscriber failed", ex)
+        return {}
