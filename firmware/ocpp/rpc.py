@@ -1,0 +1,233 @@
+"""OCPP-J 1.6 RPC: CALL / CALLRESULT / CALLERROR over any `async send(text)`.
+
+    rpc = RPC(ws.send, cp, timeout_ms=30000)
+    conf = await rpc.call("Heartbeat", {})      # CallError / CallTimeout on failure
+    await rpc.on_frame(await ws.recv())         # in the reader task, one frame at a time
+    rpc.close()                                 # when the connection drops
+
+One outgoing CALL waits for its answer at a time (OCPP-J 1.6 §4.1.1); later calls queue on
+a lock, and each one's timeout starts when it is sent. Incoming CALLs are validated
+(validate.py), routed (router.py) and answered at once; after-handlers run once the
+CALLRESULT has been sent.
+
+Malformed incoming frames. OCPP-J 1.6 §4.2.3 (Table 7) only describes the codes; it says
+nothing about which one a broken frame gets, nor which id to answer when the id is unreadable.
+Choices here (the connection stays up in every case):
+- not JSON (or not UTF-8): FormationViolation, "syntactically incorrect";
+- JSON but not an array, empty, message type id not 2/3/4 or not an integer, a CALL with fewer
+  than 4 elements ("incomplete"), a message id that is not a string of 1..36 characters:
+  ProtocolError. OCPP 1.6 has no MessageTypeNotSupported (added in OCPP-J 2.0.1 §4.4);
+- a CALL with more than 4 elements or an action that is not a string: FormationViolation
+  ("not conform the PDU structure");
+- a payload that breaks its schema: see validate.py;
+- unknown action: NotImplemented; a known action without a handler: NotSupported;
+- handler raises OCPPError: that error; any other exception: InternalError and a log.error.
+When the message id cannot be read the CALLERROR carries the id "-1", the convention
+OCPP-J 2.0.1 §4.2.3 writes down for this case. CALLRESULT/CALLERROR frames are never answered
+(a CALLERROR answers a CALL only): a malformed answer to our pending CALL fails that call
+with BadResponse; any other stray answer is logged and dropped. errorDetails is always {}
+(or the handler's dict).
+"""
+
+import asyncio
+import json
+
+import log
+from compat import const, wait_for_ms
+from firmware.ocpp import router, validate
+from firmware.ocpp.router import (
+    FORMATION_VIOLATION,
+    GENERIC_ERROR,
+    INTERNAL_ERROR,
+    PROTOCOL_ERROR,
+    OCPPError,
+)
+
+_CALL = const(2)
+_CALLRESULT = const(3)
+_CALLERROR = const(4)
+_MAX_ID = const(36)
+_MAX_DESC = const(255)
+
+
+class CallError(OCPPError):
+    """The central system answered our CALL with a CALLERROR."""
+
+
+class BadResponse(CallError):
+    """The CALLRESULT to our CALL was malformed or failed validation (code says how)."""
+
+
+class CallTimeout(Exception):
+    """No answer to our CALL in time."""
+
+
+class ConnectionLost(CallTimeout):
+    """The connection closed before the answer came (a CallTimeout: no answer will come)."""
+
+
+def _random_prefix():
+    try:
+        import os
+
+        b = os.urandom(4)
+        n = (b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]
+    except Exception:  # a port without urandom
+        import random
+
+        n = random.getrandbits(32)
+    return "%08x-" % n
+
+
+class RPC:
+    def __init__(self, send, cp, timeout_ms=30000, id_source=None):
+        self._send = send
+        self.cp = cp
+        self.timeout_ms = timeout_ms
+        self._ids = id_source or self._next_id
+        self._prefix = None
+        self._n = 0
+        self._lock = asyncio.Lock()
+        self._done = asyncio.Event()
+        self._id = None  # id of the CALL waiting for its answer
+        self._action = None
+        self._result = None  # its answer: a payload, or the exception to raise
+        self.closed = False
+
+    def _next_id(self):
+        # Random per RPC object (so ids differ across reconnects and reboots), then a counter.
+        if self._prefix is None:
+            self._prefix = _random_prefix()
+        self._n += 1
+        return self._prefix + str(self._n)
+
+    async def call(self, action, payload, timeout_ms=None):
+        """Send a CALL and return the CALLRESULT payload.
+
+        Raises CallError (the peer's CALLERROR, or BadResponse), CallTimeout, ConnectionLost,
+        or whatever `send` raises."""
+        async with self._lock:
+            if self.closed:
+                raise ConnectionLost("connection closed")
+            uid = self._ids()
+            text = json.dumps([_CALL, uid, action, payload])
+            self._done.clear()
+            self._result = None
+            self._id = uid
+            self._action = action
+            ms = self.timeout_ms if timeout_ms is None else timeout_ms
+            try:
+                await self._send(text)
+                await wait_for_ms(self._done.wait(), ms)
+            except asyncio.TimeoutError:
+                log.warning("rpc", "%s %s: no answer within %d ms" % (action, uid, ms))
+                raise CallTimeout(action)
+            finally:
+                self._id = None
+                self._action = None
+            r = self._result
+            self._result = None
+            if isinstance(r, Exception):
+                raise r
+            return r
+
+    def close(self):
+        """The connection dropped: fail the pending call and every later one."""
+        self.closed = True
+        if self._id is not None:
+            self._result = ConnectionLost("connection closed")
+            self._id = None
+            self._done.set()
+
+    async def _error(self, uid, code, description, details=None):
+        if type(details) is not dict:
+            details = {}
+        if type(description) is not str:
+            description = str(description)
+        await self._send(json.dumps([_CALLERROR, uid, code, description[:_MAX_DESC], details]))
+
+    async def _reject(self, uid, code, description):
+        log.warning("rpc", "frame refused, %s: %s" % (code, description))
+        await self._error(uid, code, description)
+
+    async def on_frame(self, text):
+        """Handle one incoming frame (str or bytes). Errors of `send` propagate."""
+        try:
+            if type(text) is not str:
+                text = bytes(text).decode()
+            msg = json.loads(text)
+        except Exception:  # ValueError, UnicodeError, RecursionError, MemoryError
+            await self._reject("-1", FORMATION_VIOLATION, "not valid JSON")
+            return
+        if type(msg) is not list or not msg:
+            await self._reject("-1", PROTOCOL_ERROR, "not a non-empty JSON array")
+            return
+        mt = msg[0]
+        uid = msg[1] if len(msg) > 1 else None
+        good_id = type(uid) is str and 0 < len(uid) <= _MAX_ID
+        if type(mt) is int and (mt == _CALLRESULT or mt == _CALLERROR):
+            self._answer(msg, mt, uid if good_id else None)
+            return
+        rid = uid if good_id else "-1"
+        if type(mt) is not int or mt != _CALL:
+            await self._reject(rid, PROTOCOL_ERROR, "unknown message type " + str(mt)[:8])
+        elif not good_id:
+            await self._reject(rid, PROTOCOL_ERROR, "message id must be a string of 1-36 chars")
+        elif len(msg) < 4:
+            await self._reject(rid, PROTOCOL_ERROR, "incomplete CALL")
+        elif len(msg) > 4:
+            await self._reject(rid, FORMATION_VIOLATION, "CALL must have 4 elements")
+        elif type(msg[2]) is not str:
+            await self._reject(rid, FORMATION_VIOLATION, "action must be a string")
+        else:
+            await self._call(uid, msg[2], msg[3])
+
+    async def _call(self, uid, action, payload):
+        try:
+            fn = router.lookup(action)
+            validate.request(action, payload)
+            res = fn(self.cp, payload)
+            if type(res) is not dict:
+                raise TypeError("handler returned " + str(type(res)))
+            text = json.dumps([_CALLRESULT, uid, res])
+        except OCPPError as e:
+            log.info("rpc", "%s %s -> %s" % (action, uid, e))
+            await self._error(uid, e.code, e.description, e.details)
+            return
+        except Exception as e:
+            log.error("rpc", "%s handler failed: %r" % (action, e))
+            await self._error(uid, INTERNAL_ERROR, "internal error in " + action)
+            return
+        await self._send(text)
+        fn = router.AFTER.get(action)
+        if fn is not None:
+            try:
+                fn(self.cp, payload, res)
+            except Exception as e:
+                log.error("rpc", "%s after-handler failed: %r" % (action, e))
+
+    def _answer(self, msg, mt, uid):
+        name = "CALLRESULT" if mt == _CALLRESULT else "CALLERROR"
+        if uid is None or uid != self._id:
+            log.warning("rpc", "%s for unknown or late id %r dropped" % (name, msg[1:2]))
+            return
+        if mt == _CALLRESULT:
+            if len(msg) != 3:
+                r = BadResponse(FORMATION_VIOLATION, "CALLRESULT must have 3 elements")
+            else:
+                r = msg[2]
+                try:
+                    validate.response(self._action, r)
+                except OCPPError as e:
+                    r = BadResponse(e.code, e.description)
+            if type(r) is not dict:
+                log.warning("rpc", "%s %s: bad %s, %s" % (self._action, uid, name, r))
+        else:
+            n = len(msg)
+            code = msg[2] if n > 2 and type(msg[2]) is str else GENERIC_ERROR
+            desc = msg[3] if n > 3 and type(msg[3]) is str else ""
+            details = msg[4] if n > 4 and type(msg[4]) is dict else {}
+            r = CallError(router.canonical(code), desc, details)
+        self._result = r
+        self._id = None  # a duplicate answer is now "unknown" and dropped
+        self._done.set()
