@@ -1,0 +1,383 @@
+"""Simulated hardware: a car on the control pilot, a meter, and injectable faults.
+
+Used by `make sim` (real ticks) and the tests (an injected clock). Never deployed.
+`SimHal.control(params)` implements the /api/sim names of CONTRACT.md section 3.
+The meter integrates lazily: every change of anything that affects the power first books
+the energy of the interval since the last change, so the integral is exact at any tick rate.
+"""
+
+import compat
+from firmware import pilot as _pilot
+from hal import base
+
+_V_NOM = 230.0
+_HIGH = {"A": 12.0, "B": 9.0, "C": 6.0, "D": 3.0, "E": 0.0}
+# The negative half without a diode: -12 V divided by 1 kOhm (EVSE) and the car's resistor.
+_LOW_NO_DIODE = {"B": -8.8, "C": -5.6, "D": -2.4}
+_LOCK_MS = 300  # lock motor travel time
+
+
+class SimRelay(base.Relay):
+    def __init__(self, hal):
+        self._hal = hal
+        self.closed = False
+
+    def close(self):
+        self._hal._book()
+        self.closed = True
+
+    def open(self):
+        self._hal._book()
+        self.closed = False
+
+    def contact(self):
+        """Physical state: the hardware RCD interrupts the coil by itself; welded stays shut."""
+        h = self._hal
+        if h.weld:
+            return True
+        return self.closed and not h.rcd_latched
+
+    def feedback(self):
+        if not self._hal.board["has_relay_feedback"]:
+            return None
+        return self.contact()
+
+
+class SimPilot(base.Pilot):
+    def __init__(self, hal):
+        self._hal = hal
+        self.duty = 1000
+        self.f = False
+
+    def set_duty(self, permille):
+        if not 0 <= permille <= 1000:
+            raise ValueError("duty")
+        self._hal._book()
+        self.duty = int(permille)
+        self.f = False
+
+    def set_f(self):
+        self._hal._book()
+        self.f = True
+
+    def read(self):
+        h = self._hal
+        if self.f or self.duty == 0:
+            return (-12.0, -12.0)
+        high = _HIGH[h.cp]
+        if self.duty >= 1000:
+            return (high, high)
+        if h.cp == "E":
+            return (0.0, 0.0)
+        if h.cp == "A" or h.diode:
+            return (high, -12.0)
+        return (high, _LOW_NO_DIODE[h.cp])
+
+
+class SimPP(base.Proximity):
+    def __init__(self, hal):
+        self._hal = hal
+        self.ohms = 220  # a 32 A cable, inserted
+
+    def read_ohms(self):
+        if not self._hal.board["has_pp"]:
+            return None
+        return self.ohms
+
+
+class SimRcd(base.Rcd):
+    def __init__(self, hal):
+        self._hal = hal
+        self.tests = 0
+
+    def tripped(self):
+        return self._hal.rcd_latched
+
+    def self_test(self):
+        self.tests += 1
+        return not self._hal.rcd_fault and not self._hal.rcd_latched
+
+    def reset(self):
+        h = self._hal
+        h._book()
+        h.rcd_latched = h.rcd_fault
+
+
+class SimMeter(base.Meter):
+    def __init__(self, hal):
+        self._hal = hal
+        self.online = True
+
+    async def read(self):
+        return self.read_now()
+
+    def read_now(self):
+        h = self._hal
+        if not h.meter_ok:
+            self.online = False
+            return None
+        self.online = True
+        h._book()
+        amps = h.amps()
+        n = h.active_phases()
+        i = [amps if k < n else 0.0 for k in range(3)]
+        p = [x * _V_NOM for x in i]
+        return {
+            "u": [_V_NOM, _V_NOM, _V_NOM],
+            "i": i,
+            "p": p,
+            "pf": [1.0 if x else 0.0 for x in i],
+            "p_total": p[0] + p[1] + p[2],
+            "e_wh": h.e_wh,
+        }
+
+
+class SimLock(base.Lock):
+    def __init__(self, hal):
+        self._hal = hal
+        self.present = bool(hal.board["has_lock"])
+        self._pos = "unlocked"
+        self._target = None
+        self._since = 0
+        self.pulses = 0
+
+    def drive(self, locked):
+        h = self._hal
+        self.pulses += 1
+        self._target = "locked" if locked else "unlocked"
+        self._since = h.now_ms()
+        if h.lock_jam:
+            self._pos = "unknown"
+            self._target = None
+
+    def state(self):
+        if not self.present:
+            return "unlocked"
+        h = self._hal
+        if self._target is not None:
+            if compat.ticks_diff(h.now_ms(), self._since) >= _LOCK_MS:
+                self._pos = self._target
+                self._target = None
+            else:
+                return "unknown"
+        return self._pos
+
+
+class SimTemp(base.Temp):
+    def __init__(self, hal):
+        self._hal = hal
+
+    def read_c(self):
+        t = self._hal.temp_c
+        return None if t is None else [t]
+
+
+class SimReader(base.Reader):
+    def __init__(self):
+        self.card = None
+
+    def poll(self):
+        c = self.card
+        self.card = None
+        return c
+
+
+class SimWdt(base.Watchdog):
+    def __init__(self):
+        self.feeds = 0
+
+    def feed(self):
+        self.feeds += 1
+
+
+class SimPhaseSwitch(base.PhaseSwitch):
+    def __init__(self, hal):
+        self._hal = hal
+        self.phases = hal.board["phases"]
+        self.switches = 0
+
+    def set(self, phases):
+        if phases not in (1, 3):
+            raise ValueError("phases")
+        self._hal._book()
+        self.phases = phases
+        self.switches += 1
+
+
+class SimHal:
+    """The Hal bundle for the simulator. `board` overrides entries of the default board
+    (3 phases, 16 A, relay feedback, lock, PP all present); `now_ms` is the clock."""
+
+    def __init__(self, board=None, now_ms=compat.ticks_ms, phase_switch=False, e_wh=0.0):
+        b = base.board_defaults(
+            max_current=16, meter="sim", has_relay_feedback=True, has_lock=True, has_pp=True
+        )
+        if board:
+            b.update(board)
+        self.board = b
+        self.now_ms = now_ms
+        # car
+        self.cp = "A"
+        self.diode = True
+        self.load = 16.0
+        self.car_phases = 3
+        # faults
+        self.rcd_fault = False
+        self.rcd_latched = False
+        self.weld = False
+        self.lock_jam = False
+        self.meter_ok = True
+        self.temp_c = 25.0
+        # energy
+        self.e_wh = float(e_wh)
+        self._t = now_ms()
+        self._booking = False
+        self.relay = SimRelay(self)
+        self.pilot = SimPilot(self)
+        self.pp = SimPP(self)
+        self.rcd = SimRcd(self)
+        self.meter = SimMeter(self)
+        self.lock = SimLock(self)
+        self.temp = SimTemp(self)
+        self.reader = SimReader()
+        self.wdt = SimWdt()
+        self.phase_switch = SimPhaseSwitch(self) if phase_switch else None
+
+    # -- physics
+    def active_phases(self):
+        n = self.board["phases"]
+        if self.phase_switch is not None:
+            n = self.phase_switch.phases
+        return min(n, self.car_phases)
+
+    def advertised(self):
+        """Current (A) the pilot allows the car right now."""
+        p = self.pilot
+        if p.f:
+            return 0
+        return _pilot.current_for_duty(p.duty)
+
+    def amps(self):
+        """Current per phase the car draws: only in C/D with power on, never above the
+        advertised current."""
+        if self.cp not in ("C", "D") or not self.relay.contact():
+            return 0.0
+        return float(min(self.load, self.advertised()))
+
+    def _book(self):
+        """Book the energy since the last change at the power drawn during that interval."""
+        now = self.now_ms()
+        dt = compat.ticks_diff(now, self._t)
+        self._t = now
+        if dt > 0:
+            self.e_wh += self.amps() * _V_NOM * self.active_phases() * dt / 3600000.0
+
+    # -- /api/sim
+    def control(self, params):
+        """Apply CONTRACT.md section 3 names (plain string values); all or nothing.
+        Returns state(); raises ValueError(reason) for an unknown name or a bad value."""
+        todo = []
+        for name in params:
+            v = str(params[name])
+            todo.append((name, _parse(name, v)))
+        self._book()
+        for name, v in todo:
+            if name == "cp":
+                self.cp = v
+            elif name == "diode":
+                self.diode = v
+            elif name == "card":
+                self.reader.card = v
+            elif name == "load":
+                self.load = v
+            elif name == "phases":
+                self.car_phases = v
+            elif name == "rcd":
+                self.rcd_fault = v
+                if v:
+                    self.rcd_latched = True
+            elif name == "weld":
+                self.weld = v
+            elif name == "lock":
+                self.lock_jam = v
+            elif name == "meter":
+                self.meter_ok = v
+            elif name == "temp":
+                self.temp_c = v
+        return self.state()
+
+    def state(self):
+        p = self.pilot
+        return {
+            "cp": self.cp,
+            "diode": "ok" if self.diode else "missing",
+            "load": self.load,
+            "phases": self.car_phases,
+            "rcd": "trip" if self.rcd_fault else "ok",
+            "rcd_latched": self.rcd_latched,
+            "weld": 1 if self.weld else 0,
+            "lock": "jam" if self.lock_jam else "ok",
+            "lock_state": self.lock.state(),
+            "meter": "ok" if self.meter_ok else "offline",
+            "temp": self.temp_c,
+            "relay": self.relay.contact(),
+            "duty": "F" if p.f else p.duty,
+            "amps": self.amps(),
+            "e_wh": round(self.e_wh, 3),
+        }
+
+
+def _parse(name, v):
+    if name == "cp":
+        if v not in ("A", "B", "C", "D", "E"):
+            raise ValueError("cp: A, B, C, D or E")
+        return v
+    if name == "diode":
+        return _choice(name, v, "ok", "missing")
+    if name == "card":
+        if not 0 < len(v) <= 20:
+            raise ValueError("card: 1 to 20 characters")
+        return v
+    if name == "load":
+        a = _num(name, v)
+        if not 0 <= a <= 80:
+            raise ValueError("load: 0..80 A")
+        return a
+    if name == "phases":
+        if v not in ("1", "3"):
+            raise ValueError("phases: 1 or 3")
+        return int(v)
+    if name == "rcd":
+        return _choice(name, v, "trip", "ok")
+    if name == "weld":
+        return _choice(name, v, "1", "0")
+    if name == "lock":
+        return _choice(name, v, "jam", "ok")
+    if name == "meter":
+        return _choice(name, v, "ok", "offline")
+    if name == "temp":
+        if v in ("fail", "none"):
+            return None  # extension: a failed sensor
+        t = _num(name, v)
+        if not -50 <= t <= 200:
+            raise ValueError("temp: -50..200")
+        return t
+    raise ValueError("unknown name: " + name)
+
+
+def _choice(name, v, yes, no):
+    if v == yes:
+        return True
+    if v == no:
+        return False
+    raise ValueError(name + ": " + yes + " or " + no)
+
+
+def _num(name, v):
+    try:
+        x = float(v)
+    except ValueError:
+        raise ValueError(name + ": not a number")
+    if x != x:
+        raise ValueError(name + ": not a number")
+    return x
