@@ -1,0 +1,463 @@
+"""Websocket client (RFC 6455) on asyncio streams, same source on MicroPython and CPython.
+
+    w = await ws.connect("wss://csms.example/ocpp/CP1", auth=("CP1", key), tls={...})
+    await w.send("[2,...]"); msg = await w.recv(); await w.close()
+
+TLS (`tls` dict): `cadata` PEM/DER of the server CA, `use_global_ca` (CPython: system store;
+MicroPython: the PEM bundle `tls["ca_file"]`, default `ca.pem` in the current directory, i.e.
+the data directory), `check_hostname` (True), `verify` (True), `cert`/`key` PEM for mutual
+TLS. Verification is never skipped silently: with verify on and no CA, connect() refuses.
+MicroPython's mbedTLS always checks the name when it verifies, so there check_hostname=False
+needs verify=False.
+"""
+
+import asyncio
+import binascii
+import hashlib
+import os
+
+from compat import MICROPYTHON, const, ticks_ms
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_CHUNK = const(512)  # masking granularity: bounds the temporary big ints
+_CLOSE_WAIT_MS = const(2000)
+_MAX_HEADER_LINES = const(40)
+
+_CONT = const(0)
+_TEXT = const(1)
+_BIN = const(2)
+_CLOSE = const(8)
+_PING = const(9)
+_PONG = const(10)
+
+
+class WebSocketError(Exception):
+    pass
+
+
+class HandshakeError(WebSocketError):
+    pass
+
+
+class ConnectionClosed(WebSocketError):
+    def __init__(self, code=1006, reason=""):
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
+def parse_url(url):
+    """-> (secure, host, port, path). The path is kept exactly as given."""
+    if url.startswith("ws://"):
+        secure, rest, port = False, url[5:], 80
+    elif url.startswith("wss://"):
+        secure, rest, port = True, url[6:], 443
+    else:
+        raise WebSocketError("URL must start with ws:// or wss://: " + url)
+    i = rest.find("/")
+    hostport, path = (rest, "/") if i < 0 else (rest[:i], rest[i:])
+    if hostport.startswith("["):  # [IPv6]:port
+        j = hostport.find("]")
+        host, tail = hostport[1:j], hostport[j + 1 :]
+    else:
+        j = hostport.rfind(":")
+        host, tail = (hostport, "") if j < 0 else (hostport[:j], hostport[j:])
+    if tail:
+        try:
+            port = int(tail[1:])
+        except ValueError:
+            raise WebSocketError("bad port in URL: " + url)
+    if not host:
+        raise WebSocketError("no host in URL: " + url)
+    return secure, host, port, path
+
+
+def _der(pem):
+    """PEM (str/bytes, first block) -> DER bytes; DER passes through."""
+    if isinstance(pem, str):
+        pem = pem.encode()
+    a = pem.find(b"-----BEGIN")
+    if a < 0:
+        return pem
+    a = pem.find(b"\n", a) + 1
+    return binascii.a2b_base64(pem[a : pem.find(b"-----END", a)])
+
+
+def _pem_blocks(data):
+    """DER of every certificate in a PEM bundle."""
+    out = []
+    a = data.find(b"-----BEGIN CERTIFICATE")
+    while a >= 0:
+        b = data.find(b"-----END", a)
+        if b < 0:
+            break
+        out.append(_der(data[a:b + 9]))
+        a = data.find(b"-----BEGIN CERTIFICATE", b)
+    return out
+
+
+def _load_pair_cpython(ctx, cert, key):
+    # CPython loads client certificates from files only.
+    import tempfile
+
+    paths = []
+    try:
+        for pem in (cert, key):
+            fd, path = tempfile.mkstemp(suffix=".pem")
+            paths.append(path)
+            with os.fdopen(fd, "wb") as f:
+                f.write(pem.encode() if isinstance(pem, str) else pem)
+        ctx.load_cert_chain(paths[0], paths[1])
+    finally:
+        for p in paths:
+            os.remove(p)
+
+
+def _ssl_context(tls):
+    import ssl
+
+    verify = tls.get("verify", True)
+    check = tls.get("check_hostname", True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if verify:
+        if MICROPYTHON and not check:
+            raise WebSocketError(
+                "tls: check_hostname=False is not possible with verification on MicroPython "
+                "(mbedTLS always checks the name); use verify=False or a matching host name"
+            )
+        cadata = tls.get("cadata")
+        if cadata:
+            if MICROPYTHON:
+                ctx.load_verify_locations(cadata=_der(cadata))
+            else:
+                if isinstance(cadata, bytes) and not cadata.startswith(b"-----"):
+                    ctx.load_verify_locations(cadata=cadata)  # DER
+                else:
+                    ctx.load_verify_locations(
+                        cadata=cadata.decode() if isinstance(cadata, bytes) else cadata
+                    )
+        elif tls.get("use_global_ca"):
+            if MICROPYTHON:
+                path = tls.get("ca_file") or "ca.pem"
+                try:
+                    with open(path, "rb") as f:
+                        ders = _pem_blocks(f.read())
+                except OSError:
+                    ders = ()
+                if not ders:
+                    raise WebSocketError("tls: use_global_ca but no CA bundle at " + path)
+                for d in ders:
+                    ctx.load_verify_locations(cadata=d)
+            else:
+                ctx.load_default_certs()
+        else:
+            raise WebSocketError(
+                "tls: no CA to verify the server (set cadata or use_global_ca, "
+                "or verify=False to connect unverified)"
+            )
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        if not MICROPYTHON:
+            ctx.check_hostname = check
+    else:
+        if not MICROPYTHON:
+            ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    cert = tls.get("cert")
+    if cert:
+        if MICROPYTHON:
+            ctx.load_cert_chain(_der(cert), _der(tls.get("key")))
+        else:
+            _load_pair_cpython(ctx, cert, tls.get("key") or cert)
+    return ctx
+
+
+def _accept_key(key):
+    return binascii.b2a_base64(hashlib.sha1(key + _GUID).digest())[:-1]
+
+
+def _xor(mv, mask, mfull):
+    """mv XOR the repeated 4-byte mask, on whole-chunk big ints (no per-byte loop)."""
+    k = len(mv)
+    m = mfull if k == _CHUNK else int.from_bytes((mask * (k // 4 + 1))[:k], "big")
+    return (int.from_bytes(mv, "big") ^ m).to_bytes(k, "big")
+
+
+class WebSocket:
+    def __init__(self, reader, writer, max_size):
+        self._r = reader
+        self._w = writer
+        self._max = max_size
+        self._lock = asyncio.Lock()
+        self._close_sent = False
+        self._reading = False
+        self._got_close = asyncio.Event()
+        self.closed = False
+        self.close_code = None
+        self.close_reason = ""
+        self.last_rx_ms = ticks_ms()
+
+    async def _write_frame(self, op, data):
+        n = len(data)
+        if n < 126:
+            hdr = bytes((0x80 | op, 0x80 | n))
+        elif n < 65536:
+            hdr = bytes((0x80 | op, 0xFE)) + n.to_bytes(2, "big")
+        else:
+            hdr = bytes((0x80 | op, 0xFF)) + n.to_bytes(8, "big")
+        mask = os.urandom(4)
+        mfull = int.from_bytes(mask * (_CHUNK // 4), "big") if n >= _CHUNK else 0
+        mv = memoryview(data)
+        w = self._w
+        async with self._lock:
+            if n < _CHUNK:  # one write for the whole frame
+                w.write(hdr + mask + _xor(mv, mask, 0) if n else hdr + mask)
+            else:  # chunk by chunk, drained, so no second copy of the message builds up
+                w.write(hdr + mask)
+                i = 0
+                while i < n:
+                    k = n - i if n - i < _CHUNK else _CHUNK
+                    w.write(_xor(mv[i : i + k], mask, mfull))
+                    i += k
+                    if i % (8 * _CHUNK) == 0:
+                        await w.drain()
+            await w.drain()
+
+    async def send(self, msg):
+        if self.closed or self._close_sent:
+            raise ConnectionClosed(self.close_code or 1006, self.close_reason)
+        if isinstance(msg, str):
+            await self._write_frame(_TEXT, msg.encode())
+        else:
+            await self._write_frame(_BIN, msg)
+
+    async def ping(self, data=b""):
+        if self.closed or self._close_sent:
+            raise ConnectionClosed(self.close_code or 1006, self.close_reason)
+        await self._write_frame(_PING, data)
+
+    async def _fail(self, code, text):
+        """Protocol violation by the peer: close with `code`, raise."""
+        try:
+            await self._send_close(code, "")
+        except Exception:  # the transport may be gone already
+            pass
+        self._shut(code, text)
+        raise WebSocketError(text + " (closed with %d)" % code)
+
+    async def _send_close(self, code, reason):
+        if not self._close_sent:
+            self._close_sent = True
+            await self._write_frame(_CLOSE, code.to_bytes(2, "big") + reason.encode())
+
+    def _shut(self, code, reason):
+        if not self.closed:
+            self.closed = True
+            self.close_code = code
+            self.close_reason = reason
+            try:
+                self._w.close()
+            except Exception:  # already closed
+                pass
+        self._got_close.set()
+
+    async def _frame(self):
+        """Read one frame -> (fin, opcode, payload)."""
+        r = self._r
+        b = await r.readexactly(2)
+        b0, b1 = b[0], b[1]
+        op = b0 & 0x0F
+        if b0 & 0x70:
+            await self._fail(1002, "reserved bits set")
+        if b1 & 0x80:
+            await self._fail(1002, "masked frame from server")
+        n = b1 & 0x7F
+        if op >= 8:
+            if not b0 & 0x80:
+                await self._fail(1002, "fragmented control frame")
+            if n > 125:
+                await self._fail(1002, "control frame payload > 125")
+            if op > _PONG:
+                await self._fail(1002, "bad opcode %d" % op)
+        elif op > _BIN:
+            await self._fail(1002, "bad opcode %d" % op)
+        if n == 126:
+            n = int.from_bytes(await r.readexactly(2), "big")
+        elif n == 127:
+            n = int.from_bytes(await r.readexactly(8), "big")
+        return b0 & 0x80, op, n
+
+    async def recv(self):
+        """Next message: str (text) or bytes (binary). Raises ConnectionClosed."""
+        if self.closed:
+            raise ConnectionClosed(self.close_code, self.close_reason)
+        self._reading = True
+        try:
+            return await self._recv()
+        except (EOFError, OSError) as e:
+            self._shut(1006, "connection lost: %r" % (e,))
+            raise ConnectionClosed(1006, self.close_reason)
+        finally:
+            self._reading = False
+
+    async def _recv(self):
+        r = self._r
+        parts = None
+        kind = 0
+        size = 0
+        while True:
+            fin, op, n = await self._frame()
+            self.last_rx_ms = ticks_ms()
+            if op < 8:
+                if op == _CONT and parts is None:
+                    await self._fail(1002, "continuation without a start")
+                if op != _CONT and parts is not None:
+                    await self._fail(1002, "new message inside a fragmented one")
+                size += n
+                if size > self._max:
+                    await self._fail(1009, "message larger than %d bytes" % self._max)
+                data = await r.readexactly(n) if n else b""
+                if parts is None:
+                    if fin:
+                        return data if op == _BIN else await self._text(data)
+                    parts, kind = [data], op
+                    continue
+                parts.append(data)
+                if fin:
+                    data = b"".join(parts)
+                    parts = None
+                    return data if kind == _BIN else await self._text(data)
+                continue
+            data = await r.readexactly(n) if n else b""
+            if op == _PING:
+                if not self._close_sent:
+                    await self._write_frame(_PONG, data)
+            elif op == _CLOSE:
+                await self._peer_close(data)
+            # _PONG: last_rx_ms is all it is for
+
+    async def _text(self, data):
+        try:
+            return data.decode()
+        except UnicodeError:
+            await self._fail(1007, "invalid UTF-8 in text message")
+
+    async def _peer_close(self, data):
+        code, reason = 1005, ""
+        if len(data) == 1:
+            await self._fail(1002, "close frame with 1-byte payload")
+        if len(data) >= 2:
+            code = int.from_bytes(data[:2], "big")
+            try:
+                reason = data[2:].decode()
+            except UnicodeError:
+                await self._fail(1007, "invalid UTF-8 in close reason")
+        if not self._close_sent:
+            try:
+                await self._send_close(code if code != 1005 else 1000, "")
+            except OSError:
+                pass
+        self._shut(code, reason)
+        raise ConnectionClosed(code, reason)
+
+    async def close(self, code=1000, reason=""):
+        """Close handshake; bounded wait for the server's close frame."""
+        if self.closed:
+            return
+        try:
+            await self._send_close(code, reason)
+            if self._reading:  # another task is in recv(): it sees the close frame
+                await asyncio.wait_for(self._got_close.wait(), _CLOSE_WAIT_MS / 1000)
+            else:
+                await asyncio.wait_for(self._drain_to_close(), _CLOSE_WAIT_MS / 1000)
+        except Exception:  # timeout, reset, protocol error: close anyway
+            pass
+        self._shut(code, reason)
+
+    async def _drain_to_close(self):
+        while True:
+            try:
+                await self._recv()
+            except ConnectionClosed:
+                return
+
+
+async def _open(url, protocol, auth, tls, max_size):
+    secure, host, port, path = parse_url(url)
+    ctx = _ssl_context(tls or {}) if secure else None
+    if ctx is None:
+        r, w = await asyncio.open_connection(host, port)
+    else:
+        r, w = await asyncio.open_connection(host, port, ssl=ctx, server_hostname=host)
+    try:
+        key = binascii.b2a_base64(os.urandom(16))[:-1]
+        if (port == 443 and secure) or (port == 80 and not secure):
+            hosthdr = host
+        else:
+            hosthdr = "%s:%d" % ("[" + host + "]" if ":" in host else host, port)
+        req = [
+            "GET ",
+            path,
+            " HTTP/1.1\r\nHost: ",
+            hosthdr,
+            "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ",
+            key.decode(),
+            "\r\nSec-WebSocket-Version: 13\r\n",
+        ]
+        if protocol:
+            req.append("Sec-WebSocket-Protocol: " + protocol + "\r\n")
+        if auth:
+            cred = binascii.b2a_base64((auth[0] + ":" + auth[1]).encode())[:-1]
+            req.append("Authorization: Basic " + cred.decode() + "\r\n")
+        req.append("\r\n")
+        try:
+            w.write("".join(req).encode())
+            await w.drain()
+            status = await r.readline()
+        except (OSError, ValueError) as e:  # MicroPython: the TLS handshake runs here
+            raise HandshakeError("TLS/connection failed: %r" % (e,))
+        parts = status.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+            raise HandshakeError("not an HTTP response: %r" % status[:60])
+        hdrs = {}
+        for _ in range(_MAX_HEADER_LINES):
+            line = await r.readline()
+            if not line:
+                raise HandshakeError("connection closed during handshake")
+            if line in (b"\r\n", b"\n"):
+                break
+            i = line.find(b":")
+            if i > 0:
+                hdrs[line[:i].strip().lower()] = line[i + 1 :].strip()
+        else:
+            raise HandshakeError("too many response headers")
+        if parts[1] != b"101":
+            raise HandshakeError("server answered HTTP %s, not 101" % parts[1].decode())
+        if hdrs.get(b"upgrade", b"").lower() != b"websocket":
+            raise HandshakeError("missing Upgrade: websocket")
+        if hdrs.get(b"sec-websocket-accept") != _accept_key(key):
+            raise HandshakeError("bad Sec-WebSocket-Accept")
+        got = hdrs.get(b"sec-websocket-protocol")
+        if protocol and got != protocol.encode():
+            raise HandshakeError(
+                "server did not agree to subprotocol %s (got %r)" % (protocol, got)
+            )
+    except BaseException:
+        w.close()
+        raise
+    return WebSocket(r, w, max_size)
+
+
+async def connect(
+    url, protocol="ocpp1.6", auth=None, tls=None, timeout_ms=10000, max_size=16384
+):
+    """Open a websocket; the TCP/TLS connection and the handshake bounded by timeout_ms."""
+    try:
+        return await asyncio.wait_for(
+            _open(url, protocol, auth, tls, max_size), timeout_ms / 1000
+        )
+    except asyncio.TimeoutError:
+        raise HandshakeError("no handshake within %d ms" % timeout_ms)
+    except (OSError, ValueError) as e:
+        if isinstance(e, WebSocketError):
+            raise
+        raise HandshakeError("connect to %s failed: %r" % (url, e))
