@@ -1,0 +1,461 @@
+"""Transaction journal (firmware/journal.py): write-before-send, FIFO, transactionId
+resolution, retries, thinning when full, corruption, PowerLoss recovery, format versions."""
+
+import json
+import os
+
+import pytest
+from conftest import check_ocpp, mp_run
+
+import log
+from firmware.journal import Journal
+
+T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
+
+
+def mv(wh):
+    """One sampled meter value as the metering module builds it."""
+    return [
+        {
+            "timestamp": "2023-11-14T22:13:20Z",
+            "sampledValue": [
+                {"value": str(wh), "context": "Sample.Periodic",
+                 "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
+            ],
+        }
+    ]
+
+
+class CentralSystem:
+    """Answers like a central system: a transactionId per distinct StartTransaction."""
+
+    def __init__(self):
+        self.got = []
+        self.ids = {}
+
+    def answer(self, action, payload):
+        self.got.append((action, json.loads(json.dumps(payload))))
+        if action == "StartTransaction":
+            key = json.dumps(payload, sort_keys=True)
+            if key not in self.ids:
+                self.ids[key] = 100 + len(self.ids)
+            return {"transactionId": self.ids[key], "idTagInfo": {"status": "Accepted"}}
+        if action == "StopTransaction":
+            return {"idTagInfo": {"status": "Accepted"}}
+        return {}
+
+
+def drain(j, cs, now=None, limit=1000):
+    for _ in range(limit):
+        e = j.peek(now)
+        if e is None:
+            return
+        check_ocpp(e["action"], e["payload"])
+        j.ack(e["seq"], cs.answer(e["action"], e["payload"]))
+    raise AssertionError("journal did not drain")
+
+
+@pytest.fixture
+def errors():
+    got = []
+
+    def sink(level, tag, text):
+        if level == "E":
+            got.append(tag + ": " + text)
+
+    log.add_sink(sink)
+    yield got
+    log._sinks.remove(sink)
+
+
+def session(j, connector=1, tag="TAG1", n=3, start=1000, t=T0):
+    ref = j.start(connector, tag, start, t)
+    for i in range(n):
+        wh = start + 100 * (i + 1)
+        j.meter_values(connector, mv(wh), t + 60 * (i + 1), wh=wh)
+    j.stop(connector, start + 100 * n + 50, t + 60 * n + 30, reason="EVDisconnected")
+    return ref
+
+
+def test_offline_session_is_delivered_in_order_with_the_transaction_id_filled_in(tmp_path):
+    j = Journal(str(tmp_path))
+    session(j, n=3)
+    assert len(j) == 5
+    cs = CentralSystem()
+    drain(j, cs)
+    actions = [a for a, _ in cs.got]
+    assert actions == ["StartTransaction"] + ["MeterValues"] * 3 + ["StopTransaction"]
+    assert all(p["transactionId"] == 100 for _, p in cs.got[1:])
+    values = [int(p["meterValue"][0]["sampledValue"][0]["value"]) for a, p in cs.got[1:4]]
+    assert values == [1100, 1200, 1300]
+    assert cs.got[-1][1]["meterStop"] == 1350
+    assert len(j) == 0 and j.peek() is None
+
+
+def test_queue_survives_reboots_and_acked_entries_never_come_back(tmp_path):
+    d = str(tmp_path)
+    j = Journal(d)
+    session(j, tag="A", n=2)
+    session(j, tag="B", n=2)
+    cs = CentralSystem()
+    for _ in range(3):  # Start A, 2 MeterValues
+        e = j.peek()
+        j.ack(e["seq"], cs.answer(e["action"], e["payload"]))
+    j = Journal(d)  # power back
+    assert len(j) == 5
+    drain(j, cs)
+    assert [a for a, _ in cs.got].count("StartTransaction") == 2
+    assert [p.get("idTag") for a, p in cs.got if a == "StartTransaction"] == ["A", "B"]
+    stops = [p["transactionId"] for a, p in cs.got if a == "StopTransaction"]
+    assert stops == [100, 101]
+    assert len(cs.got) == 8
+
+
+def test_start_resent_after_a_cut_before_the_ack_is_identical(tmp_path):
+    d = str(tmp_path)
+    j = Journal(d)
+    j.start(1, "CARD", 4242, T0, reservation_id=7)
+    first = j.peek()["payload"]
+    # the central system answered, the power went before ack(): sent again after reboot
+    again = Journal(d).peek()["payload"]
+    assert again == first
+    assert (again["connectorId"], again["idTag"], again["timestamp"], again["meterStart"]) == (
+        1, "CARD", "2023-11-14T22:13:20Z", 4242)
+    check_ocpp("StartTransaction", again)
+
+
+def test_meter_values_outside_a_transaction_are_not_journaled(tmp_path):
+    j = Journal(str(tmp_path))
+    with pytest.raises(ValueError):
+        j.meter_values(1, mv(5), T0)
+    with pytest.raises(ValueError):
+        j.stop(1, 5, T0)
+    assert len(j) == 0 and not os.path.exists(str(tmp_path / "journal" / "q.log"))
+
+
+def test_callerror_retries_wait_n_times_the_interval_then_drop(tmp_path, errors):
+    j = Journal(str(tmp_path))
+    j.attempts, j.retry_interval = 3, 60
+    session(j, tag="A", n=1)
+    cs = CentralSystem()
+    e = j.peek(T0)
+    j.ack(e["seq"], cs.answer(e["action"], e["payload"]))
+    e = j.peek(T0)
+    assert e["action"] == "MeterValues"
+    assert j.failed(e["seq"], T0) == (True, T0 + 60)
+    assert j.peek(T0 + 59) is None
+    assert j.peek(T0 + 60)["seq"] == e["seq"]
+    assert j.failed(e["seq"], T0 + 60) == (True, T0 + 60 + 120)
+    assert j.peek(T0 + 179) is None
+    assert j.failed(e["seq"], T0 + 180) == (False, T0 + 180)  # third failure: discarded
+    nxt = j.peek(T0 + 180)
+    assert nxt["action"] == "StopTransaction" and nxt["payload"]["transactionId"] == 100
+    assert any("after 3 attempts" in x for x in errors)
+
+
+def test_retry_counter_resets_after_a_success(tmp_path):
+    j = Journal(str(tmp_path))
+    j.attempts, j.retry_interval = 2, 10
+    session(j, n=2)
+    cs = CentralSystem()
+    e = j.peek(T0)
+    assert j.failed(e["seq"], T0) == (True, T0 + 10)
+    j.ack(e["seq"], cs.answer(e["action"], e["payload"]))
+    e = j.peek(T0 + 10)
+    assert j.failed(e["seq"], T0 + 10) == (True, T0 + 20)  # first failure of this entry
+
+
+def test_start_dropped_after_attempts_drops_its_meter_values_and_stop(tmp_path, errors):
+    d = str(tmp_path)
+    j = Journal(d)
+    j.attempts, j.retry_interval = 2, 1
+    session(j, tag="LOST", n=2)
+    session(j, tag="OK", n=1)
+    e = j.peek(T0)
+    assert e["action"] == "StartTransaction"
+    j.failed(e["seq"], T0)
+    assert j.failed(e["seq"], T0 + 1) == (False, T0 + 1)
+    j = Journal(d)  # the decision survives a reboot
+    cs = CentralSystem()
+    drain(j, cs)
+    assert [a for a, _ in cs.got] == ["StartTransaction", "MeterValues", "StopTransaction"]
+    assert cs.got[0][1]["idTag"] == "OK"
+    assert sum("of failed Start" in x for x in errors) == 3
+
+
+def test_start_answer_without_transaction_id_is_not_an_ack(tmp_path):
+    j = Journal(str(tmp_path))
+    j.start(1, "A", 0, T0)
+    e = j.peek()
+    assert j.ack(e["seq"], {"idTagInfo": {"status": "Accepted"}}) is False
+    assert j.peek()["seq"] == e["seq"]
+    assert j.ack(e["seq"] + 1, {"transactionId": 1}) is False  # not the head
+
+
+def test_transaction_id_of_the_open_transaction(tmp_path):
+    j = Journal(str(tmp_path))
+    j.start(2, "A", 0, T0)
+    assert j.transaction_id(2) is None
+    e = j.peek()
+    j.ack(e["seq"], {"transactionId": 77, "idTagInfo": {"status": "Accepted"}})
+    assert Journal(str(tmp_path)).transaction_id(2) == 77
+
+
+def test_full_journal_thins_oldest_meter_values_and_never_drops_start_or_stop(tmp_path):
+    j = Journal(str(tmp_path), max_bytes=6000)
+    n = 0
+    for k in range(3):
+        j.start(1, "T%d" % k, 0, T0)
+        for _ in range(40):
+            n += 1
+            j.meter_values(1, mv(n * 10), T0 + n, wh=n * 10)
+            assert j.live_bytes() <= 6000
+        j.stop(1, n * 10 + 5, T0 + n)
+    assert j.dropped > 0 and not j.full()
+    cs = CentralSystem()
+    drain(j, cs)
+    got = cs.got
+    assert [p["idTag"] for a, p in got if a == "StartTransaction"] == ["T0", "T1", "T2"]
+    assert len([a for a, _ in got if a == "StopTransaction"]) == 3
+    per_tx = {}
+    for a, p in got:
+        if a == "MeterValues":
+            per_tx.setdefault(p["transactionId"], []).append(
+                int(p["meterValue"][0]["sampledValue"][0]["value"]))
+    for vals in per_tx.values():
+        assert vals == sorted(vals)
+    # the oldest transaction is thinned hardest; first and last readings kept
+    assert len(per_tx[100]) <= len(per_tx[101]) < len(per_tx[102])
+    assert per_tx[100][0] == 10 and per_tx[100][-1] == 400
+    assert per_tx[102][-1] == 1200
+
+
+def test_only_start_and_stop_left_are_kept_beyond_the_budget(tmp_path, errors):
+    j = Journal(str(tmp_path), max_bytes=1000)
+    for k in range(10):
+        j.start(1, "T%d" % k, k, T0)
+        j.stop(1, k + 1, T0 + 1)
+    assert j.full() and j.dropped == 0 and len(j) == 20
+    assert any("full" in x for x in errors)
+    cs = CentralSystem()
+    drain(j, cs)
+    assert len(cs.got) == 20
+
+
+def test_corrupt_and_torn_lines_are_quarantined_and_the_rest_delivered(tmp_path, errors):
+    d = str(tmp_path)
+    j = Journal(d)
+    session(j, n=3)
+    path = str(tmp_path / "journal" / "q.log")
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    lines[2] = lines[2][:20] + b"\x00garbage" + lines[2][28:]  # second MeterValues
+    data = b"\n".join(lines)[:-10]  # and the Stop torn by a cut
+    with open(path, "wb") as f:
+        f.write(data)
+    j = Journal(d)
+    cs = CentralSystem()
+    drain(j, cs)
+    assert [a for a, _ in cs.got] == ["StartTransaction", "MeterValues", "MeterValues"]
+    assert len(errors) >= 2
+    with open(str(tmp_path / "journal" / "bad.log"), "rb") as f:
+        assert len(f.read().split(b"\n")) >= 3
+    assert Journal(d).peek() is None  # stays repaired
+
+
+def test_corrupt_meta_and_open_record_never_stop_the_boot(tmp_path, errors):
+    d = str(tmp_path)
+    j = Journal(d)
+    j.start(1, "A", 0, T0)
+    j.start(2, "B", 0, T0)
+    jd = tmp_path / "journal"
+    (jd / "meta.json").write_bytes(b"{\"ack\": 3, \"tx\"")
+    (jd / "o1.json").write_bytes(b"\xff\xfe")
+    j = Journal(d)
+    assert (jd / "meta.bad").exists() and (jd / "o1.json.bad").exists()
+    assert len(errors) == 2
+    assert j.open_transaction(1) is None and j.open_transaction(2)["i"] == "B"
+    cs = CentralSystem()
+    drain(j, cs)
+    assert [p["idTag"] for _, p in cs.got] == ["A", "B"]  # nothing lost
+
+
+def test_recover_ends_the_open_transaction_with_powerloss_and_the_last_meter(tmp_path):
+    d = str(tmp_path)
+    j = Journal(d, open_every_s=60)
+    j.start(1, "CARD", 1000, T0)
+    j.meter_values(1, mv(1500), T0 + 60, wh=1500)
+    j.meter(1, 1550, T0 + 70)  # within 60 s of the last save: RAM only
+    j.meter(1, 1600, T0 + 125)  # persisted
+    j.meter(1, 1610, T0 + 130)  # lost with the power
+    cs = CentralSystem()
+    e = j.peek()
+    j.ack(e["seq"], cs.answer(e["action"], e["payload"]))
+    # power cut
+    j = Journal(d)
+    stops = j.recover(T0 + 3600)
+    assert stops == [{"meterStop": 1600, "timestamp": "2023-11-14T22:15:25Z",
+                      "reason": "PowerLoss"}]
+    assert j.open_transaction(1) is None
+    assert Journal(d).recover(T0 + 3601) == []
+    j = Journal(d)
+    drain(j, cs)
+    assert [a for a, _ in cs.got] == ["StartTransaction", "MeterValues", "StopTransaction"]
+    assert cs.got[-1][1] == {"transactionId": 100, "meterStop": 1600,
+                             "timestamp": "2023-11-14T22:15:25Z", "reason": "PowerLoss"}
+
+
+def test_recover_after_a_cut_between_stop_and_record_removal_stops_once(tmp_path):
+    d = str(tmp_path)
+    j = Journal(d)
+    j.start(1, "A", 0, T0)
+    rec = (tmp_path / "journal" / "o1.json").read_bytes()
+    j.stop(1, 10, T0 + 5, reason="Local")
+    (tmp_path / "journal" / "o1.json").write_bytes(rec)  # the removal never happened
+    j = Journal(d)
+    assert j.recover(T0 + 9) == []
+    cs = CentralSystem()
+    drain(j, cs)
+    assert [a for a, _ in cs.got] == ["StartTransaction", "StopTransaction"]
+
+
+def test_recover_drops_a_record_whose_start_was_never_journaled(tmp_path):
+    d = str(tmp_path)
+    j = Journal(d)
+    j.start(1, "A", 0, T0)
+    os.remove(str(tmp_path / "journal" / "q.log"))  # cut between record and Start append
+    j = Journal(d)
+    assert j.recover(T0) == [] and j.open_transaction(1) is None and len(j) == 0
+
+
+def test_sequence_numbers_never_repeat_after_the_journal_empties(tmp_path):
+    d = str(tmp_path)
+    j = Journal(d)
+    cs = CentralSystem()
+    seqs = []
+    for k in range(40):  # enough to roll the segment file (removed when fully acked)
+        session(j, tag="T%d" % k, n=0)
+        e = j.peek()
+        seqs.append(e["seq"])
+        drain(j, cs)
+        j = Journal(d)
+    assert seqs == sorted(set(seqs))
+
+
+def test_older_and_unknown_formats_are_migrated_or_quarantined_never_wiped(tmp_path, errors):
+    d = str(tmp_path)
+    j = Journal(d)
+    session(j, tag="A", n=1)
+    e = j.peek()
+    j.ack(e["seq"], {"transactionId": 5, "idTagInfo": {"status": "Accepted"}})
+    jd = tmp_path / "journal"
+    meta = json.loads((jd / "meta.json").read_text())
+    assert meta["v"] == 1
+    del meta["v"]  # format 0: the pre-release layout without a version
+    (jd / "meta.json").write_text(json.dumps(meta))
+    with open(str(jd / "q.log"), "ab") as f:
+        f.write(b"J9 99 X 1 2 {}\n")  # an entry from a future format
+    j = Journal(d)
+    cs = CentralSystem()
+    drain(j, cs)
+    assert [(a, p["transactionId"]) for a, p in cs.got] == [
+        ("MeterValues", 5), ("StopTransaction", 5)]
+    assert b"J9 99" in (jd / "bad.log").read_bytes()
+    assert json.loads((jd / "meta.json").read_text())["v"] == 1
+
+
+def test_writes_per_session_and_capacity(tmp_path):
+    j = Journal(str(tmp_path))
+    cs = CentralSystem()
+    w0 = j.writes
+    j.start(1, "ABCDEF0123456789", 123456, T0)
+    drain(j, cs)
+    for i in range(60):  # one hour at MeterValueSampleInterval 60 s, online
+        j.meter_values(1, mv(123456 + i * 180), T0 + 60 * i, wh=123456 + i * 180)
+        drain(j, cs)
+    j.stop(1, 134256, T0 + 3600, reason="Local")
+    drain(j, cs)
+    writes = j.writes - w0
+    # Start: record + append + ack; each MeterValues: record + append + ack; Stop: append +
+    # record removal + ack (+ segment rollover every 4 KiB)
+    assert 3 + 3 * 60 + 3 <= writes <= 3 + 3 * 60 + 3 + 4
+    sizes = {}
+    j2 = Journal(str(tmp_path / "cap"))
+    for action, fn in (
+        ("StartTransaction", lambda: j2.start(1, "ABCDEF0123456789", 123456, T0)),
+        ("MeterValues", lambda: j2.meter_values(1, mv(123456), T0)),
+        ("StopTransaction", lambda: j2.stop(1, 134256, T0, reason="EVDisconnected")),
+    ):
+        b = j2.live_bytes()
+        fn()
+        sizes[action] = j2.live_bytes() - b
+    tx = j2.max_bytes // (sizes["StartTransaction"] + sizes["StopTransaction"])
+    hours = j2.max_bytes / sizes["MeterValues"] / 60
+    print("\njournal writes per 1 h session (60 MeterValues):", writes)
+    print("journal entry bytes:", sizes)
+    print("journal capacity at %d B: %d transactions, %.1f h of MeterValues at 60 s"
+          % (j2.max_bytes, tx, hours))
+    assert tx >= 200 and hours >= 4
+
+
+_LFS_BENCH = r"""
+import vfs, os, sys
+class RAMBlock:
+    def __init__(self, n, size=4096):
+        self.size = size
+        self.data = bytearray(n * size)
+        self.n = n
+        self.erases = 0
+        self.progs = 0
+    def readblocks(self, b, buf, off=0):
+        a = b * self.size + off
+        buf[:] = self.data[a:a + len(buf)]
+    def writeblocks(self, b, buf, off=None):
+        if off is None:
+            off = 0
+            self.erases += 1
+        a = b * self.size + off
+        self.data[a:a + len(buf)] = buf
+        self.progs += len(buf)
+    def ioctl(self, op, arg):
+        if op == 4: return self.n
+        if op == 5: return self.size
+        if op == 6:
+            self.erases += 1
+            return 0
+bdev = RAMBlock(128)
+vfs.VfsLfs2.mkfs(bdev)
+vfs.mount(vfs.VfsLfs2(bdev), "/flash")
+from firmware.journal import Journal
+j = Journal("/flash")
+mv = [{"timestamp": "2023-11-14T22:13:20Z", "sampledValue": [{"value": "1", "context":
+      "Sample.Periodic", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]
+def drain():
+    while True:
+        e = j.peek()
+        if e is None: return
+        j.ack(e["seq"], {"transactionId": 9, "idTagInfo": {"status": "Accepted"}})
+e0 = bdev.erases
+j.start(1, "ABCDEF0123456789", 1, 0); drain()
+for i in range(60):
+    j.meter_values(1, mv, 60 * i, wh=i + 2); drain()
+j.stop(1, 100, 3600); drain()
+print("online", j.writes, bdev.erases - e0)
+e0 = bdev.erases
+j.start(1, "ABCDEF0123456789", 1, 0)
+for i in range(60):
+    j.meter_values(1, mv, 60 * i, wh=i + 2)
+j.stop(1, 100, 3600)
+print("offline", len(j), bdev.erases - e0)
+j2 = Journal("/flash")
+print("reboot", len(j2), j2.peek()["action"])
+"""
+
+
+def test_journal_on_littlefs_under_micropython():
+    r = mp_run(_LFS_BENCH, heap="2m")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = dict(line.split(" ", 1) for line in r.stdout.strip().splitlines()
+               if line.split(" ", 1)[0] in ("online", "offline", "reboot"))
+    print("\nlittlefs 1 h session (writes, block erases):", out)
+    assert out["reboot"] == "62 StartTransaction"
