@@ -234,8 +234,12 @@ class Config:
             out[hit] = errors[k]
         return out
 
-    def update(self, changes, origin):
-        """Apply all of `changes` and persist, or nothing: {} or {key: reason}."""
+    def check(self, name, value, origin="api"):
+        """Reason why update({name: value}, origin) would fail, or None."""
+        return self._prepare({name: value}, origin)[1].get(name)
+
+    def _prepare(self, changes, origin):
+        """(new values by canonical name, {key: reason})."""
         errors = {}
         new = {}
         for name in changes:
@@ -259,7 +263,7 @@ class Config:
                 value = _rot_set(self.get(canon), value)
             new[canon] = value
         if errors:
-            return errors
+            return new, errors
         # Lowering ama below amp lowers amp with it (go-e behaviour); amp above ama is refused.
         if "ama" in new and "amp" not in new and isinstance(new["ama"], int):
             if self.get("amp") > new["ama"] >= 6:
@@ -273,8 +277,12 @@ class Config:
                         hit = c
                 errors[hit] = reason
         if errors:
-            return errors
-        errors = self._cross(new, changes)
+            return new, errors
+        return new, self._cross(new, changes)
+
+    def update(self, changes, origin):
+        """Apply all of `changes` and persist, or nothing: {} or {key: reason}."""
+        new, errors = self._prepare(changes, origin)
         if errors:
             return errors
         changed = set()

@@ -1,0 +1,146 @@
+"""Local HTTP API in the style of the go-eCharger API v2 (CONTRACT.md section 2).
+
+    GET /api/status                  every readable key, one JSON object
+    GET /api/status?filter=amp,car   only those keys (unknown names are left out)
+    GET /api/set?amp=10&ocppu=%22wss%3A%2F%2Fh%2FCP1%22
+                                     values JSON-encoded; 200 {"amp": true, "ocppu": true}.
+                                     Any unknown key, read-only key, malformed JSON or invalid
+                                     value: 400 {"key": "reason"} and nothing applied.
+    GET /api/sim?cp=C&load=16        simulator only (404 without a simulator): plain values,
+                                     `sim.control(params)` -> 200 state, ValueError -> 400.
+    anything else                    404 {"error": "not found"}
+
+Secrets (`ocppck`, `wke`, `apw`; the OCPP AuthorizationKey is not an API key at all) are
+write-only: a read shows `true` when set, `false` when not. Once `apw` is set every request
+needs HTTP Basic with that password (any user name), else 401 with WWW-Authenticate.
+
+Providers. Parts of the firmware add keys without touching this module: a provider is any
+object with
+    status(out)          add its readable keys to the dict `out`
+    owns(key) -> bool    whether `key` belongs to it
+    check(key, value)    None when `value` (JSON-decoded) may be set, else the reason string
+                         ("read-only" for keys that cannot be written)
+    apply(changes)       set the checked values (dict); returns None or {} on success, or
+                         {key: reason} when a rule across keys fails. Only the first
+                         provider (the config) may fail here; the others must accept what
+                         their check() passed, so a request is applied completely or not
+                         at all.
+The config is always the first provider (its product keys); the ones given follow in order;
+the first that owns a key decides.
+"""
+
+import json
+
+import httpd
+
+
+class ConfigProvider:
+    """The product keys of firmware.config: `ocppe`, `amp`, `ocpph` ..."""
+
+    def __init__(self, config):
+        self.config = config
+        self._names = tuple(config.api_keys())
+
+    def status(self, out):
+        c = self.config
+        for k in self._names:
+            out[k] = c.api_view(k)
+
+    def owns(self, key):
+        return key in self._names
+
+    def check(self, key, value):
+        return self.config.check(key, value, "api")
+
+    def apply(self, changes):
+        return self.config.update(changes, "api")
+
+
+def _same(a, b):
+    """Compare without an early exit, so the time does not tell how much matched."""
+    a = a.encode()
+    b = b.encode()
+    diff = len(a) ^ len(b)
+    for i in range(min(len(a), len(b))):
+        diff |= a[i] ^ b[i]
+    return diff == 0
+
+
+class Api:
+    def __init__(self, config, providers=(), sim=None):
+        self.config = config
+        self.providers = [ConfigProvider(config)] + list(providers)
+        self.sim = sim
+        self.server = None
+
+    async def start(self, host="127.0.0.1", port=80, max_conns=2):
+        self.server = httpd.Server(self.handle, auth=self.authorized, max_conns=max_conns)
+        await self.server.start(host, port)
+        return self.server
+
+    async def close(self):
+        if self.server is not None:
+            await self.server.close()
+
+    def authorized(self, headers):
+        pw = self.config.get("apw")
+        if not pw:
+            return True
+        creds = httpd.basic_credentials(headers)
+        return creds is not None and _same(creds[1], pw)
+
+    def status(self, keys=None):
+        out = {}
+        for p in self.providers:
+            p.status(out)
+        if keys is None:
+            return out
+        return {k: out[k] for k in keys if k in out}
+
+    def set(self, query):
+        """(status, body) for /api/set with the raw (percent-decoded) query values."""
+        if not query:
+            return 400, {"error": "no keys"}
+        errors = {}
+        by_provider = {}
+        for key in query:
+            try:
+                value = json.loads(query[key])
+            except ValueError:
+                errors[key] = "malformed JSON"
+                continue
+            owner = None
+            for i, p in enumerate(self.providers):
+                if p.owns(key):
+                    owner = i
+                    break
+            if owner is None:
+                errors[key] = "unknown key"
+                continue
+            reason = self.providers[owner].check(key, value)
+            if reason:
+                errors[key] = reason
+                continue
+            if owner not in by_provider:
+                by_provider[owner] = {}
+            by_provider[owner][key] = value
+        if errors:
+            return 400, errors
+        for i in sorted(by_provider):  # the config (0) first: the only one that may refuse
+            failed = self.providers[i].apply(by_provider[i])
+            if failed:
+                return 400, failed
+        return 200, {k: True for k in query}
+
+    def handle(self, path, query, headers):
+        if path == "/api/status":
+            f = query.get("filter")
+            return 200, self.status(None if f is None else [k for k in f.split(",") if k])
+        if path == "/api/set":
+            return self.set(query)
+        if path == "/api/sim" and self.sim is not None:
+            try:
+                return 200, self.sim.control(query)
+            except ValueError as ex:
+                return 400, {"error": str(ex.args[0]) if ex.args else "invalid"}
+        return 404, {"error": "not found"}

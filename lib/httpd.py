@@ -1,0 +1,250 @@
+"""Tiny asyncio HTTP/1.0-1.1 server for a local JSON API (same code on MicroPython and CPython).
+
+    srv = httpd.Server(handler, auth=None, max_conns=2, timeout_ms=5000)
+    await srv.start("127.0.0.1", 8080)     # srv.port: the bound port (CPython also for 0)
+    ...
+    await srv.close()
+
+`handler(path, query, headers)` is a plain function: `path` without the query, `query` a dict
+of percent-decoded strings (last one wins), `headers` a dict with lower-case names. It returns
+`(status, obj)` or `(status, obj, extra_headers)`; `obj` goes out as JSON. An exception in it
+becomes 500 and a log line.
+
+`auth(headers)` (optional) returns True to let the request through; otherwise the answer is
+401 with `WWW-Authenticate: Basic`. `basic_credentials(headers)` decodes HTTP Basic.
+
+Only GET (405 otherwise). The request head is read into one bounded buffer: more than
+`_MAX_HEAD` bytes or `_MAX_HEADERS` header lines gives 431, a request line over
+`_MAX_LINE` or a malformed head or query gives 400, a client slower than `timeout_ms` is
+dropped. At most `max_conns` connections are served at once, the others get 503: each one
+costs its buffer and a task.
+"""
+
+import binascii
+import json
+
+import log
+from compat import const, wait_for_ms
+
+try:
+    import asyncio
+except ImportError:  # pragma: no cover - very old MicroPython
+    import uasyncio as asyncio
+
+_MAX_HEAD = const(2048)
+_MAX_LINE = const(1024)
+_MAX_HEADERS = const(24)
+_CHUNK = const(256)
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class HttpError(Exception):
+    def __init__(self, status, reason):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def unquote(s):
+    """Percent-decode a query component ("+" is a space). ValueError on bad escapes or UTF-8."""
+    s = s.replace("+", " ")
+    if "%" not in s:
+        return s
+    parts = s.split("%")
+    out = bytearray(parts[0].encode())
+    for part in parts[1:]:
+        h = part[:2]
+        if len(h) != 2 or h[0] not in "0123456789abcdefABCDEF" or h[1] not in (
+            "0123456789abcdefABCDEF"
+        ):
+            raise ValueError("bad percent-encoding")
+        out.append(int(h, 16))
+        out.extend(part[2:].encode())
+    return bytes(out).decode("utf-8")  # UnicodeError is a ValueError on both runtimes
+
+
+def parse_query(qs):
+    """`a=1&b=%22x%22` -> {"a": "1", "b": '"x"'}. ValueError when malformed."""
+    q = {}
+    if not qs:
+        return q
+    for item in qs.split("&"):
+        if not item:
+            continue
+        eq = item.find("=")
+        if eq < 0:
+            q[unquote(item)] = ""
+        else:
+            q[unquote(item[:eq])] = unquote(item[eq + 1 :])
+    return q
+
+
+def basic_credentials(headers):
+    """(user, password) from an `Authorization: Basic` header, or None."""
+    value = headers.get("authorization", "")
+    if value[:6].lower() != "basic ":
+        return None
+    try:
+        text = binascii.a2b_base64(value[6:].strip()).decode()
+    except Exception:  # bad base64 or UTF-8: treat as no credentials
+        return None
+    colon = text.find(":")
+    if colon < 0:
+        return None
+    return text[:colon], text[colon + 1 :]
+
+
+def _parse_head(head):
+    """(method, target, headers) from the bytes before the blank line. HttpError if bad."""
+    try:
+        text = head.decode()
+    except Exception:
+        raise HttpError(400, "bad encoding")
+    lines = text.split("\n")
+    line = lines[0].rstrip("\r")
+    if len(line) > _MAX_LINE:
+        raise HttpError(400, "request line too long")
+    parts = line.split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise HttpError(400, "bad request line")
+    if len(lines) - 1 > _MAX_HEADERS:
+        raise HttpError(431, "too many headers")
+    headers = {}
+    for raw in lines[1:]:
+        raw = raw.rstrip("\r")
+        if not raw:
+            continue
+        colon = raw.find(":")
+        if colon < 1:
+            raise HttpError(400, "bad header")
+        headers[raw[:colon].strip().lower()] = raw[colon + 1 :].strip()
+    return parts[0], parts[1], headers
+
+
+class Server:
+    def __init__(self, handler, auth=None, max_conns=2, timeout_ms=5000):
+        self.handler = handler
+        self.auth = auth
+        self.max_conns = max_conns
+        self.timeout_ms = timeout_ms
+        self.active = 0
+        self.port = None
+        self._srv = None
+
+    async def start(self, host="127.0.0.1", port=80):
+        self._srv = await asyncio.start_server(self._serve, host, port)
+        self.port = port
+        socks = getattr(self._srv, "sockets", None)  # CPython only
+        if socks:
+            self.port = socks[0].getsockname()[1]
+        log.info("httpd", "listening on", host, self.port)
+        return self
+
+    async def close(self):
+        if self._srv is not None:
+            self._srv.close()
+            await self._srv.wait_closed()
+            self._srv = None
+
+    async def _read_head(self, reader):
+        buf = b""
+        while True:
+            chunk = await reader.read(_CHUNK)
+            if not chunk:
+                raise HttpError(400, "incomplete request")
+            buf += chunk
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                end = buf.find(b"\n\n")
+            if end >= 0:
+                return buf[:end]
+            if len(buf) > _MAX_HEAD:
+                raise HttpError(431, "request head too large")
+            nl = buf.find(b"\n")
+            if (nl < 0 and len(buf) > _MAX_LINE) or nl > _MAX_LINE:
+                raise HttpError(400, "request line too long")
+
+    def _dispatch(self, method, target, headers):
+        if method != "GET":
+            return 405, {"error": "only GET"}, {"Allow": "GET"}
+        if self.auth is not None and not self.auth(headers):
+            return 401, {"error": "unauthorized"}, {"WWW-Authenticate": 'Basic realm="wallbox"'}
+        q = target.find("?")
+        path = target if q < 0 else target[:q]
+        try:
+            query = parse_query("" if q < 0 else target[q + 1 :])
+        except ValueError:
+            return 400, {"error": "malformed query"}
+        try:
+            return self.handler(path, query, headers)
+        except Exception as ex:
+            log.error("httpd", "handler failed:", repr(ex))
+            return 500, {"error": "internal error"}
+
+    async def _serve(self, reader, writer):
+        unread = True  # the request may still be arriving: drain before closing
+        if self.active >= self.max_conns:
+            res = (503, {"error": "busy"})
+        else:
+            self.active += 1
+            try:
+                head = await wait_for_ms(self._read_head(reader), self.timeout_ms)
+                unread = False
+                res = self._dispatch(*_parse_head(head))
+            except HttpError as ex:
+                res = (ex.status, {"error": ex.reason})
+            except asyncio.TimeoutError:
+                res = (408, {"error": "timeout"})
+            except Exception as ex:  # the client went away
+                log.debug("httpd", "read failed", repr(ex))
+                res = None
+            finally:
+                self.active -= 1
+        try:
+            if res is not None:
+                await self._respond(writer, res)
+                if unread:
+                    # Closing with unread input sends a reset that can destroy the answer.
+                    await self._drain(reader)
+        except Exception as ex:  # peer closed early: nothing to tell it
+            log.debug("httpd", "write failed", repr(ex))
+        try:
+            writer.close()
+            await writer.wait_closed()
+        except Exception:
+            pass
+
+    async def _drain(self, reader):
+        for _ in range(_MAX_HEAD // _CHUNK * 4):
+            try:
+                if not await wait_for_ms(reader.read(_CHUNK), 100):
+                    return
+            except Exception:
+                return
+
+    async def _respond(self, writer, res):
+        status, obj = res[0], res[1]
+        body = json.dumps(obj).encode()
+        head = "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % (
+            status,
+            _REASONS.get(status, "Error"),
+            len(body),
+        )
+        if len(res) > 2:
+            for k in res[2]:
+                head += "%s: %s\r\n" % (k, res[2][k])
+        head += "Connection: close\r\n\r\n"
+        writer.write(head.encode())
+        writer.write(body)
+        await writer.drain()
