@@ -1,0 +1,237 @@
+"""lib/httpd.py served for real on 127.0.0.1: parsing, caps, timeouts, auth hook, limits."""
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+from conftest import MICROPYPATH, micropython_binary, mp_env
+
+import httpd
+
+
+def echo(path, query, headers):
+    if path == "/boom":
+        raise RuntimeError("x")
+    return 200, {"path": path, "query": query, "ua": headers.get("user-agent")}
+
+
+async def _raw(port, data, read_timeout=5):
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(data)
+    await w.drain()
+    resp = await asyncio.wait_for(r.read(), read_timeout)
+    w.close()
+    return resp
+
+
+def _parse(resp):
+    head, _, body = resp.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    assert headers["content-type"] == "application/json"
+    assert int(headers["content-length"]) == len(body)
+    assert headers["connection"] == "close"
+    return status, headers, json.loads(body)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+def serve(test, **kw):
+    async def main():
+        srv = httpd.Server(kw.pop("handler", echo), **kw)
+        await srv.start("127.0.0.1", 0)
+        try:
+            return await test(srv)
+        finally:
+            await srv.close()
+
+    return run(main())
+
+
+def test_get_with_percent_decoded_query():
+    async def t(srv):
+        raw = b"GET /a/b?x=%22h%C3%A9%22&y=1+2&flag HTTP/1.1\r\nUser-Agent: t\r\n\r\n"
+        return _parse(await _raw(srv.port, raw))
+
+    status, _, body = serve(t)
+    assert status == 200
+    assert body == {"path": "/a/b", "query": {"x": '"hé"', "y": "1 2", "flag": ""}, "ua": "t"}
+
+
+def test_http_1_0_and_bare_newlines_are_accepted():
+    async def t(srv):
+        return _parse(await _raw(srv.port, b"GET /q HTTP/1.0\n\n"))
+
+    assert serve(t)[0] == 200
+
+
+@pytest.mark.parametrize("query", ["a=%zz", "a=%4", "a=%", "a=%ff%fe"])
+def test_malformed_percent_encoding_is_400(query):
+    async def t(srv):
+        return _parse(await _raw(srv.port, b"GET /x?" + query.encode() + b" HTTP/1.1\r\n\r\n"))
+
+    status, _, body = serve(t)
+    assert status == 400 and body == {"error": "malformed query"}
+
+
+def test_only_get_is_allowed():
+    async def t(srv):
+        return _parse(await _raw(srv.port, b"POST /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n"))
+
+    status, headers, body = serve(t)
+    assert status == 405 and headers["allow"] == "GET" and "error" in body
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /x\r\n\r\n",
+        b"GET /x FTP/1\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nNoColon\r\n\r\n",
+    ],
+)
+def test_malformed_request_is_400(raw):
+    async def t(srv):
+        return _parse(await _raw(srv.port, raw))
+
+    assert serve(t)[0] == 400
+
+
+def test_oversized_head_is_431_and_too_many_headers_is_431():
+    async def t(srv):
+        big = b"GET /x HTTP/1.1\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n"
+        many = b"GET /x HTTP/1.1\r\n" + b"".join(b"H%d: v\r\n" % i for i in range(40)) + b"\r\n"
+        return _parse(await _raw(srv.port, big)), _parse(await _raw(srv.port, many))
+
+    big, many = serve(t)
+    assert big[0] == 431 and many[0] == 431
+
+
+def test_overlong_request_line_is_400():
+    async def t(srv):
+        return _parse(await _raw(srv.port, b"GET /" + b"a" * 1500 + b" HTTP/1.1\r\n\r\n"))
+
+    assert serve(t)[0] == 400
+
+
+def test_slow_client_times_out():
+    async def t(srv):
+        return _parse(await _raw(srv.port, b"GET /x HTTP/1.1\r\n"))  # never finishes the head
+
+    status, _, body = serve(t, timeout_ms=200)
+    assert status == 408 and body == {"error": "timeout"}
+
+
+def test_handler_exception_is_500_and_server_keeps_serving():
+    async def t(srv):
+        a = _parse(await _raw(srv.port, b"GET /boom HTTP/1.1\r\n\r\n"))
+        b = _parse(await _raw(srv.port, b"GET /ok HTTP/1.1\r\n\r\n"))
+        return a[0], b[0]
+
+    assert serve(t) == (500, 200)
+
+
+def test_auth_hook_and_basic_credentials():
+    def auth(headers):
+        return httpd.basic_credentials(headers) == ("u", "p:w")
+
+    async def t(srv):
+        no = _parse(await _raw(srv.port, b"GET /x HTTP/1.1\r\n\r\n"))
+        tok = base64.b64encode(b"u:p:w")
+        yes = _parse(
+            await _raw(srv.port, b"GET /x HTTP/1.1\r\nAuthorization: Basic " + tok + b"\r\n\r\n")
+        )
+        bad = _parse(await _raw(srv.port, b"GET /x HTTP/1.1\r\nAuthorization: Basic !!!\r\n\r\n"))
+        return no, yes, bad
+
+    no, yes, bad = serve(t, auth=auth)
+    assert no[0] == 401 and no[1]["www-authenticate"].startswith("Basic")
+    assert yes[0] == 200
+    assert bad[0] == 401
+
+
+def test_connections_beyond_the_limit_get_503():
+    async def t(srv):
+        # Two idle connections hold both slots; the third is turned away at once.
+        held = [await asyncio.open_connection("127.0.0.1", srv.port) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        third = _parse(await _raw(srv.port, b"GET /x HTTP/1.1\r\n\r\n", read_timeout=3))
+        for _, w in held:
+            w.close()
+        await asyncio.sleep(0.05)
+        after = _parse(await _raw(srv.port, b"GET /x HTTP/1.1\r\n\r\n"))
+        return third[0], after[0], srv.active
+
+    assert serve(t, max_conns=2, timeout_ms=3000) == (503, 200, 0)
+
+
+def test_unquote_and_parse_query():
+    assert httpd.unquote("a%2Cb+c") == "a,b c"
+    assert httpd.parse_query("a=1&&b=%7B%7D&a=2") == {"a": "2", "b": "{}"}
+    with pytest.raises(ValueError):
+        httpd.unquote("%G1")
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_same_server_on_micropython():
+    port = _free_port()
+    code = (
+        """
+import asyncio, httpd
+def h(path, query, headers):
+    return 200, {"path": path, "query": query}
+async def main():
+    srv = httpd.Server(h, timeout_ms=300)
+    await srv.start("127.0.0.1", %d)
+    print("ready")
+    await asyncio.sleep(8)
+asyncio.run(main())
+"""
+        % port
+    )
+    p = subprocess.Popen(
+        [micropython_binary(), "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=mp_env({"MICROPYPATH": ".frozen" + os.pathsep + MICROPYPATH}),
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while b"ready" not in p.stdout.readline():
+            assert time.monotonic() < deadline and p.poll() is None, p.stderr.read()
+
+        async def t():
+            ok = _parse(await _raw(port, b"GET /a?k=%22v%22 HTTP/1.1\r\n\r\n"))
+            bad = _parse(await _raw(port, b"GET /a?k=%zz HTTP/1.1\r\n\r\n"))
+            big = _parse(await _raw(port, b"GET /x HTTP/1.1\r\nX: " + b"a" * 5000 + b"\r\n\r\n"))
+            post = _parse(await _raw(port, b"DELETE /a HTTP/1.1\r\n\r\n"))
+            slow = _parse(await _raw(port, b"GET /a HTTP/1.1\r\n"))
+            return ok, bad[0], big[0], post[0], slow[0]
+
+        ok, bad, big, post, slow = run(t())
+        assert ok[0] == 200 and ok[2] == {"path": "/a", "query": {"k": '"v"'}}
+        assert (bad, big, post, slow) == (400, 431, 405, 408)
+    finally:
+        p.kill()
+        p.wait(5)
+        p.stdout.close()
+        p.stderr.close()
