@@ -463,8 +463,10 @@ class SmartCharging:
         return best
 
     def next_change(self, t, connector_id=1, tx=None, anchor=None):
-        """The next Unix second after t at which limit_at changes, or None if it never does
-        (as far as _MAX_STEPS schedule boundaries reach; then that last boundary)."""
+        """The next Unix second after t at which limit_at changes, or None if it never does.
+
+        Repeating profiles whose boundaries never change the limit are walked for at most
+        _MAX_STEPS boundaries; then the last one is returned as a time to look again."""
         txid = None
         if tx is not None:
             txid = tx.transaction_id
