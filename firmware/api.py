@@ -20,6 +20,8 @@ object with
     owns(key) -> bool    whether `key` belongs to it
     check(key, value)    None when `value` (JSON-decoded) may be set, else the reason string
                          ("read-only" for keys that cannot be written)
+    check_many(changes)  optional, used instead of check() when present: {key: reason} for
+                         all the provider's keys of one request at once (rules across keys)
     apply(changes)       set the checked values (dict); returns None or {} on success, or
                          {key: reason} when a rule across keys fails. Only the first
                          provider (the config) may fail here; the others must accept what
@@ -51,6 +53,10 @@ class ConfigProvider:
 
     def check(self, key, value):
         return self.config.check(key, value, "api")
+
+    def check_many(self, changes):
+        # Together, so that amp=20&ama=32 passes while ama is still 16.
+        return self.config.update_errors(changes, "api")
 
     def apply(self, changes):
         return self.config.update(changes, "api")
@@ -117,13 +123,19 @@ class Api:
             if owner is None:
                 errors[key] = "unknown key"
                 continue
-            reason = self.providers[owner].check(key, value)
-            if reason:
-                errors[key] = reason
-                continue
             if owner not in by_provider:
                 by_provider[owner] = {}
             by_provider[owner][key] = value
+        for i in by_provider:
+            p = self.providers[i]
+            batch = by_provider[i]
+            if hasattr(p, "check_many"):
+                errors.update(p.check_many(batch))
+                continue
+            for key in batch:
+                reason = p.check(key, batch[key])
+                if reason:
+                    errors[key] = reason
         if errors:
             return 400, errors
         for i in sorted(by_provider):  # the config (0) first: the only one that may refuse

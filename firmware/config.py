@@ -238,6 +238,10 @@ class Config:
         """Reason why update({name: value}, origin) would fail, or None."""
         return self._prepare({name: value}, origin)[1].get(name)
 
+    def update_errors(self, changes, origin):
+        """What update(changes, origin) would answer, without applying anything."""
+        return self._prepare(changes, origin)[1]
+
     def _prepare(self, changes, origin):
         """(new values by canonical name, {key: reason})."""
         errors = {}
