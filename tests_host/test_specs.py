@@ -145,11 +145,18 @@ def test_cross_check_sees_a_typo():
         assert device_tree(validate.tree(typo)) != official_tree(root, root)
 
 
-def test_specs_parse_lazily():
-    # Importing parses nothing; check() builds and caches only the tree it needs.
-    validate._cache.clear()
-    validate.request("Reset", {"type": "Soft"})
-    assert list(validate._cache) == [specs.REQUEST["Reset"]]
+def test_validation_keeps_no_parsed_trees():
+    # Only the spec strings stay in memory; a tree lives while one payload is checked.
+    def containers():
+        return {k for k, v in vars(validate).items()
+                if not k.startswith("__") and isinstance(v, (dict, list, tuple))}
+
+    before = containers()
+    validate.request("SetChargingProfile", {"connectorId": 1, "csChargingProfiles": {
+        "chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
+        "chargingProfileKind": "Relative", "chargingSchedule": {
+            "chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 1}]}}})
+    assert before == containers() == set()
 
 
 # --- property tests -------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Compact payload specs for light validation on the device (see validate.py).
 
-One string per action, parsed by validate.py on first use, so the device only builds the
-trees it needs. Grammar (the top level is an object's field list without braces):
+One string per action, parsed by validate.py each time it checks a payload: only these
+strings stay in memory, never the parsed trees. Grammar (the top level is an object's
+field list without braces):
 
     fields  name[!]:type,...          ! marks a required field
     type    s / sN    string / string of at most N characters (maxLength)

@@ -24,8 +24,6 @@ from firmware.ocpp.router import (
     OCPPError,
 )
 
-_cache = {}  # spec string -> parsed tree (only the specs used so far)
-
 # Parsed tree nodes are tuples (kind, arg):
 #   ("{", ((name, required, node), ...))  object    ("[", node)  array
 #   ("<", (value, ...)) enum    ("s", maxlen or 0) string    ("t"|"i"|"n"|"d"|"b", 0)
@@ -44,7 +42,7 @@ def _parse(s, i):
         j = s.index(">", i)
         return ("<", tuple(s[i + 1 : j].split("|"))), j + 1
     if c == "@":
-        return tree(specs.DEFS[s[i + 1]], False), i + 2
+        return _parse(specs.DEFS[s[i + 1]], 0)[0], i + 2
     i += 1
     if c == "s":
         j = i
@@ -70,12 +68,11 @@ def _fields(s, i):
 
 
 def tree(spec, top=True):
-    """The parsed tree of a spec string (cached). top: the string is a bare field list."""
-    t = _cache.get(spec)
-    if t is None:
-        t = ("{", _fields(spec, 0)[0]) if top else _parse(spec, 0)[0]
-        _cache[spec] = t
-    return t
+    """The parsed tree of a spec string. top: the string is a bare field list.
+
+    Not cached: a parse costs well under a millisecond of CPU, a cached charging-profile tree
+    about 2 KB of heap for good, and CALLs from the central system are rare."""
+    return ("{", _fields(spec, 0)[0]) if top else _parse(spec, 0)[0]
 
 
 def _fail(code, text):
