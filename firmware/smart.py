@@ -78,7 +78,7 @@ _DEFAULTS = {
     "ChargeProfileMaxStackLevel": 8,
     "ChargingScheduleAllowedChargingRateUnit": "Current,Power",
     "ChargingScheduleMaxPeriods": 24,
-    "MaxChargingProfilesInstalled": 16,
+    "MaxChargingProfilesInstalled": 8,
 }
 
 
@@ -131,6 +131,7 @@ class SmartCharging:
         self.voltage = _NOMINAL_V
         self._local = {}
         self._p = []  # profiles, sorted: highest stack first, connector's own before 0
+        self.on_change = None  # fn(): profiles changed, the limit may have too (wake the app)
         self._load()
 
     # ---- persistence -------------------------------------------------------------
@@ -178,6 +179,8 @@ class SmartCharging:
         self._p = new_list
         self._sort()
         if self._save():
+            if self.on_change is not None:
+                self.on_change()
             return True
         self._p = old
         return False
@@ -482,9 +485,12 @@ class SmartCharging:
                 return b
         return b
 
-    def composite(self, connector_id, start, duration, unit="A", tx=None):
+    def composite(self, connector_id, start, duration, unit="A", tx=None, max_periods=48):
         """The composite chargingSchedule (wire dict without startSchedule) for
-        [start, start + duration) in unit "A" or "W"; None for an unknown connector."""
+        [start, start + duration) in unit "A" or "W"; None for an unknown connector.
+
+        At most max_periods periods (the answer must fit the heap): a longer schedule is
+        cut, and its duration shortened to where the last period reported ends."""
         if connector_id < 0 or connector_id > self.connectors or duration < 0:
             return None
         txid = None
@@ -502,9 +508,13 @@ class SmartCharging:
                 a = self.max_current
             v = floor_tenth(a * self.voltage * ph if unit == "W" else a)
             if last is None or v != last[0] or ph != last[1]:
+                if len(out) >= max_periods:
+                    break
                 out.append({"startPeriod": t - start, "limit": v, "numberPhases": ph})
                 last = (v, ph)
             t = self._next_edge(t, anchor)
             if t is None or t >= end:
                 break
+        if t is not None and t < end:  # cut short: report only what was computed
+            duration = t - start
         return {"duration": duration, "chargingRateUnit": unit, "chargingSchedulePeriod": out}

@@ -1,0 +1,20 @@
+"""SetChargingProfile (OCPP 1.6 §5.16): Accepted / Rejected.
+
+The engine (firmware/smart.py) checks purpose against connector and transaction, the
+configured limits (ChargeProfileMaxStackLevel, ChargingScheduleAllowedChargingRateUnit,
+ChargingScheduleMaxPeriods, MaxChargingProfilesInstalled) and persists the profile.
+"""
+
+from firmware import clock
+from firmware.ocpp import router
+
+ACTION = "SetChargingProfile"
+
+
+@router.on(ACTION)
+def set_charging_profile(cp, payload):
+    conn = payload["connectorId"]
+    # A TxProfile binds to the connector's running transaction (one connector: cp.tx).
+    tx = cp.tx if conn > 0 else None
+    status = cp.smart.set_profile(conn, payload["csChargingProfiles"], tx=tx, now=clock.now())
+    return {"status": status}
