@@ -286,6 +286,24 @@ class WebSocket:
             n = int.from_bytes(await r.readexactly(8), "big")
         return b0 & 0x80, op, n
 
+    async def _payload(self, n):
+        """n payload bytes. MicroPython: into one preallocated buffer (its readexactly
+        grows the result piece by piece, which fragments a small heap)."""
+        if not n:
+            return b""
+        if not MICROPYTHON:
+            return await self._r.readexactly(n)
+        buf = bytearray(n)
+        mv = memoryview(buf)
+        i = 0
+        while i < n:
+            k = await self._r.readinto(mv[i:])
+            if k == 0:
+                raise EOFError
+            if k:
+                i += k
+        return buf
+
     async def recv(self):
         """Next message: str (text) or bytes (binary). Raises ConnectionClosed."""
         if self.closed:
@@ -315,10 +333,10 @@ class WebSocket:
                 size += n
                 if size > self._max:
                     await self._fail(1009, "message larger than %d bytes" % self._max)
-                data = await r.readexactly(n) if n else b""
+                data = await self._payload(n)
                 if parts is None:
                     if fin:
-                        return data if op == _BIN else await self._text(data)
+                        return bytes(data) if op == _BIN else await self._text(data)
                     parts, kind = [data], op
                     continue
                 parts.append(data)
@@ -337,7 +355,7 @@ class WebSocket:
 
     async def _text(self, data):
         try:
-            return data.decode()
+            return str(data, "utf-8")
         except UnicodeError:
             await self._fail(1007, "invalid UTF-8 in text message")
 

