@@ -40,10 +40,14 @@ Full-flash policy (live bytes > `max_bytes`, default 64 KiB): 1) every other Met
 the oldest transaction that has at least three (its first and last are kept), repeated;
 2) then the oldest MeterValues overall; 3) Start and Stop are never dropped: they are kept
 beyond the budget, `full()` turns True and the app should refuse new sessions. Capacity at
-the default budget, measured (test_journal.py prints it): ~280 offline transactions of
-Start+Stop, or ~5 hours of one-measurand MeterValues at MeterValueSampleInterval 60 s before
-thinning starts; thinning then halves the resolution of the oldest data, so a transaction is
-never lost. Format versions: lines carry `J1`, meta.json carries "v"; older formats are
+the default budget, measured (test_journal.py prints it): ~310 offline transactions of
+Start (112 B) + Stop (94 B), or ~5.4 hours of one-measurand MeterValues (203 B) at
+MeterValueSampleInterval 60 s before thinning starts; thinning then halves the resolution of
+the oldest data, so a transaction is never lost. Flash cost, measured on littlefs (4 KiB
+blocks): a 1 h online session with 60 MeterValues = 188 writes, 76 block erases. One segment
+file rather than one file per entry: littlefs inlines only files up to ~128 B, so every
+entry file would hold a whole 4 KiB block (64 KiB would keep ~16 entries instead of ~300).
+Format versions: lines carry `J1`, meta.json carries "v"; older formats are
 migrated on load, unreadable entries quarantined, never wiped.
 """
 
