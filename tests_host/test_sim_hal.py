@@ -1,0 +1,90 @@
+"""The simulated hardware: pilot voltages follow the car, the meter integrates, control()."""
+
+import asyncio
+
+import pytest
+
+from hal.sim import SimHal
+
+
+def make():
+    t = [0]
+    return SimHal(now_ms=lambda: t[0]), t
+
+
+def test_pilot_voltages_follow_car_state_and_diode():
+    h, _ = make()
+    assert h.pilot.read() == (12.0, 12.0)
+    h.control({"cp": "B"})
+    assert h.pilot.read() == (9.0, 9.0)  # steady +12 V: low equals high
+    h.pilot.set_duty(266)
+    assert h.pilot.read() == (9.0, -12.0)
+    h.control({"diode": "missing", "cp": "C"})
+    assert h.pilot.read()[1] > -10
+    h.pilot.set_f()
+    assert h.pilot.read() == (-12.0, -12.0)
+
+
+def test_meter_integrates_energy_never_above_advertised_current():
+    h, t = make()
+    h.control({"cp": "C", "load": "32", "phases": "1"})
+    h.pilot.set_duty(166)  # 10 A (9.96 A)
+    h.relay.close()
+    t[0] += 3600 * 1000
+    m = asyncio.run(h.meter.read())
+    assert m["i"][0] == pytest.approx(9.96) and m["i"][1] == 0
+    assert m["e_wh"] == pytest.approx(9.96 * 230)
+    h.relay.open()
+    t[0] += 3600 * 1000
+    assert asyncio.run(h.meter.read())["e_wh"] == pytest.approx(9.96 * 230)
+
+
+def test_rcd_trip_opens_contactor_by_hardware_and_latches():
+    h, _ = make()
+    h.relay.close()
+    h.control({"rcd": "trip"})
+    assert h.rcd.tripped() and h.relay.feedback() is False
+    h.control({"rcd": "ok"})
+    assert h.rcd.tripped()
+    h.rcd.reset()
+    assert not h.rcd.tripped() and h.rcd.self_test()
+
+
+def test_weld_reports_power_while_open():
+    h, _ = make()
+    h.control({"weld": "1"})
+    assert h.relay.feedback() is True and not h.relay.closed
+
+
+def test_lock_moves_after_travel_time_and_jams():
+    h, t = make()
+    h.lock.drive(True)
+    assert h.lock.state() == "unknown"
+    t[0] += 300
+    assert h.lock.state() == "locked"
+    h.control({"lock": "jam"})
+    h.lock.drive(False)
+    t[0] += 1000
+    assert h.lock.state() == "unknown"
+
+
+def test_meter_offline_card_temp():
+    h, _ = make()
+    h.control({"meter": "offline", "card": "TAG1", "temp": "71.5"})
+    assert asyncio.run(h.meter.read()) is None and not h.meter.online
+    assert h.reader.poll() == "TAG1" and h.reader.poll() is None
+    assert h.temp.read_c() == [71.5]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"cp": "Z"}, {"diode": "yes"}, {"load": "x"}, {"load": "-1"}, {"phases": "2"},
+     {"rcd": "1"}, {"weld": "2"}, {"lock": "open"}, {"meter": "on"}, {"temp": "hot"},
+     {"bogus": "1"}, {"cp": "C", "load": "nan"}],
+)
+def test_control_rejects_bad_names_and_values_and_applies_nothing(params):
+    h, _ = make()
+    before = h.state()
+    with pytest.raises(ValueError):
+        h.control(params)
+    assert h.state() == before
