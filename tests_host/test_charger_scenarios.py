@@ -360,3 +360,17 @@ print("RESULT", closed, h.relay.closed, h.pilot.duty, c.car, int(c.session_wh))
     p = mp_run(code, heap="512k")
     assert p.returncode == 0, p.stderr + p.stdout
     assert "RESULT True False 266 4 183" in p.stdout, p.stdout
+
+
+def test_charger_keys_expose_runtime_status_read_only():
+    from firmware.charger_keys import ChargerKeys
+
+    r = Rig().charge()
+    k = ChargerKeys(r.c, version="9.9")
+    out = {}
+    k.status(out)
+    assert out["car"] == 2 and out["err"] == 0 and out["acu"] == 16 and out["alw"] is True
+    assert len(out["nrg"]) == 16 and out["fwv"] == "9.9" and out["var"] == 11
+    assert out["cus"] == 3 and out["tma"] == [25.0] and out["eto"] == 0
+    assert k.owns("car") and not k.owns("amp")
+    assert k.check("car", 1) == "read-only"
