@@ -1,1 +1,76 @@
-# main.py: placeholder until the app wiring lands.
+# main.py: entry point on the board and in the simulator.
+#
+# On an ESP32: the real drivers (hal/esp32), WiFi from the stored configuration, the
+# watchdog, and machine.reset() for a reboot. On the unix port (`make sim`): the simulated
+# car and meter (hal/sim), settings from WB_* environment variables, and exit status 3 for
+# a reboot so that tools/sim.py starts the firmware again on the same data.
+import sys
+
+FW_VERSION = "0.1.0"
+
+
+def _board():
+    import machine
+    import network
+
+    from firmware import app
+    from hal.esp32.board import make_hal
+
+    hal = make_hal()
+    ident = "".join("%02x" % b for b in machine.unique_id())
+    cfg = app.load_config("/")
+    wlan = network.WLAN(network.STA_IF)
+    wlan.active(True)
+    ssid = cfg.get("wss")
+    if ssid:
+        wlan.connect(ssid, cfg.get("wke"))
+    info = app.info(FW_VERSION, serial=ident, board=hal.board)
+    app.run(hal, "/", info, reboot=machine.reset, config=cfg, api_host="0.0.0.0", api_port=80)
+
+
+def _sim():
+    import os
+
+    from firmware import app
+    from hal.sim import SimHal
+
+    data = os.getenv("WB_DATA") or ".sim"
+    try:
+        os.mkdir(data)
+    except OSError:
+        pass
+    meter = os.getenv("WB_METER")
+    hal = SimHal()
+    if meter:
+        from hal.serial_unix import open_meter
+
+        hal.meter = open_meter(
+            meter, os.getenv("WB_METER_TYPE") or "sdm630", int(os.getenv("WB_METER_ADDR") or 1)
+        )
+    cfg = app.load_config(data)
+    csms = os.getenv("WB_CSMS")
+    if csms:
+        errors = cfg.update({"ocppu": csms, "ocppe": True}, "api")
+        if errors:
+            print("E sim: WB_CSMS rejected:", errors)
+
+    def reboot():
+        sys.exit(3)
+
+    info = app.info(FW_VERSION, serial="SIM-0001", board=hal.board)
+    app.run(
+        hal,
+        data,
+        info,
+        reboot=reboot,
+        config=cfg,
+        api_host=os.getenv("WB_API_HOST") or "127.0.0.1",
+        api_port=int(os.getenv("WB_API_PORT") or 8080),
+        sim=hal,
+    )
+
+
+if sys.platform == "esp32":
+    _board()
+else:
+    _sim()

@@ -127,7 +127,7 @@ TABLE = (
     ("ConnectorPhaseRotation", ROT, _O, "0.RST,1.RST", None, "ConnectorPhaseRotationMaxLength"),
     ("ConnectorPhaseRotationMaxLength", INT, _OR, 2, None, None),
     ("GetConfigurationMaxKeys", INT, _OR, 64, None, None),
-    ("HeartbeatInterval", INT, _O, 300, 10, 86400),
+    ("HeartbeatInterval", INT, _O, 300, 1, 86400),
     ("LightIntensity", INT, _O, 100, 0, 100),
     ("LocalAuthorizeOffline", BOOL, _O, True, None, None),
     ("LocalPreAuthorize", BOOL, _O, False, None, None),

@@ -256,9 +256,28 @@ class WebSocket:
             self.close_reason = reason
             try:
                 self._w.close()
+                # MicroPython's Stream.close() does nothing: the socket is closed only by
+                # wait_closed(). Close it in the background so a dropped link never leaks
+                # a socket and the peer sees the connection end.
+                s = getattr(self._w, "s", None)
+                if MICROPYTHON and s is not None:
+                    asyncio.create_task(self._reap(s))
             except Exception:  # already closed
                 pass
         self._got_close.set()
+
+    async def _reap(self, s):
+        # Closing a socket with unread input makes the kernel answer RST, which can destroy
+        # our close frame before the peer reads it: read to EOF first (bounded).
+        try:
+            await asyncio.wait_for_ms(self._eof(), _CLOSE_WAIT_MS // 2)
+        except Exception:  # timeout or reset: close regardless
+            pass
+        s.close()
+
+    async def _eof(self):
+        while await self._r.read(256):
+            pass
 
     async def _frame(self):
         """Read one frame -> (fin, opcode, payload)."""

@@ -20,7 +20,8 @@ for _p in (os.path.join(ROOT, "lib"), ROOT):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-MICROPYPATH = os.pathsep.join([os.path.join(ROOT, "lib"), ROOT])
+# ".frozen" keeps the unix port's frozen modules (asyncio…) importable.
+MICROPYPATH = os.pathsep.join([".frozen", os.path.join(ROOT, "lib"), ROOT])
 
 
 def micropython_binary():
@@ -66,15 +67,24 @@ def ocpp_schema(action, response=False):
     name = action + ("Response" if response else "")
     if name not in _SCHEMAS:
         path = os.path.join(os.path.dirname(ocpp.v16.__file__), "schemas", name + ".json")
+        from decimal import Decimal
+
         with open(path) as f:
-            schema = json.load(f)
+            schema = json.load(f, parse_float=Decimal)
         _SCHEMAS[name] = jsonschema.Draft4Validator(schema)
     return _SCHEMAS[name]
 
 
 def check_ocpp(action, payload, response=False):
-    """Raise jsonschema.ValidationError unless payload is valid for the OCPP 1.6 schema."""
-    ocpp_schema(action, response).validate(payload)
+    """Raise jsonschema.ValidationError unless payload is valid for the OCPP 1.6 schema.
+
+    Numbers are compared as Decimal, as the `ocpp` package does: `multipleOf: 0.1` on
+    binary floats would reject valid one-decimal limits such as 10.6.
+    """
+    from decimal import Decimal
+
+    exact = json.loads(json.dumps(payload), parse_float=Decimal)
+    ocpp_schema(action, response).validate(exact)
 
 
 @pytest.fixture

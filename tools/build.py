@@ -16,8 +16,9 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("firmware", "hal")
-# Host-only parts of the tree: the simulated hardware never goes onto a board.
-EXCLUDE_PREFIXES = ("hal/sim",)
+# Host-only parts of the tree: the simulated hardware and the host serial port never go onto
+# a board (the simulator compiles them with host_files() for the bench).
+EXCLUDE_PREFIXES = ("hal/sim", "hal/serial_unix")
 
 
 def board_files():
@@ -37,6 +38,27 @@ def board_files():
                     continue
                 out.append((rel, "lib/" + rel[:-3] + ".mpy"))
     return out
+
+
+def host_files():
+    """The simulator-only device files, as (source, destination) like board_files()."""
+    out = []
+    for name in sorted(os.listdir(os.path.join(ROOT, "hal"))):
+        rel = "hal/" + name
+        if name.endswith(".py") and rel.startswith(EXCLUDE_PREFIXES):
+            out.append((rel, "lib/" + rel[:-3] + ".mpy"))
+    return out
+
+
+def compile_files(files, out, march):
+    exe = mpy_cross()
+    for src, dst in files:
+        target = os.path.join(out, dst)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        subprocess.run(
+            [exe, "-march=" + march, "-o", target, "-s", src, os.path.join(ROOT, src)],
+            check=True,
+        )
 
 
 def mpy_cross():

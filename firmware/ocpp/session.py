@@ -1,0 +1,274 @@
+"""Connection supervisor: the one task that owns the OCPP websocket.
+
+Per connection it runs three tasks that start and stop together (a failure of any one
+tears down all three, then the supervisor reconnects):
+- reader: every incoming frame goes to the RPC layer;
+- keepalive: a websocket ping every WebSocketPingInterval; when nothing at all (pong
+  included) has arrived for 1.5 intervals the link is declared dead, so a dead link is
+  noticed within two intervals and never shown as connected;
+- main: BootNotification until Accepted (Pending/Rejected retried after `interval`), then
+  the on-accepted hooks (StatusNotification, journal delivery…), then Heartbeat every
+  HeartbeatInterval.
+
+Reconnect: jittered exponential backoff, 1 s doubling to a 60 s cap, each wait drawn
+uniformly from [b/2, b]; reset once a connection reaches Accepted. A change of `ocppe`,
+`ocppu`, a TLS key or the AuthorizationKey closes the link and connects anew at once.
+"""
+
+import asyncio
+import random
+
+import log
+import ws as wsmod
+from compat import asleep_ms, const, ticks_diff, ticks_ms, uptime_ms, wait_for_ms
+from firmware.ocpp.rpc import RPC
+from firmware.ops import boot_notification, heartbeat
+
+_BACKOFF_MIN_MS = const(1000)
+_BACKOFF_MAX_MS = const(60000)
+_CALL_TIMEOUT_MS = const(30000)
+_HANDSHAKE_TIMEOUT_MS = const(15000)
+_MAX_MESSAGE = const(16384)
+
+RECONNECT_KEYS = (
+    "ocppe", "ocppu", "ocppg", "ocppcn", "ocppss", "ocppcc", "ocppck", "ocppsc",
+    "AuthorizationKey", "SecurityProfile",
+)
+
+
+class NotAccepted(Exception):
+    pass
+
+
+def identity(url):
+    """The charge point identity: the last segment of the endpoint URL's path."""
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+class Session:
+    def __init__(self, cp):
+        self.cp = cp
+        self._running = False
+        self.connected_ms = None
+        self.accepted_ms = None
+        self.rpc = None
+        self.boot_status = None
+        self.accepted = asyncio.Event()
+        self.on_accepted = []  # async fn(cp) run after every Accepted BootNotification
+        self._ws = None
+        self._kick = asyncio.Event()
+        self._down = None
+        cp.config.subscribe(self._on_config)
+
+    @property
+    def started(self):
+        """`ocpps`: the supervisor runs and OCPP is enabled with a URL (from the moment
+        the setting changes, not when the old connection has finished closing)."""
+        c = self.cp.config
+        return self._running and bool(c.get("ocppe")) and bool(c.get("ocppu"))
+
+    @property
+    def connected(self):
+        return self._ws is not None and not self._ws.closed
+
+    def is_accepted(self):
+        return self.accepted_ms is not None and self.connected
+
+    async def call(self, action, payload):
+        """A CALL on the current connection; only after BootNotification was Accepted."""
+        rpc = self.rpc
+        if rpc is None or self.accepted_ms is None:
+            raise NotAccepted(action)
+        return await rpc.call(action, payload)
+
+    def _on_config(self, keys):
+        for k in RECONNECT_KEYS:
+            if k in keys:
+                log.info("ocpp", "settings changed (%s): reconnecting" % k)
+                self._kick.set()
+                if self._down is not None:
+                    self._down.set()
+                return
+
+    def _auth(self, url):
+        key = self.cp.config.get("AuthorizationKey")
+        if key:
+            return (identity(url), key)
+        return None
+
+    def _tls(self, url):
+        if not url.startswith("wss:"):
+            return None
+        c = self.cp.config.get
+        return {
+            "cadata": c("ocppsc") or None,
+            "use_global_ca": bool(c("ocppg")),
+            "check_hostname": not c("ocppcn"),
+            "verify": not c("ocppss"),
+            "cert": c("ocppcc") or None,
+            "key": c("ocppck") or None,
+            "ca_file": self.cp.data_dir + "/ca.pem",
+        }
+
+    async def _sleep_or_kick(self, ms):
+        try:
+            await wait_for_ms(self._kick.wait(), ms)
+        except asyncio.TimeoutError:
+            pass
+
+    async def run(self):
+        backoff = _BACKOFF_MIN_MS
+        cfg = self.cp.config
+        while True:
+            url = cfg.get("ocppu")
+            self._running = True
+            if not cfg.get("ocppe") or not url:
+                self._kick.clear()
+                await self._kick.wait()
+                continue
+            self._kick.clear()
+            if await self._connection(url):
+                backoff = _BACKOFF_MIN_MS
+            if self._kick.is_set():
+                continue
+            wait = backoff // 2 + random.randint(0, backoff // 2)
+            log.info("ocpp", "reconnecting in %d ms" % wait)
+            await self._sleep_or_kick(wait)
+            backoff = min(backoff * 2, _BACKOFF_MAX_MS)
+
+    async def _connection(self, url):
+        """One connection from connect to teardown; True when it reached Accepted."""
+        try:
+            ws = await wsmod.connect(
+                url,
+                auth=self._auth(url),
+                tls=self._tls(url),
+                timeout_ms=_HANDSHAKE_TIMEOUT_MS,
+                max_size=_MAX_MESSAGE,
+            )
+        except Exception as e:  # every failure here means: try again later
+            log.error("ocpp", "connect to %s failed: %r" % (url, e))
+            return False
+        log.info("ocpp", "connected to", url)
+        self._ws = ws
+        self.connected_ms = uptime_ms()
+        rpc = RPC(ws.send, self.cp, timeout_ms=_CALL_TIMEOUT_MS)
+        self.rpc = rpc
+        down = self._down = asyncio.Event()
+        tasks = [
+            asyncio.create_task(self._guard(self._reader(ws, rpc), down, "reader")),
+            asyncio.create_task(self._guard(self._keepalive(ws), down, "keepalive")),
+            asyncio.create_task(self._guard(self._main(rpc), down, "main")),
+        ]
+        await down.wait()
+        reached = self.accepted_ms is not None
+        for t in tasks:
+            t.cancel()
+        self.rpc = None
+        self._down = None
+        self.accepted_ms = None
+        self.accepted.clear()
+        self.connected_ms = None
+        self._ws = None
+        rpc.close()
+        try:
+            await wait_for_ms(ws.close(), 2000)
+        except Exception:  # closing a dead link may fail in many ways; it is gone anyway
+            pass
+        log.info("ocpp", "disconnected")
+        return reached
+
+    async def _guard(self, coro, down, name):
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except wsmod.ConnectionClosed as e:
+            log.error("ocpp", "connection closed (%s): %r" % (name, e))
+        except Exception as e:
+            log.error("ocpp", "%s failed: %r" % (name, e))
+        finally:
+            down.set()
+
+    async def _reader(self, ws, rpc):
+        while True:
+            msg = await ws.recv()
+            if isinstance(msg, str):
+                await rpc.on_frame(msg)
+            else:
+                log.warning("ocpp", "binary frame ignored (%d bytes)" % len(msg))
+
+    async def _keepalive(self, ws):
+        cfg = self.cp.config
+        while True:
+            interval = cfg.get("WebSocketPingInterval") * 1000
+            if interval <= 0:
+                await asleep_ms(1000)
+                continue
+            await asleep_ms(interval)
+            if ticks_diff(ticks_ms(), ws.last_rx_ms) > interval + interval // 2:
+                log.error("ocpp", "no traffic for %d ms: link dead" % interval)
+                return
+            await ws.ping()
+
+    async def _main(self, rpc):
+        cp = self.cp
+        while True:
+            try:
+                status, wait_s = await boot_notification.send(cp, rpc)
+            except Exception as e:
+                log.error("ocpp", "BootNotification failed: %r" % (e,))
+                status, wait_s = None, boot_notification.DEFAULT_RETRY_S
+            self.boot_status = status
+            if status == "Accepted":
+                break
+            log.info("ocpp", "BootNotification %s, retry in %d s" % (status, wait_s))
+            await asyncio.sleep(wait_s)
+        self.accepted_ms = uptime_ms()
+        self.accepted.set()
+        log.info("ocpp", "accepted by the central system")
+        for hook in self.on_accepted:
+            try:
+                await hook(cp)
+            except Exception as e:
+                log.error("ocpp", "on-accepted hook failed: %r" % (e,))
+        last = ticks_ms()
+        while True:
+            await asleep_ms(1000)
+            interval = cp.config.get("HeartbeatInterval")
+            if interval > 0 and ticks_diff(ticks_ms(), last) >= interval * 1000:
+                last = ticks_ms()
+                try:
+                    await heartbeat.send(cp, rpc)
+                except Exception as e:
+                    log.warning("ocpp", "Heartbeat failed: %r" % (e,))
+
+
+class SessionKeys:
+    """API provider for the read-only OCPP status keys of CONTRACT.md §2."""
+
+    _KEYS = ("ocpps", "ocppc", "ocppca", "ocppa", "ocppaa", "ocpple", "ocpplea", "rbt")
+
+    def __init__(self, session):
+        self.s = session
+
+    def status(self, out):
+        s = self.s
+        connected = s.connected
+        out["ocpps"] = s.started
+        out["ocppc"] = connected
+        out["ocppca"] = s.connected_ms if connected else None
+        out["ocppa"] = connected and s.accepted_ms is not None
+        out["ocppaa"] = s.accepted_ms if out["ocppa"] else None
+        out["ocpple"] = log.last_error
+        out["ocpplea"] = log.last_error_ms
+        out["rbt"] = uptime_ms()
+
+    def owns(self, key):
+        return key in self._KEYS
+
+    def check(self, key, value):
+        return "read-only"
+
+    def apply(self, changes):
+        pass

@@ -1,0 +1,204 @@
+"""End-to-end, issue "Foundation": the firmware on the MicroPython unix port against the
+demo central system built on the `ocpp` package, over ws and wss, on 127.0.0.1.
+
+Every CALL the firmware sends is validated by the `ocpp` package on arrival (strict JSON
+schemas) and again here with check_ocpp, so a non-conforming message fails the test.
+"""
+
+import json
+
+import pytest
+from conftest import check_ocpp
+from e2e import CsmsThread, Firmware
+from ocpp.v16 import call
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def csms():
+    c = CsmsThread(heartbeat_interval=2)
+    c.start()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def firmware_factory(tmp_path):
+    started = []
+
+    def make(url="", data=None, **kw):
+        fw = Firmware(data or tmp_path / "data", url, **kw)
+        started.append(fw)
+        return fw.start()
+
+    yield make
+    for fw in started:
+        fw.stop()
+        print("---- firmware log ----\n" + fw.output())
+
+
+def assert_all_valid(csms):
+    for _, action, payload in csms.csms.received:
+        check_ocpp(action, payload)
+
+
+def test_boot_accepted_over_ws_then_heartbeats(csms, firmware_factory):
+    fw = firmware_factory(csms.url())
+    csms.wait_for(lambda: csms.csms.actions().count("Heartbeat") >= 2, timeout=30)
+    actions = csms.csms.actions()
+    assert actions[0] == "BootNotification"
+    boot = csms.csms.received[0][2]
+    assert boot["chargePointVendor"] and boot["firmwareVersion"]
+    st = fw.wait_status(lambda s: s["ocppa"], keys=("ocpps", "ocppc", "ocppa", "ocppca",
+                                                     "ocppaa", "ocpph"))
+    assert st["ocpps"] is True and st["ocppc"] is True
+    assert isinstance(st["ocppca"], int) and isinstance(st["ocppaa"], int)
+    assert st["ocppaa"] >= st["ocppca"]
+    # HeartbeatInterval taken from the BootNotification answer, stored and shown as ocpph.
+    assert st["ocpph"] == 2
+    assert_all_valid(csms)
+
+
+def test_pending_then_accepted(firmware_factory):
+    c = CsmsThread(boot_statuses=["Pending", "Pending", "Accepted"], retry_interval=1,
+                   heartbeat_interval=1)
+    c.start()
+    try:
+        fw = firmware_factory(c.url())
+        c.wait_for(lambda: c.csms.boots >= 3, timeout=30)
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+        c.wait_for(lambda: "Heartbeat" in c.csms.actions())
+        actions = c.csms.actions()
+        # Nothing but BootNotification until Accepted.
+        first_other = next(i for i, a in enumerate(actions) if a != "BootNotification")
+        assert first_other >= 3
+        assert_all_valid(c)
+    finally:
+        c.close()
+
+
+def test_reconnects_when_the_central_system_comes_back(csms, firmware_factory):
+    fw = firmware_factory(csms.url())
+    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+    port = csms.port
+    csms.stop()
+    st = fw.wait_status(lambda s: not s["ocppc"], keys=("ocppc", "ocppa"))
+    assert st["ocppa"] is False
+    boots = csms.csms.boots
+    csms.start(port)
+    csms.wait_for(lambda: csms.csms.boots > boots, timeout=30)
+    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+
+
+def test_api_moves_the_charger_to_a_second_central_system(csms, firmware_factory):
+    fw = firmware_factory(csms.url())
+    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+    second = CsmsThread()
+    second.start()
+    try:
+        code, body = fw.set(ocppu=second.url("CP9"))
+        assert code == 200, body
+        second.wait_for(lambda: "BootNotification" in second.csms.actions("CP9"))
+        fw.wait_status(lambda s: s["ocppa"] and s["ocppu"] == second.url("CP9"),
+                       keys=("ocppa", "ocppu"))
+        csms.wait_for(lambda: "CP1" not in csms.csms.charge_points)
+    finally:
+        second.close()
+
+
+def test_disabling_ocpp_disconnects(csms, firmware_factory):
+    fw = firmware_factory(csms.url())
+    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+    assert fw.set(ocppe=False)[0] == 200
+    st = fw.wait_status(lambda s: not s["ocppc"], keys=("ocppc", "ocpps"))
+    assert st["ocpps"] is False
+    csms.wait_for(lambda: "CP1" not in csms.csms.charge_points)
+
+
+# Malformed frames: each gets the right CALLERROR and the connection stays up.
+MALFORMED = [
+    ("not json at all", None, "FormationViolation"),
+    ('{"an": "object"}', None, "ProtocolError"),
+    ('[2, "m1"]', "m1", "ProtocolError"),
+    ('[7, "m2", "Heartbeat", {}]', "m2", "ProtocolError"),
+    ('[2, "m3", "FlyToTheMoon", {}]', "m3", "NotImplemented"),
+    ('[2, "m4", "ChangeConfiguration", {"key": "HeartbeatInterval"}]', "m4",
+     "OccurenceConstraintViolation"),
+    ('[2, "m5", "ChangeConfiguration", {"key": "HeartbeatInterval", "value": 5}]', "m5",
+     "TypeConstraintViolation"),
+    ('[2, "m6", "GetConfiguration", {"key": ["%s"]}]' % ("K" * 51), "m6",
+     "PropertyConstraintViolation"),
+    ('[2, "m7", "GetConfiguration", "not an object"]', "m7", None),
+]
+
+
+def test_malformed_frames_get_the_right_callerror_and_the_link_stays_up(csms,
+                                                                          firmware_factory):
+    fw = firmware_factory(csms.url())
+    csms.wait_for(lambda: "CP1" in csms.csms.charge_points and csms.csms.boots)
+    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+    connections = csms.csms.connections
+    for text, msg_id, code in MALFORMED:
+        before = len(csms.csms.answers)
+        csms.send_raw("CP1", text)
+        csms.wait_for(lambda n=before: len(csms.csms.answers) > n, timeout=10)
+        frame = csms.csms.answers[before][1]
+        assert frame[0] == 4, (text, frame)
+        assert isinstance(frame[3], str) and isinstance(frame[4], dict)
+        if msg_id is not None:
+            assert frame[1] == msg_id, (text, frame)
+        if code is not None:
+            assert frame[2] == code, (text, frame)
+        else:
+            assert frame[2] in ("FormationViolation", "TypeConstraintViolation"), frame
+    # Still the same connection, and it still works.
+    resp = csms.call("CP1", call.GetConfiguration(key=["HeartbeatInterval"]))
+    assert resp.configuration_key[0]["key"] == "HeartbeatInterval"
+    assert csms.csms.connections == connections
+    for _, frame in csms.csms.answers:
+        json.dumps(frame)
+
+
+def _tls_csms(pki, client_auth=False):
+    from tlsutil import server_context
+
+    c = CsmsThread()
+    c.start(ssl_context=server_context(pki, client_auth=client_auth))
+    return c
+
+
+def test_boot_accepted_over_wss_with_server_verification(tmp_path, firmware_factory):
+    from tlsutil import make_pki
+
+    pki = make_pki(tmp_path)
+    c = _tls_csms(pki)
+    try:
+        fw = firmware_factory()
+        code, body = fw.set(ocppsc=pki["ca_pem"], ocppg=False, ocppss=False, ocppcn=False,
+                            ocppu=c.url(scheme="wss"), ocppe=True)
+        assert code == 200, body
+        c.wait_for(lambda: "BootNotification" in c.csms.actions(), timeout=30)
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+    finally:
+        c.close()
+
+
+def test_server_with_a_wrong_certificate_is_refused(tmp_path, firmware_factory):
+    from tlsutil import make_pki
+
+    pki = make_pki(tmp_path)
+    c = _tls_csms(pki)
+    try:
+        fw = firmware_factory()
+        code, body = fw.set(ocppsc=pki["wrong_ca_pem"], ocppg=False,
+                            ocppu=c.url(scheme="wss"), ocppe=True)
+        assert code == 200, body
+        st = fw.wait_status(lambda s: s["ocpple"] is not None, keys=("ocpple", "ocppa"))
+        assert st["ocppa"] is False
+        assert c.csms.actions() == []
+        # Not even after a few retries.
+        fw.wait_status(lambda s: s["ocpps"] and not s["ocppc"], keys=("ocpps", "ocppc"))
+        assert c.csms.actions() == []
+    finally:
+        c.close()

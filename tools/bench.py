@@ -1,0 +1,143 @@
+"""`make bench`: the performance table of CONTRACT.md §5, one figure a row: name value unit.
+
+- mpy_bytes: total size of the .mpy files `make deploy` copies (tools/build.py).
+- min_heap_kib: the smallest -X heapsize (4 KiB steps) at which the reference scenario
+  passes on the MicroPython unix port with the firmware loaded from those .mpy files.
+- code_heap_kib: heap held by the firmware's imported modules (from .mpy) once loaded.
+- data_heap_kib: min_heap_kib - code_heap_kib.
+- trip_to_open_ms: simulated time from an RCD trip / the car leaving C to the relay opening.
+- journal_writes_per_session: flash writes of the transaction journal in one session.
+- rtt_ms_*: see tools/rtt.py (firmware vs the `ocpp` package's charge point).
+
+Reference scenario: boot, BootNotification accepted, three heartbeats, plug in, charge at
+16 A with meter readings, unplug, against the demo central system.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.join(ROOT, "tests_host"))
+
+import build  # noqa: E402
+
+BOARD = os.path.join(ROOT, "build", "board")
+rows = []
+
+
+def row(name, value, unit):
+    rows.append((name, value, unit))
+    print("%-28s %10s %s" % (name, value, unit), flush=True)
+
+
+def mp_env_board():
+    env = dict(os.environ)
+    env["MICROPYPATH"] = os.pathsep.join([".frozen", os.path.join(BOARD, "lib")])
+    return env
+
+
+def code_heap_kib():
+    """Heap taken by importing every firmware module from .mpy (after a collect)."""
+    mods = []
+    for _src, dst in build.board_files():
+        if dst.startswith("lib/") and not dst.endswith("__init__.mpy"):
+            mods.append(dst[4:-4].replace("/", "."))
+    # hal.esp32 drivers import `machine`: the unix port cannot load them; they are not
+    # part of the simulator's footprint either, so they are left out here.
+    mods = [m for m in mods if not m.startswith("hal.esp32")]
+    code = (
+        "import gc, asyncio, json\n"
+        "gc.collect(); a = gc.mem_alloc()\n"
+        "for m in %r:\n"
+        "    __import__(m)\n"
+        "gc.collect(); print((gc.mem_alloc() - a) / 1024)\n" % (mods,)
+    )
+    r = subprocess.run(
+        [micropython(), "-X", "heapsize=4m", "-c", code],
+        capture_output=True, text=True, env=mp_env_board(), cwd=BOARD, timeout=60,
+    )
+    if r.returncode != 0:
+        raise RuntimeError("code heap measurement failed: " + r.stdout + r.stderr)
+    return float(r.stdout.strip().splitlines()[-1])
+
+
+def micropython():
+    import shutil
+
+    return shutil.which("micropython", path=os.path.dirname(sys.executable))
+
+
+def run_scenario(heap_kib, timeout=120):
+    """Run the reference scenario with the firmware from .mpy at the given heap size."""
+    from e2e import CsmsThread, Firmware
+
+    csms = CsmsThread(heartbeat_interval=1)
+    csms.start()
+    data = tempfile.mkdtemp(prefix="bench-")
+    fw = Firmware(data, csms.url(), heap="%dk" % heap_kib)
+    fw.main_py = os.path.join(BOARD, "main.py")
+    fw.mp_path = os.path.join(BOARD, "lib")
+    try:
+        fw.start()
+        return scenario(fw, csms)
+    except Exception as e:  # a too-small heap fails in many ways; all mean "did not pass"
+        return "fail: %r" % (e,)
+    finally:
+        fw.stop()
+        csms.close()
+
+
+def scenario(fw, csms):
+    c = csms.csms
+    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",), timeout=30)
+    csms.wait_for(lambda: c.actions().count("Heartbeat") >= 3, timeout=30)
+    extra = globals().get("charging_scenario")
+    if extra:
+        r = extra(fw, csms)
+        if r is not True:
+            return r
+    if fw.proc.poll() is not None:
+        return "fail: firmware exited"
+    if any("MemoryError" in line for line in fw.lines):
+        return "fail: MemoryError"
+    return True
+
+
+def min_heap_kib(lo=16, hi=1024):
+    """Bisection in 4 KiB steps; `hi` must pass."""
+    ok = run_scenario(hi)
+    if ok is not True:
+        raise RuntimeError("reference scenario fails even at %d KiB: %s" % (hi, ok))
+    lo = lo // 4
+    hi = hi // 4
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        r = run_scenario(mid * 4)
+        print("  heap %4d KiB: %s" % (mid * 4, "pass" if r is True else r), flush=True)
+        if r is True:
+            hi = mid
+        else:
+            lo = mid
+    return hi * 4
+
+
+def main():
+    t0 = time.monotonic()
+    total = build.compile_all(BOARD)
+    row("mpy_bytes", total, "bytes")
+    # The simulator's own modules (not deployed, not counted) for running from .mpy here.
+    build.compile_files(build.host_files(), BOARD, "x64")
+    code = code_heap_kib()
+    row("code_heap_kib", "%.1f" % code, "KiB")
+    mh = min_heap_kib()
+    row("min_heap_kib", mh, "KiB")
+    row("data_heap_kib", "%.1f" % (mh - code), "KiB")
+    print("(bench took %.0f s)" % (time.monotonic() - t0))
+
+
+if __name__ == "__main__":
+    main()

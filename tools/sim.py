@@ -1,0 +1,135 @@
+"""`make sim`: the firmware, unchanged, on the MicroPython unix port with simulated hardware.
+
+Starts the demo central system (tools/csms.py) on 127.0.0.1 unless --csms names one, then
+runs `micropython main.py` with the data directory standing in for the board's flash.
+When the firmware reboots itself (OCPP Reset, firmware update) it exits with status 3 and
+is started again on the same data, as a board would. SIGTERM/SIGINT: orderly shutdown.
+SIGKILL of the firmware process is a power cut: run `make sim` again on the same DATA.
+"""
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+# The heap the simulator gives the firmware when HEAP is not set. The firmware runs from
+# source here (compiled on load), which costs more heap than the .mpy files of a board
+# deployment; `make bench` measures the real minimum (min_heap_kib) from .mpy.
+DEFAULT_HEAP = "512k"
+REBOOT_STATUS = 3
+
+
+def micropython():
+    exe = shutil.which("micropython", path=os.path.dirname(sys.executable))
+    if not exe:
+        sys.exit("micropython not found: run `make venv`")
+    return exe
+
+
+def firmware_env(data, api_port, csms="", meter="", meter_type="sdm630", meter_addr="1",
+                 api_host="127.0.0.1"):
+    env = dict(os.environ)
+    env.update(
+        MICROPYPATH=os.pathsep.join([".frozen", os.path.join(ROOT, "lib"), ROOT]),
+        WB_DATA=os.path.abspath(data),
+        WB_API_PORT=str(api_port),
+        WB_API_HOST=api_host,
+        WB_CSMS=csms,
+        WB_METER=meter,
+        WB_METER_TYPE=meter_type,
+        WB_METER_ADDR=str(meter_addr),
+    )
+    return env
+
+
+def firmware_cmd(heap=None):
+    main_py = os.path.join(ROOT, "main.py")
+    return [micropython(), "-X", "heapsize=" + (heap or DEFAULT_HEAP), main_py]
+
+
+def _free_port(preferred):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", preferred))
+        return preferred
+    except OSError:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def start_demo_csms(port=9000):
+    """Run the demo central system in a background thread; returns its ws:// base URL."""
+    from csms import DemoCSMS
+
+    port = _free_port(port)
+    ready = threading.Event()
+
+    def run():
+        async def go():
+            csms = DemoCSMS()
+            await csms.start("127.0.0.1", port)
+            ready.set()
+            await asyncio.Future()
+
+        asyncio.run(go())
+
+    threading.Thread(target=run, daemon=True).start()
+    if not ready.wait(10):
+        sys.exit("the demo central system did not start")
+    print("sim: demo central system on ws://127.0.0.1:%d/ocpp/" % port, flush=True)
+    return "ws://127.0.0.1:%d/ocpp/CP1" % port
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Run the firmware in the simulator.")
+    ap.add_argument("--data", default=".sim/")
+    ap.add_argument("--api-port", default="8080")
+    ap.add_argument("--csms", default="")
+    ap.add_argument("--heap", default="")
+    ap.add_argument("--meter", default="")
+    ap.add_argument("--meter-type", default="sdm630")
+    ap.add_argument("--meter-addr", default="1")
+    a = ap.parse_args()
+
+    os.makedirs(a.data, exist_ok=True)
+    csms = a.csms or start_demo_csms()
+    env = firmware_env(a.data, a.api_port, csms, a.meter, a.meter_type, a.meter_addr)
+    print("sim: firmware data in %s, local API on http://127.0.0.1:%s/api/status"
+          % (os.path.abspath(a.data), a.api_port), flush=True)
+    child = None
+    stopping = False
+
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while True:
+        child = subprocess.Popen(firmware_cmd(a.heap), env=env, cwd=ROOT)
+        status = child.wait()
+        if stopping:
+            return 0
+        if status == REBOOT_STATUS:
+            print("sim: firmware rebooting", flush=True)
+            time.sleep(0.2)
+            continue
+        print("sim: firmware exited with status %d" % status, flush=True)
+        return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
