@@ -50,11 +50,19 @@ def info(fw_version, serial, board):
 
 
 # One module per OCPP message the central system can send (firmware/ops/<name>.py); importing
-# one registers its handlers with firmware.ocpp.router.
+# one registers its handlers with firmware.ocpp.router. The services below import the
+# message modules of their own feature.
 OPS = (
     "change_configuration",
     "get_configuration",
 )
+
+# Feature services, attached in this order: each module's attach(cp) wires itself into the
+# charge point (cp.txn, cp.station, cp.smart…) and returns the coroutines to run as tasks.
+# txn: transactions, authorization, metering, the journal sender (OCPP Core).
+# station: availability, StatusNotification, Reset, UnlockConnector, ClearCache, DataTransfer.
+# limits: smart charging profiles applied to the charger's offered current.
+SERVICES = ("txn", "station", "limits")
 
 
 def load_ops():
@@ -75,6 +83,7 @@ class ChargePoint:
         self.charger = Charger(hal, config)
         self.charger.auth_required = config.get("acs") == 1
         self.session = Session(self)
+        # Connector 1's running transaction (set by firmware.txn), or None.
         self.tx = None
 
     def reboot(self):
@@ -105,12 +114,11 @@ async def main(cp, api_host, api_port, sim=None):
     keys = (SessionKeys(cp.session), ChargerKeys(cp.charger, version=cp.info["fw"]))
     api = Api(cp.config, providers=keys, sim=sim)
     # Keep references to every task (STYLE.md: micropython-async).
-    cp.tasks = [
-        asyncio.create_task(cp.charger.run()),
-        asyncio.create_task(cp.charger.run_meter()),
-        asyncio.create_task(cp.session.run()),
-        asyncio.create_task(_housekeeping(cp)),
-    ]
+    coros = [cp.charger.run(), cp.charger.run_meter(), cp.session.run(), _housekeeping(cp)]
+    for name in SERVICES:
+        mod = __import__("firmware." + name, None, None, ("attach",))
+        coros.extend(mod.attach(cp))
+    cp.tasks = [asyncio.create_task(c) for c in coros]
     cp.api = api
     await api.start(api_host, api_port)
     log.info("app", "local API on %s:%d" % (api_host, api_port))
