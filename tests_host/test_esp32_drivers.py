@@ -410,3 +410,31 @@ def test_board_json_overlay(hw, tmp_path):
     assert desc["meter"]["uart"] == 2  # merged, not replaced
     assert board.board_info(desc)["meter"] == "abb_b23"
 
+
+
+# ------------------------------------------------------------------ static check
+
+
+def _typecheck(*files):
+    import subprocess
+
+    tool = os.path.join(ROOT, "tools", "typecheck.py")
+    return subprocess.run([sys.executable, tool, *files], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)  # fmt: skip
+
+
+def test_typecheck_accepts_the_drivers_and_rejects_an_invented_call(tmp_path):
+    ok = _typecheck()
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = tmp_path / "bad_driver.py"
+    bad.write_text(
+        "from machine import PWM, Pin\n\n\n"
+        "class Pilot:\n"
+        "    def __init__(self):\n"
+        "        self.pwm = PWM(Pin(25), freq=1000)\n\n"
+        "    def set_duty(self, permille):\n"
+        "        self.pwm.duty_percent(permille / 10)\n"
+    )
+    r = _typecheck(str(bad))
+    assert r.returncode == 1
+    assert "duty_percent" in r.stdout and "bad_driver.py:9" in r.stdout

@@ -50,8 +50,9 @@ def load_desc(path="/board.json"):
         return desc
     for k in extra:
         v = extra[k]
-        if isinstance(v, dict) and isinstance(desc.get(k), dict):
-            desc[k].update(v)
+        sub = desc.get(k)
+        if isinstance(v, dict) and isinstance(sub, dict):
+            sub.update(v)
         else:
             desc[k] = v
     return desc
@@ -73,43 +74,53 @@ def board_info(desc):
     }
 
 
+def _lock(desc):
+    if not desc.get("lock"):
+        return NoLock()
+    from hal.esp32.lock import Lock
+
+    return Lock(**desc["lock"])
+
+
+def _meter(desc):
+    m = desc.get("meter")
+    if not m or m.get("type", "none") == "none":
+        return base.Meter()  # offline, reads None
+    from hal.esp32.meter import make_meter
+
+    m = dict(m)
+    m["kind"] = m.pop("type")
+    return make_meter(**m)
+
+
+def _temp(desc):
+    if not desc.get("temp"):
+        return NoTemp()
+    from hal.esp32.temp import Temp
+
+    return Temp(**desc["temp"])
+
+
+def _reader(desc):
+    if not desc.get("reader"):
+        return base.Reader()
+    from hal.esp32.reader import Reader
+
+    return Reader(**desc["reader"])
+
+
 def make_hal(board_desc=None):
     desc = load_desc() if board_desc is None else board_desc
     from hal.esp32.pilot import Pilot, Proximity
     from hal.esp32.rcd import Rcd
     from hal.esp32.relay import PhaseSwitch, Relay
+    from hal.esp32.wdt import Watchdog
 
     relay = Relay(**desc["relay"])  # first: the contactor pin is driven open at once
     pilot = Pilot(**desc["pilot"])
     pp = Proximity(**desc["pp"]) if desc.get("pp") else NoPp()
     rcd = Rcd(**desc["rcd"])
     ps = PhaseSwitch(**desc["phase_switch"]) if desc.get("phase_switch") else None
-    if desc.get("lock"):
-        from hal.esp32.lock import Lock
-
-        lock = Lock(**desc["lock"])
-    else:
-        lock = NoLock()
-    meter = base.Meter()  # offline, reads None
-    m = desc.get("meter")
-    if m and m.get("type", "none") != "none":
-        from hal.esp32.meter import make_meter
-
-        m = dict(m)
-        m["kind"] = m.pop("type")
-        meter = make_meter(**m)
-    temp = NoTemp()
-    if desc.get("temp"):
-        from hal.esp32.temp import Temp
-
-        temp = Temp(**desc["temp"])
-    reader = base.Reader()
-    if desc.get("reader"):
-        from hal.esp32.reader import Reader
-
-        reader = Reader(**desc["reader"])
-    from hal.esp32.wdt import Watchdog
-
-    return Hal(relay=relay, pilot=pilot, pp=pp, rcd=rcd, meter=meter, lock=lock, temp=temp,
-               reader=reader, wdt=Watchdog(desc.get("wdt_ms", 8000)), phase_switch=ps,
-               board=board_info(desc), desc=desc)  # fmt: skip
+    return Hal(relay=relay, pilot=pilot, pp=pp, rcd=rcd, meter=_meter(desc), lock=_lock(desc),
+               temp=_temp(desc), reader=_reader(desc), wdt=Watchdog(desc.get("wdt_ms", 8000)),
+               phase_switch=ps, board=board_info(desc), desc=desc)  # fmt: skip
