@@ -199,17 +199,24 @@ class Session:
                 log.warning("ocpp", "binary frame ignored (%d bytes)" % len(msg))
 
     async def _keepalive(self, ws):
+        # Checked every second, so a changed WebSocketPingInterval applies at once. The link
+        # is dead when nothing (pong included) arrived for 1.5 intervals: with a ping every
+        # interval that is noticed within two intervals of the last frame.
         cfg = self.cp.config
+        last_ping = ticks_ms()
         while True:
+            await asleep_ms(1000)
             interval = cfg.get("WebSocketPingInterval") * 1000
             if interval <= 0:
-                await asleep_ms(1000)
                 continue
-            await asleep_ms(interval)
-            if ticks_diff(ticks_ms(), ws.last_rx_ms) > interval + interval // 2:
-                log.error("ocpp", "no traffic for %d ms: link dead" % interval)
+            now = ticks_ms()
+            if ticks_diff(now, ws.last_rx_ms) > interval + interval // 2:
+                log.error("ocpp", "no traffic for %d ms: link dead"
+                          % ticks_diff(now, ws.last_rx_ms))
                 return
-            await ws.ping()
+            if ticks_diff(now, last_ping) >= interval:
+                last_ping = now
+                await ws.ping()
 
     async def _main(self, rpc):
         cp = self.cp
