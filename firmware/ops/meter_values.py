@@ -1,0 +1,20 @@
+"""MeterValues (OCPP 1.6 §4.7): meter readings, built by firmware/metering.py.
+
+Inside a transaction they go through the journal (firmware/txn.py: written before sent,
+transactionId filled in at delivery). Outside one (clock-aligned readings without a
+transaction) `send` delivers them directly, without transactionId, and never journals them.
+"""
+
+ACTION = "MeterValues"
+
+
+def payload(connector_id, meter_value, transaction_id=None):
+    p = {"connectorId": connector_id, "meterValue": [meter_value]}
+    if transaction_id is not None:
+        p["transactionId"] = transaction_id
+    return p
+
+
+async def send(cp, connector_id, meter_value):
+    """A reading outside any transaction; raises CallError / CallTimeout / NotAccepted."""
+    return await cp.session.call(ACTION, payload(connector_id, meter_value))
