@@ -1,6 +1,182 @@
-"""Service placeholder: replaced by its owner. attach(cp) wires the service into the
-charge point and returns the coroutines the app runs as tasks."""
+"""Smart charging service: the charging profiles (firmware/smart.py) applied to the charger.
+
+attach(cp) creates `cp.smart` (profiles in <data>/profiles.json, restored at boot), registers
+the SmartCharging messages (SetChargingProfile, ClearChargingProfile, GetCompositeSchedule)
+and returns the limit loop.
+
+The loop recomputes `smart.limit_at(now, 1, tx=cp.tx)` whenever the limit may change: a
+profile stored or cleared (smart.on_change), a transaction starting or stopping
+(cp.txn.subscribe, when the transaction service offers it), the clock reaching
+`next_change`; otherwise once a second, so that the measured voltage (W limits) and the
+installation maximum follow. The result is the charger's "smart" limit; the charger pauses
+the car below 6 A and drives the pilot within its next 20 ms tick.
+
+Timing: clock.now() counts whole seconds, so during the last second before a boundary the
+loop looks every 100 ms; a period boundary reaches the pilot within about 0.15 s.
+
+Decisions where the spec is silent:
+- A transaction that ends (cp.tx back to None) ends its TxProfiles (§3.13.2).
+- Limits are applied rounded down to 0.1 A, as GetCompositeSchedule reports them, so the
+  voltage's jitter does not move a W limit by hundredths.
+- numberPhases: on a board with a phase switch and ConnectorSwitch3to1PhaseSupported true,
+  a profile asking for 1 phase is the charger's phase mode while psm is 0 (auto); psm 1 or 2
+  (the user's choice) wins. The charger does the switch by the safe sequence (contactor
+  open, pilot disconnect, REFERENCE.md §2 rule 11). Nothing is written to flash for it: the
+  choice follows the profiles after a reboot too. Otherwise numberPhases only counts in the
+  W to A conversion.
+"""
+
+import asyncio
+
+import log
+from compat import const, wait_for_ms
+from firmware import clock
+from firmware.smart import FileStore, SmartCharging, floor_tenth
+
+_PERIOD_MS = const(1000)  # look at least this often
+_FINE_MS = const(100)  # look this often during the last second before a boundary
+_CONNECTOR = const(1)
+SOURCE = "smart"  # the charger's name for this limit
+
+_OPS = ("set_charging_profile", "clear_charging_profile", "get_composite_schedule")
+
+
+class PhaseMode:
+    """The configuration as the charger reads it, with psm 0 (auto) resolved to the phase
+    count the profiles ask for. Everything else passes through."""
+
+    def __init__(self, config):
+        self._config = config
+        self.want = None  # 1, or None: the board's default
+
+    def get(self, name):
+        v = self._config.get(name)
+        if name == "psm" and v == 0 and self.want == 1:
+            return 1
+        return v
+
+    def __getattr__(self, name):
+        return getattr(self._config, name)
+
+
+class Limits:
+    def __init__(self, cp, smart, now=clock.now):
+        self.cp = cp
+        self.smart = smart
+        self._now = now
+        self._wake = asyncio.Event()
+        self._dirty = True  # next_change must be computed again
+        self._next = None
+        self._tx = None
+        self.amps = -1  # last limit given to the charger (-1: none yet)
+        self.phases = None
+        self._mode = None
+        hal = cp.hal
+        if getattr(hal, "phase_switch", None) is not None:
+            ch = cp.charger
+            self._mode = PhaseMode(ch.config)
+            ch.config = self._mode
+        smart.on_change = self.wake
+        sub = getattr(getattr(cp, "txn", None), "subscribe", None)
+        if sub is not None:
+            sub(self._on_tx)
+
+    def wake(self):
+        """The limit may have changed: look again now."""
+        self._dirty = True
+        self._wake.set()
+
+    def _on_tx(self, event, tx):
+        self.wake()
+
+    def _cfg(self, name, default):
+        try:
+            v = self.cp.config.get(name)
+        except Exception:
+            return default
+        return default if v is None else v
+
+    def step(self, t):
+        """Recompute the limit at Unix second t and hand it to the charger. Returns the ms
+        until the next look (the caller may come back sooner after wake())."""
+        cp = self.cp
+        smart = self.smart
+        ch = cp.charger
+        tx = cp.tx
+        if tx is not self._tx:
+            if tx is None:
+                smart.end_transaction(_CONNECTOR)
+            self._tx = tx
+            self._dirty = True
+        bmax = cp.hal.board["max_current"]
+        smart.max_current = float(min(bmax, self._cfg("ama", bmax)))
+        self._voltage(ch)
+        amps, phases = smart.limit_at(t, _CONNECTOR, tx=tx)
+        if amps is not None:
+            amps = floor_tenth(amps)  # down to 0.1 A, as the composite says
+            if amps == int(amps):
+                amps = int(amps)
+        if amps != self.amps:
+            self.amps = amps
+            ch.set_limit(amps, SOURCE)
+            log.info("limits", "smart limit", "none" if amps is None else amps, "A")
+        self._phase_mode(phases)
+        if self._dirty or (self._next is not None and t >= self._next):
+            self._dirty = False
+            self._next = smart.next_change(t, _CONNECTOR, tx=tx)
+        nxt = self._next
+        if nxt is not None and nxt - t <= 1:
+            return _FINE_MS
+        return _PERIOD_MS
+
+    def _voltage(self, ch):
+        # Mean of the phase voltages the meter reports (nrg: U L1 L2 L3 first); nominal
+        # voltage when the meter is lost or reads nothing plausible.
+        if not ch.meter_ok:
+            self.smart.set_voltage(None)
+            return
+        nrg = ch.nrg
+        s = 0.0
+        n = 0
+        for k in range(3):
+            u = nrg[k]
+            if u >= 100:
+                s += u
+                n += 1
+        self.smart.set_voltage(s / n if n else None)
+
+    def _phase_mode(self, phases):
+        mode = self._mode
+        if mode is None:
+            return
+        want = None
+        if phases == 1 and self._cfg("ConnectorSwitch3to1PhaseSupported", False):
+            want = 1
+        if want != mode.want:
+            mode.want = want
+            log.info("limits", "phases asked", want or "default")
+        self.phases = want
+
+    async def run(self):
+        ev = self._wake
+        while True:
+            try:
+                ms = self.step(self._now())
+            except Exception as e:  # a bad profile must not stop the loop
+                log.error("limits", "step", e)
+                ms = _PERIOD_MS
+            try:
+                await wait_for_ms(ev.wait(), ms)
+            except asyncio.TimeoutError:
+                pass
+            ev.clear()
 
 
 def attach(cp):
-    return []
+    cp.smart = SmartCharging(
+        FileStore(cp.data_dir), cp.config, connectors=1, max_current=cp.hal.board["max_current"]
+    )
+    for name in _OPS:
+        __import__("firmware.ops." + name)
+    cp.limits = Limits(cp, cp.smart)
+    return [cp.limits.run()]

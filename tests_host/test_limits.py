@@ -1,0 +1,382 @@
+"""The smart charging limit loop (firmware/limits.py): profiles reach the pilot, boundaries
+to the second, transactions end their TxProfiles, W limits follow the measured voltage,
+numberPhases drives the phase switch by the safe sequence.
+
+The real charger (simulated hardware), the real configuration store and the real engine
+with profiles.json on disk, all on one fake clock: `Rig.run_until` plays the loop's
+schedule (step → sleep the ms it asks for) in simulated wall time with 20 ms charger ticks.
+"""
+
+import asyncio
+
+import pytest
+from conftest import mp_run
+
+from firmware import charger as ch
+from firmware import clock, limits, smart
+from firmware.config import Config
+from firmware.ocpp import router
+from hal.sim import SimHal
+
+T0 = clock.parse("2026-11-24T10:00:00Z")
+
+
+class Tx:
+    def __init__(self, transaction_id, start_time):
+        self.transaction_id = transaction_id
+        self.start_time = start_time
+
+
+class Txn:
+    """Stands in for the transaction service's subscription point (firmware/txn.py)."""
+
+    def __init__(self):
+        self.subs = []
+
+    def subscribe(self, fn):
+        self.subs.append(fn)
+
+
+class SwitchConfig(Config):
+    """The real store, on a board that declares ConnectorSwitch3to1PhaseSupported."""
+
+    supported = True
+
+    def get(self, name):
+        if name == "ConnectorSwitch3to1PhaseSupported":
+            return self.supported
+        return Config.get(self, name)
+
+
+class CP:
+    def __init__(self, data_dir, hal, config):
+        self.data_dir = str(data_dir)
+        self.hal = hal
+        self.config = config
+        self.charger = None
+        self.tx = None
+        self.txn = Txn()
+
+
+class Rig:
+    """Wall time in ms (`self.ms`, Unix epoch); the charger's ticks run on the same clock."""
+
+    def __init__(self, data_dir, phase_switch=False, config_cls=Config, start_ms=None):
+        self.ms = T0 * 1000 + 700 if start_ms is None else start_ms
+        self.hal = SimHal(now_ms=lambda: self.ms, phase_switch=phase_switch)
+        self.config = config_cls(str(data_dir))
+        self.cp = CP(data_dir, self.hal, self.config)
+        self.c = ch.Charger(self.hal, self.config, now_ms=lambda: self.ms)
+        self.c.auth_required = False
+        self.cp.charger = self.c
+        self.coros = limits.attach(self.cp)
+        self.lim = self.cp.limits
+        self.lim._now = self.now
+        self.smart = self.cp.smart
+        self.due = self.ms  # when the loop looks next
+        self.meter()
+
+    def close(self):
+        for c in self.coros:
+            c.close()
+
+    def now(self):
+        return self.ms // 1000
+
+    def meter(self):
+        asyncio.run(self.c.poll_meter())
+
+    def sim(self, **kw):
+        return self.hal.control({k: str(v) for k, v in kw.items()})
+
+    def run_until(self, end_ms, watch=None):
+        """Advance to end_ms: charger tick every 20 ms, the loop when due (or woken), the
+        meter once a second. watch(rig) is called after every tick."""
+        while self.ms < end_ms:
+            self.ms += 20
+            if self.lim._wake.is_set():
+                self.lim._wake.clear()
+                self.due = self.ms
+            if self.ms >= self.due:
+                self.due = self.ms + self.lim.step(self.now())
+            if self.ms % 1000 < 20:
+                self.meter()
+            self.c.tick()
+            if watch is not None:
+                watch(self)
+
+    def run(self, ms):
+        self.run_until(self.ms + ms)
+
+    def plug(self, cp="C"):
+        self.sim(cp="B")
+        self.run(1000)
+        self.sim(cp=cp)
+        self.run(500)
+
+    def setp(self, connector, profile):
+        return self.smart.set_profile(connector, profile, tx=self.cp.tx, now=self.now())
+
+
+def prof(pid, periods, purpose="TxDefaultProfile", stack=0, unit="A", start=None,
+         txid=None):
+    p = {
+        "chargingProfileId": pid,
+        "stackLevel": stack,
+        "chargingProfilePurpose": purpose,
+        "chargingProfileKind": "Absolute",
+        "chargingSchedule": {
+            "chargingRateUnit": unit,
+            "chargingSchedulePeriod": [
+                dict({"startPeriod": q[0], "limit": q[1]},
+                     **({"numberPhases": q[2]} if len(q) > 2 else {}))
+                for q in periods
+            ],
+        },
+    }
+    if start is not None:
+        p["chargingSchedule"]["startSchedule"] = clock.rfc3339(start)
+    if txid is not None:
+        p["transactionId"] = txid
+    return p
+
+
+@pytest.fixture
+def rig(tmp_path):
+    r = Rig(tmp_path)
+    yield r
+    r.close()
+
+
+def test_attach_creates_the_engine_registers_the_messages_and_returns_the_loop(rig):
+    assert isinstance(rig.smart, smart.SmartCharging)
+    assert rig.smart.connectors == 1
+    for action in ("SetChargingProfile", "ClearChargingProfile", "GetCompositeSchedule"):
+        assert action in router.HANDLERS
+    assert len(rig.coros) == 1 and asyncio.iscoroutine(rig.coros[0])
+    # The transaction service's events wake the loop.
+    assert rig.cp.txn.subs == [rig.lim._on_tx]
+
+
+def test_profile_change_reaches_pilot_within_one_tick(rig):
+    rig.plug()
+    assert rig.c.acu == 16 and rig.hal.pilot.duty == 266
+    seen = []
+    rig.lim._wake.clear()
+    assert rig.setp(1, prof(1, [(0, 10)])) == "Accepted"
+    assert rig.lim._wake.is_set()  # smart.on_change woke the loop
+    t = rig.ms
+    rig.run_until(t + 2000, watch=lambda r: seen.append((r.ms, r.c.acu, r.hal.pilot.duty)))
+    first = next(ms for ms, acu, duty in seen if acu == 10)
+    assert first - t <= 40
+    assert seen[-1][1:] == (10, 166)  # 10 A = 16.6 % duty
+    assert rig.c._limits["smart"] == 10
+
+
+def test_period_boundaries_are_honoured_to_the_second(rig):
+    rig.plug()
+    start = rig.now() + 2
+    # 16 A, 8 A after 3 s, 12 A after 6 s (12 A: a raise, more than 5 s after the last one).
+    rig.setp(1, prof(1, [(0, 16), (3, 8), (6, 12)], start=start))
+    changes = []
+
+    def watch(r):
+        if not changes or changes[-1][1] != r.c.acu:
+            changes.append((r.ms, r.c.acu))
+
+    rig.run_until((start + 8) * 1000, watch)
+    assert [a for _, a in changes] == [16, 8, 12]
+    for (ms, _), second in zip(changes[1:], (start + 3, start + 6), strict=True):
+        # The loop starts the last second's fine polling: at most 100 ms + one tick late.
+        assert second * 1000 <= ms <= second * 1000 + 140, (ms, second)
+
+
+def test_loop_sleeps_a_second_and_polls_finely_only_before_a_boundary(rig):
+    t = rig.now()
+    assert rig.lim.step(t) == 1000  # nothing scheduled
+    rig.setp(1, prof(1, [(0, 16), (5, 8)], start=t))
+    assert rig.lim.step(t) == 1000
+    assert rig.lim.step(t + 3) == 1000
+    assert rig.lim.step(t + 4) == 100
+    assert rig.lim.step(t + 5) == 1000  # past the last boundary
+    assert rig.lim.amps == 8
+
+
+def test_below_six_amps_pauses_the_car_and_clearing_restores_amp(rig):
+    rig.config.update({"amp": 13}, "api")
+    rig.plug()
+    assert rig.c.acu == 13 and rig.hal.relay.closed
+    rig.setp(0, prof(2, [(0, 4)], purpose="ChargePointMaxProfile"))
+    rig.run(100)
+    assert rig.hal.pilot.duty == 1000 and rig.c.acu is None  # paused, no illegal current
+    rig.sim(cp="B")  # the car stops as asked
+    rig.run(200)
+    assert not rig.hal.relay.closed
+    assert rig.smart.clear() == "Accepted"
+    rig.sim(cp="C")
+    rig.run(1500)
+    assert "smart" not in rig.c._limits
+    assert rig.c.acu == 13 and rig.hal.pilot.duty == 216 and rig.hal.relay.closed
+
+
+def test_watt_limit_follows_the_measured_voltage(rig):
+    rig.plug()
+    rig.setp(0, prof(3, [(0, 11040)], purpose="ChargePointMaxProfile", unit="W"))
+    rig.run(100)
+    assert rig.lim.amps == 16  # 11040 W / (3 x 230 V)
+    m = rig.hal.meter.read_now()
+    m["u"] = [240.0, 240.0, 240.0]
+    rig.c.on_meter(m)
+    rig.lim.step(rig.now())
+    assert rig.lim.amps == 15.3  # 15.33 rounded down to 0.1 A
+    assert rig.c._limits["smart"] == 15.3
+    rig.hal.meter_ok = False  # meter lost: nominal voltage
+    rig.meter()
+    rig.lim.step(rig.now())
+    assert rig.lim.amps == 16
+
+
+def test_transaction_end_removes_its_tx_profile(rig):
+    rig.plug()
+    rig.setp(1, prof(1, [(0, 10)]))
+    rig.cp.tx = Tx(42, rig.now())
+    assert rig.setp(1, prof(5, [(0, 7)], purpose="TxProfile", stack=1)) == "Accepted"
+    rig.run(100)
+    assert rig.c.acu == 7
+    rig.cp.tx = None
+    for fn in rig.cp.txn.subs:
+        fn("stopped", None)
+    rig.run(100)
+    assert rig.smart.count() == 1  # the TxDefaultProfile stays
+    assert rig.lim.amps == 10
+    import json
+
+    with open(rig.cp.data_dir + "/profiles.json") as f:
+        assert [p[0] for p in json.load(f)["p"]] == [1]
+
+
+def test_profiles_restored_after_reboot_are_applied_at_once(tmp_path):
+    r = Rig(tmp_path)
+    r.setp(0, prof(2, [(0, 9)], purpose="ChargePointMaxProfile", stack=3))
+    r.close()
+    r2 = Rig(tmp_path, start_ms=r.ms)
+    try:
+        r2.plug()
+        assert r2.smart.count() == 1 and r2.c.acu == 9
+    finally:
+        r2.close()
+
+
+def test_installation_maximum_follows_ama_for_the_composite(rig):
+    rig.config.update({"ama": 12}, "api")
+    rig.lim.step(rig.now())
+    sched = rig.smart.composite(1, rig.now(), 60)
+    assert sched["chargingSchedulePeriod"][0]["limit"] == 12.0
+
+
+def test_one_phase_profile_switches_phases_by_the_safe_sequence(tmp_path):
+    r = Rig(tmp_path, phase_switch=True, config_cls=SwitchConfig)
+    try:
+        r.plug()
+        assert r.hal.relay.closed and r.hal.phase_switch.phases == 3
+        switched = []
+        sw = r.hal.phase_switch
+        orig = sw.set
+
+        def spy(n):
+            switched.append((n, r.hal.relay.closed, r.hal.pilot.f))
+            orig(n)
+
+        sw.set = spy
+        r.setp(0, prof(4, [(0, 16, 1)], purpose="ChargePointMaxProfile"))
+        r.run(100)
+        assert r.lim.phases == 1 and r.hal.pilot.duty == 1000  # EVSE stop first
+        r.sim(cp="B")  # the car follows
+        r.run(4000)
+        # Switched with the contactor open and the pilot disconnected (state F).
+        assert switched == [(1, False, True)]
+        r.sim(cp="C")
+        r.run(2000)
+        assert r.hal.relay.closed and r.c.acu == 16 and sw.phases == 1
+        # The user's phase mode wins over the profile.
+        assert r.config.update({"psm": 2}, "api") == {}
+        r.sim(cp="B")
+        r.run(8000)
+        assert switched[-1][0] == 3 and sw.phases == 3
+    finally:
+        r.close()
+
+
+def test_without_3to1_support_number_phases_only_converts_watts(tmp_path):
+    SwitchConfig.supported = False
+    r = Rig(tmp_path, phase_switch=True, config_cls=SwitchConfig)
+    try:
+        r.plug()
+        before = r.hal.phase_switch.switches  # the charger sets 3 phases at start
+        r.setp(0, prof(4, [(0, 2300, 1)], purpose="ChargePointMaxProfile", unit="W"))
+        r.run(6000)
+        assert r.lim.amps == 10 and r.c.acu == 10  # 2300 W / (1 x 230 V)
+        assert r.hal.phase_switch.switches == before and r.hal.phase_switch.phases == 3
+        assert r.lim.phases is None and r.hal.relay.closed
+    finally:
+        SwitchConfig.supported = True
+        r.close()
+
+
+def test_run_loop_on_asyncio_applies_a_profile_when_woken(rig):
+    async def go():
+        task = asyncio.create_task(rig.coros.pop())
+        try:
+            for _ in range(50):
+                await asyncio.sleep(0.01)
+                if rig.lim.amps == -1:
+                    continue
+                break
+            assert rig.lim.amps is None
+            rig.setp(1, prof(1, [(0, 10)]))
+            for _ in range(100):  # bounded: woken at once, not after the 1 s period
+                if rig.c._limits.get("smart") == 10:
+                    return True
+                await asyncio.sleep(0.005)
+            return False
+        finally:
+            task.cancel()
+
+    assert asyncio.run(go())
+
+
+def test_step_on_micropython(tmp_path):
+    code = """
+import os
+d = %r
+from firmware import charger, limits
+from firmware.config import Config
+from hal.sim import SimHal
+class CP:
+    pass
+T = [0]
+def ms():
+    return T[0]
+cp = CP()
+cp.hal = SimHal(now_ms=ms); cp.data_dir = d; cp.config = Config(d); cp.tx = None
+cp.charger = charger.Charger(cp.hal, cp.config, now_ms=ms)
+cp.charger.auth_required = False
+coros = limits.attach(cp)
+now = 1795514400
+p = {"chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+     "chargingProfileKind": "Absolute", "chargingSchedule": {"chargingRateUnit": "A",
+     "startSchedule": "2026-11-24T10:00:00Z",
+     "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10},
+                                {"startPeriod": 60, "limit": 8}]}}
+print(cp.smart.set_profile(1, p, now=now))
+cp.hal.control({"cp": "B"})
+print(cp.limits.step(now), cp.limits.step(now + 59), cp.limits.amps)
+for i in range(100):
+    T[0] += 20
+    cp.charger.tick()
+print(cp.charger.acu, cp.hal.pilot.duty)
+""" % str(tmp_path)
+    r = mp_run(code)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if not ln.startswith(("I ", "W ", "E "))]
+    assert lines == ["Accepted", "1000 100 10", "10 166"], r.stdout
