@@ -15,7 +15,9 @@ Timing: clock.now() counts whole seconds, so during the last second before a bou
 loop looks every 100 ms; a period boundary reaches the pilot within about 0.15 s.
 
 Decisions where the spec is silent:
-- A transaction that ends (cp.tx back to None) ends its TxProfiles (§3.13.2).
+- A transaction that ends ("stopped" from cp.txn, or cp.tx back to None) ends its
+  TxProfiles (§3.13.2); so does a reboot (transactions do not survive one: PowerLoss), at
+  the first step.
 - Limits are applied rounded down to 0.1 A, as GetCompositeSchedule reports them, so the
   voltage's jitter does not move a W limit by hundredths.
 - numberPhases: on a board with a phase switch and ConnectorSwitch3to1PhaseSupported true,
@@ -38,6 +40,7 @@ _FINE_MS = const(100)  # look this often during the last second before a boundar
 _CONNECTOR = const(1)
 SOURCE = "smart"  # the charger's name for this limit
 
+_UNSET = object()
 _OPS = ("set_charging_profile", "clear_charging_profile", "get_composite_schedule")
 
 
@@ -67,7 +70,7 @@ class Limits:
         self._wake = asyncio.Event()
         self._dirty = True  # next_change must be computed again
         self._next = None
-        self._tx = None
+        self._tx = _UNSET  # the first step ends the TxProfiles of a transaction a reboot ended
         self.amps = -1  # last limit given to the charger (-1: none yet)
         self.phases = None
         self._mode = None
@@ -87,6 +90,9 @@ class Limits:
         self._wake.set()
 
     def _on_tx(self, event, tx):
+        # fn(event, tx) of cp.txn.subscribe: "started" | "stopped".
+        if event == "stopped" and getattr(tx, "connector_id", _CONNECTOR) == _CONNECTOR:
+            self.smart.end_transaction(_CONNECTOR)
         self.wake()
 
     def _cfg(self, name, default):

@@ -22,7 +22,8 @@ T0 = clock.parse("2026-11-24T10:00:00Z")
 
 
 class Tx:
-    def __init__(self, transaction_id, start_time):
+    def __init__(self, transaction_id, start_time, connector_id=1):
+        self.connector_id = connector_id
         self.transaction_id = transaction_id
         self.start_time = start_time
 
@@ -239,15 +240,17 @@ def test_watt_limit_follows_the_measured_voltage(rig):
 def test_transaction_end_removes_its_tx_profile(rig):
     rig.plug()
     rig.setp(1, prof(1, [(0, 10)]))
-    rig.cp.tx = Tx(42, rig.now())
+    tx = rig.cp.tx = Tx(42, rig.now())
+    for fn in rig.cp.txn.subs:
+        fn("started", tx)
     assert rig.setp(1, prof(5, [(0, 7)], purpose="TxProfile", stack=1)) == "Accepted"
     rig.run(100)
     assert rig.c.acu == 7
     rig.cp.tx = None
     for fn in rig.cp.txn.subs:
-        fn("stopped", None)
+        fn("stopped", tx)
+    assert rig.smart.count() == 1  # at once; the TxDefaultProfile stays
     rig.run(100)
-    assert rig.smart.count() == 1  # the TxDefaultProfile stays
     assert rig.lim.amps == 10
     import json
 
@@ -263,6 +266,21 @@ def test_profiles_restored_after_reboot_are_applied_at_once(tmp_path):
     try:
         r2.plug()
         assert r2.smart.count() == 1 and r2.c.acu == 9
+    finally:
+        r2.close()
+
+
+def test_tx_profile_of_a_transaction_a_reboot_ended_goes_at_the_first_step(tmp_path):
+    r = Rig(tmp_path)
+    r.cp.tx = Tx(7, r.now())
+    r.setp(1, prof(5, [(0, 7)], purpose="TxProfile"))
+    r.setp(1, prof(1, [(0, 10)]))
+    r.close()
+    r2 = Rig(tmp_path, start_ms=r.ms)  # transactions do not survive a reboot (PowerLoss)
+    try:
+        assert r2.smart.count() == 2
+        r2.lim.step(r2.now())
+        assert r2.smart.count() == 1 and r2.lim.amps == 10
     finally:
         r2.close()
 
