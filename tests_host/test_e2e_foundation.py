@@ -202,3 +202,36 @@ def test_server_with_a_wrong_certificate_is_refused(tmp_path, firmware_factory):
         assert c.csms.actions() == []
     finally:
         c.close()
+
+
+def test_authorization_key_sends_basic_auth_and_reconnects(csms, firmware_factory):
+    import base64
+
+    fw = firmware_factory(csms.url())
+    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+    assert csms.csms.auth_headers == [None]
+    key = "0123456789abcdef0123"
+    resp = csms.call("CP1", call.ChangeConfiguration(key="AuthorizationKey", value=key))
+    assert resp.status == "Accepted"
+    # The new key takes effect on a new connection, which the firmware opens by itself.
+    csms.wait_for(lambda: len(csms.csms.auth_headers) >= 2)
+    expected = "Basic " + base64.b64encode(("CP1:" + key).encode()).decode()
+    assert csms.csms.auth_headers[-1] == expected
+    # Write-only: GetConfiguration lists the key without its value.
+    got = csms.call("CP1", call.GetConfiguration(key=["AuthorizationKey"]))
+    assert got.configuration_key == [{"key": "AuthorizationKey", "readonly": False}]
+    assert key not in json.dumps(fw.status())
+
+
+def test_known_but_unsupported_action_gets_notsupported(csms, firmware_factory):
+    fw = firmware_factory(csms.url())
+    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+    # A valid request of the Security Whitepaper's certificate management, which this
+    # firmware does not offer (see SupportedFeatureProfiles): known, so NotSupported.
+    payload = {"certificateType": "CentralSystemRootCertificate"}
+    check_ocpp("GetInstalledCertificateIds", payload)
+    before = len(csms.csms.answers)
+    csms.send_raw("CP1", json.dumps([2, "ns1", "GetInstalledCertificateIds", payload]))
+    csms.wait_for(lambda: len(csms.csms.answers) > before, timeout=10)
+    frame = csms.csms.answers[before][1]
+    assert frame[:3] == [4, "ns1", "NotSupported"], frame
