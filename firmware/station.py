@@ -1,6 +1,333 @@
-"""Service placeholder: replaced by its owner. attach(cp) wires the service into the
-charge point and returns the coroutines the app runs as tasks."""
+"""Station service (OCPP 1.6 Core, station-level): availability, StatusNotification, and the
+work behind Reset, UnlockConnector, ClearCache and DataTransfer (their message modules are
+firmware/ops/<name>.py).
+
+    st = cp.station            # set by attach(cp)
+    st.available(1)            # False while inoperative or resetting (RemoteStart refuses)
+    st.change(1, "Inoperative")  # "Accepted" | "Rejected" | "Scheduled"
+
+Availability (§5.2): the wanted operative state of connector 0 (the station) and 1 is kept
+in `<data_dir>/availability.json` ({"v": 1, "op": [bool, bool]}, atomic) and survives
+reboots. Connector 0 sets both; connector 1 is operative only when both are. A change to
+Inoperative while a transaction runs answers Scheduled and takes effect when it stops (a
+power cut in between ends the transaction, so the next boot applies it). It drives
+`cp.charger.set_available()`.
+
+StatusNotification: the status of each connector (ops/status_notification.py) is checked
+every 500 ms and on every charger or transaction event. A new status is sent once it has
+held MinimumStatusDuration seconds; these bypass the wait: Faulted (the central system must
+learn of a fault at once), the outcome of a ChangeAvailability (§5.2 asks for a
+notification of the change), and the statuses sent after every Accepted BootNotification
+(connector 0 and 1 with their current values, never a stale queued one: a status that
+could not be sent is replaced by the newer one). The timestamp is when the status began
+(when the clock was set then), else the time of sending.
+
+Relies on (all optional, guarded): `cp.txn.active(connector_id)` (else `cp.tx`),
+`cp.txn.stop(connector_id, reason)`, `cp.txn.subscribe(fn(event, tx))`,
+`cp.txn.pending()`, `cp.reservation.reserved(connector_id)`.
+"""
+
+import asyncio
+
+import fs
+import log
+from compat import asleep_ms, const, ticks_diff, ticks_ms, wait_for_ms
+from firmware import clock
+from firmware.ops import status_notification as sn
+
+_FORMAT = const(1)
+_POLL_MS = const(500)
+_RESET_WAIT_MS = const(7000)  # journal delivery, de-energising (6 s EVSE stop) before a reboot
+_RESET_RETRY_MS = const(5000)
+_UNLOCK_POWER_MS = const(10000)  # the charger opens within 6 s of an EVSE stop
+_UNLOCK_MS = const(3000)  # lock feedback (3 motor pulses of 1 s in firmware/charger.py)
+_STEP_MS = const(100)
+FILE = "availability.json"
 
 
-def attach(cp):
-    return []
+def _txn(cp, name):
+    return getattr(getattr(cp, "txn", None), name, None)
+
+
+class Station:
+    def __init__(self, cp, now_ms=ticks_ms):
+        self.cp = cp
+        self._now = now_ms
+        self._path = cp.data_dir.rstrip("/") + "/" + FILE
+        op = [True, True]
+        d = fs.read_json(self._path, None)
+        try:
+            if d is not None:
+                op = [bool(d["op"][0]), bool(d["op"][1])]
+        except Exception as e:  # wrong shape: operative, never a failed boot
+            log.error("station", "availability file unreadable:", e)
+        self._op = op  # wanted (persisted)
+        self._on = [True, True]  # applied
+        self._sched = False
+        self.resetting = False
+        self.reset_failed = False
+        self.reset_task = None
+        self.unlock_task = None
+        self.plugged = False
+        self._had_tx = False
+        self._finishing = False
+        self._ev_left = False
+        self._cand = [None, None]  # (status, since ticks, since clock or None)
+        self._sent = [None, None]  # last status sent on the current connection
+        self._urgent = [False, False]
+        self._conn = None  # accepted_ms of the connection the statuses were announced on
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._apply()
+
+    # -- availability ------------------------------------------------------------------
+    def available(self, connector_id=1):
+        """Operative right now (False while resetting); RemoteStart refuses otherwise."""
+        if self.resetting or not 0 <= connector_id <= 1:
+            return False
+        return self._on[connector_id]
+
+    def tx(self, connector_id=1):
+        """A transaction runs on the connector (cp.txn.active, else cp.tx)."""
+        f = _txn(self.cp, "active")
+        if f is not None:
+            return f(connector_id) is not None
+        return getattr(self.cp, "tx", None) is not None
+
+    def change(self, connector_id, kind):
+        """ChangeAvailability: "Accepted" | "Rejected" | "Scheduled"."""
+        n = self.cp.config.get("NumberOfConnectors")
+        if not 0 <= connector_id <= n or connector_id > 1:
+            return "Rejected"
+        want = kind == "Operative"
+        op = [want, want] if connector_id == 0 else [self._op[0], want]
+        if op != self._op:
+            try:
+                fs.write_json(self._path, {"v": _FORMAT, "op": op})
+            except OSError as e:
+                log.error("station", "availability not saved:", e)
+                return "Rejected"
+            self._op = op
+        log.info("station", "connector", connector_id, kind)
+        if not (op[0] and op[1]) and self._on[1] and self.tx(1):
+            self._sched = True  # §5.2: after the transaction has finished
+            return "Scheduled"
+        self._apply()
+        return "Accepted"
+
+    def _apply(self):
+        op = self._op
+        self._on = [op[0], op[0] and op[1]]
+        self._sched = False
+        self.cp.charger.set_available(self.available(1))
+        self._urgent = [True, True]
+        self._wake.set()
+
+    # -- status --------------------------------------------------------------------------
+    def status(self, connector_id):
+        """The current status tuple of connector 0 or 1 (see ops/status_notification.py)."""
+        ch = self.cp.charger
+        if connector_id == 0:
+            return sn.station(ch, self.available(0), self.reset_failed)
+        res = getattr(getattr(self.cp, "reservation", None), "reserved", None)
+        return sn.connector(
+            ch,
+            self.available(1),
+            self.tx(1),
+            self._finishing,
+            self._ev_left,
+            bool(res(1)) if res is not None else False,
+            _txn(self.cp, "active") is not None,
+        )
+
+    def _on_charger(self, event, data):
+        # Called from the charger's safety tick: flags only.
+        if event == "plugged":
+            self.plugged = True
+            self._ev_left = False
+        elif event == "unplugged":
+            self.plugged = False
+            self._finishing = False
+            if self._had_tx:
+                self._ev_left = True
+        self._wake.set()
+
+    def _on_txn(self, event, tx):
+        self._wake.set()
+
+    def _track(self):
+        tx = self.tx(1)
+        if tx and not self._had_tx:
+            self._finishing = False
+            self._ev_left = False
+        elif self._had_tx and not tx:
+            self._finishing = self.plugged
+            self._ev_left = False
+        self._had_tx = tx
+        if self._sched and not tx:
+            self._apply()
+
+    def _candidate(self, cid, now):
+        cur = self.status(cid)
+        c = self._cand[cid]
+        if c is None or c[0] != cur:
+            c = (cur, now, clock.now() if clock.is_set() else None)
+            self._cand[cid] = c
+        return c
+
+    def _due(self, cid, c, now):
+        if self._sent[cid] == c[0]:
+            self._urgent[cid] = False
+            return False
+        if c[0][0] == "Faulted" or self._urgent[cid]:
+            return True
+        msd = self.cp.config.get("MinimumStatusDuration") or 0
+        return ticks_diff(now, c[1]) >= msd * 1000
+
+    async def _send(self, cid, status, t, force=False):
+        async with self._lock:
+            if not force and self._sent[cid] == status:
+                return True
+            p = sn.payload(cid, status, clock.rfc3339(t))
+            try:
+                await sn.send(self.cp, p)
+            except Exception as e:  # not accepted, lost link, timeout: current one goes later
+                log.warning("station", "StatusNotification not sent: %r" % (e,))
+                return False
+            self._sent[cid] = status
+            self._urgent[cid] = False
+            return True
+
+    async def announce(self, cp=None):
+        """on_accepted hook: the current status of connector 0 and 1, at once."""
+        session = self.cp.session
+        self._track()
+        self._sent = [None, None]
+        now = self._now()
+        for cid in (0, 1):
+            c = self._candidate(cid, now)
+            await self._send(cid, c[0], None, force=True)
+        self._conn = session.accepted_ms
+
+    async def step(self):
+        """One look at the statuses; sends the ones that are due."""
+        self._track()
+        now = self._now()
+        s = self.cp.session
+        online = self._conn is not None and self._conn == s.accepted_ms and s.is_accepted()
+        for cid in (0, 1):
+            c = self._candidate(cid, now)
+            if online and self._due(cid, c, now):
+                await self._send(cid, c[0], c[2])
+
+    async def run(self):
+        while True:
+            try:
+                await wait_for_ms(self._wake.wait(), _POLL_MS)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.step()
+            except Exception as e:  # keep reporting whatever happens
+                log.error("station", "status: %r" % (e,))
+
+    # -- Reset -------------------------------------------------------------------------
+    def reset(self, kind):
+        """Reset "Soft" or "Hard" (after the answer is sent). False if one is under way."""
+        if self.reset_task is not None:
+            return False
+        self.resetting = True
+        self.cp.charger.set_available(False)  # no new session; Soft: the car is asked to stop
+        self._wake.set()
+        self.reset_task = asyncio.create_task(self._reset(kind))
+        return True
+
+    def _pending(self):
+        f = _txn(self.cp, "pending")
+        if f is None:
+            return 0
+        n = f()
+        return n if isinstance(n, int) else len(n)
+
+    async def _reset(self, kind):
+        cp = self.cp
+        stop = _txn(cp, "stop")
+        if stop is not None and self.tx(1):
+            try:
+                stop(1, kind + "Reset")
+            except Exception as e:
+                log.error("station", "stop before reset: %r" % (e,))
+        t0 = self._now()
+        while ticks_diff(self._now(), t0) < _RESET_WAIT_MS:
+            if not self._pending() and (kind == "Hard" or not cp.charger.energized):
+                break
+            await asleep_ms(_STEP_MS)
+        log.info("station", kind, "reset")
+        retries = cp.config.get("ResetRetries") or 0
+        for _ in range(1 + retries):
+            try:
+                cp.reboot()  # does not return on a board (or exits the simulator)
+            except Exception as e:
+                log.error("station", "reboot failed: %r" % (e,))
+            await asleep_ms(_RESET_RETRY_MS)
+        log.error("station", "reset failed after", 1 + retries, "attempts")
+        self.reset_failed = True
+        self.resetting = False
+        self.reset_task = None
+        self._apply()
+
+    # -- UnlockConnector ---------------------------------------------------------------
+    async def unlock(self, connector_id=1):
+        """Stop the transaction (UnlockCommand), wait until de-energised, release the lock:
+        "Unlocked" | "UnlockFailed" | "NotSupported" (no lock: tethered cable)."""
+        cp = self.cp
+        lock = cp.hal.lock
+        if connector_id != 1:
+            return "UnlockFailed"
+        if not lock.present:
+            return "NotSupported"
+        stop = _txn(cp, "stop")
+        if stop is not None and self.tx(1):
+            stop(1, "UnlockCommand")
+        ch = cp.charger
+        if not await self._until(lambda: not ch.energized, _UNLOCK_POWER_MS):
+            log.error("station", "unlock refused: still energised")
+            return "UnlockFailed"
+        # The charger owns the lock motor (it would undo a pulse of ours at its next tick):
+        # ask it to let go where it can, else its own rule (`ust`) must unlock by itself.
+        release = getattr(ch, "release_lock", None)
+        if release is not None:
+            release()
+        if await self._until(lambda: lock.state() == "unlocked", _UNLOCK_MS):
+            return "Unlocked"
+        log.error("station", "unlock failed, lock", lock.state())
+        return "UnlockFailed"
+
+    async def _until(self, pred, ms):
+        t0 = self._now()
+        while not pred():
+            if ticks_diff(self._now(), t0) >= ms:
+                return False
+            await asleep_ms(_STEP_MS)
+        return True
+
+
+def attach(cp, now_ms=ticks_ms):
+    from firmware.ops import (  # noqa: F401 - importing registers the handlers
+        change_availability,
+        clear_cache,
+        data_transfer,
+        reset,
+        unlock_connector,
+    )
+
+    st = Station(cp, now_ms)
+    cp.station = st
+    cp.charger.subscribe(st._on_charger)
+    sub = _txn(cp, "subscribe")
+    if sub is not None:
+        sub(st._on_txn)
+    # First on every Accepted boot: §4.9 wants the statuses right after BootNotification.
+    cp.session.on_accepted.insert(0, st.announce)
+    return [st.run()]

@@ -1,0 +1,23 @@
+"""Reset (OCPP 1.6 §5.14): Soft and Hard, always Accepted.
+
+Once the answer is on the wire (after-handler): no new session, the running transaction is
+stopped with reason SoftReset / HardReset (journaled), the journal gets up to 7 s to deliver
+(a Soft reset also waits for the contactor to open), then `cp.reboot()` (a board restarts;
+the simulator exits with status 3 and tools/sim.py starts it again on the same data). A
+reboot that returns failed: it is tried ResetRetries more times, 5 s apart, then the
+station reports ResetFailure on connector 0 and goes back to normal.
+"""
+
+from firmware.ocpp import router
+
+ACTION = "Reset"
+
+
+@router.on(ACTION)
+def reset(cp, payload):
+    return {"status": "Accepted"}
+
+
+@router.after(ACTION)
+def reset_after(cp, payload, response):
+    cp.station.reset(payload["type"])
