@@ -5,6 +5,12 @@ Every request the central system sends is checked with check_ocpp before it goes
 answer (the CALLRESULT as it came over the wire) with check_ocpp(..., response=True), and
 every CALL the firmware sent at the end of each test.
 
+Covered: TxDefaultProfile and a ChargePointMaxProfile in W on `acu` and the simulated pilot
+within 1 s; ClearChargingProfile back to `amp`; a TxProfile of three periods followed to
+the second, bound to its transaction and gone with it; the chargingProfile of
+RemoteStartTransaction; GetCompositeSchedule for connectors 0 and 1 in A and W; profiles
+(stack levels, minChargingRate) kept across a restart on the same data.
+
 Time: profiles are laid out in the firmware's wall clock. The firmware takes the time from
 BootNotification.conf in whole seconds, so it may run up to one second behind this host;
 `fw_offset` measures that offset (an integer: both count the same host seconds) so each
@@ -189,7 +195,8 @@ def test_profiles_reach_acu_and_pilot_within_a_second_and_clear_restores_amp(csm
     assert request(csms, "ClearChargingProfile", {"id": 2}) == {"status": "Unknown"}
 
 
-def test_tx_profile_of_three_periods_is_followed_through_time(csms, start_fw):
+def test_tx_profiles_follow_time_end_with_the_transaction_come_with_remote_start(
+        csms, start_fw):
     fw = start_fw()
     txid = start_transaction(csms, fw)
     wait_acu(fw, 16, 5)
@@ -221,6 +228,16 @@ def test_tx_profile_of_three_periods_is_followed_through_time(csms, start_fw):
                   timeout=10)
     unit, got = periods_at(composite(csms, 1, 60))
     assert got == [(None, 16.0, 3)]
+    # The chargingProfile of a RemoteStartTransaction: a TxProfile for the new transaction.
+    n = len(csms.csms.transactions)
+    assert request(csms, "RemoteStartTransaction", {
+        "idTag": "SMART2", "connectorId": 1,
+        "chargingProfile": profile(8, "TxProfile", [(0, 9)], stack=1, kind="Relative"),
+    }) == {"status": "Accepted"}
+    csms.wait_for(lambda: len(csms.csms.transactions) > n, timeout=15)
+    wait_acu(fw, 9, 5)
+    unit, got = periods_at(composite(csms, 1, 60))
+    assert got == [(None, 9.0, 3)]
 
 
 def test_composite_schedules_are_exact_and_profiles_survive_a_reboot(csms, start_fw):
