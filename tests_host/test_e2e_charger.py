@@ -292,3 +292,24 @@ def test_meter_offline_falls_back_to_6_a_and_recovers(fw, moment):
     wait_sim(fw, lambda s: s["duty"] == 266, timeout=8)
     st = fw.wait_status(lambda s: s["acu"] == 16 and s["eto"] >= eto, timeout=3, keys=_KEYS)
     assert st["err"] == 0 and st["car"] == 2
+
+
+# ---------------------------------------------------------------- tools/trip_bench.py
+
+
+def test_trip_bench_measures_open_within_one_tick_of_simulated_time():
+    """The bench behind `make bench`'s trip_to_open_ms: the real Charger and SimHal on a 1 ms
+    fake clock, ticked every 20 ms; both events open by the next tick."""
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools"))
+    import trip_bench
+
+    r = trip_bench.measure(runs=40, seed=5)
+    assert set(r) == {"trip_to_open_ms_rcd", "trip_to_open_ms_rcd_p50",
+                      "trip_to_open_ms_leave_c", "trip_to_open_ms_leave_c_p50"}
+    for name in ("trip_to_open_ms_rcd", "trip_to_open_ms_leave_c"):
+        # Random phases over the 20 ms period: never beyond one tick, and not trivially 0.
+        assert 10 <= r[name] < trip_bench.TICK_MS, r
+        assert 0 <= r[name + "_p50"] <= r[name], r
