@@ -22,8 +22,17 @@ def _exists(path):
         return False
 
 
+_EEXIST = 17  # errno: FAT (oofatfs) refuses to rename over an existing file
+
+
 def write_atomic(path, data):
-    """Replace `path` with `data` (str or bytes) so that a reader sees old or new, never a mix."""
+    """Replace `path` with `data` (str or bytes) so that a reader sees old or new, never a mix.
+
+    On any failure the old file stays in place and the error is raised. Only when the
+    filesystem refuses to rename over an existing file (FAT) is the old file removed first;
+    from then on the complete `.tmp` is never deleted, since it may be the only copy
+    (read_json falls back to it).
+    """
     tmp = path + _TMP
     try:
         with open(tmp, "wb" if isinstance(data, (bytes, bytearray)) else "w") as f:
@@ -32,19 +41,25 @@ def write_atomic(path, data):
             sync = getattr(os, "fsync", None)
             if sync is not None:
                 sync(f.fileno())
-        try:
-            os.rename(tmp, path)
-        except OSError:
-            # FAT refuses to rename over an existing file: remove first. The short window
-            # is covered by read_json, which falls back to a complete `.tmp`.
-            os.remove(path)
-            os.rename(tmp, path)
     except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
+        _discard(tmp)
         raise
+    try:
+        os.rename(tmp, path)
+    except OSError as e:
+        if not (e.args and e.args[0] == _EEXIST and _exists(path)):
+            # ENOSPC, EIO…: the old file is untouched; drop the temporary and report.
+            _discard(tmp)
+            raise
+        os.remove(path)
+        os.rename(tmp, path)
+
+
+def _discard(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def _load(path):

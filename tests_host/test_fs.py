@@ -64,6 +64,53 @@ def test_read_json_recovers_complete_temp_when_target_missing(tmp_path):
     assert fs.read_json(str(tmp_path / "c.json"), None) == {"n": 2}
 
 
+def test_failed_rename_keeps_the_old_file(tmp_path, monkeypatch):
+    # littlefs out of space (or EIO) while committing the rename: the old version must
+    # survive; only FAT's "target exists" refusal may remove it first.
+    import errno
+
+    p = str(tmp_path / "m.json")
+    fs.write_json(p, {"v": 1})
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "no space")
+
+    monkeypatch.setattr(fs.os, "rename", full)
+    try:
+        fs.write_json(p, {"v": 2})
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the failure must be reported")
+    monkeypatch.undo()
+    assert fs.read_json(p) == {"v": 1}
+    assert sorted(os.listdir(tmp_path)) == ["m.json"]
+
+
+def test_fat_rename_path_never_deletes_the_only_copy(tmp_path, monkeypatch):
+    import errno
+
+    p = str(tmp_path / "m.json")
+    fs.write_json(p, {"v": 1})
+    real = os.rename
+    calls = []
+
+    def fat(src, dst):
+        calls.append(dst)
+        if len(calls) == 1:
+            raise OSError(errno.EEXIST, "exists")  # FAT: target exists
+        raise OSError(errno.EIO, "io error")  # and then the second rename fails too
+
+    monkeypatch.setattr(fs.os, "rename", fat)
+    try:
+        fs.write_json(p, {"v": 2})
+    except OSError:
+        pass
+    monkeypatch.setattr(fs.os, "rename", real)
+    # The old file is gone (FAT path), but the complete new one survives as .tmp.
+    assert fs.read_json(p) == {"v": 2}
+
+
 def test_cleanup_removes_stale_temp_only_when_target_exists(tmp_path):
     (tmp_path / "a.json").write_text("{}")
     (tmp_path / "a.json.tmp").write_text("{partial")

@@ -477,3 +477,62 @@ def test_smoke_on_micropython(micropython):
     assert action == "Heartbeat"
     assert res == {"currentTime": "2026-11-24T10:00:00Z"}
     assert res2 == "NotSupported" and short_id
+
+
+def _unlock_routes(gate, outcome):
+    @router.on("UnlockConnector")
+    async def unlock(cp, payload):
+        await gate.wait()
+        if outcome == "error":
+            raise OCPPError(router.GENERIC_ERROR, "motor jammed")
+        if outcome == "crash":
+            raise RuntimeError("driver bug")
+        return {"status": "Unlocked"}
+
+
+def test_async_handler_answers_when_done_and_frames_keep_flowing(peer):
+    async def main():
+        gate = asyncio.Event()
+        _unlock_routes(gate, "ok")
+        rpc = RPC(peer.send, [])
+        await rpc.on_frame('[2, "u1", "UnlockConnector", {"connectorId": 1}]')
+        assert peer.sent == []  # not answered yet: the handler still works
+        # Meanwhile the reader is free: another CALL is answered at once.
+        await assert_still_answers(rpc, peer, "r2")
+        gate.set()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert peer.last() == [3, "u1", {"status": "Unlocked"}]
+        check_ocpp("UnlockConnector", peer.last()[2], response=True)
+
+    run(main())
+
+
+@pytest.mark.parametrize("outcome,code", [("error", "GenericError"), ("crash", "InternalError")])
+def test_async_handler_failure_becomes_a_callerror(peer, outcome, code):
+    async def main():
+        gate = asyncio.Event()
+        gate.set()
+        _unlock_routes(gate, outcome)
+        rpc = RPC(peer.send, [])
+        await rpc.on_frame('[2, "u1", "UnlockConnector", {"connectorId": 1}]')
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert peer.last()[:3] == [4, "u1", code]
+
+    run(main())
+
+
+def test_async_handler_that_never_finishes_times_out_as_internal_error(peer, monkeypatch):
+    from firmware.ocpp import rpc as rpc_mod
+
+    monkeypatch.setattr(rpc_mod, "_HANDLER_MS", 50)
+
+    async def main():
+        _unlock_routes(asyncio.Event(), "ok")  # the gate never opens
+        rpc = RPC(peer.send, [])
+        await rpc.on_frame('[2, "u1", "UnlockConnector", {"connectorId": 1}]')
+        await asyncio.sleep(0.2)
+        assert peer.last()[:3] == [4, "u1", "InternalError"]
+
+    run(main())

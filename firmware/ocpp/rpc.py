@@ -48,6 +48,7 @@ _CALLRESULT = const(3)
 _CALLERROR = const(4)
 _MAX_ID = const(36)
 _MAX_DESC = const(255)
+_HANDLER_MS = const(20000)  # an async handler must answer within this (else InternalError)
 
 
 class CallError(OCPPError):
@@ -188,15 +189,46 @@ class RPC:
             validate.request(action, payload)
             res = fn(self.cp, payload)
             if type(res) is not dict:
+                if hasattr(res, "send"):
+                    # An async handler (e.g. UnlockConnector waits for the lock): it answers
+                    # when it finishes, in its own task, so frames keep being read meanwhile.
+                    asyncio.create_task(self._finish(uid, action, payload, res))
+                    return
                 raise TypeError("handler returned " + str(type(res)))
-            text = json.dumps([_CALLRESULT, uid, res])
         except OCPPError as e:
-            log.info("rpc", "%s %s -> %s" % (action, uid, e))
-            await self._error(uid, e.code, e.description, e.details)
+            await self._fail_call(uid, action, e)
             return
         except Exception as e:
-            log.error("rpc", "%s handler failed: %r" % (action, e))
-            await self._error(uid, INTERNAL_ERROR, "internal error in " + action)
+            await self._crash(uid, action, e)
+            return
+        await self._reply(uid, action, payload, res)
+
+    async def _finish(self, uid, action, payload, coro):
+        try:
+            res = await wait_for_ms(coro, _HANDLER_MS)
+            if type(res) is not dict:
+                raise TypeError("handler returned " + str(type(res)))
+        except OCPPError as e:
+            await self._fail_call(uid, action, e)
+            return
+        except Exception as e:  # includes the timeout
+            await self._crash(uid, action, e)
+            return
+        await self._reply(uid, action, payload, res)
+
+    async def _fail_call(self, uid, action, e):
+        log.info("rpc", "%s %s -> %s" % (action, uid, e))
+        await self._error(uid, e.code, e.description, e.details)
+
+    async def _crash(self, uid, action, e):
+        log.error("rpc", "%s handler failed: %r" % (action, e))
+        await self._error(uid, INTERNAL_ERROR, "internal error in " + action)
+
+    async def _reply(self, uid, action, payload, res):
+        try:
+            text = json.dumps([_CALLRESULT, uid, res])
+        except Exception as e:
+            await self._crash(uid, action, e)
             return
         await self._send(text)
         fn = router.AFTER.get(action)
