@@ -299,11 +299,7 @@ class Txn:
             info = self.auth.known(tag)
             self.cp.charger.authorize(info is not None and info["status"] == "Accepted")
             return
-        p = self._pending
-        if p is not None and p[0] == tag and not self._plugged:
-            self._pending = None  # the same card again before a car came: cancelled
-            log.info(_TAG, "authorization of", tag, "cancelled")
-            return
+        # Again before a car came: authorized anew, the ConnectionTimeOut window restarts.
         await self._authorize(tag)
 
     async def _handle(self, event, data):

@@ -86,6 +86,8 @@ class CentralChargePoint(_OcppChargePoint):
             msg = None
         if isinstance(msg, list) and len(msg) == 4 and msg[0] == 2:
             self.csms.received.append((self.id, msg[2], msg[3]))
+            if self.csms.on_call is not None:
+                self.csms.on_call(self.id, msg[2], msg[3])
         elif isinstance(msg, list) and msg and msg[0] in (3, 4):
             self.csms.answers.append((self.id, msg))
         await super().route_message(raw_msg)
@@ -194,6 +196,8 @@ class DemoCSMS:
         self.next_tx_id = 0
         self.server = None
         self._event = asyncio.Event()
+        # Tests: fn(cp_id, action, payload) called on every CALL before it is answered.
+        self.on_call = None
 
     # -- policy ------------------------------------------------------------------------
     def next_boot_status(self):
