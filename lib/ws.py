@@ -20,6 +20,7 @@ from compat import MICROPYTHON, const, ticks_ms
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _CHUNK = const(512)  # masking granularity: bounds the temporary big ints
+_ONE_WRITE = const(4096)  # frames up to this go out in one write (one TCP segment)
 _CLOSE_WAIT_MS = const(2000)
 _MAX_HEADER_LINES = const(40)
 
@@ -211,6 +212,19 @@ class WebSocket:
         async with self._lock:
             if n < _CHUNK:  # one write for the whole frame
                 w.write(hdr + mask + _xor(mv, mask, 0) if n else hdr + mask)
+            elif n <= _ONE_WRITE:
+                # Still one write: a frame split over several TCP segments waits for the
+                # peer's delayed ACK (Nagle; MicroPython has no TCP_NODELAY): +40 ms.
+                h = len(hdr) + 4
+                buf = bytearray(h + n)
+                buf[: h - 4] = hdr
+                buf[h - 4 : h] = mask
+                i = 0
+                while i < n:
+                    k = n - i if n - i < _CHUNK else _CHUNK
+                    buf[h + i : h + i + k] = _xor(mv[i : i + k], mask, mfull)
+                    i += k
+                w.write(buf)
             else:  # chunk by chunk, drained, so no second copy of the message builds up
                 w.write(hdr + mask)
                 i = 0
