@@ -1,0 +1,261 @@
+"""The transaction service (firmware/txn.py) on CPython with the real journal, config,
+charger and authorization parts, against a loopback central system (txnkit.LoopSession)."""
+
+from txnkit import drain, events, make, run
+
+from firmware.journal import Journal
+
+
+def test_card_then_plug_journals_start_before_sending_then_fills_in_the_id(tmp_path):
+    cp, txn = make(tmp_path)
+    seen = []
+    txn.subscribe(lambda ev, tx: seen.append((ev, tx.local_ref)))
+
+    async def go():
+        await events(txn, ("card", "A1"))
+        assert cp.tx is None  # authorized, but no car yet
+        cp.charger.energy_wh = 1234.7
+        await events(txn, "plugged")
+        tx = cp.tx
+        assert tx is not None and txn.active(1) is tx
+        assert tx.transaction_id is None and tx.id_tag == "A1" and tx.connector_id == 1
+        assert tx.meter_start == 1234 and isinstance(tx.start_time, int)
+        # Written before sent: in the journal, not yet at the central system.
+        assert txn.pending() == 1 and cp.session.sent("StartTransaction") == []
+        assert cp.charger.authorized
+        await drain(txn)
+        assert tx.transaction_id == 101 and txn.pending() == 0
+        start = cp.session.sent("StartTransaction")[0]
+        assert start["meterStart"] == 1234 and start["idTag"] == "A1"
+        cp.charger.energy_wh = 1300.2
+        await events(txn, "unplugged")
+        assert cp.tx is None and not cp.charger.authorized
+        await drain(txn)
+        stop = cp.session.sent("StopTransaction")[0]
+        assert stop == {"transactionId": 101, "meterStop": 1300, "reason": "EVDisconnected",
+                        "timestamp": stop["timestamp"]}
+        assert txn.last_writes and txn.last_writes > 0
+
+    run(go())
+    assert cp.session.actions() == ["Authorize", "StartTransaction", "StopTransaction"]
+    assert seen == [("started", 1), ("stopped", 1)]
+
+
+def test_unplug_keeps_the_transaction_when_stop_on_ev_side_disconnect_is_off(tmp_path):
+    cp, txn = make(tmp_path, StopTransactionOnEVSideDisconnect="false")
+
+    async def go():
+        await events(txn, "plugged", ("card", "A1"), "unplugged")
+        assert cp.tx is not None
+        await events(txn, "plugged")
+        assert cp.charger.authorized  # back in: energy may flow again
+
+    run(go())
+
+
+def test_same_card_stops_other_card_does_not_parent_tag_does(tmp_path):
+    cp, txn = make(tmp_path)
+    cp.session.cards = {"A1": {"status": "Accepted", "parentIdTag": "FLEET"},
+                        "B2": {"status": "Accepted", "parentIdTag": "FLEET"}}
+
+    async def go():
+        await events(txn, "plugged", ("card", "A1"), ("card", "X9"))
+        assert cp.tx is not None  # no common parent: may not stop
+        await events(txn, ("card", "B2"))
+        assert cp.tx is None
+        await drain(txn)
+
+    run(go())
+    stop = cp.session.sent("StopTransaction")[0]
+    assert stop["reason"] == "Local" and stop["idTag"] == "B2"
+
+
+def test_refused_card_starts_nothing(tmp_path):
+    cp, txn = make(tmp_path)
+    cp.session.cards = {"BAD": {"status": "Blocked"}}
+    run(events(txn, "plugged", ("card", "BAD")))
+    assert cp.tx is None and txn.pending() == 0
+
+
+def test_authorization_without_a_car_expires_after_connection_timeout(tmp_path):
+    cp, txn = make(tmp_path, ConnectionTimeOut="5")
+
+    async def go():
+        await events(txn, ("card", "A1"))
+        txn._timers()
+        assert txn._pending is not None
+        txn._pending[2] -= 5000  # five seconds later
+        txn._timers()
+        assert txn._pending is None
+        await events(txn, "plugged")
+        assert cp.tx is None
+
+    run(go())
+
+
+def test_dummy_card_when_no_card_within_connection_timeout(tmp_path):
+    cp, txn = make(tmp_path, ocppd="FREE", ConnectionTimeOut="5")
+
+    async def go():
+        await events(txn, "plugged")
+        txn._timers()
+        assert txn._events == []
+        txn._plug_ms -= 5000
+        txn._timers()
+        assert txn._events == [("card", "FREE")]
+        await events(txn, txn._events.pop(0))
+        assert cp.tx is not None and cp.tx.id_tag == "FREE"
+
+    run(go())
+
+
+def test_charging_without_a_card_uses_the_dummy_card(tmp_path):
+    cp, txn = make(tmp_path, ocppd="FREE")
+    run(events(txn, "plugged", "charging"))
+    assert cp.tx.id_tag == "FREE"
+
+
+def test_frc_off_stops_with_reason_local(tmp_path):
+    cp, txn = make(tmp_path)
+
+    async def go():
+        await events(txn, "plugged", ("card", "A1"))
+        assert cp.config.update({"frc": 1}, "api") == {}
+        assert cp.tx is None
+        await drain(txn)
+
+    run(go())
+    assert cp.session.sent("StopTransaction")[0]["reason"] == "Local"
+
+
+def test_stop_by_another_service_and_events(tmp_path):
+    cp, txn = make(tmp_path)
+    seen = []
+    txn.subscribe(lambda ev, tx: seen.append(ev))
+    assert txn.stop(1, "SoftReset") is False  # nothing runs
+    run(events(txn, "plugged", ("card", "A1")))
+    assert txn.stop(1, "UnlockCommand") is True
+    run(drain(txn))
+    assert cp.session.sent("StopTransaction")[0]["reason"] == "UnlockCommand"
+    assert seen == ["started", "stopped"]
+
+
+def test_invalid_start_answer_stops_with_deauthorized(tmp_path):
+    cp, txn = make(tmp_path)
+    cp.session.cards = {"A1": {"status": "Accepted"}}
+
+    async def go():
+        await events(txn, "plugged", ("card", "A1"))
+        cp.session.cards = {"A1": {"status": "Invalid"}}
+        await drain(txn)
+
+    run(go())
+    assert cp.tx is None
+    assert [p["reason"] for p in cp.session.sent("StopTransaction")] == ["DeAuthorized"]
+    # The cache learnt it from the StartTransaction answer.
+    assert txn.auth.cache.get("A1", 0)["status"] == "Invalid"
+
+
+def test_invalid_start_answer_suspends_after_max_energy_when_not_stopping(tmp_path):
+    cp, txn = make(tmp_path, StopTransactionOnInvalidId="false", MaxEnergyOnInvalidId="50")
+
+    async def go():
+        await events(txn, "plugged", ("card", "A1"))
+        cp.session.cards = {"A1": {"status": "Invalid"}}
+        await drain(txn)
+        tx = cp.tx
+        assert tx is not None and cp.charger.authorized
+        cp.charger.energy_wh += 49
+        txn.meter_tick(tx)
+        assert cp.charger.authorized
+        cp.charger.energy_wh += 1
+        txn.meter_tick(tx)
+        assert not cp.charger.authorized and cp.tx is tx
+
+    run(go())
+
+
+def test_callerror_retries_per_config_and_keeps_order(tmp_path):
+    cp, txn = make(tmp_path, TransactionMessageAttempts="2", TransactionMessageRetryInterval="1")
+    assert txn.journal.attempts == 2 and txn.journal.retry_interval == 1
+    cp.config.ocpp_set("TransactionMessageAttempts", "4")
+    assert txn.journal.attempts == 4
+    from firmware.ocpp.rpc import CallError
+
+    fails = [2]
+
+    def flaky(action, payload):
+        if action == "StartTransaction" and fails[0]:
+            fails[0] -= 1
+            raise CallError("InternalError", "busy")
+        return cp.session.default(action, payload)
+
+    cp.session.handler = flaky
+
+    async def go():
+        await events(txn, "plugged", ("card", "A1"))
+        txn.stop(1, "Local")
+        await drain(txn, limit_s=5)
+
+    run(go())
+    assert cp.session.actions() == ["Authorize"] + ["StartTransaction"] * 3 + ["StopTransaction"]
+
+
+def test_timeout_and_offline_leave_the_head_for_later(tmp_path):
+    cp, txn = make(tmp_path)
+    cp.session.handler = lambda a, p: None if a == "StartTransaction" else cp.session.default(a, p)
+
+    async def go():
+        await events(txn, "plugged", ("card", "A1"))
+        await drain(txn, limit_s=0.3)
+        assert txn.pending() == 1
+        cp.session.handler = cp.session.default
+        await drain(txn)
+        assert txn.pending() == 0
+
+    run(go())
+    starts = cp.session.sent("StartTransaction")
+    assert all(s == starts[0] for s in starts)
+
+
+def test_power_cut_ends_the_transaction_with_power_loss_at_the_next_boot(tmp_path):
+    cp, txn = make(tmp_path)
+
+    async def go():
+        await events(txn, "plugged", ("card", "A1"))
+        await drain(txn)
+        cp.charger.energy_wh = 1500.0
+        txn.meter_tick(cp.tx)
+        txn.journal_meter_values(cp.tx, {"timestamp": "2026-01-01T00:00:00Z",
+                                         "sampledValue": [{"value": "1500"}]})
+
+    run(go())
+    # Power cut: nothing more runs. Next boot on the same data.
+    cp2, txn2 = make(tmp_path)
+    assert cp2.tx is None
+    assert [p["reason"] for p in txn2.recovered] == ["PowerLoss"]
+    run(drain(txn2))
+    stop = cp2.session.sent("StopTransaction")[0]
+    assert stop["transactionId"] == 101 and stop["meterStop"] == 1500
+    assert cp2.session.sent("MeterValues")[0]["transactionId"] == 101
+    assert len(Journal(str(tmp_path))) == 0
+
+
+def test_auth_required_follows_ocppe_then_acs(tmp_path):
+    cp, txn = make(tmp_path)
+    assert cp.charger.auth_required is True
+    cp.config.update({"ocppe": False}, "api")
+    assert cp.charger.auth_required is False
+    cp.config.update({"acs": 1}, "api")
+    assert cp.charger.auth_required is True
+
+
+def test_status_keys(tmp_path):
+    from firmware.txn import TxnKeys
+
+    cp, txn = make(tmp_path)
+    keys = TxnKeys(txn)
+    out = {}
+    keys.status(out)
+    assert out == {"jw": None, "jq": 0}
+    assert keys.owns("jw") and keys.check("jw", 1) == "read-only"

@@ -1,0 +1,115 @@
+"""Unit-test kit for the transaction service (firmware/txn.py) and its message modules.
+
+A charge point built from the real parts (Config, Charger on the simulated HAL, Journal,
+AuthCache, LocalList on a temporary directory) with a loopback central system in place of
+the OCPP session: `LoopSession.call` checks every request and every answer against the
+official OCPP schemas (check_ocpp) and answers from `handler(action, payload)`. The real
+central system over a websocket is exercised by test_e2e_transactions.py.
+"""
+
+import asyncio
+import copy
+
+from conftest import check_ocpp
+
+from firmware.config import Config
+from firmware.ocpp.rpc import CallTimeout
+from firmware.ocpp.session import NotAccepted
+from hal.sim import SimHal
+
+
+class LoopSession:
+    def __init__(self, online=True):
+        self.accepted = asyncio.Event()
+        if online:
+            self.accepted.set()
+        self.calls = []
+        self.next_id = 100
+        self.cards = {}  # idTag -> idTagInfo; default Accepted
+        self.handler = self.default
+
+    def default(self, action, payload):
+        if action == "Authorize":
+            return {"idTagInfo": self.cards.get(payload["idTag"], {"status": "Accepted"})}
+        if action == "StartTransaction":
+            self.next_id += 1
+            info = self.cards.get(payload["idTag"], {"status": "Accepted"})
+            return {"transactionId": self.next_id, "idTagInfo": info}
+        return {}
+
+    async def call(self, action, payload):
+        if not self.accepted.is_set():
+            raise NotAccepted(action)
+        check_ocpp(action, payload)
+        self.calls.append((action, copy.deepcopy(payload)))
+        r = self.handler(action, payload)
+        if r is None:
+            raise CallTimeout(action)
+        check_ocpp(action, r, response=True)
+        return r
+
+    def actions(self):
+        return [a for a, _ in self.calls]
+
+    def sent(self, action):
+        return [p for a, p in self.calls if a == action]
+
+
+class CP:
+    def __init__(self, data_dir, online=True, **cfg):
+        self.data_dir = str(data_dir)
+        self.config = Config(self.data_dir)
+        base = {"ocppe": True}
+        api = {k: v for k, v in cfg.items() if k[0].islower()}
+        base.update(api)
+        assert self.config.update(base, "api") == {}
+        ocpp = {k: v for k, v in cfg.items() if not k[0].islower()}
+        for k in ocpp:
+            assert self.config.ocpp_set(k, ocpp[k]) == "Accepted", k
+        self.hal = SimHal()
+        from firmware.charger import Charger
+
+        self.charger = Charger(self.hal, self.config)
+        self.charger.energy_wh = 1000.0
+        self.session = LoopSession(online)
+        self.info = {"vendor": "T", "model": "T", "serial": "1", "fw": "0"}
+        self.tx = None
+
+
+def make(data_dir, online=True, **cfg):
+    """(cp, txn): a charge point with the transaction service attached."""
+    from firmware import txn as txnmod
+
+    cp = CP(data_dir, online, **cfg)
+    for coro in txnmod.attach(cp):
+        coro.close()  # the tests drive the service step by step
+    return cp, cp.txn
+
+
+async def drain(txn, limit_s=3.0):
+    """Run the journal sender until the journal is empty (or the session is offline)."""
+    task = asyncio.create_task(txn.sender())
+    try:
+        for _ in range(int(limit_s * 100)):
+            await asyncio.sleep(0.01)
+            if len(txn.journal) == 0 or not txn.cp.session.accepted.is_set():
+                break
+    finally:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+
+async def events(txn, *evs):
+    """Feed charger events (name or (name, data)) through the service, in order."""
+    for e in evs:
+        if isinstance(e, tuple):
+            await txn._handle(e[0], e[1])
+        else:
+            await txn._handle(e, None)
+
+
+def run(coro):
+    return asyncio.run(coro)
