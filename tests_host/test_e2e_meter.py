@@ -19,8 +19,14 @@ def start_fw(tmp_path):
     started = []
 
     def start(path, kind, addr):
-        env = {"WB_METER": path, "WB_METER_TYPE": kind, "WB_METER_ADDR": str(addr)}
-        fw = Firmware(tmp_path / ("data%d" % len(started)), "", env=env)
+        import sim as sim_tool  # tools/sim.py, the `make sim` launcher (on sys.path via e2e)
+
+        data = tmp_path / ("data%d" % len(started))
+        fw = Firmware(data, "")
+        # Exactly the environment `make sim METER=path METER_TYPE=kind METER_ADDR=addr` gives.
+        fw.extra_env = sim_tool.firmware_env(
+            str(data), fw.api_port, meter=path, meter_type=kind, meter_addr=str(addr)
+        )
         started.append(fw)
         return fw.start()
 
