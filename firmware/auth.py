@@ -8,8 +8,8 @@ Order of the checks:
 2. Online (BootNotification accepted): Authorize.req; the answer is the decision and goes
    into the cache (AuthorizationCacheEnabled).
 3. Offline, or the request timed out: LocalAuthorizeOffline and the idTag in the local list or
-   the cache: that entry's status. Unknown idTag: Accepted when AllowOfflineTxForUnknownId,
-   else Invalid.
+   the cache: that entry's status (a known refusal holds even without LocalAuthorizeOffline).
+   Otherwise (unknown idTag): Accepted when AllowOfflineTxForUnknownId, else Invalid.
 The local list wins over the cache (§3.5.3). `info["offline"]` is never set: the decision is
 the whole answer.
 
@@ -71,11 +71,11 @@ class Auth:
             else:
                 self.remember(id_tag, info)
                 return info
-        if local is not None and c("LocalAuthorizeOffline"):
-            return local
-        if local is None and c("AllowOfflineTxForUnknownId"):
-            return {"status": "Accepted"}
-        return {"status": local["status"] if local is not None else "Invalid"}
+        if local is not None and (c("LocalAuthorizeOffline") or local["status"] != "Accepted"):
+            return local  # a known refusal holds offline in any case
+        if c("AllowOfflineTxForUnknownId"):
+            return {"status": "Accepted"}  # unknown (or not to be looked up offline)
+        return {"status": "Invalid"}
 
     async def may_stop(self, tx, id_tag):
         """True when `id_tag` may end transaction `tx` (same idTag, or same parentIdTag)."""

@@ -111,5 +111,12 @@ async def events(txn, *evs):
             await txn._handle(e, None)
 
 
+_LOOP = []
+
+
 def run(coro):
-    return asyncio.run(coro)
+    """Run on one event loop for the whole test session (the service's asyncio.Events bind
+    to the loop that first waits on them)."""
+    if not _LOOP:
+        _LOOP.append(asyncio.new_event_loop())
+    return _LOOP[0].run_until_complete(coro)
