@@ -69,3 +69,37 @@ def test_configured_measurands(tmp_path):
     assert metering.measurands(cp.config, "StopTxnSampledData") == []
     assert metering.measurands(cp.config, "MeterValuesSampledData")[0] == \
         "Energy.Active.Import.Register"
+
+
+def test_clock_aligned_task_sends_outside_and_journals_inside_a_transaction(tmp_path):
+    import asyncio
+
+    from txnkit import events, run
+
+    cp, txn = make(tmp_path, ClockAlignedDataInterval="1",
+                   StopTxnAlignedData="Energy.Active.Import.Register")
+
+    async def go():
+        task = asyncio.create_task(txn.metering.run_aligned())
+        try:
+            for _ in range(40):
+                await asyncio.sleep(0.1)
+                if cp.session.sent("MeterValues"):
+                    break
+            assert txn.pending() == 0  # outside a transaction: not journaled
+            await events(txn, "plugged", ("card", "A"))
+            n = txn.pending()
+            for _ in range(40):
+                await asyncio.sleep(0.1)
+                if txn.pending() > n:
+                    break
+        finally:
+            task.cancel()
+
+    run(go())
+    mv = cp.session.sent("MeterValues")[0]
+    assert "transactionId" not in mv
+    assert mv["meterValue"][0]["sampledValue"][0]["context"] == "Sample.Clock"
+    assert mv["meterValue"][0]["timestamp"].endswith("Z")
+    assert txn.pending() >= 2  # Start + the clock-aligned MeterValues
+    assert cp.tx.aligned["sampledValue"][0]["context"] == "Sample.Clock"
