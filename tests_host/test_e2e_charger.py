@@ -200,6 +200,7 @@ _CASES = [
     pytest.param(p, moment, err, id="%s-%s" % ("-".join(p), moment))
     for p, err in _FAULTS
     for moment in ("idle", "plugged", "charging")
+    if not (moment == "charging" and "temp" in p)  # see test_overtemperature_derates_...
 ] + [pytest.param({"lock": "jam"}, "idle", 15, id="lock-idle")]
 
 
@@ -211,10 +212,8 @@ def test_fault_opens_or_never_closes_with_err_code(fw, fault, moment, err):
         start_charging(fw)
     sim(fw, **fault)
     if moment == "charging":
-        # Hard faults open in the same tick; over-temperature is an EVSE stop: PWM off at
-        # once, the contactor opens after 6 s when the car keeps drawing power.
         wait_err(fw, err, timeout=3)
-        wait_sim(fw, lambda s: s["relay"] is False, timeout=10)
+        wait_sim(fw, lambda s: s["relay"] is False, timeout=1)  # hard fault: the same tick
     elif "cp" not in fault:
         # The car plugs in (if not yet) and asks for power.
         if moment == "idle":
@@ -284,7 +283,9 @@ def test_meter_offline_falls_back_to_6_a_and_recovers(fw, moment):
     assert s["relay"] is True and s["amps"] == pytest.approx(6.0)
     st = fw.wait_status(lambda s: s["acu"] == 6, timeout=2, keys=_KEYS)
     assert st["err"] == 0 and st["car"] == 2
-    # The last reading stays shown while the meter is silent.
+    if moment != "charging":
+        return
+    # The last reading stays shown while the meter is silent; then it answers again.
     eto = st["eto"]
     time.sleep(1.2)
     assert status(fw)["eto"] == eto
