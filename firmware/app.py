@@ -113,13 +113,13 @@ async def main(cp, api_host, api_port, sim=None):
     asyncio.get_event_loop().set_exception_handler(_exception_handler)
     keys = (SessionKeys(cp.session), ChargerKeys(cp.charger, version=cp.info["fw"]))
     api = Api(cp.config, providers=keys, sim=sim)
+    cp.api = api  # services add their status keys with cp.api.providers.append(...)
     # Keep references to every task (STYLE.md: micropython-async).
     coros = [cp.charger.run(), cp.charger.run_meter(), cp.session.run(), _housekeeping(cp)]
     for name in SERVICES:
         mod = __import__("firmware." + name, None, None, ("attach",))
         coros.extend(mod.attach(cp))
     cp.tasks = [asyncio.create_task(c) for c in coros]
-    cp.api = api
     await api.start(api_host, api_port)
     log.info("app", "local API on %s:%d" % (api_host, api_port))
     while True:
