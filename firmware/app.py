@@ -62,7 +62,8 @@ OPS = (
 # txn: transactions, authorization, metering, the journal sender (OCPP Core).
 # station: availability, StatusNotification, Reset, UnlockConnector, ClearCache, DataTransfer.
 # limits: smart charging profiles applied to the charger's offered current.
-SERVICES = ("txn", "station", "limits")
+# faultlog: the charger's fault counters, persisted outside the safety path.
+SERVICES = ("txn", "station", "limits", "faultlog")
 
 
 def load_ops():
