@@ -20,7 +20,20 @@ Decisions where the spec leaves a choice:
 - RCD trip latches until reset_fault(); at most 3 resets until a session ends without a trip.
 - A welded contactor clears only by reset_fault() once the feedback shows no power.
 - frc=2 charges without authorization (never without the safety conditions).
-- Duty increases at most once per 5 s; decreases and starts of PWM at once.
+- The duty changes at most once per 5 s: a raise waits until 5 s after the last change
+  (any change, the start of PWM included); decreases, starts and stops of PWM act at once.
+- Time windows ("since" timestamps) are latches: each is judged every tick and becomes None
+  once its window has passed, so no ticks_ms difference ever spans more than a few seconds
+  (ticks_diff is only valid within 2**29 ms, about 6.2 days).
+- The contactor closes only on PWM that has run >= 40 ms with a diode check passed on it,
+  and never within 1 s of an open (no chatter).
+- A tick that raises (a HAL call, a bug): contactor open, pilot off, fault "tick" (err 12)
+  latched until reset_fault() or unplug. The watchdog is fed only by a completed tick.
+- Meter: a reading with a non-finite number counts as lost; no good reading for 5 s counts
+  as lost (a stuck meter task). Current > 0.5 A on any phase for >= 1 s with the contactor
+  open is a weld (the only weld detection on boards without relay feedback).
+- release_lock() (UnlockConnector) unlocks regardless of `ust` until the cable is removed
+  (unplug; with PP, no cable), never while power may be on the output.
 """
 
 import compat
@@ -33,6 +46,10 @@ _RAISE_MS = const(5000)  # a higher duty at most once per 5 s (seq. 6)
 _SETTLE_MS = const(40)  # PWM settle time before the diode is judged
 _WELD_MS = const(200)  # feedback must show no power this long after opening
 _MISS_MS = const(500)  # feedback must show power within this after closing
+_RECLOSE_MS = const(1000)  # no close within this after an open
+_METER_STALE_MS = const(5000)  # no good meter reading this long: meter lost
+_WELD_MA = const(500)  # metered current with the contactor open: welded ...
+_WELD_CUR_MS = const(1000)  # ... when seen this long
 _LOCK_MS = const(1000)  # wait for lock feedback per motor pulse
 _LOCK_TRIES = const(3)
 _RCD_RESETS = const(3)
@@ -63,6 +80,7 @@ _FAULTS = (
     ("rcd_test", ERR_FI_UNKNOWN),
     ("miss", ERR_MISS),
     ("pilot", ERR_UNKNOWN),
+    ("tick", ERR_UNKNOWN),
     ("diode", ERR_DIODE),
     ("pp", ERR_PP),
     ("sensor", ERR_UNKNOWN),
@@ -70,6 +88,27 @@ _FAULTS = (
     ("unlock", ERR_LOCK_LOCKED),
 )
 _CUS = {"unlocked": 1, "locked": 3}
+
+
+def _left(t, now, ms):
+    """A "since" timestamp, or None once `ms` have passed (judged every tick: a latch)."""
+    if t is not None and ticks_diff(now, t) >= ms:
+        return None
+    return t
+
+
+def _fin(x):
+    """x as a finite float; raises ValueError for NaN, infinities and non-numbers."""
+    x = float(x)
+    if x - x != 0:
+        raise ValueError("not finite")
+    return x
+
+
+def _vec(v):
+    if not v:
+        return (0.0, 0.0, 0.0)
+    return (_fin(v[0]), _fin(v[1]), _fin(v[2]))
 
 
 class Charger:
@@ -106,20 +145,25 @@ class Charger:
         self._cp = "A"
         self._cand = None
         self._duty = -2  # forces the first set_duty
-        self._pwm_ms = now
-        self._raise_ms = now
-        self._diode = False
+        self._pwm_ms = now  # PWM (re)started; None: settled (>= 40 ms)
+        self._raise_ms = now  # last duty change; None: >= 5 s ago
+        self._diode = False  # a diode check passed on the current PWM
         self._diode_bad = 0
         self._rcd_ok = False
-        self._rcd_ms = None
+        self._rcd_ms = None  # last self-test; None: >= 24 h ago (or never)
         self._rcd_resets = 0
         self._rcd_in_session = False
-        self._closed_ms = now
-        self._opened_ms = now
+        self._closed_ms = now  # None: closed >= 500 ms (miss check armed)
+        self._opened_ms = now  # None: open >= 200 ms (weld check armed)
+        self._reclose_ms = None  # last open; None: >= 1 s ago
+        self._unlock_ms = None  # last open of a closed contactor; None: >= 200 ms ago
         self._stop_ms = None
+        self._meter_ms = now  # last good meter reading; None: > 5 s ago
+        self._amps_open_ms = None  # metered current with the contactor open, since
         self._lock_target = None
         self._lock_tries = 0
-        self._lock_ms = None
+        self._lock_ms = None  # last lock pulse; None: >= 1 s ago
+        self._release = False  # release_lock() pending until the cable is removed
         self._temp_level = 0
         self._plugged = False
         self._start_wh = None
@@ -148,7 +192,19 @@ class Charger:
         if amps is None:
             self._limits.pop(source, None)
         else:
+            if not amps >= 0:
+                amps = 0  # NaN or negative: no charging (min() would ignore a NaN)
             self._limits[source] = amps
+
+    def release_lock(self):
+        """Operator unlock (OCPP UnlockConnector): unlock the socket whatever `ust` says,
+        until the cable is removed. Never under power: while energised the lock stays and the
+        unlock follows once the contactor is open (the caller stops a running session
+        first). The next ticks drive the lock with the usual bounded retries; `cus` follows.
+        While released the lock is not confirmed, so no charging is offered."""
+        self._release = True
+        if self._lock_target != "unlocked":
+            self._lock_target = None  # a fresh set of retries
 
     def reset_fault(self):
         """Deliberate user/operator reset. Returns True when every fault it may clear is
@@ -173,7 +229,7 @@ class Charger:
                 ok = False
             else:
                 del f["weld"]
-        for name in ("miss", "rcd_test", "lock", "unlock"):
+        for name in ("miss", "rcd_test", "lock", "unlock", "tick"):
             if name in f:
                 del f[name]
                 if name == "rcd_test":
@@ -211,34 +267,59 @@ class Charger:
         if d == self._duty:
             return
         pwm_before = 0 < self._duty < 1000
+        pwm = 0 < d < 1000
         if d < 0:
             self.hal.pilot.set_f()
         else:
             self.hal.pilot.set_duty(d)
-            if 0 < d < 1000:
-                if not pwm_before:
-                    self._pwm_ms = now
-                    if not self.hal.relay.closed:
-                        self._diode = False
-                if d > self._duty:
-                    self._raise_ms = now
+        if pwm != pwm_before:
+            # PWM starts or stops: the diode is judged anew on the new PWM, after it settled.
+            # (A closed contactor keeps the last result: it cannot be judged at 100 %.)
+            self._pwm_ms = now
+            if not self.hal.relay.closed:
+                self._diode = False
+        if pwm:
+            self._raise_ms = now  # every change counts, decreases included (seq. 6)
         self._duty = d
 
     def _open(self, now, why):
         if self.hal.relay.closed:
             log.info("charger", "open", why)
+            self._unlock_ms = now
         self.hal.relay.open()
         self._opened_ms = now
+        self._reclose_ms = now
         self._stop_ms = None
+
+    def _weld(self):
+        if "weld" not in self.faults:
+            self.counters["welds"] += 1
+        self._fault("weld", ERR_WELD)
+
+    def _age(self, now):
+        """Close every time window that has passed (see the module docstring)."""
+        self._pwm_ms = _left(self._pwm_ms, now, _SETTLE_MS)
+        self._raise_ms = _left(self._raise_ms, now, _RAISE_MS)
+        self._closed_ms = _left(self._closed_ms, now, _MISS_MS)
+        self._opened_ms = _left(self._opened_ms, now, _WELD_MS)
+        self._reclose_ms = _left(self._reclose_ms, now, _RECLOSE_MS)
+        self._unlock_ms = _left(self._unlock_ms, now, _WELD_MS)
+        self._lock_ms = _left(self._lock_ms, now, _LOCK_MS)
+        self._rcd_ms = _left(self._rcd_ms, now, _RCD_PERIOD_MS)
+        if self._meter_ms is not None and ticks_diff(now, self._meter_ms) > _METER_STALE_MS:
+            self._meter_ms = None
+            if self.meter_ok:
+                log.error("charger", "meter lost: no reading")
+            self.meter_ok = False
 
     # -- the 20 ms safety tick
     def tick(self):
         hal = self.hal
         relay = hal.relay
         now = self._now()
-        hal.wdt.feed()
         faults = self.faults
         board = hal.board
+        self._age(now)
 
         # RCD: the hardware opened the contactor already; latch and follow.
         if hal.rcd.tripped():
@@ -261,11 +342,9 @@ class Charger:
         # Contactor feedback: welded, or failed to close.
         fb = relay.feedback()
         if fb is not None:
-            if fb and not relay.closed and ticks_diff(now, self._opened_ms) >= _WELD_MS:
-                if "weld" not in faults:
-                    self.counters["welds"] += 1
-                self._fault("weld", ERR_WELD)
-            if not fb and relay.closed and ticks_diff(now, self._closed_ms) >= _MISS_MS:
+            if fb and not relay.closed and self._opened_ms is None:
+                self._weld()
+            if not fb and relay.closed and self._closed_ms is None:
                 self._fault("miss", ERR_MISS)
 
         # Pilot level faults (E, invalid), diode.
@@ -288,6 +367,8 @@ class Charger:
         # Cable rating.
         cable = None
         ohms = hal.pp.read_ohms()
+        if ohms is not None and self._release and _pilot.pp_amps(ohms) == 0:
+            self._release = False  # the cable is out: the operator unlock has done its job
         if ohms is not None and plugged:
             cable = _pilot.pp_amps(ohms)
             if cable <= 0:
@@ -298,9 +379,7 @@ class Charger:
 
         # RCD self-test before each session and every 24 h, contactor open only.
         if plugged and not relay.closed and "rcd" not in faults and "rcd_test" not in faults:
-            if not self._rcd_ok or (
-                self._rcd_ms is not None and ticks_diff(now, self._rcd_ms) >= _RCD_PERIOD_MS
-            ):
+            if not self._rcd_ok or self._rcd_ms is None:
                 self._rcd_ok = bool(hal.rcd.self_test())
                 self._rcd_ms = now
                 if not self._rcd_ok:
@@ -336,8 +415,8 @@ class Charger:
         )
         want_pwm = soft_ok and clean and locked
 
-        # Lock: locked whenever energised; otherwise per `ust`.
-        self._drive_lock(plugged, soft_ok, now)
+        # Lock: locked whenever power may be on the output; otherwise per `ust`.
+        self._drive_lock(plugged, soft_ok, fb, now)
 
         # Contactor.
         hard_ok = vent_ok and clean and locked and self._diode and "rcd" not in faults
@@ -356,13 +435,20 @@ class Charger:
         if want_pwm:
             d = _pilot.duty_for_current(amps)
             cur = self._duty
-            if 0 < cur < 1000 and d > cur and ticks_diff(now, self._raise_ms) < _RAISE_MS:
-                d = cur
+            if 0 < cur < 1000 and d > cur and self._raise_ms is not None:
+                d = cur  # a raise waits until 5 s after the last change
             self._set_duty(d, now)
         elif relay.closed:
             self._set_duty(1000, now)
-        elif phases is not None and (ps_busy or self._ps_ms is not None):
+        elif phases is not None and self._ps_ms is not None:
             self._phase_switch(phases, now)
+        elif phases is not None and (fb or "weld" in faults or self._unlock_ms is not None):
+            self._set_duty(1000, now)  # power may still be on the output: no switching
+        elif phases is not None and ps_busy:
+            if self._cp in ("A", "B"):
+                self._phase_switch(phases, now)  # the car is back in B (rule 11)
+            else:
+                self._set_duty(1000, now)  # wait for the car to leave C/D
         elif phases is not None:
             hal.phase_switch.set(phases)  # no car: no pilot disconnect needed
             self._phases = phases
@@ -373,13 +459,24 @@ class Charger:
             self._set_duty(1000, now)
         pwm = 0 < self._duty < 1000
 
-        if not relay.closed and want_pwm and pwm and hard_ok:
+        # Close on settled PWM with a diode check passed on it (re-read: starting PWM above
+        # clears it), never within 1 s of an open.
+        if (
+            not relay.closed
+            and want_pwm
+            and pwm
+            and hard_ok
+            and self._diode
+            and self._pwm_ms is None
+            and self._reclose_ms is None
+        ):
             relay.close()
             self._closed_ms = now
             self._charged = True
             log.info("charger", "close", amps, "A")
 
         self._status(cp, plugged, authed and not soft_ok, want_pwm, pwm)
+        hal.wdt.feed()  # only a completed safety tick feeds the watchdog
 
     def _read_pilot(self, now):
         if self._duty < 0:
@@ -405,8 +502,8 @@ class Charger:
         if not (0 < d < 1000) or cp not in ("B", "C", "D"):
             self._diode_bad = 0
             return
-        if ticks_diff(now, self._pwm_ms) < _SETTLE_MS:
-            return
+        if self._pwm_ms is not None:
+            return  # not settled yet
         if _pilot.diode_ok(self._low):
             self._diode = True
             self._diode_bad = 0
@@ -447,13 +544,13 @@ class Charger:
             a = 0
         if not self.meter_ok and board.get("meter", "none") not in ("none", "", None):
             a = min(a, _SAFE_AMPS)
-        if a < _pilot.MIN_AMPS:
+        if not a >= _pilot.MIN_AMPS:  # NaN included
             return None
         if a == int(a):
             a = int(a)
         return a
 
-    def _drive_lock(self, plugged, soft_ok, now):
+    def _drive_lock(self, plugged, soft_ok, fb, now):
         lock = self.hal.lock
         if not lock.present:
             self.cus = 1
@@ -465,8 +562,16 @@ class Charger:
             want = plugged and not self._done and (soft_ok or not self._charged)
         else:
             want = plugged
-        if self.hal.relay.closed or self.energized:
-            want = True  # never unlock while energised
+        if self._release:
+            want = False
+        if (
+            self.hal.relay.closed
+            or self.energized
+            or fb
+            or "weld" in self.faults
+            or self._unlock_ms is not None
+        ):
+            want = True  # never unlock while power may be on the output
         target = "locked" if want else "unlocked"
         st = lock.state()
         if target != self._lock_target:
@@ -485,8 +590,8 @@ class Charger:
         if name in self.faults:
             self.cus = 4 if want else 2
             return
-        if self._lock_ms is not None and ticks_diff(now, self._lock_ms) < _LOCK_MS:
-            return
+        if self._lock_ms is not None:
+            return  # waiting for the feedback of the last pulse
         if self._lock_tries >= _LOCK_TRIES:
             self._fault(name, ERR_LOCK_OPEN if want else ERR_LOCK_LOCKED)
             return
@@ -525,12 +630,16 @@ class Charger:
         self._rcd_ok = False
         self._rcd_in_session = False
         self._lock_tries = 0
+        self._diode = False
+        self._release = False  # released with no car: a cable is in again
         self._emit("plugged")
 
     def _on_unplug(self):
         self._plugged = False
         self.authorized = False
-        for name in ("diode", "miss", "pp", "lock", "rcd_test", "pilot"):
+        self._diode = False
+        self._release = False  # the cable is out
+        for name in ("diode", "miss", "pp", "lock", "rcd_test", "pilot", "tick"):
             self._clear(name)
         if not self._rcd_in_session and "rcd" not in self.faults:
             self._rcd_resets = 0
@@ -598,18 +707,44 @@ class Charger:
 
     # -- meter
     def on_meter(self, m):
-        """Feed one meter reading (dict as hal/base.py Meter.read, or None)."""
+        """Feed one meter reading (dict as hal/base.py Meter.read, or None). A reading that
+        is not a dict of finite numbers counts as None (lost): never raises."""
+        if m is not None:
+            try:
+                u = m.get("u") or (0, 0, 0)
+                i = m.get("i") or (0, 0, 0)
+                p = m.get("p") or (0, 0, 0)
+                pf = m.get("pf") or (0, 0, 0)
+                pt = m.get("p_total", 0)
+                e = m.get("e_wh")
+                for v in (u, i, p, pf):
+                    _vec(v)
+                _fin(pt)
+                if e is not None:
+                    _fin(e)
+                imax = max(_vec(i))
+            except Exception as ex:
+                log.error("charger", "bad meter reading", ex)
+                m = None
         if m is None:
             if self.meter_ok:
                 log.error("charger", "meter lost")
             self.meter_ok = False
             return
+        now = self._now()
         self.meter_ok = True
+        self._meter_ms = now
+        # Current with the contactor open (for >= 1 s): welded. Boards without feedback
+        # have no other way to see it (hal/esp32/board_config.py).
+        if not self.hal.relay.closed and self._opened_ms is None and imax * 1000 > _WELD_MA:
+            if self._amps_open_ms is None:
+                self._amps_open_ms = now
+            elif ticks_diff(now, self._amps_open_ms) >= _WELD_CUR_MS:
+                self._amps_open_ms = None
+                self._weld()
+        else:
+            self._amps_open_ms = None
         n = self.nrg
-        u = m.get("u") or (0, 0, 0)
-        i = m.get("i") or (0, 0, 0)
-        p = m.get("p") or (0, 0, 0)
-        pf = m.get("pf") or (0, 0, 0)
         for k in range(3):
             n[k] = u[k]
             n[4 + k] = i[k]
@@ -617,9 +752,8 @@ class Charger:
             n[12 + k] = round(pf[k] * 100)
         n[3] = 0
         n[10] = 0
-        n[11] = m.get("p_total", 0)
+        n[11] = pt
         n[15] = 0
-        e = m.get("e_wh")
         if e is not None:
             self.energy_wh = e
             if self._plugged:
@@ -628,6 +762,7 @@ class Charger:
                 self.session_wh = e - self._start_wh
 
     async def poll_meter(self):
+        """One meter reading into on_meter(); never raises (the meter task must live)."""
         try:
             m = await self.hal.meter.read()
         except Exception as e:
@@ -642,19 +777,44 @@ class Charger:
             await self.poll_meter()
             await asyncio.sleep(1)
 
+    def safe_tick(self):
+        """tick() with the fail safe: when it raises, the contactor opens, the pilot goes to
+        100 % and the fault "tick" (err 12) latches until reset_fault() or unplug. Returns
+        False after a failed tick."""
+        try:
+            self.tick()
+            return True
+        except Exception as e:
+            self._fail_safe(e)
+            return False
+
+    def _fail_safe(self, e):
+        hal = self.hal
+        try:
+            now = self._now()
+            if hal.relay.closed:
+                self._unlock_ms = now  # the lock holds while the contacts open
+            hal.relay.open()  # never raises (hal/base.py)
+            self._opened_ms = now
+            self._reclose_ms = now
+        except Exception:
+            pass
+        self._stop_ms = None
+        self._diode = False  # judged again on fresh PWM
+        self._fault("tick", ERR_UNKNOWN)
+        try:
+            hal.pilot.set_duty(1000)
+            self._duty = 1000
+        except Exception:
+            self._duty = -2  # unknown: the next tick sets the pilot again
+        if self.energized and not hal.relay.closed:
+            self.energized = False
+            self._emit("deenergized")
+        log.error("charger", "tick", e)
+
     async def run(self):
         import asyncio
 
         while True:
-            try:
-                self.tick()
-            except Exception as e:
-                # Fail safe: a bug in the tick must never leave power on.
-                try:
-                    self.hal.relay.open()
-                    self.hal.pilot.set_duty(1000)
-                    self._duty = 1000
-                except Exception:
-                    pass
-                log.error("charger", "tick", e)
+            self.safe_tick()
             await asyncio.sleep(0.02)

@@ -122,6 +122,10 @@ class SimMeter(base.Meter):
         n = h.active_phases()
         i = [amps if k < n else 0.0 for k in range(3)]
         p = [x * _V_NOM for x in i]
+        if h.meter_nan:  # a meter answering garbage: not-a-number power factors and power
+            nan = float("nan")
+            return {"u": [_V_NOM] * 3, "i": i, "p": [nan] * 3, "pf": [nan] * 3,
+                    "p_total": nan, "e_wh": h.e_wh}  # fmt: skip
         return {
             "u": [_V_NOM, _V_NOM, _V_NOM],
             "i": i,
@@ -227,6 +231,7 @@ class SimHal:
         self.weld = False
         self.lock_jam = False
         self.meter_ok = True
+        self.meter_nan = False
         self.temp_c = 25.0
         # energy
         self.e_wh = float(e_wh)
@@ -301,7 +306,8 @@ class SimHal:
             elif name == "lock":
                 self.lock_jam = v
             elif name == "meter":
-                self.meter_ok = v
+                self.meter_ok = v != "offline"
+                self.meter_nan = v == "nan"
             elif name == "temp":
                 self.temp_c = v
         return self.state()
@@ -318,7 +324,7 @@ class SimHal:
             "weld": 1 if self.weld else 0,
             "lock": "jam" if self.lock_jam else "ok",
             "lock_state": self.lock.state(),
-            "meter": "ok" if self.meter_ok else "offline",
+            "meter": "nan" if self.meter_nan else "ok" if self.meter_ok else "offline",
             "temp": self.temp_c,
             "relay": self.relay.contact(),
             "duty": "F" if p.f else p.duty,
@@ -354,7 +360,9 @@ def _parse(name, v):
     if name == "lock":
         return _choice(name, v, "jam", "ok")
     if name == "meter":
-        return _choice(name, v, "ok", "offline")
+        if v not in ("ok", "offline", "nan"):  # nan: extension, readings with NaN values
+            raise ValueError("meter: ok or offline (or nan)")
+        return v
     if name == "temp":
         if v in ("fail", "none"):
             return None  # extension: a failed sensor
