@@ -35,7 +35,7 @@ from firmware import clock
 from firmware.auth import Auth
 from firmware.journal import Journal
 from firmware.metering import Metering, transaction_data
-from firmware.ocpp.rpc import CallError
+from firmware.ocpp.rpc import CallError, CallTimeout, ConnectionLost
 from firmware.ops import (  # noqa: F401 - importing registers the handlers
     remote_start_transaction,
     remote_stop_transaction,
@@ -47,6 +47,7 @@ _TAG = "txn"
 _MAX_EVENTS = const(16)
 _IDLE_MS = const(5000)
 _RETRY_MS = const(1000)
+_FLASH_RETRY_MS = const(10000)  # after a flash error in the sender
 _CFG_KEYS = (
     "TransactionMessageAttempts", "TransactionMessageRetryInterval",
     "AuthorizationCacheEnabled", "LocalAuthListEnabled", "ocppe", "acs", "frc",
@@ -376,40 +377,63 @@ class Txn:
         self._kick.clear()
 
     async def sender(self):
+        """Deliver the journal in order whenever the session is accepted. Never ends: a
+        flash error (ENOSPC, EIO) or a bug in one step is logged and retried later, since
+        a dead sender would silently hold back every transaction message."""
+        while True:
+            try:
+                await self._send_next()
+            except asyncio.CancelledError:
+                raise
+            except Exception as ex:  # noqa: BLE001 - see the docstring
+                log.error(_TAG, "journal sender:", repr(ex))
+                await asleep_ms(_FLASH_RETRY_MS)
+
+    async def _send_next(self):
         s = self.cp.session
         j = self.journal
-        while True:
-            if not s.accepted.is_set():
-                await s.accepted.wait()
-            e = j.peek(clock.now())
-            if e is None:
-                await self._idle(_RETRY_MS if j.due() is not None else _IDLE_MS)
-                continue
+        if not s.accepted.is_set():
+            await s.accepted.wait()
+        e = j.peek(clock.now())
+        if e is None:
+            await self._idle(_RETRY_MS if j.due() is not None else _IDLE_MS)
+            return
+        try:
+            conf = await s.call(e["action"], e["payload"])
+        except CallError as ex:
+            retry, at = j.failed(e["seq"], clock.now())
+            log.warning(_TAG, e["action"], e["seq"], "refused:", str(ex),
+                        "retry at %d" % at if retry else "dropped")
+            return
+        except ConnectionLost as ex:  # the link went: the head is sent on the next one
+            log.warning(_TAG, e["action"], e["seq"], "not delivered:", repr(ex))
+            await asleep_ms(_RETRY_MS)
+            return
+        except CallTimeout:
+            # No answer: counted apart (journal.timeouts_cap()), so a message the central
+            # system never answers cannot block the queue forever.
+            retry, _ = j.failed(e["seq"], clock.now(), timeout=True)
+            log.warning(_TAG, e["action"], e["seq"], "no answer",
+                        "" if retry else "- dropped after too many timeouts")
+            return
+        except Exception as ex:  # noqa: BLE001 - NotAccepted, send failure: head stays
+            log.warning(_TAG, e["action"], e["seq"], "not delivered:", repr(ex))
+            await asleep_ms(_RETRY_MS)
+            return
+        if not j.ack(e["seq"], conf):
+            j.failed(e["seq"], clock.now())
+            return
+        fn = _CONF.get(e["action"])
+        if fn is not None:
             try:
-                conf = await s.call(e["action"], e["payload"])
-            except CallError as ex:
-                retry, at = j.failed(e["seq"], clock.now())
-                log.warning(_TAG, e["action"], e["seq"], "refused:", str(ex),
-                            "retry at %d" % at if retry else "dropped")
-                continue
-            except Exception as ex:  # noqa: BLE001 - timeout, lost link: the head stays
-                log.warning(_TAG, e["action"], e["seq"], "not delivered:", repr(ex))
-                await asleep_ms(_RETRY_MS)
-                continue
-            if not j.ack(e["seq"], conf):
-                j.failed(e["seq"], clock.now())
-                continue
-            fn = _CONF.get(e["action"])
-            if fn is not None:
-                try:
-                    fn(self.cp, e, conf)
-                except Exception as ex:  # noqa: BLE001 - the ack stands
-                    log.error(_TAG, e["action"], "answer:", repr(ex))
-            if e["action"] == "StopTransaction":
-                w0 = self._w0.pop(e["ref"], None)
-                if w0 is not None:
-                    self.last_writes = j.writes - w0
-                    log.info(_TAG, "journal writes", self.last_writes)
+                fn(self.cp, e, conf)
+            except Exception as ex:  # noqa: BLE001 - the ack stands
+                log.error(_TAG, e["action"], "answer:", repr(ex))
+        if e["action"] == "StopTransaction":
+            w0 = self._w0.pop(e["ref"], None)
+            if w0 is not None:
+                self.last_writes = j.writes - w0
+                log.info(_TAG, "journal writes", self.last_writes)
 
 
 def attach(cp):

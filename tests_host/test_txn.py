@@ -259,3 +259,52 @@ def test_status_keys(tmp_path):
     keys.status(out)
     assert out == {"jw": None, "jq": 0}
     assert keys.owns("jw") and keys.check("jw", 1) == "read-only"
+
+
+def test_a_flash_error_in_the_journal_does_not_stop_delivery(tmp_path, monkeypatch):
+    from firmware import txn as txnmod
+
+    monkeypatch.setattr(txnmod, "_FLASH_RETRY_MS", 10)
+    cp, txn = make(tmp_path)
+    real_ack = txn.journal.ack
+    fail = [1]
+
+    def ack(seq, resp):
+        if fail[0]:
+            fail[0] -= 1
+            raise OSError(28, "ENOSPC")  # meta.json could not be written
+        return real_ack(seq, resp)
+
+    monkeypatch.setattr(txn.journal, "ack", ack)
+
+    async def go():
+        await events(txn, "plugged", ("card", "A1"))
+        txn.stop(1, "Local")
+        await drain(txn, limit_s=3)
+
+    run(go())
+    assert fail[0] == 0
+    assert txn.pending() == 0  # the sender survived the error and delivered everything
+    # The Start whose ack failed was sent again, identical (the central system recognises it).
+    starts = cp.session.sent("StartTransaction")
+    assert len(starts) == 2 and starts[0] == starts[1]
+
+
+def test_a_message_never_answered_does_not_block_the_queue_forever(tmp_path):
+    cp, txn = make(tmp_path, TransactionMessageAttempts="1")
+    cap = txn.journal.timeouts_cap()
+    cp.session.handler = lambda a, p: None if a == "MeterValues" else cp.session.default(a, p)
+
+    async def go():
+        await events(txn, "plugged", ("card", "A1"))
+        await drain(txn, limit_s=1)
+        # A MeterValues the central system never answers, then the Stop behind it.
+        txn.journal.meter_values(1, [{"timestamp": "2026-11-24T10:00:00Z",
+                                      "sampledValue": [{"value": "1000"}]}], 0)
+        txn.stop(1, "Local")
+        await drain(txn, limit_s=3)
+
+    run(go())
+    assert len(cp.session.sent("MeterValues")) == cap
+    assert cp.session.actions()[-1] == "StopTransaction"
+    assert txn.pending() == 0
