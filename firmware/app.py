@@ -81,6 +81,9 @@ class ChargePoint:
         self.info = info
         self.config = config
         self._reboot = reboot
+        # What the hardware can do, as the read-only OCPP keys report it.
+        config.set_fact("ConnectorSwitch3to1PhaseSupported",
+                        getattr(hal, "phase_switch", None) is not None)
         self.charger = Charger(hal, config)
         self.charger.auth_required = config.get("acs") == 1
         self.session = Session(self)

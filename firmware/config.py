@@ -69,6 +69,17 @@ class Config:
             return _rot_get(value)
         return value
 
+    def set_fact(self, name, value):
+        """Set a read-only key from what the hardware is (e.g. ConnectorSwitch3to1Phase-
+        Supported from the board): in RAM only, never persisted, no notification."""
+        e = self._keys[name]
+        if not e[2] & RO:
+            raise ValueError(name + " is not read-only")
+        if value == e[3]:
+            self._v.pop(name, None)
+        else:
+            self._v[name] = value
+
     def is_secret(self, name):
         e = self._keys.get(keys.ALIASES.get(name, name))
         return e is not None and bool(e[2] & SECRET)

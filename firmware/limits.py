@@ -182,6 +182,8 @@ def attach(cp):
     cp.smart = SmartCharging(
         FileStore(cp.data_dir), cp.config, connectors=1, max_current=cp.hal.board["max_current"]
     )
+    cp.smart.phases_hw = cp.hal.board.get("phases", 3)
+    cp.smart.can_switch = bool(cp.config.get("ConnectorSwitch3to1PhaseSupported"))
     for name in _OPS:
         __import__("firmware.ops." + name)
     cp.limits = Limits(cp, cp.smart)

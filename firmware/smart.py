@@ -20,7 +20,9 @@ are marked *):
   first period (what a transaction starting now would get); a composite schedule asked for
   without a transaction is laid out as if the transaction started at the schedule start.
 - Limits in W become A per period: A = W / (V × phases), V the measured voltage (set_voltage)
-  or nominal 230 V, phases the period's numberPhases (default 3).
+  or nominal 230 V, phases the period's numberPhases (default 3) when the charger can switch
+  to it (`can_switch`), else the phases the charger supplies (`phases_hw`): a car on three
+  phases must not get a one-phase watt figure per phase.
 - Effective limit = min(ChargePointMax, TxProfile else TxDefault, local limits), in A per
   phase, with phases = the smallest numberPhases given by the periods in force (default 3).
   Below 6 A the charger must pause the car; this module only reports the value.
@@ -124,6 +126,10 @@ def floor_tenth(x):
 
 class SmartCharging:
     def __init__(self, store=None, config=None, connectors=1, max_current=32.0):
+        # Phases the charger supplies, and whether it can switch to numberPhases: set by
+        # firmware.limits from the board (defaults: three phases, switchable).
+        self.phases_hw = 3
+        self.can_switch = True
         self._store = store
         self._config = config
         self.connectors = connectors
@@ -377,7 +383,13 @@ class SmartCharging:
         lim = per[i + 1] / 10
         ph = per[i + 2]
         if p[_UNITW]:
-            lim = lim / (self.voltage * (ph or 3))
+            # Convert with the phases the car can really draw on: numberPhases only when
+            # the charger switches to it; otherwise every phase it supplies (a 1-phase
+            # figure on a 3-phase car would allow three times the power).
+            n = ph or 3
+            if not self.can_switch or n > self.phases_hw:
+                n = self.phases_hw
+            lim = lim / (self.voltage * n)
         return lim, ph
 
     def _eval(self, t, conn, txid, anchor):

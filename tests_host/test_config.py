@@ -411,3 +411,22 @@ def test_sigkill_during_updates_leaves_old_or_new_version(tmp_path, errors):
         env=mp_env({"MICROPYPATH": MP_PATH}),
     )
     assert r.stdout.strip() == str(Config(str(tmp_path)).get("ocpph"))
+
+
+def test_hardware_facts_set_read_only_keys_in_ram_only(tmp_path):
+    from firmware.config import Config
+
+    c = Config(str(tmp_path))
+    assert c.ocpp_get("ConnectorSwitch3to1PhaseSupported") == ("false", True)
+    c.set_fact("ConnectorSwitch3to1PhaseSupported", True)
+    assert c.ocpp_get("ConnectorSwitch3to1PhaseSupported") == ("true", True)
+    # Still read-only for the central system, and never written to flash.
+    assert c.ocpp_set("ConnectorSwitch3to1PhaseSupported", "false") == "Rejected"
+    assert not os.path.exists(str(tmp_path / "config.json"))
+    assert Config(str(tmp_path)).get("ConnectorSwitch3to1PhaseSupported") is False
+    try:
+        c.set_fact("HeartbeatInterval", 5)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a writable key is not a hardware fact")

@@ -248,6 +248,23 @@ def test_watts_to_amps_with_nominal_and_measured_voltage(sc):
     assert sc.limit_at(T0, 1) == (pytest.approx(16.0), 1)
 
 
+def test_watts_on_a_charger_that_cannot_switch_phases_use_all_its_phases(sc):
+    # 7360 W "on one phase" is 32 A on one phase; a 3-phase charger that cannot switch to
+    # one phase must not offer 32 A on all three (22 kW): it offers 7360 W over 3 phases.
+    sc.phases_hw = 3
+    sc.can_switch = False
+    setp(sc, 1, prof(1, unit="W", periods=((0, 7360, 1),)))
+    assert amps(sc, T0) == pytest.approx(7360 / (3 * 230))
+    # With a phase switch, numberPhases is what the car will get: 32 A on one phase.
+    sc.can_switch = True
+    assert amps(sc, T0) == pytest.approx(32.0)
+    # A single-phase charger: its one phase, whatever the profile says.
+    sc.phases_hw = 1
+    sc.can_switch = False
+    setp(sc, 1, prof(1, unit="W", periods=((0, 3680),)))
+    assert amps(sc, T0) == pytest.approx(16.0)
+
+
 def test_composite_converts_amps_to_watts_and_watts_to_amps(sc):
     setp(sc, 1, prof(1, periods=((0, 16), (600, 10, 1))))
     w = sc.composite(1, T0, 1200, "W")["chargingSchedulePeriod"]
