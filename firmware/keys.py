@@ -149,7 +149,8 @@ TABLE = (
     ("StopTxnAlignedDataMaxLength", INT, _OR, 8, None, None),
     ("StopTxnSampledData", CSL, _O, "", MEASURANDS, "StopTxnSampledDataMaxLength"),
     ("StopTxnSampledDataMaxLength", INT, _OR, 8, None, None),
-    ("SupportedFeatureProfiles", CSL, _OR, ",".join(PROFILES), PROFILES,
+    # Only the profiles whose every message works (tests_host/test_profiles.py checks it).
+    ("SupportedFeatureProfiles", CSL, _OR, "Core,SmartCharging", PROFILES,
      "SupportedFeatureProfilesMaxLength"),
     ("SupportedFeatureProfilesMaxLength", INT, _OR, 6, None, None),
     ("TransactionMessageAttempts", INT, _O, 3, 1, 10),
