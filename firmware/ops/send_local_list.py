@@ -1,0 +1,44 @@
+"""SendLocalList (OCPP 1.6 §5.15, §6.41): install or update the local authorization list.
+
+The list is `cp.locallist` (firmware/locallist.py, shared with firmware/auth.py; it persists
+every accepted update atomically). Answers:
+- NotSupported while LocalAuthListEnabled is false;
+- Failed for more than SendLocalListMaxLength entries in the request, a duplicate idTag
+  (§5.15: idTags must be unique), a negative listVersion, a result of more than
+  LocalAuthListMaxLength idTags, or a flash write error (nothing changes then);
+- VersionMismatch for a Differential update whose listVersion is not above the installed one;
+- Accepted otherwise. A list left empty is stored as version 0: GetLocalListVersion must
+  report 0 for an empty list (§5.10), and a later Differential update is then checked
+  against the version it was told.
+"""
+
+from firmware.ocpp import router
+
+ACTION = "SendLocalList"
+
+
+def update(cp, payload):
+    """The SendLocalList.conf status for `payload` (applied when "Accepted")."""
+    ll = getattr(cp, "locallist", None)
+    c = cp.config.get
+    if ll is None or not c("LocalAuthListEnabled"):
+        return "NotSupported"
+    entries = payload.get("localAuthorizationList") or ()
+    ver = payload["listVersion"]
+    if len(entries) > c("SendLocalListMaxLength") or ver < 0:
+        return "Failed"
+    seen = set()
+    for e in entries:
+        seen.add(e["idTag"])
+    if len(seen) != len(entries):
+        return "Failed"
+    ll.max_length = c("LocalAuthListMaxLength")
+    status = ll.update(ver, payload["updateType"], entries)
+    if status == "Accepted" and len(ll) == 0 and ll.version() != 0:
+        ll.update(0, "Full", None)
+    return status
+
+
+@router.on(ACTION)
+def send_local_list(cp, payload):
+    return {"status": update(cp, payload)}

@@ -1,0 +1,117 @@
+"""SendLocalList through the real RPC path (request and answer schema-checked): Full and
+Differential updates, VersionMismatch, NotSupported while disabled, the per-request and total
+limits, unique idTags, persistence on flash, and the one list shared with the authorization.
+"""
+
+from test_status_notification import CP, rpc_call, run
+
+from firmware import remote
+from firmware.auth import Auth
+from firmware.locallist import LocalList
+
+OK = {"status": "Accepted"}
+
+
+def make(tmp_path, **config):
+    cp = CP(tmp_path, **config)
+    assert remote.attach(cp) == []
+    return cp
+
+
+def entries(*tags, info=OK):
+    return [{"idTag": t, "idTagInfo": info} if info else {"idTag": t} for t in tags]
+
+
+def send(cp, version, kind, items=None):
+    p = {"listVersion": version, "updateType": kind}
+    if items is not None:
+        p["localAuthorizationList"] = items
+    return run(rpc_call(cp, "SendLocalList", p))["status"]
+
+
+def version(cp):
+    return run(rpc_call(cp, "GetLocalListVersion", {}))["listVersion"]
+
+
+def test_full_then_differential_persisted(tmp_path):
+    cp = make(tmp_path)
+    assert send(cp, 1, "Full", entries("A", "B")) == "Accepted"
+    blocked = {"status": "Blocked", "parentIdTag": "P"}
+    changes = entries("C") + entries("B", info=blocked) + entries("A", info=None)
+    assert send(cp, 2, "Differential", changes) == "Accepted"
+    again = LocalList(cp.data_dir)  # what a reboot finds on flash
+    assert again.version() == 2 and len(again) == 2
+    assert again.get("A", 0) is None
+    assert again.get("B", 0)["status"] == "Blocked" and again.get("C", 0) == OK
+    assert send(cp, 5, "Full", entries("D")) == "Accepted"  # replaces everything
+    assert len(cp.locallist) == 1 and version(cp) == 5
+
+
+def test_differential_needs_a_higher_version(tmp_path):
+    cp = make(tmp_path)
+    assert send(cp, 3, "Full", entries("A")) == "Accepted"
+    assert send(cp, 3, "Differential", entries("B")) == "VersionMismatch"
+    assert send(cp, 2, "Differential", entries("B")) == "VersionMismatch"
+    assert cp.locallist.get("B", 0) is None and version(cp) == 3
+    assert send(cp, 4, "Differential") == "Accepted"  # no entries: only the version moves
+    assert version(cp) == 4 and len(cp.locallist) == 1
+
+
+def test_not_supported_while_disabled(tmp_path):
+    cp = make(tmp_path, LocalAuthListEnabled="false")
+    assert send(cp, 1, "Full", entries("A")) == "NotSupported"
+    assert len(cp.locallist) == 0
+
+
+def test_request_limit(tmp_path):
+    cp = make(tmp_path)
+    n = cp.config.get("SendLocalListMaxLength")
+    tags = ["T%d" % i for i in range(n + 1)]
+    assert send(cp, 1, "Full", entries(*tags)) == "Failed"
+    assert len(cp.locallist) == 0 and version(cp) == 0
+    assert send(cp, 1, "Full", entries(*tags[:n])) == "Accepted"
+    assert len(cp.locallist) == n
+
+
+def test_total_limit_over_several_requests(tmp_path):
+    cp = make(tmp_path)
+    per = cp.config.get("SendLocalListMaxLength")
+    total = cp.config.get("LocalAuthListMaxLength")
+    v, k = 0, 0
+    while k + per <= total:
+        v += 1
+        tags = ["T%d" % i for i in range(k, k + per)]
+        assert send(cp, v, "Differential", entries(*tags)) == "Accepted"
+        k += per
+    more = ["T%d" % i for i in range(k, total + 1)]  # one idTag too many in the end
+    assert send(cp, v + 1, "Differential", entries(*more)) == "Failed"
+    assert len(cp.locallist) == k and version(cp) == v
+    assert len(LocalList(cp.data_dir)) == k
+
+
+def test_duplicate_idtags_and_negative_version_fail(tmp_path):
+    cp = make(tmp_path)
+    assert send(cp, 1, "Full", entries("A", "A")) == "Failed"
+    assert send(cp, -1, "Full", entries("A")) == "Failed"
+    assert len(cp.locallist) == 0
+
+
+def test_emptied_list_reports_version_0(tmp_path):
+    cp = make(tmp_path)
+    assert send(cp, 7, "Full", entries("A")) == "Accepted"
+    assert send(cp, 8, "Differential", entries("A", info=None)) == "Accepted"
+    assert version(cp) == 0 and LocalList(cp.data_dir).version() == 0
+    assert send(cp, 1, "Differential", entries("B")) == "Accepted"  # against the 0 we said
+    assert send(cp, 9, "Full", []) == "Accepted" and version(cp) == 0
+
+
+def test_one_list_shared_with_the_authorization(tmp_path):
+    cp = CP(tmp_path)
+    auth = Auth(cp)  # the transaction service is attached first in the app
+    assert remote.attach(cp) == []
+    assert cp.locallist is auth.local
+    assert send(cp, 1, "Full", entries("CARD9")) == "Accepted"
+    assert auth.known("CARD9") == OK
+    cp2 = CP(tmp_path / "other")
+    remote.attach(cp2)  # the other order: the authorization takes the existing list
+    assert Auth(cp2).local is cp2.locallist
