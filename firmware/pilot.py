@@ -62,6 +62,8 @@ def classify(high_v, prev=None):
 
     `prev` is the state accepted so far: it keeps its range _HYST mV beyond each boundary,
     so a level near a boundary does not flicker between two states."""
+    if not -100 < high_v < 100:  # NaN or a broken reading: invalid (never raises)
+        return "X"
     mv = int(high_v * 1000)
     if mv > _MAX_MV or mv < _MIN_MV:
         return "X"
@@ -81,6 +83,8 @@ def classify(high_v, prev=None):
 
 def diode_ok(low_v):
     """True when the negative half of the pilot shows the car's diode (about -12 V)."""
+    if not -100 < low_v < 100:  # NaN or a broken reading: no diode seen
+        return False
     return int(low_v * 1000) <= _DIODE_MV
 
 

@@ -67,3 +67,9 @@ def test_pp_cable_coding():
     assert [pilot.pp_amps(r) for r in (1500, 680, 220, 100)] == [13, 20, 32, 63]
     assert pilot.pp_amps(100000) == 0 and pilot.pp_amps(float("inf")) == 0
     assert pilot.pp_amps(50) == -1 and pilot.pp_amps(3000) == -1 and pilot.pp_amps(None) == -1
+
+
+def test_broken_readings_are_invalid_not_exceptions():
+    nan, inf = float("nan"), float("inf")
+    assert [pilot.classify(v, "C") for v in (nan, inf, -inf)] == ["X", "X", "X"]
+    assert not pilot.diode_ok(nan) and not pilot.diode_ok(-inf)

@@ -88,3 +88,13 @@ def test_control_rejects_bad_names_and_values_and_applies_nothing(params):
     with pytest.raises(ValueError):
         h.control(params)
     assert h.state() == before
+
+
+def test_meter_nan_extension_answers_with_not_a_number_values():
+    h, _ = make()
+    h.control({"meter": "nan"})
+    m = asyncio.run(h.meter.read())
+    assert m["pf"][0] != m["pf"][0] and m["p_total"] != m["p_total"]
+    assert h.state()["meter"] == "nan"
+    h.control({"meter": "ok"})
+    assert asyncio.run(h.meter.read())["pf"] == [0.0, 0.0, 0.0]
