@@ -63,7 +63,8 @@ OPS = (
 # station: availability, StatusNotification, Reset, UnlockConnector, ClearCache, DataTransfer.
 # limits: smart charging profiles applied to the charger's offered current.
 # faultlog: the charger's fault counters, persisted outside the safety path.
-SERVICES = ("txn", "station", "limits", "faultlog")
+# remote: local authorization list (SendLocalList, GetLocalListVersion) and TriggerMessage.
+SERVICES = ("txn", "station", "limits", "faultlog", "remote")
 
 
 def load_ops():
@@ -101,11 +102,10 @@ def _exception_handler(loop, context):
 
 
 async def _housekeeping(cp):
-    wdt = getattr(cp.hal, "wdt", None)
+    # The watchdog is fed by the charger's safety tick only (a dead tick must reset the
+    # board), so nothing here may feed it.
     while True:
         uptime_ms()  # keeps the unwrapped uptime exact across ticks_ms wraps
-        if wdt is not None:
-            wdt.feed()
         await asleep_ms(1000)
 
 

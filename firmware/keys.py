@@ -150,7 +150,8 @@ TABLE = (
     ("StopTxnSampledData", CSL, _O, "", MEASURANDS, "StopTxnSampledDataMaxLength"),
     ("StopTxnSampledDataMaxLength", INT, _OR, 8, None, None),
     # Only the profiles whose every message works (tests_host/test_profiles.py checks it).
-    ("SupportedFeatureProfiles", CSL, _OR, "Core,SmartCharging", PROFILES,
+    ("SupportedFeatureProfiles", CSL, _OR,
+     "Core,LocalAuthListManagement,SmartCharging,RemoteTrigger", PROFILES,
      "SupportedFeatureProfilesMaxLength"),
     ("SupportedFeatureProfilesMaxLength", INT, _OR, 6, None, None),
     ("TransactionMessageAttempts", INT, _O, 3, 1, 10),

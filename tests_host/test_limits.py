@@ -177,7 +177,28 @@ def test_profile_change_reaches_pilot_within_one_tick(rig):
 def test_period_boundaries_are_honoured_to_the_second(rig):
     rig.plug()
     start = rig.now() + 2
-    # 16 A, 8 A after 3 s, 12 A after 6 s (12 A: a raise, more than 5 s after the last one).
+    # 16 A, 8 A after 3 s, 12 A after 9 s (a raise more than 5 s after the last change, so
+    # the pilot's once-per-5-s rule does not hold it back).
+    rig.setp(1, prof(1, [(0, 16), (3, 8), (9, 12)], start=start))
+    changes = []
+
+    def watch(r):
+        if not changes or changes[-1][1] != r.c.acu:
+            changes.append((r.ms, r.c.acu))
+
+    rig.run_until((start + 11) * 1000, watch)
+    assert [a for _, a in changes] == [16, 8, 12]
+    for (ms, _), second in zip(changes[1:], (start + 3, start + 9), strict=True):
+        # The loop starts the last second's fine polling: at most 100 ms + one tick late.
+        assert second * 1000 <= ms <= second * 1000 + 140, (ms, second)
+
+
+def test_a_raise_soon_after_a_change_waits_for_the_pilot_rule(rig):
+    # IEC 61851-1 (REFERENCE §1): the duty changes at most once per 5 s except to lower it.
+    # A profile raising the limit 3 s after lowering it reaches the car 5 s after the
+    # decrease, not at the boundary: the car's rule wins over the schedule's second.
+    rig.plug()
+    start = rig.now() + 2
     rig.setp(1, prof(1, [(0, 16), (3, 8), (6, 12)], start=start))
     changes = []
 
@@ -185,11 +206,11 @@ def test_period_boundaries_are_honoured_to_the_second(rig):
         if not changes or changes[-1][1] != r.c.acu:
             changes.append((r.ms, r.c.acu))
 
-    rig.run_until((start + 8) * 1000, watch)
-    assert [a for _, a in changes] == [16, 8, 12]
-    for (ms, _), second in zip(changes[1:], (start + 3, start + 6), strict=True):
-        # The loop starts the last second's fine polling: at most 100 ms + one tick late.
-        assert second * 1000 <= ms <= second * 1000 + 140, (ms, second)
+    rig.run_until((start + 10) * 1000, watch)
+    assert [a for _, a in changes][-1] == 12
+    down = next(ms for ms, a in changes if a == 8)
+    up = next(ms for ms, a in changes if a == 12)
+    assert up - down >= 5000 and up <= (start + 8) * 1000 + 140
 
 
 def test_loop_sleeps_a_second_and_polls_finely_only_before_a_boundary(rig):

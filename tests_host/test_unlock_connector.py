@@ -3,11 +3,14 @@ the running transaction is stopped with UnlockCommand, the lock opens only once 
 has de-energised, NotSupported without a lock, UnlockFailed where the lock cannot open."""
 
 import asyncio
+import json
 
 import pytest
-from test_status_notification import CP, rpc_call, run
+from conftest import check_ocpp
+from test_status_notification import CP, run
 
 from firmware import station
+from firmware.ocpp.rpc import RPC
 
 
 @pytest.fixture(autouse=True)
@@ -16,22 +19,29 @@ def fast(monkeypatch):
 
 
 async def unlock(cp, connector_id=1):
-    """Answer, then the after-handler's work, with simulated time running; returns the
-    answer, the work's outcome and whether the lock was ever open under power."""
-    resp = await rpc_call(cp, "UnlockConnector", {"connectorId": connector_id})
-    task = cp.station.unlock_task
+    """One UnlockConnector CALL through the real RPC layer, with simulated time running
+    until the answer comes (the handler answers when the work is done); returns the status
+    and whether the lock was ever open while the contactor was closed."""
+    payload = {"connectorId": connector_id}
+    check_ocpp("UnlockConnector", payload)
+    out = []
+
+    async def send(text):
+        out.append(text)
+
+    await RPC(send, cp).on_frame(json.dumps([2, "u1", "UnlockConnector", payload]))
     unsafe = False
-    if resp["status"] == "Unlocked":
-        assert task is not None
-        for _ in range(2000):
-            if task.done():
-                break
-            cp.advance(20)
-            if cp.hal.lock.state() != "locked" and cp.hal.relay.closed:
-                unsafe = True
-            await asyncio.sleep(0)
-        return resp["status"], task.result(), unsafe
-    return resp["status"], None, unsafe
+    for _ in range(2000):
+        if out:
+            break
+        cp.advance(20)
+        if cp.hal.lock.state() != "locked" and cp.hal.relay.closed:
+            unsafe = True
+        await asyncio.sleep(0)
+    frame = json.loads(out[-1])
+    assert frame[:2] == [3, "u1"], frame
+    check_ocpp("UnlockConnector", frame[2], response=True)
+    return frame[2]["status"], unsafe
 
 
 def test_stops_the_transaction_and_unlocks_only_when_de_energised(tmp_path):
@@ -41,8 +51,7 @@ def test_stops_the_transaction_and_unlocks_only_when_de_energised(tmp_path):
         cp.txn.start()
         cp.advance(3000)
         assert cp.charger.energized and cp.hal.lock.state() == "locked"
-        answer, outcome, unsafe = await unlock(cp)
-        assert (answer, outcome, unsafe) == ("Unlocked", "Unlocked", False)
+        assert await unlock(cp) == ("Unlocked", False)
         assert cp.txn.stops == ["UnlockCommand"]
         assert not cp.charger.energized and cp.hal.lock.state() == "unlocked"
 
@@ -61,19 +70,20 @@ def test_unknown_connector_fails(tmp_path):
 
 def test_no_car_and_unlocked_already(tmp_path):
     cp = CP(tmp_path)  # ust 0: unlocked while no car is plugged
-    assert run(unlock(cp))[:2] == ("Unlocked", "Unlocked")
+    assert run(unlock(cp)) == ("Unlocked", False)
     assert cp.txn.stops == []
 
 
 @pytest.mark.parametrize("ust,plug", [(2, "A"), (0, "B")])
-def test_fails_where_the_charger_keeps_the_cable_locked(tmp_path, ust, plug):
-    # Without charger.release_lock() the charger would lock again at once.
+def test_unlocks_where_the_lock_mode_would_keep_the_cable_locked(tmp_path, ust, plug):
+    # The operator's request overrides `ust` until the cable is removed
+    # (charger.release_lock), and only ever with the output de-energised.
     cp = CP(tmp_path, ust=ust)
     cp.sim(cp=plug)
     cp.advance(1000)
     assert cp.hal.lock.state() == "locked"
-    assert run(unlock(cp))[0] == "UnlockFailed"
-    assert cp.hal.lock.state() == "locked" and cp.txn.stops == []
+    assert run(unlock(cp)) == ("Unlocked", False)
+    assert cp.hal.lock.state() == "unlocked" and cp.txn.stops == []
 
 
 def test_jammed_lock_fails(tmp_path):
@@ -85,22 +95,3 @@ def test_jammed_lock_fails(tmp_path):
     cp.advance(5000)  # three motor pulses, then the lock fault
     assert "unlock" in cp.charger.faults
     assert run(unlock(cp))[0] == "UnlockFailed"
-
-
-def test_deferred_answer_is_the_real_outcome(tmp_path):
-    from firmware.ops import unlock_connector as op
-
-    async def go():
-        cp = CP(tmp_path, ust=1)
-        cp.sim(cp="C")
-        cp.txn.start()
-        cp.advance(3000)
-        task = asyncio.create_task(op.unlock_connector_deferred(cp, {"connectorId": 1}))
-        for _ in range(2000):
-            if task.done():
-                break
-            cp.advance(20)
-            await asyncio.sleep(0)
-        return task.result()
-
-    assert run(go()) == {"status": "Unlocked"}

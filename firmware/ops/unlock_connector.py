@@ -1,17 +1,15 @@
 """UnlockConnector (OCPP 1.6 §5.17): Unlocked / UnlockFailed / NotSupported.
 
 NotSupported without a lock (a tethered cable). UnlockFailed for a connector other than 1,
-while the lock reports a fault (jammed), or when the charger would lock again at once: it
-owns the lock motor, and until it offers `release_lock()` (an override until the cable is
-removed) its `ust` rule decides (2: always locked; 0: locked while a car is plugged).
-Otherwise Unlocked, and once the answer is sent the station stops a running transaction
-with reason UnlockCommand, waits until the charger has de-energised (never unlocks under
-power; up to 10 s), then releases the lock (firmware/station.py Station.unlock); a failure
-there is logged and reaches the central system as a ConnectorLockFailure StatusNotification.
+or while the lock reports a fault (jammed). Otherwise the station stops a running
+transaction with reason UnlockCommand, waits until the charger has de-energised (never
+unlocks under power; up to 10 s), asks the charger to release the lock (`release_lock()`:
+an override of the `ust` rule until the cable is removed) and answers with the real
+outcome: Unlocked once the lock's feedback says so, else UnlockFailed
+(firmware/station.py Station.unlock).
 
-Why the answer comes first: message handlers are synchronous (firmware/ocpp/rpc.py), and
-stopping a session takes up to 6 s. `unlock_connector_deferred` is the coroutine that answers
-with the real outcome, ready for when the RPC layer can await a handler.
+The handler returns a coroutine: the RPC layer answers when it finishes, in its own task,
+so other frames keep flowing meanwhile (firmware/ocpp/rpc.py).
 """
 
 from firmware.ocpp import router
@@ -24,36 +22,19 @@ def _precheck(cp, connector_id):
         return "UnlockFailed"
     if not cp.hal.lock.present:
         return "NotSupported"
-    ch = cp.charger
-    faults = ch.faults
+    faults = cp.charger.faults
     if "lock" in faults or "unlock" in faults:
         return "UnlockFailed"
-    if getattr(ch, "release_lock", None) is None:
-        # The charger keeps the lock by its `ust` rule: 2 always locked, 0 while a car is
-        # plugged. It would lock again at once: say so.
-        ust = cp.config.get("ust")
-        if ust == 2 or (ust == 0 and cp.station.plugged):
-            return "UnlockFailed"
     return None
 
 
 @router.on(ACTION)
 def unlock_connector(cp, payload):
-    return {"status": _precheck(cp, payload["connectorId"]) or "Unlocked"}
-
-
-@router.after(ACTION)
-def unlock_connector_after(cp, payload, response):
-    if response["status"] == "Unlocked":
-        import asyncio
-
-        st = cp.station
-        st.unlock_task = asyncio.create_task(st.unlock(payload["connectorId"]))
-
-
-async def unlock_connector_deferred(cp, payload):
-    """The answer after the work is done (see the module docstring)."""
     status = _precheck(cp, payload["connectorId"])
-    if status is None:
-        status = await cp.station.unlock(payload["connectorId"])
-    return {"status": status}
+    if status is not None:
+        return {"status": status}
+    return _unlock(cp, payload["connectorId"])
+
+
+async def _unlock(cp, connector_id):
+    return {"status": await cp.station.unlock(connector_id)}
