@@ -40,7 +40,7 @@ def _sim():
     except OSError:
         pass
     meter = os.getenv("WB_METER")
-    hal = SimHal()
+    hal = SimHal(register=data + "/sim_meter.json")
     if meter:
         from hal.serial_unix import open_meter
 

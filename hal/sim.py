@@ -118,6 +118,7 @@ class SimMeter(base.Meter):
             return None
         self.online = True
         h._book()
+        h.save_register()
         amps = h.amps()
         n = h.active_phases()
         i = [amps if k < n else 0.0 for k in range(3)]
@@ -212,7 +213,8 @@ class SimHal:
     """The Hal bundle for the simulator. `board` overrides entries of the default board
     (3 phases, 16 A, relay feedback, lock, PP all present); `now_ms` is the clock."""
 
-    def __init__(self, board=None, now_ms=compat.ticks_ms, phase_switch=False, e_wh=0.0):
+    def __init__(self, board=None, now_ms=compat.ticks_ms, phase_switch=False, e_wh=0.0,
+                 register=None):
         b = base.board_defaults(
             max_current=16, meter="sim", has_relay_feedback=True, has_lock=True, has_pp=True
         )
@@ -233,8 +235,18 @@ class SimHal:
         self.meter_ok = True
         self.meter_nan = False
         self.temp_c = 25.0
-        # energy
+        # energy: a real meter's import register survives power cuts; `register` is the
+        # file that stands in for it (make sim: in the data directory)
         self.e_wh = float(e_wh)
+        self._register = register
+        self._saved_wh = None
+        if register is not None:
+            import fs
+
+            stored = fs.read_json(register, None)
+            if isinstance(stored, (int, float)) and stored > self.e_wh:
+                self.e_wh = float(stored)
+            self._saved_wh = int(self.e_wh)
         self._t = now_ms()
         self._booking = False
         self.relay = SimRelay(self)
@@ -278,6 +290,18 @@ class SimHal:
             self.e_wh += self.amps() * _V_NOM * self.active_phases() * dt / 3600000.0
 
     # -- /api/sim
+    def save_register(self):
+        """Persist the energy register before a reading leaves the meter, so a reading the
+        firmware has seen is never ahead of what survives a power cut (whole Wh)."""
+        if self._register is None:
+            return
+        wh = int(self.e_wh)
+        if wh != self._saved_wh:
+            import fs
+
+            fs.write_atomic(self._register, str(wh))
+            self._saved_wh = wh
+
     def control(self, params):
         """Apply CONTRACT.md section 3 names (plain string values); all or nothing.
         Returns state(); raises ValueError(reason) for an unknown name or a bad value."""

@@ -98,3 +98,22 @@ def test_meter_nan_extension_answers_with_not_a_number_values():
     assert h.state()["meter"] == "nan"
     h.control({"meter": "ok"})
     assert asyncio.run(h.meter.read())["pf"] == [0.0, 0.0, 0.0]
+
+
+def test_the_simulated_meter_register_survives_a_power_cut(tmp_path):
+    import asyncio
+
+    from hal.sim import SimHal
+
+    t = [0]
+    reg = str(tmp_path / "sim_meter.json")
+    hal = SimHal(now_ms=lambda: t[0], register=reg)
+    hal.control({"cp": "C", "load": "16"})
+    hal.pilot.set_duty(266)  # 16 A offered
+    hal.relay.close()
+    t[0] += 60000  # a minute at 16 A on three phases: about 184 Wh
+    seen = asyncio.run(hal.meter.read())["e_wh"]
+    assert seen > 150
+    # Power cut: a new process, the same "meter".
+    again = SimHal(now_ms=lambda: t[0], register=reg)
+    assert asyncio.run(again.meter.read())["e_wh"] >= int(seen)
