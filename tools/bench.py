@@ -186,6 +186,22 @@ def main():
     for name, value, unit in rtt.measure(n=200):
         row(name, value, unit)
     print("(bench took %.0f s)" % (time.monotonic() - t0))
+    if "--readme" in sys.argv:
+        write_readme()
+
+
+def write_readme():
+    """Put the table of this run into README.md between its bench markers."""
+    start, end = "<!-- bench -->", "<!-- /bench -->"
+    path = os.path.join(ROOT, "README.md")
+    with open(path) as f:
+        text = f.read()
+    lines = ["| figure | value | unit |", "| --- | --- | --- |"]
+    lines += ["| `%s` | %s | %s |" % r for r in rows]
+    i = text.index(start) + len(start)
+    j = text.index(end)
+    with open(path, "w") as f:
+        f.write(text[:i] + "\n" + "\n".join(lines) + "\n" + text[j:])
 
 
 if __name__ == "__main__":
