@@ -11,44 +11,79 @@ Sender loop::
     ... rpc.call(e["action"], e["payload"]) ...
     j.ack(e["seq"], response)                  # CALLRESULT
     retry, at = j.failed(e["seq"], now)        # CALLERROR: wait until `at`, or it was dropped
-    # timeout / lost link: do nothing, the head is sent again on the next connection
+    retry, at = j.failed(e["seq"], now, timeout=True)  # no answer within the call timeout
+    # lost link: do nothing, the head is sent again on the next connection
+
+Timeouts count apart from CALLERRORs: an entry that got no answer 10 x attempts times in a
+row (`timeouts_cap()`) is dropped like one refused `attempts` times, so a message the central
+system never answers cannot block the queue forever; a timeout does not delay the next try
+(`at` is `now`). Both counters are RAM only and reset when the head changes or at boot.
+
+Errors: every flash error (OSError, e.g. ENOSPC, EIO) propagates to the caller and leaves the
+journal's RAM state as it was before the call, so the call can simply be retried (the meta
+file is written before any RAM state changes). Before an append or a rewrite the free space
+is checked (fs.free_bytes): below the size of the write plus 8 KiB the call raises
+OSError(ENOSPC, "journal: ...") without writing anything.
 
 Transaction references: Stop and MeterValues may be journaled before StartTransaction.conf
 exists (offline session), so entries carry a local reference `ref` (the Start's seq) and
 `peek` fills in the transactionId the central system gave. A StartTransaction dropped after
 TransactionMessageAttempts CALLERRORs leaves no transactionId: its MeterValues and Stop are
 dropped too (log.error), since the central system never knew the transaction and a Stop with
-an invented id would be refused as well (MicroOcpp does the same). A transaction whose Start
-is journaled is always stopped exactly once: by `stop`, or by `recover` after a power cut.
+an invented id would be refused as well (MicroOcpp does the same); a MeterValues or Stop whose
+Start is gone for any other reason (quarantined) is quarantined, never sent without an id.
+A transaction whose Start is journaled is always stopped exactly once: by `stop`, or by
+`recover` after a power cut (even when its open record is lost, see below).
 
 Files under <data_dir>/journal/ (littlefs; why: see the bench notes in the tests):
-- q.log: append-only segment, one line per entry `J1 <seq> <S|M|T> <ref> <len> <json>`;
-  the payload is frozen at append time and re-sent verbatim (a Start sent again after a cut
-  between the answer and the ack is identical in every field).
-- meta.json: {"v", "ack": last seq acknowledged, "tx": {ref: transactionId or null}}, written
-  atomically once per ack (the ack watermark and the transactionId land in one write).
+- q.log: append-only segment, one line per entry
+  `J2 <seq> <S|M|T> <ref> <wh> <t> <len> <json>`: wh/t are the meter reading (Wh, -1 when
+  unknown) and the time (Unix s) at append: meterStart, the MeterValues reading, meterStop.
+  The payload is frozen at append time and re-sent verbatim (a Start sent again after a cut
+  between the answer and the ack is identical in every field). J1 lines (no wh/t, before
+  2.0) are still read. Removed when fully acknowledged and >= 4 KiB; the acknowledged prefix is
+  cut (rewrite to q.log.new, rename) when it passes max_bytes / 2.
+- meta.json and meta2.json: {"v", "n", "ack": last seq acknowledged, "tx": {ref:
+  transactionId or null}, "o": {ref: [wh, t]} of the open transactions}, written atomically
+  once per ack, alternately to one and the other; load takes the readable one with the higher
+  "n", so a corrupt newest copy falls back to the previous state (at worst the last
+  acknowledged entry is sent again).
 - o<connector>.json: the open-transaction record (ref, idTag, meterStart, start time, last
-  meter Wh and time), written at start, at every journaled MeterValues and at most every
-  `open_every_s` seconds from `meter()`; removed after the Stop is journaled. `recover(now)`
-  turns a left-over record into StopTransaction reason PowerLoss with the last known meter.
+  meter Wh and time), written at start and from `meter()` when the last persisted reading
+  (record or MeterValues line) is more than `open_every_s` + 5 s old - so with MeterValues
+  every `open_every_s` it is not rewritten during the session; removed after the Stop is
+  journaled. `recover(now)` turns a left-over record into StopTransaction reason PowerLoss
+  with the newest of: the record, the last MeterValues line of that transaction, the "o" of
+  meta. A transaction whose record is unreadable (kept as .bad) but whose Start is journaled
+  or acknowledged and which has no Stop is stopped the same way from the lines and meta.
 - bad.log: quarantined lines (corrupt, torn, unknown format), kept up to 16 KiB.
-Small files are replaced with fs.write_atomic (temporary file, then rename).
-Writes per entry: 1 append + 1 meta write at ack (+1 open record for Start/MeterValues).
-`writes` counts every file write, rename and removal.
+Small files are replaced with fs.write_atomic (temporary file, then rename); leftovers
+(*.tmp, q.log.new) are removed at load.
+Writes per entry: 1 append + 1 meta write at ack; + the record at start and its removal at
+stop. `writes` counts every file write, rename and removal.
 
-Full-flash policy (live bytes > `max_bytes`, default 64 KiB): 1) every other MeterValues of
-the oldest transaction that has at least three (its first and last are kept), repeated;
-2) then the oldest MeterValues overall; 3) Start and Stop are never dropped: they are kept
-beyond the budget, `full()` turns True and the app should refuse new sessions. Capacity at
-the default budget, measured (test_journal.py prints it): ~310 offline transactions of
-Start (112 B) + Stop (94 B), or ~5.4 hours of one-measurand MeterValues (203 B) at
-MeterValueSampleInterval 60 s before thinning starts; thinning then halves the resolution of
-the oldest data, so a transaction is never lost. Flash cost, measured on littlefs (4 KiB
-blocks): a 1 h online session with 60 MeterValues = 188 writes, 76 block erases. One segment
-file rather than one file per entry: littlefs inlines only files up to ~128 B, so every
-entry file would hold a whole 4 KiB block (64 KiB would keep ~16 entries instead of ~300).
-Format versions: lines carry `J1`, meta.json carries "v"; older formats are
-migrated on load, unreadable entries quarantined, never wiped.
+When full (live bytes + the new entry > `max_bytes`, default 64 KiB), one rewrite thins the
+journal down to 3/4 of max_bytes: it drops MeterValues in rounds, each round keeping every
+other one (the first and the last of each transaction kept) of every transaction, oldest
+transactions first; only when no transaction has anything left between its first and last
+does a final round drop all MeterValues, oldest transactions first. Never dropped: the head
+(it may be in flight), StartTransaction, StopTransaction, MeterValues with Transaction.Begin
+or Transaction.End samples. A rewrite happens only when it frees at least max_bytes / 8 or
+gets back under the budget; otherwise the entry is kept beyond the budget, `full()` turns
+True and the app should refuse new sessions; `full()` turns False again once delivered
+entries leave room for a session (live bytes + 256 <= max_bytes). So thinning costs one
+rewrite per ~max_bytes / 8 appended, not one per append.
+Capacity at the default budget, measured (test_journal.py prints it): ~280 offline
+transactions of Start (~124 B) + Stop (~106 B), or ~4.8 hours of one-measurand MeterValues
+(~226 B) at MeterValueSampleInterval 60 s before thinning starts; thinning then halves the
+resolution of the oldest data, so a transaction is never lost. Flash cost of a 1 h online
+session, meter() ticked every second and MeterValues every 60 s (test_journal_wear.py):
+128 writes (was 188-248 before the MeterValues line carried the reading); on littlefs
+(4 KiB blocks) see test_journal_on_littlefs_under_micropython. One segment file rather than
+one file per entry: littlefs inlines only files up to ~128 B, so every entry file would hold
+a whole 4 KiB block (64 KiB would keep ~16 entries instead of ~300).
+Format versions: lines carry `J1`/`J2`, meta carries "v"; older formats are migrated on load
+(read as they are, written in the new format), unreadable entries quarantined, never wiped.
 """
 
 import json
@@ -59,14 +94,20 @@ import fs
 import log
 from compat import const, epoch_offset
 
-_FORMAT = const(1)
+_FORMAT = const(2)
 _MAX_BYTES = const(65536)
 _OPEN_EVERY_S = const(60)
+_GRACE_S = const(5)
 _COMPACT_BYTES = const(4096)
 _BAD_MAX = const(16384)
-_THIN_PASSES = const(16)
+_FREE_MIN = const(8192)
+_SESSION_BYTES = const(256)
+_TIMEOUT_FACTOR = const(10)
+_ENOSPC = const(28)
+_ALL = const(99)  # thinning level: every droppable MeterValues of the transaction
 
 _ACTIONS = {"S": "StartTransaction", "M": "MeterValues", "T": "StopTransaction"}
+_METAS = ("meta.json", "meta2.json")
 _TAG = "journal"
 
 
@@ -112,29 +153,43 @@ def _dumps(obj):
     return json.dumps(obj, separators=(",", ":"))
 
 
-def _encode(seq, code, ref, payload):
+def _encode(seq, code, ref, payload, wh, t):
     body = _dumps(payload).encode()
-    return ("J1 %d %s %d %d " % (seq, code, ref, len(body))).encode() + body + b"\n"
+    return ("J2 %d %s %d %d %d %d " % (seq, code, ref, wh, t, len(body))).encode() + body + b"\n"
 
 
 def _header(raw):
-    """(seq, code, ref, body) of a line, or None when torn, corrupt or of an unknown format."""
+    """(seq, code, ref, body, wh, t) of a line (wh and t None for J1, wh None when unknown),
+    or None when torn, corrupt or of an unknown format."""
     try:
         if raw[-1:] != b"\n":
             return None
-        parts = raw[:-1].split(b" ", 5)
-        if len(parts) != 6 or parts[0] != b"J1":
-            return None  # J2+ would be migrated here; J1 is the first format
+        if raw[:3] == b"J2 ":
+            parts = raw[:-1].split(b" ", 7)
+            if len(parts) != 8:
+                return None
+            wh = int(parts[4])
+            t = int(parts[5])
+            if wh < 0:
+                wh = None
+        elif raw[:3] == b"J1 ":
+            parts = raw[:-1].split(b" ", 5)
+            if len(parts) != 6:
+                return None
+            wh = t = None
+        else:
+            return None  # a future format: quarantined, never guessed
         code = parts[2].decode()
-        body = parts[5]
-        if code not in _ACTIONS or len(body) != int(parts[4]):
+        body = parts[-1]
+        if code not in _ACTIONS or len(body) != int(parts[-2]):
             return None
-        return int(parts[1]), code, int(parts[3]), body
+        return int(parts[1]), code, int(parts[3]), body, wh, t
     except Exception:  # noqa: BLE001 - any damage means "unreadable", never a crash
         return None
 
 
 def _parse(raw):
+    """(seq, code, ref, payload, wh, t) or None."""
     h = _header(raw)
     if h is None:
         return None
@@ -144,7 +199,30 @@ def _parse(raw):
         return None
     if not isinstance(p, dict):
         return None
-    return h[0], h[1], h[2], p
+    return h[0], h[1], h[2], p, h[4], h[5]
+
+
+def _thinnable(h):
+    return h[1] == "M" and b"Transaction.Begin" not in h[3] and b"Transaction.End" not in h[3]
+
+
+def _kept(count, level):
+    """MeterValues of a transaction left at a thinning level (first and last kept)."""
+    if level >= _ALL:
+        return 0
+    if level == 0 or count <= 2:
+        return count
+    s = 1 << level
+    return (count - 1) // s + 1 + (1 if (count - 1) % s else 0)
+
+
+def _newer(a, b):
+    """The newer of two (wh, t) readings (either may be None)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return (max(a[0], b[0]), max(a[1], b[1]))
 
 
 class Journal:
@@ -153,24 +231,28 @@ class Journal:
         fs.makedirs(self._dir)
         fs.cleanup(self._dir)
         self._log = self._dir + "/q.log"
-        self._meta = self._dir + "/meta.json"
         self.max_bytes = max_bytes
         self.open_every_s = open_every_s
         self.attempts = 3  # TransactionMessageAttempts
         self.retry_interval = 60  # TransactionMessageRetryInterval, s
         self.writes = 0
         self.dropped = 0
+        self.rewrites = 0
         self._ack = 0
+        self._mn = 0  # meta counter
+        self._slot = 1  # meta slot written last; the next write goes to the other one
         self._tx = {}
         self._open = {}
-        self._saved = {}
+        self._saved = {}  # connector -> time its reading was last persisted (record or line)
+        self._flash = {}  # connector -> (wh, t) of the record on flash
+        self._orphans = {}  # ref -> (wh, t): no record, no Stop (see recover)
         self._size = 0
         self._head_off = 0
         self._head = None
         self._live = 0
         self._starts = set()
         self._stops = set()
-        self._tries = (0, 0)
+        self._tries = (0, 0, 0)  # (seq, CALLERRORs, timeouts)
         self._due = None
         self._full = False
         self._load()
@@ -189,32 +271,41 @@ class Journal:
         rec = {"v": _FORMAT, "r": ref, "c": connector, "i": id_tag, "ms": meter_start,
                "ts": ts, "m": meter_start, "t": now}
         # Record first: a cut before the append leaves a record without a Start -> dropped.
-        self._open[connector] = rec
         self._save_open(rec, now)
-        self._append("S", ref, p)
+        self._open[connector] = rec
+        try:
+            self._append("S", ref, p, meter_start, now)
+        except Exception:
+            self._drop_open(connector)  # no Start: the connector must stay usable
+            raise
         return ref
 
     def meter(self, connector, wh, now):
-        """Last known meter reading; persisted at most every `open_every_s` seconds."""
+        """Last known meter reading; persisted when the last persisted one (record or
+        MeterValues line) is more than `open_every_s` + 5 s old."""
         rec = self._open.get(connector)
         if rec is None or wh < rec["m"]:
             return
         rec["m"] = wh
         rec["t"] = now
         last = self._saved.get(connector)
-        if last is None or now - last >= self.open_every_s:
+        if last is None or now - last >= self.open_every_s + _GRACE_S:
             self._save_open(rec, now)
 
     def meter_values(self, connector, meter_value, now, wh=None):
-        """Journal MeterValues of the open transaction on `connector`; returns its seq."""
+        """Journal MeterValues of the open transaction on `connector`; returns its seq.
+        `wh` (the register reading) is stored in the line: recover() never stops below it."""
         rec = self._open.get(connector)
         if rec is None:
             raise ValueError("no transaction on connector %d" % connector)
-        if wh is not None and wh >= rec["m"]:
+        known = wh is not None and wh >= rec["m"]
+        seq = self._append("M", rec["r"], {"connectorId": connector, "meterValue": meter_value},
+                           wh if known else -1, now)
+        if known:
             rec["m"] = wh
             rec["t"] = now
-            self._save_open(rec, now)  # before the entry: meterStop never below a sent value
-        return self._append("M", rec["r"], {"connectorId": connector, "meterValue": meter_value})
+            self._saved[connector] = now
+        return seq
 
     def stop(self, connector, meter_stop, now, reason=None, id_tag=None, timestamp=None,
              transaction_data=None):
@@ -229,7 +320,7 @@ class Journal:
             p["idTag"] = id_tag
         if transaction_data:
             p["transactionData"] = transaction_data
-        seq = self._append("T", rec["r"], p)
+        seq = self._append("T", rec["r"], p, meter_stop, now)
         self._drop_open(connector)  # a cut before this: recover() sees the Stop and skips
         return seq
 
@@ -243,13 +334,15 @@ class Journal:
             if ref in self._stops:
                 pass
             elif ref in self._starts or ref in self._tx:
-                p = {"meterStop": rec["m"], "timestamp": _rfc3339(rec["t"]), "reason": "PowerLoss"}
-                self._append("T", ref, p)
-                out.append(p)
-                log.info(_TAG, "transaction", ref, "ended by PowerLoss at", rec["m"], "Wh")
+                out.append(self._power_loss(ref, rec["m"], rec["t"]))
             else:
                 log.warning(_TAG, "open record", ref, "without a journaled Start: dropped")
             self._drop_open(c)
+        for ref in sorted(self._orphans):
+            wh, t = self._orphans[ref]
+            log.error(_TAG, "transaction", ref, "lost its open record")
+            out.append(self._power_loss(ref, wh, t))
+            del self._orphans[ref]
         return out
 
     # ---- public: delivery
@@ -261,19 +354,19 @@ class Journal:
             h = self._head_entry()
             if h is None:
                 return None
-            seq, code, ref, payload = h
+            seq, code, ref, payload = h[0], h[1], h[2], h[3]
             if code != "S":
-                if ref in self._tx:
-                    txid = self._tx[ref]
-                    if txid is None:
-                        log.error(_TAG, "drop", _ACTIONS[code], seq, "of failed Start", ref)
-                        self._advance(seq, code, ref)
-                        continue
-                    payload["transactionId"] = txid
-                elif ref not in self._starts:
+                # FIFO: its Start left the queue before it; acked -> id, failed -> None.
+                if ref not in self._tx:
                     log.error(_TAG, "no transactionId for ref", ref, "- quarantine", seq)
                     self._quarantine_head()
                     continue
+                txid = self._tx[ref]
+                if txid is None:
+                    log.error(_TAG, "drop", _ACTIONS[code], seq, "of failed Start", ref)
+                    self._advance(seq, code, ref)
+                    continue
+                payload["transactionId"] = txid
             if now is not None and self._due is not None and now < self._due:
                 return None
             return {"seq": seq, "action": _ACTIONS[code], "payload": payload, "ref": ref}
@@ -286,7 +379,7 @@ class Journal:
     def ack(self, seq, response):
         """The central system answered the head entry with CALLRESULT `response`.
         False when `seq` is not the head or a StartTransaction answer has no transactionId
-        (treat that as a failure)."""
+        (treat that as a failure). Raises OSError (state unchanged) when flash fails."""
         h = self._head_entry()
         if h is None or h[0] != seq:
             log.warning(_TAG, "ack of", seq, "which is not the head")
@@ -297,27 +390,46 @@ class Journal:
             if not isinstance(txid, int) or isinstance(txid, bool):
                 log.error(_TAG, "StartTransaction answer without transactionId")
                 return False
-            self._tx[ref] = txid
-        self._advance(seq, code, ref)
+            self._advance(seq, code, ref, True, txid)
+        else:
+            self._advance(seq, code, ref)
         return True
 
-    def failed(self, seq, now):
-        """CALLERROR for the head entry. Returns (retry, at): retry after `at` (attempt n waits
-        n x retry_interval, OCPP 1.6 §4.7), or (False, now) when the entry was dropped."""
+    def failed(self, seq, now, timeout=False):
+        """CALLERROR (or, with timeout=True, no answer) for the head entry. Returns
+        (retry, at): retry after `at` (CALLERROR attempt n waits n x retry_interval, OCPP 1.6
+        §4.7; a timeout does not wait), or (False, now) when the entry was dropped: after
+        `attempts` CALLERRORs or `timeouts_cap()` timeouts in a row."""
         h = self._head_entry()
         if h is None or h[0] != seq:
             return False, now
-        n = (self._tries[1] if self._tries[0] == seq else 0) + 1
-        self._tries = (seq, n)
-        if n >= max(1, self.attempts):
+        same = self._tries[0] == seq
+        n = self._tries[1] if same else 0
+        k = self._tries[2] if same else 0
+        if timeout:
+            k += 1
+        else:
+            n += 1
+        if n >= max(1, self.attempts) or k >= self.timeouts_cap():
             code, ref = h[1], h[2]
-            log.error(_TAG, "drop", _ACTIONS[code], seq, "after", n, "attempts")
+            if timeout:
+                log.error(_TAG, "drop", _ACTIONS[code], seq, "after", k, "timeouts")
+            else:
+                log.error(_TAG, "drop", _ACTIONS[code], seq, "after", n, "attempts")
             if code == "S":
-                self._tx[ref] = None  # its MeterValues and Stop are dropped in turn
-            self._advance(seq, code, ref)
+                self._advance(seq, code, ref, True, None)  # its MeterValues and Stop follow
+            else:
+                self._advance(seq, code, ref)
             return False, now
+        self._tries = (seq, n, k)
+        if timeout:
+            return True, now
         self._due = now + n * self.retry_interval
         return True, self._due
+
+    def timeouts_cap(self):
+        """Timeouts in a row after which the head is dropped (10 x attempts)."""
+        return _TIMEOUT_FACTOR * max(1, self.attempts)
 
     # ---- public: state
 
@@ -337,33 +449,65 @@ class Journal:
         return self._size - self._head_off
 
     def full(self):
-        """True when only Start/Stop entries fill the budget: refuse new sessions."""
-        return self._full
+        """True when what cannot be thinned fills the budget: refuse new sessions. False again
+        as soon as delivered entries leave room for one."""
+        return self._full and self.live_bytes() + _SESSION_BYTES > self.max_bytes
 
     # ---- internals
+
+    def _power_loss(self, ref, wh, t):
+        p = {"meterStop": wh, "timestamp": _rfc3339(t), "reason": "PowerLoss"}
+        self._append("T", ref, p, wh, t)
+        log.info(_TAG, "transaction", ref, "ended by PowerLoss at", wh, "Wh")
+        return p
+
+    def _check_free(self, n):
+        free = fs.free_bytes(self._dir)
+        if free is not None and free < n + _FREE_MIN:
+            log.error(_TAG, "flash full:", free, "B free,", n, "B to write")
+            raise OSError(_ENOSPC, "journal: flash full (%d B free, %d B needed)"
+                          % (free, n + _FREE_MIN))
 
     def _save_open(self, rec, now):
         fs.write_atomic(self._dir + "/o%d.json" % rec["c"], _dumps(rec).encode())
         self._saved[rec["c"]] = now
+        self._flash[rec["c"]] = (rec["m"], rec["t"])
         self.writes += 1
+
+    def _flush_open(self):
+        """Persist records older than RAM (before lines holding newer readings go)."""
+        for c in self._open:
+            rec = self._open[c]
+            if self._flash.get(c) != (rec["m"], rec["t"]):
+                self._save_open(rec, rec["t"])
 
     def _drop_open(self, c):
         self._open.pop(c, None)
         self._saved.pop(c, None)
+        self._flash.pop(c, None)
         if _remove(self._dir + "/o%d.json" % c):
             self.writes += 1
 
-    def _save_meta(self):
-        tx = {}
-        for k in self._tx:
-            tx[str(k)] = self._tx[k]
-        fs.write_atomic(self._meta, _dumps({"v": _FORMAT, "ack": self._ack, "tx": tx}).encode())
+    def _save_meta(self, ack, tx):
+        t = {}
+        for k in tx:
+            t[str(k)] = tx[k]
+        o = {}
+        for c in self._open:
+            rec = self._open[c]
+            o[str(rec["r"])] = [rec["m"], rec["t"]]
+        slot = 1 - self._slot
+        data = {"v": _FORMAT, "n": self._mn + 1, "ack": ack, "tx": t, "o": o}
+        fs.write_atomic(self._dir + "/" + _METAS[slot], _dumps(data).encode())
+        self._mn += 1
+        self._slot = slot
         self.writes += 1
 
-    def _append(self, code, ref, payload):
+    def _append(self, code, ref, payload, wh, t):
         seq = self._next
-        raw = _encode(seq, code, ref, payload)
+        raw = _encode(seq, code, ref, payload, -1 if wh is None else wh, t)
         self._make_room(len(raw))
+        self._check_free(len(raw))
         try:
             with open(self._log, "ab") as f:
                 f.write(raw)
@@ -398,30 +542,38 @@ class Journal:
         return None if self._head is None else self._head[0]
 
     def _quarantine_head(self):
-        e, n = self._head
-        self._quarantine(_encode(e[0], e[1], e[2], e[3]))
-        self.dropped += 1
+        e = self._head[0]
+        self._quarantine(_encode(e[0], e[1], e[2], e[3], -1 if e[4] is None else e[4],
+                                 e[5] or 0))
         self._advance(e[0], e[1], e[2])
+        self.dropped += 1
 
-    def _advance(self, seq, code, ref):
-        """The head `seq` leaves the queue: one meta write (watermark + transactionIds)."""
+    def _advance(self, seq, code, ref, set_tx=False, txid=None):
+        """The head `seq` leaves the queue: one meta write (watermark + transactionIds),
+        made before any RAM state changes, so a flash error leaves everything as it was."""
         n = self._head[1]
+        tx = dict(self._tx)
+        if set_tx:
+            tx[ref] = txid
+        if code == "T":
+            tx.pop(ref, None)
+        self._save_meta(seq, tx)  # raises: nothing changed
+        self._tx = tx
+        self._ack = seq
         if code == "S":
             self._starts.discard(ref)
         elif code == "T":
             self._stops.discard(ref)
-            self._tx.pop(ref, None)
-        self._ack = seq
-        self._save_meta()
         self._head = None
         self._head_off += n
         self._live -= 1
-        self._tries = (0, 0)
+        self._tries = (0, 0, 0)
         self._due = None
         if self._head_off >= self._size and self._size >= _COMPACT_BYTES:
+            # The meta just written holds the open transactions' readings ("o").
             if _remove(self._log):
                 self.writes += 1
-            self._size = self._head_off = 0
+                self._size = self._head_off = 0
 
     def _quarantine(self, raw):
         path = self._dir + "/bad.log"
@@ -451,10 +603,14 @@ class Journal:
             f.close()
 
     def _rewrite(self, drop):
-        """Copy the live entries (minus drop(seq, code, ref) ones and unreadable lines) to a
-        new segment, atomically replacing the old one."""
+        """Copy the live entries (minus drop(header) ones and unreadable lines) to a
+        new segment, atomically replacing the old one. RAM state changes only once the new
+        segment is in place."""
+        if drop is not None:
+            self._flush_open()  # the last MeterValues of an open transaction may go
+        self._check_free(self.live_bytes())
         tmp = self._log + ".new"
-        size = live = 0
+        size = live = dropped = 0
         with open(tmp, "wb") as out:
             for _, raw in self._lines(self._head_off):
                 h = _header(raw)
@@ -462,8 +618,8 @@ class Journal:
                     log.error(_TAG, "torn or unreadable line quarantined")
                     self._quarantine(raw)
                     continue
-                if drop is not None and live and drop(h[0], h[1], h[2]):  # never the head
-                    self.dropped += 1
+                if drop is not None and live and drop(h):  # never the head
+                    dropped += 1
                     continue
                 out.write(raw)
                 size += len(raw)
@@ -471,108 +627,137 @@ class Journal:
             _sync(out)
         os.rename(tmp, self._log)
         self.writes += 1
+        self.rewrites += 1
+        self.dropped += dropped
         self._size, self._head_off, self._live = size, 0, live
         self._head = None
 
     def _make_room(self, n):
-        if self._head_off > self.max_bytes // 2:
-            self._rewrite(None)  # drop the acknowledged prefix
-        for _ in range(_THIN_PASSES):
-            if self._size - self._head_off + n <= self.max_bytes:
-                self._full = False
-                return
-            if not self._thin():
-                if not self._full:
-                    log.error(_TAG, "full: only Start/Stop left, kept beyond the budget")
-                self._full = True
-                return
+        over = self.live_bytes() + n - self.max_bytes
+        if over <= 0:
+            self._full = False
+            if self._head_off > self.max_bytes // 2:
+                self._rewrite(None)  # drop the acknowledged prefix
+            return
+        plan = self._plan(self.live_bytes() + n - self.max_bytes * 3 // 4)
+        if plan is None or (plan[1] < over and plan[1] < self.max_bytes // 8):
+            if self._head_off > self.max_bytes // 2:
+                self._rewrite(None)  # not worth a thinning rewrite; the prefix is
+        else:
+            levels, saved, counts = plan
+            idx = {}
 
-    def _thin(self):
-        counts = {}
-        oldest = None
+            def drop(h):
+                lv = levels.get(h[2], 0)
+                if not lv or not _thinnable(h):
+                    return False
+                i = idx.get(h[2], 0)
+                idx[h[2]] = i + 1
+                if lv >= _ALL:
+                    return True
+                return i % (1 << lv) != 0 and i != counts[h[2]] - 1
+
+            log.warning(_TAG, "full: thinning MeterValues of", len(levels), "transactions,",
+                        saved, "B")
+            self._rewrite(drop)
+        if self.live_bytes() + n > self.max_bytes:
+            if not self._full:
+                log.error(_TAG, "full: nothing left to thin, kept beyond the budget")
+            self._full = True
+        else:
+            self._full = False
+
+    def _plan(self, need):
+        """Thinning levels {ref: level} freeing about `need` bytes, with the estimated bytes
+        freed and the droppable count per ref; None when nothing can be dropped."""
+        stats = {}  # ref -> [count, bytes] of droppable MeterValues (the head excluded)
         head = True
         for _, raw in self._lines(self._head_off):
             h = _header(raw)
-            if head or h is None:
+            if h is None:
+                continue
+            if head:
                 head = False
                 continue
-            if h[1] == "M":
-                counts[h[2]] = counts.get(h[2], 0) + 1
-                if oldest is None:
-                    oldest = h[0]
-        victim = None
-        for ref in counts:
-            if counts[ref] >= 3 and (victim is None or ref < victim):
-                victim = ref
-        if victim is not None:
-            total = counts[victim]
-            idx = [0]
+            if _thinnable(h):
+                s = stats.get(h[2])
+                if s is None:
+                    stats[h[2]] = [1, len(raw)]
+                else:
+                    s[0] += 1
+                    s[1] += len(raw)
+        refs = sorted(stats)  # refs grow with time: oldest transactions first
+        levels = {}
+        saved = 0
+        top = 1
+        for r in refs:
+            top = max(top, stats[r][0])
+        lv = 1
+        while saved < need:
+            for r in refs:
+                c, b = stats[r]
+                cur = levels.get(r, 0)
+                gain = _kept(c, cur) - _kept(c, lv)
+                if gain > 0:
+                    levels[r] = lv
+                    saved += gain * b // c
+                    if saved >= need:
+                        break
+            if lv >= _ALL:
+                break
+            lv = lv + 1 if (1 << lv) < top else _ALL
+        if not levels:
+            return None
+        counts = {}
+        for r in levels:
+            counts[r] = stats[r][0]
+        return levels, saved, counts
 
-            def drop(seq, code, ref):
-                if code != "M" or ref != victim:
-                    return False
-                i = idx[0]
-                idx[0] = i + 1
-                return i & 1 == 1 and i != total - 1
-
-            log.warning(_TAG, "full: thinning MeterValues of transaction", victim)
-        elif oldest is not None:
-
-            def drop(seq, code, ref):
-                return seq == oldest
-
-            log.warning(_TAG, "full: dropping MeterValues", oldest)
-        else:
-            return False
-        self._rewrite(drop)
-        return True
+    def _load_meta(self):
+        best = None
+        for i in range(2):
+            path = self._dir + "/" + _METAS[i]
+            try:
+                m = _read_json(path)
+                n = int(m.get("n", -1))
+                int(m.get("ack", 0))
+            except OSError:
+                continue
+            except Exception as e:  # noqa: BLE001 - corrupt: keep it aside, never boot-loop
+                log.error(_TAG, _METAS[i], "unreadable, kept as .bad:", e)
+                try:
+                    os.rename(path, path[:-5] + ".bad")
+                except OSError:
+                    pass
+                continue
+            if best is None or n > best[0]:
+                best = (n, i, m)
+        if best is None:
+            return {}
+        n, i, m = best
+        v = m.get("v", 0)
+        if v > _FORMAT:
+            log.warning(_TAG, "meta format", v, "is newer than", _FORMAT, "- reading it")
+        # v0 (no "v") and v1 (no "n", "o"): same fields; rewritten as v2 on the next ack.
+        self._mn = max(n, 0)
+        self._slot = i
+        self._ack = int(m.get("ack", 0))
+        tx = m.get("tx") or {}
+        for k in tx:
+            t = tx[k]
+            self._tx[int(k)] = t if isinstance(t, int) else None
+        out = {}
+        o = m.get("o") or {}
+        try:
+            for k in o:
+                out[int(k)] = (int(o[k][0]), int(o[k][1]))
+        except Exception:  # noqa: BLE001 - only a hint for recover()
+            pass
+        return out
 
     def _load(self):
-        try:
-            m = _read_json(self._meta)
-            v = m.get("v", 0)
-            if v > _FORMAT:
-                log.warning(_TAG, "meta format", v, "is newer than", _FORMAT, "- reading it")
-            # v0 (no "v"): same fields; it is rewritten as v1 on the next ack.
-            self._ack = int(m.get("ack", 0))
-            tx = m.get("tx") or {}
-            for k in tx:
-                t = tx[k]
-                self._tx[int(k)] = t if isinstance(t, int) else None
-        except OSError:
-            pass
-        except Exception as e:  # noqa: BLE001 - corrupt: keep it aside, never boot-loop
-            log.error(_TAG, "meta.json unreadable, kept as meta.bad:", e)
-            try:
-                os.rename(self._meta, self._dir + "/meta.bad")
-            except OSError:
-                pass
-        top = self._ack
-        bad = False
-        head_off = None
-        size = 0
-        for off, raw in self._lines(0):
-            size = off + len(raw)
-            e = _parse(raw)
-            if e is None:
-                bad = True
-                continue
-            seq, code, ref = e[0], e[1], e[2]
-            if seq > top:
-                top = seq
-            if seq <= self._ack:
-                continue
-            if head_off is None:
-                head_off = off
-            self._live += 1
-            if code == "S":
-                self._starts.add(ref)
-            elif code == "T":
-                self._stops.add(ref)
-        self._size = size
-        self._head_off = size if head_off is None else head_off
-        if bad:
-            self._rewrite(None)
+        _remove(self._log + ".new")  # a rewrite cut before its rename
+        seen = self._load_meta()  # ref -> newest (wh, t) known of a transaction not stopped
         names = os.listdir(self._dir)
         for name in names:
             if name.endswith(".json.tmp") and name[:-4] not in names:
@@ -586,12 +771,55 @@ class Journal:
                     int(rec["m"])
                     int(rec["t"])
                     self._open[c] = rec
+                    self._flash[c] = (rec["m"], rec["t"])
                 except Exception as e:  # noqa: BLE001
                     log.error(_TAG, name, "unreadable, kept as .bad:", e)
                     try:
                         os.rename(path, path + ".bad")
                     except OSError:
                         pass
+        top = self._ack
+        bad = False
+        head_off = None
+        size = 0
+        stopped = set()
+        for off, raw in self._lines(0):
+            size = off + len(raw)
+            e = _header(raw)
+            if e is None or (e[0] > self._ack and _parse(raw) is None):
+                bad = True
+                continue
+            seq, code, ref = e[0], e[1], e[2]
+            if seq > top:
+                top = seq
+            if code == "T":
+                stopped.add(ref)
+                seen.pop(ref, None)
+            elif e[4] is not None and ref not in stopped:
+                seen[ref] = _newer(seen.get(ref), (e[4], e[5]))
+            if seq <= self._ack:
+                continue
+            if head_off is None:
+                head_off = off
+            self._live += 1
+            if code == "S":
+                self._starts.add(ref)
+            elif code == "T":
+                self._stops.add(ref)
+        self._size = size
+        self._head_off = size if head_off is None else head_off
+        if bad:
+            self._rewrite(None)
+        refs = set()
+        for c in self._open:
+            rec = self._open[c]
+            r = rec["r"]
+            refs.add(r)
+            got = _newer((rec["m"], rec["t"]), seen.get(r))
+            rec["m"], rec["t"] = got[0], got[1]
+        for r in seen:
+            if r not in refs and r not in stopped and (r in self._tx or r in self._starts):
+                self._orphans[r] = seen[r]
         for k in self._tx:
             top = max(top, k)
         for c in self._open:

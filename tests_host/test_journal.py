@@ -284,13 +284,13 @@ def test_recover_ends_the_open_transaction_with_powerloss_and_the_last_meter(tmp
     d = str(tmp_path)
     j = Journal(d, open_every_s=60)
     j.start(1, "CARD", 1000, T0)
-    j.meter_values(1, mv(1500), T0 + 60, wh=1500)
-    j.meter(1, 1550, T0 + 70)  # within 60 s of the last save: RAM only
-    j.meter(1, 1600, T0 + 125)  # persisted
-    j.meter(1, 1610, T0 + 130)  # lost with the power
     cs = CentralSystem()
     e = j.peek()
     j.ack(e["seq"], cs.answer(e["action"], e["payload"]))
+    j.meter_values(1, mv(1500), T0 + 60, wh=1500)  # the line holds 1500
+    j.meter(1, 1550, T0 + 70)  # within 60 + 5 s of the last persisted reading: RAM only
+    j.meter(1, 1600, T0 + 125)  # persisted
+    j.meter(1, 1610, T0 + 130)  # lost with the power
     # power cut
     j = Journal(d)
     stops = j.recover(T0 + 3600)
@@ -343,47 +343,77 @@ def test_sequence_numbers_never_repeat_after_the_journal_empties(tmp_path):
 
 
 def test_older_and_unknown_formats_are_migrated_or_quarantined_never_wiped(tmp_path, errors):
+    # A journal written by the previous firmware: J1 lines, meta v1 (no "n", no "o").
     d = str(tmp_path)
-    j = Journal(d)
-    session(j, tag="A", n=1)
-    e = j.peek()
-    j.ack(e["seq"], {"transactionId": 5, "idTagInfo": {"status": "Accepted"}})
     jd = tmp_path / "journal"
-    meta = json.loads((jd / "meta.json").read_text())
-    assert meta["v"] == 1
-    del meta["v"]  # format 0: the pre-release layout without a version
-    (jd / "meta.json").write_text(json.dumps(meta))
-    with open(str(jd / "q.log"), "ab") as f:
-        f.write(b"J9 99 X 1 2 {}\n")  # an entry from a future format
+    jd.mkdir()
+    lines = []
+    for seq, code, ref, p in (
+        (1, "S", 1, {"connectorId": 1, "idTag": "A", "meterStart": 1000,
+                     "timestamp": "2023-11-14T22:13:20Z"}),
+        (2, "M", 1, {"connectorId": 1, "meterValue": mv(1100)}),
+        (3, "T", 1, {"meterStop": 1150, "timestamp": "2023-11-14T22:15:20Z", "reason": "Local"}),
+    ):
+        body = json.dumps(p, separators=(",", ":")).encode()
+        lines.append(b"J1 %d %s %d %d " % (seq, code.encode(), ref, len(body)) + body + b"\n")
+    lines.append(b"J9 99 X 1 2 {}\n")  # an entry from a future format
+    (jd / "q.log").write_bytes(b"".join(lines))
+    (jd / "meta.json").write_text(json.dumps({"v": 1, "ack": 1, "tx": {"1": 5}}))
     j = Journal(d)
+    assert len(j) == 2 and j.recover(T0) == []
     cs = CentralSystem()
     drain(j, cs)
     assert [(a, p["transactionId"]) for a, p in cs.got] == [
         ("MeterValues", 5), ("StopTransaction", 5)]
+    assert cs.got[1][1]["meterStop"] == 1150
     assert b"J9 99" in (jd / "bad.log").read_bytes()
-    assert json.loads((jd / "meta.json").read_text())["v"] == 1
+    metas = [json.loads((jd / n).read_text()) for n in ("meta.json", "meta2.json")]
+    assert max(metas, key=lambda m: m.get("n", -1))["v"] == 2  # written in the new format
+    j = Journal(d)
+    assert len(j) == 0 and j.peek() is None
+    session(j, tag="B", n=1)  # and the migrated journal goes on in the new format
+    drain(j, cs)
+    assert [a for a, _ in cs.got[2:]] == ["StartTransaction", "MeterValues", "StopTransaction"]
+    assert (jd / "q.log").read_bytes().count(b"J2 ") == 3
+
+
+def _one_hour_session(j, cs, mv_first):
+    """1 h online: meter() every second (txn.meter_tick), MeterValues every 60 s, each
+    delivered at once. mv_first: the MeterValues runs before the tick of the same second."""
+    w0 = j.writes
+    wh = 123456
+    j.start(1, "ABCDEF0123456789", wh, T0)
+    drain(j, cs)
+    for s in range(1, 3601):
+        wh += 3
+        t = T0 + s
+        due = s % 60 == 0
+        if due and mv_first:
+            j.meter_values(1, mv(wh), t, wh=wh)
+            drain(j, cs)
+        j.meter(1, wh, t)
+        if due and not mv_first:
+            j.meter_values(1, mv(wh), t, wh=wh)
+            drain(j, cs)
+    j.stop(1, wh, T0 + 3601, reason="Local")
+    drain(j, cs)
+    return j.writes - w0
 
 
 def test_writes_per_session_and_capacity(tmp_path):
-    j = Journal(str(tmp_path))
     cs = CentralSystem()
-    w0 = j.writes
-    j.start(1, "ABCDEF0123456789", 123456, T0)
-    drain(j, cs)
-    for i in range(60):  # one hour at MeterValueSampleInterval 60 s, online
-        j.meter_values(1, mv(123456 + i * 180), T0 + 60 * i, wh=123456 + i * 180)
-        drain(j, cs)
-    j.stop(1, 134256, T0 + 3600, reason="Local")
-    drain(j, cs)
-    writes = j.writes - w0
-    # Start: record + append + ack; each MeterValues: record + append + ack; Stop: append +
-    # record removal + ack (+ segment rollover every 4 KiB)
-    assert 3 + 3 * 60 + 3 <= writes <= 3 + 3 * 60 + 3 + 4
+    tick_first = _one_hour_session(Journal(str(tmp_path / "a")), cs, False)
+    mv_first = _one_hour_session(Journal(str(tmp_path / "b")), cs, True)
+    # Start: record + append + ack; each MeterValues: append + ack (the line carries the
+    # reading, so meter() never rewrites the record while MeterValues come every 60 s);
+    # Stop: append + record removal + ack; + a segment removal every 4 KiB acknowledged.
+    assert tick_first == mv_first
+    assert 3 + 2 * 60 + 3 <= tick_first <= 3 + 2 * 60 + 3 + 4
     sizes = {}
     j2 = Journal(str(tmp_path / "cap"))
     for action, fn in (
         ("StartTransaction", lambda: j2.start(1, "ABCDEF0123456789", 123456, T0)),
-        ("MeterValues", lambda: j2.meter_values(1, mv(123456), T0)),
+        ("MeterValues", lambda: j2.meter_values(1, mv(123456), T0, wh=123456)),
         ("StopTransaction", lambda: j2.stop(1, 134256, T0, reason="EVDisconnected")),
     ):
         b = j2.live_bytes()
@@ -391,11 +421,22 @@ def test_writes_per_session_and_capacity(tmp_path):
         sizes[action] = j2.live_bytes() - b
     tx = j2.max_bytes // (sizes["StartTransaction"] + sizes["StopTransaction"])
     hours = j2.max_bytes / sizes["MeterValues"] / 60
-    print("\njournal writes per 1 h session (60 MeterValues):", writes)
+    print("\njournal writes per 1 h session (meter() every s, 60 MeterValues):", tick_first)
     print("journal entry bytes:", sizes)
     print("journal capacity at %d B: %d transactions, %.1f h of MeterValues at 60 s"
           % (j2.max_bytes, tx, hours))
-    assert tx >= 200 and hours >= 4
+    assert tx >= 250 and hours >= 4
+
+
+def test_meter_persists_the_reading_when_no_meter_values_come(tmp_path):
+    d = str(tmp_path)
+    j = Journal(d)
+    j.start(1, "A", 1000, T0)
+    w0 = j.writes
+    for s in range(1, 601):  # 10 min, MeterValues disabled (MeterValueSampleInterval 0)
+        j.meter(1, 1000 + s, T0 + s)
+    assert j.writes - w0 == 600 // 65  # every open_every_s + 5 s
+    assert Journal(d).recover(T0 + 700)[0]["meterStop"] == 1000 + 65 * 9
 
 
 _LFS_BENCH = r"""
