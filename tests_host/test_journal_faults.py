@@ -93,7 +93,8 @@ def test_failed_meta_write_of_a_start_ack_keeps_the_start_unacknowledged(tmp_pat
                                                                          monkeypatch):
     d = str(tmp_path)
     j = Journal(d)
-    session(j, n=1)
+    j.start(1, "A", 1000, T0)  # still charging
+    j.meter_values(1, mv(1100), T0 + 60, wh=1100)
     cs = CentralSystem()
     e, conf = _send(j, cs)
     monkeypatch.setattr(fs, "write_atomic", _enospc)
