@@ -202,7 +202,9 @@ def test_callerror_retries_per_config_and_keeps_order(tmp_path):
 
 
 def test_timeout_and_offline_leave_the_head_for_later(tmp_path):
-    cp, txn = make(tmp_path)
+    # The fake session times out at once (a real one after the call timeout): allow many
+    # timeouts (10 x attempts) so the head is still there when the central system answers.
+    cp, txn = make(tmp_path, TransactionMessageAttempts="10")
     cp.session.handler = lambda a, p: None if a == "StartTransaction" else cp.session.default(a, p)
 
     async def go():
