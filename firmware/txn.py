@@ -48,6 +48,7 @@ _MAX_EVENTS = const(16)
 _IDLE_MS = const(5000)
 _RETRY_MS = const(1000)
 _FLASH_RETRY_MS = const(10000)  # after a flash error in the sender
+_TIMEOUT_PAUSE_MS = const(100)
 _CFG_KEYS = (
     "TransactionMessageAttempts", "TransactionMessageRetryInterval",
     "AuthorizationCacheEnabled", "LocalAuthListEnabled", "ocppe", "acs", "frc",
@@ -415,6 +416,9 @@ class Txn:
             retry, _ = j.failed(e["seq"], clock.now(), timeout=True)
             log.warning(_TAG, e["action"], e["seq"], "no answer",
                         "" if retry else "- dropped after too many timeouts")
+            # A real timeout took the whole call timeout; this pause only keeps a call that
+            # fails at once from spinning the event loop.
+            await asleep_ms(_TIMEOUT_PAUSE_MS)
             return
         except Exception as ex:  # noqa: BLE001 - NotAccepted, send failure: head stays
             log.warning(_TAG, e["action"], e["seq"], "not delivered:", repr(ex))
