@@ -11,6 +11,7 @@ import log
 from compat import asleep_ms, uptime_ms
 
 VENDOR = "OpenWallbox"
+_RESTART_MS = 2000
 SETUP_FILE = "setup.json"
 
 
@@ -101,6 +102,24 @@ def _exception_handler(loop, context):
     log.error("app", "task failed:", context.get("exception", context.get("message")))
 
 
+async def _keep(name, make):
+    """Run make()'s coroutine for ever: if it ends or fails (a MemoryError on a full heap,
+    a bug) it is logged and started again after a pause, so the charger is never left
+    without its OCPP link or meter until a reboot."""
+    import gc
+
+    while True:
+        try:
+            await make()
+            log.error("app", name, "ended; restarting")
+        except asyncio.CancelledError:
+            raise
+        except BaseException as e:  # MemoryError included
+            log.error("app", name, "failed, restarting:", repr(e))
+        gc.collect()
+        await asleep_ms(_RESTART_MS)
+
+
 async def _housekeeping(cp):
     # The watchdog is fed by the charger's safety tick only (a dead tick must reset the
     # board), so nothing here may feed it.
@@ -119,7 +138,13 @@ async def main(cp, api_host, api_port, sim=None):
     api = Api(cp.config, providers=keys, sim=sim)
     cp.api = api  # services add their status keys with cp.api.providers.append(...)
     # Keep references to every task (STYLE.md: micropython-async).
-    coros = [cp.charger.run(), cp.charger.run_meter(), cp.session.run(), _housekeeping(cp)]
+    # The charger's safety loop catches its own faults (safe_tick); the others are kept alive.
+    coros = [
+        cp.charger.run(),
+        _keep("meter", cp.charger.run_meter),
+        _keep("session", cp.session.run),
+        _keep("housekeeping", lambda: _housekeeping(cp)),
+    ]
     for name in SERVICES:
         mod = __import__("firmware." + name, None, None, ("attach",))
         coros.extend(mod.attach(cp))
