@@ -670,7 +670,9 @@ class Charger:
         if pwm and self.offered is not None:
             a = self.offered
             if self._duty < _pilot.duty_for_current(a):
-                a = _pilot.current_for_duty(self._duty)  # raise still held back
+                # A raise still held back (5 s rule): the current of the duty in force,
+                # rounded to the amps it was set for (8 A is 133 permille, read 7.98 A).
+                a = int(_pilot.current_for_duty(self._duty) + 0.5)
             self.acu = int(a)
         if self._duty < 0:
             self.state = "F"

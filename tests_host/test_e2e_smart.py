@@ -202,21 +202,23 @@ def test_tx_profiles_follow_time_end_with_the_transaction_come_with_remote_start
     wait_acu(fw, 16, 5)
     off = fw_offset(csms)
     t = int(time.time()) + off + 2  # firmware second the profile starts
-    prof = profile(7, "TxProfile", [(0, 16), (3, 8), (6, 12)], start=t, duration=9,
+    # The raise comes 6 s after the decrease: the pilot may change at most once per 5 s
+    # except to lower the current (IEC 61851-1), so a raise sooner would be held back.
+    prof = profile(7, "TxProfile", [(0, 16), (3, 8), (9, 12)], start=t, duration=12,
                    txid=txid, stack=2)
     # Bound to the running transaction only.
     wrong = dict(prof, transactionId=txid + 5)
     assert set_profile(csms, 1, wrong) == "Rejected"
     assert set_profile(csms, 1, prof) == "Accepted"
     seen = []
-    deadline = t - off + 7.5
+    deadline = t - off + 10.5
     while time.time() < deadline:
         acu = fw.status("acu")["acu"]
         if not seen or seen[-1][1] != acu:
             seen.append((time.time(), acu))
         time.sleep(0.02)
     assert [a for _, a in seen] == [16, 8, 12], seen
-    for (at, _), second in zip(seen[1:], (t + 3, t + 6), strict=True):
+    for (at, _), second in zip(seen[1:], (t + 3, t + 9), strict=True):
         host = second - off  # the host time of that firmware second
         print("boundary at firmware second %d: acu changed %+.3f s (offset %d)"
               % (second, at - host, off))
