@@ -1,7 +1,13 @@
-"""API provider for the charger's read-only runtime keys (CONTRACT.md section 2).
+"""API provider for the charger's read-only runtime keys (CONTRACT.md section 2), and the
+fault reset action.
 
 The writable charger keys (amp, ama, frc, psm, ust, dwo) live in the config store, which
 validates them; the charger reads them from there on every tick.
+
+`frs` (write-only action, not a go-e key): `/api/set?frs=true` is the deliberate user or
+operator reset of latched faults (REFERENCE §2 rule 6): a tripped RCD is reset at most three
+times until a session ends without a trip, a welded contactor clears only once the feedback
+shows no power. The outcome shows in `err` (0 when every fault is gone).
 """
 
 VERSION = "0.1.0"
@@ -14,7 +20,7 @@ class ChargerKeys:
         self._version = version
 
     def owns(self, key):
-        return key in _KEYS
+        return key in _KEYS or key == "frs"
 
     def status(self, out):
         c = self._c
@@ -32,10 +38,16 @@ class ChargerKeys:
         out["fwv"] = self._version
 
     def check(self, key, value):
+        if key == "frs":
+            return None if value is True else "must be true (reset latched faults)"
         if key in _KEYS:
             return "read-only"
         return "unknown key"
 
     def apply(self, changes):
-        # Nothing here is writable; check() refuses every key first.
+        if changes.get("frs") is True:
+            import log
+
+            ok = self._c.reset_fault()
+            log.info("charger", "fault reset by the user:", "cleared" if ok else "not cleared")
         return None
