@@ -442,6 +442,11 @@ class Charger:
             self._set_duty(1000, now)
         elif phases is not None and self._ps_ms is not None:
             self._phase_switch(phases, now)
+        elif phases is not None and not self.available:
+            # Unavailable: the pilot is at -12 V (state F) and the car cannot be seen, so a
+            # phase switch waits until the charger is available and the car is back in B
+            # (rule 11); the last state seen before F may be stale.
+            self._set_duty(-1, now)
         elif phases is not None and (fb or "weld" in faults or self._unlock_ms is not None):
             self._set_duty(1000, now)  # power may still be on the output: no switching
         elif phases is not None and ps_busy:

@@ -7,7 +7,7 @@ simulated hardware (pilot output, relay command and contact, lock position, the 
 from the charger's own view of it.
 """
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_charger_scenarios import DAY, Rig
 
@@ -331,6 +331,10 @@ SETTINGS = settings(
 @SETTINGS
 @given(steps=SEQ, auth=st.booleans(), vent=st.booleans(), ust=st.sampled_from([0, 1, 2]),
        ps=st.booleans())  # fmt: skip
+# Found by this test: unavailable (pilot at -12 V, the car unseen), a car in C, then psm=1:
+# the charger switched phases with the car asking for power (rule 11).
+@example(steps=[(("avail", False), 1), (("cp", "C"), 60), (("psm", 1), 310), (("cp", "B"), 160),
+                (("cp", "C"), 60)], auth=False, vent=False, ust=0, ps=True)  # fmt: skip
 def test_safety_invariants_hold_for_random_sequences(steps, auth, vent, ust, ps):
     r = Rig(board={"ventilation": vent}, auth=auth, ust=ust, phase_switch=ps)
     chk = Checker(r, vent)
