@@ -103,8 +103,9 @@ def test_remote_start_meter_values_remote_stop(csms, fw_factory):
     csms.wait_for(lambda: received(csms, "StartTransaction"), timeout=10)
     start = received(csms, "StartTransaction")[0]
     assert start["idTag"] == "REMOTE1" and start["connectorId"] == 1
-    txid = csms.csms.transactions_by_key[("CP1", 1, "REMOTE1", start["meterStart"],
-                                          start["timestamp"])]
+    # The central system records a CALL before its handler hands out the id: wait for it.
+    key = ("CP1", 1, "REMOTE1", start["meterStart"], start["timestamp"])
+    txid = csms.wait_for(lambda: csms.csms.transactions_by_key.get(key), timeout=10)
     # A second RemoteStart while one runs is refused.
     assert csms.call("CP1", call.RemoteStartTransaction(id_tag="X")).status == "Rejected"
     csms.wait_for(lambda: len(received(csms, "MeterValues")) >= 3, timeout=15)
