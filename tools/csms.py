@@ -84,14 +84,20 @@ class CentralChargePoint(_OcppChargePoint):
             msg = json.loads(raw_msg)
         except ValueError:
             msg = None
-        if isinstance(msg, list) and len(msg) == 4 and msg[0] == 2:
-            self.csms.received.append((self.id, msg[2], msg[3]))
+        call = isinstance(msg, list) and len(msg) == 4 and msg[0] == 2
+        if call:
             if self.csms.on_call is not None:
                 self.csms.on_call(self.id, msg[2], msg[3])
         elif isinstance(msg, list) and msg and msg[0] in (3, 4):
             self.csms.answers.append((self.id, msg))
-        await super().route_message(raw_msg)
-        self.csms._changed()
+        try:
+            await super().route_message(raw_msg)
+        finally:
+            # Recorded once its handler has run (a test that sees a StartTransaction here
+            # finds its transaction id too), and even when answering failed (a cut link).
+            if call:
+                self.csms.received.append((self.id, msg[2], msg[3]))
+            self.csms._changed()
 
     async def send_raw(self, text):
         """Send a frame as is (malformed-frame tests)."""
