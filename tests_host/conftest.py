@@ -62,6 +62,27 @@ def mp_run(code, timeout=60, heap="2m", env=None, cwd=None):
     )
 
 
+FAKES = os.path.join(ROOT, "tests_host", "fake_machine")
+
+
+@pytest.fixture
+def hw():
+    """The small fakes of `machine`/`esp32` (tests_host/fake_machine) for the ESP32 driver
+    tests: on sys.path only while the test runs, never globally."""
+    sys.path.insert(0, FAKES)
+    for name in list(sys.modules):
+        if name in ("machine", "esp32") or name.startswith("hal.esp32"):
+            del sys.modules[name]
+    import machine
+
+    machine.reset()
+    yield machine
+    sys.path.remove(FAKES)
+    for name in list(sys.modules):
+        if name in ("machine", "esp32") or name.startswith("hal.esp32"):
+            del sys.modules[name]
+
+
 @pytest.fixture
 def micropython():
     return mp_run

@@ -1,28 +1,5 @@
 """Review item 11: the ESP32 RCD driver's self-test must never erase a real trip."""
 
-import os
-import sys
-
-import pytest
-
-FAKES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_machine")
-
-
-@pytest.fixture
-def hw():
-    sys.path.insert(0, FAKES)
-    for name in list(sys.modules):
-        if name in ("machine", "esp32") or name.startswith("hal.esp32"):
-            del sys.modules[name]
-    import machine
-
-    machine.reset()
-    yield machine
-    sys.path.remove(FAKES)
-    for name in list(sys.modules):
-        if name in ("machine", "esp32") or name.startswith("hal.esp32"):
-            del sys.modules[name]
-
 
 def test_self_test_on_a_tripped_device_fails_and_keeps_the_latch(hw):
     from hal.esp32.rcd import Rcd

@@ -7,26 +7,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, mp_run
-
-FAKES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_machine")
-
-
-@pytest.fixture
-def hw():
-    sys.path.insert(0, FAKES)
-    for name in list(sys.modules):
-        if name in ("machine", "esp32") or name.startswith("hal.esp32"):
-            del sys.modules[name]
-    import machine
-
-    machine.reset()
-    yield machine
-    sys.path.remove(FAKES)
-    for name in list(sys.modules):
-        if name in ("machine", "esp32") or name.startswith("hal.esp32"):
-            del sys.modules[name]
-
+from conftest import FAKES, ROOT, mp_run
 
 # ------------------------------------------------------------------ relay, phase switch, wdt
 
