@@ -348,11 +348,6 @@ class Txn:
             self._queue("card", dummy)
 
     async def run(self):
-        cp = self.cp
-        await asleep_ms(0)
-        api = getattr(cp, "api", None)
-        if api is not None:
-            api.providers.append(TxnKeys(self))
         while True:
             try:
                 await wait_for_ms(self._wake.wait(), 1000)
@@ -444,4 +439,7 @@ def attach(cp):
     txn = Txn(cp)
     cp.txn = txn
     cp.tx = None
+    api = getattr(cp, "api", None)  # the app creates it before attaching the services
+    if api is not None:
+        api.providers.append(TxnKeys(txn))
     return [txn.run(), txn.sender(), txn.metering.run_sampled(), txn.metering.run_aligned()]
