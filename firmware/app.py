@@ -50,32 +50,43 @@ def info(fw_version, serial, board):
     }
 
 
-# One module per OCPP message the central system can send (firmware/ops/<name>.py); importing
-# one registers its handlers with firmware.ocpp.router. The services below import the
-# message modules of their own feature.
-OPS = (
-    "change_configuration",
-    "get_configuration",
+# Features, one module each (MicroOcpp's Model/<Feature>). Each owns:
+#   OPS      the firmware/ops modules of its messages (importing one registers its handlers);
+#   KEYS     its configuration-key rows (firmware/keys.py has the format and the core rows);
+#   attach(cp) -> the coroutines to run as tasks; it sets only its own attribute of `cp`.
+# Features talk through the attributes and event hubs that ChargePoint declares, all present
+# before any attach, so the order of this list does not matter.
+FEATURES = (
+    "firmware.authorization.service",  # cp.auth: Authorize, cache, local list (ClearCache,
+    #                                    SendLocalList, GetLocalListVersion)
+    "firmware.transactions.service",  # cp.txn: Start/Stop, RemoteStart/Stop, MeterValues
+    "firmware.station",  # cp.station: availability, StatusNotification, Reset, Unlock,
+    #                      DataTransfer
+    "firmware.smart_charging.service",  # cp.smart, cp.limits: the SmartCharging profile
+    "firmware.evse.faultlog",  # cp.faultlog: the charger's fault counters on flash
+    "firmware.remote_trigger",  # TriggerMessage
 )
+# Messages of the core itself (the session owns BootNotification and Heartbeat).
+OPS = ("change_configuration", "get_configuration")
 
-# Feature services, attached in this order: each module's attach(cp) wires itself into the
-# charge point (cp.txn, cp.station, cp.smart…) and returns the coroutines to run as tasks.
-# txn: transactions, authorization, metering, the journal sender (OCPP Core).
-# station: availability, StatusNotification, Reset, UnlockConnector, ClearCache, DataTransfer.
-# limits: smart charging profiles applied to the charger's offered current.
-# faultlog: the charger's fault counters, persisted outside the safety path.
-# remote: local authorization list (SendLocalList, GetLocalListVersion) and TriggerMessage.
-SERVICES = ("txn", "station", "limits", "faultlog", "remote")
+
+def feature(name):
+    return __import__(name, None, None, ("attach",))
 
 
 def load_ops():
-    for name in OPS:
-        __import__("firmware.ops." + name)
+    """Offer the core's own messages; each feature offers its own in attach(cp)."""
+    from firmware.ocpp import router
+
+    router.offer(OPS)
 
 
 class ChargePoint:
+    """Everything a feature or a message module reaches is declared here, so that no
+    feature depends on another one having been attached first."""
+
     def __init__(self, hal, data_dir, info, reboot, config):
-        from firmware.charger import Charger
+        from firmware.evse.charger import Charger
         from firmware.ocpp.session import Session
 
         self.hal = hal
@@ -89,8 +100,43 @@ class ChargePoint:
         self.charger = Charger(hal, config)
         self.charger.auth_required = config.get("acs") == 1
         self.session = Session(self)
-        # Connector 1's running transaction (set by firmware.txn), or None.
-        self.tx = None
+        self._declare()
+
+    def _declare(self):
+        self.api = None  # firmware.api.Api, once the app made it
+        # Features (None until attached, or when a build leaves one out).
+        self.auth = None  # firmware.authorization.service.Auth
+        self.txn = None  # firmware.transactions.service.Txn
+        self.station = None  # firmware.station.Station
+        self.smart = None  # firmware.smart_charging.profiles.SmartCharging
+        self.limits = None  # firmware.smart_charging.service.Limits
+        self.faultlog = None  # firmware.evse.faultlog.FaultLog
+        self.reservation = None  # the Reservation profile (not built yet)
+        self.tasks = []
+        # Transaction events, fn(event, tx) with event "started" | "stopped": the
+        # transaction service is the only one that emits them.
+        self._tx_subs = []
+
+    @property
+    def tx(self):
+        """Connector 1's running transaction (asked of the transaction service), or None."""
+        txn = self.txn
+        return None if txn is None else txn.active(1)
+
+    def on_tx(self, fn):
+        self._tx_subs.append(fn)
+
+    def tx_event(self, event, tx):
+        for fn in self._tx_subs:
+            try:
+                fn(event, tx)
+            except Exception as e:  # noqa: BLE001 - a broken listener must not stop us
+                log.error("app", "tx listener", event, repr(e))
+
+    def status_keys(self, provider):
+        """A feature adds its local API status keys (read by firmware.api)."""
+        if self.api is not None:
+            self.api.providers.append(provider)
 
     def reboot(self):
         log.info("app", "rebooting")
@@ -130,13 +176,13 @@ async def _housekeeping(cp):
 
 async def main(cp, api_host, api_port, sim=None):
     from firmware.api import Api
-    from firmware.charger_keys import ChargerKeys
+    from firmware.evse.api_keys import ChargerKeys
     from firmware.ocpp.session import SessionKeys
 
     asyncio.get_event_loop().set_exception_handler(_exception_handler)
     keys = (SessionKeys(cp.session), ChargerKeys(cp.charger, version=cp.info["fw"]))
     api = Api(cp.config, providers=keys, sim=sim)
-    cp.api = api  # services add their status keys with cp.api.providers.append(...)
+    cp.api = api  # features add their status keys with cp.status_keys(provider)
     # Keep references to every task (STYLE.md: micropython-async).
     # The charger's safety loop catches its own faults (safe_tick); the others are kept alive.
     coros = [
@@ -145,9 +191,8 @@ async def main(cp, api_host, api_port, sim=None):
         _keep("session", cp.session.run),
         _keep("housekeeping", lambda: _housekeeping(cp)),
     ]
-    for name in SERVICES:
-        mod = __import__("firmware." + name, None, None, ("attach",))
-        coros.extend(mod.attach(cp))
+    for name in FEATURES:
+        coros.extend(feature(name).attach(cp))
     cp.tasks = [asyncio.create_task(c) for c in coros]
     await api.start(api_host, api_port)
     log.info("app", "local API on %s:%d" % (api_host, api_port))

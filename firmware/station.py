@@ -46,7 +46,8 @@ FILE = "availability.json"
 
 
 def _txn(cp, name):
-    return getattr(getattr(cp, "txn", None), name, None)
+    txn = cp.txn
+    return None if txn is None else getattr(txn, name)
 
 
 class Station:
@@ -68,7 +69,6 @@ class Station:
         self.reset_failed = False
         self.reset_task = None
         self.unlock_task = None
-        self.plugged = False
         self._had_tx = False
         self._finishing = False
         self._ev_left = False
@@ -88,11 +88,9 @@ class Station:
         return self._on[connector_id]
 
     def tx(self, connector_id=1):
-        """A transaction runs on the connector (cp.txn.active, else cp.tx)."""
-        f = _txn(self.cp, "active")
-        if f is not None:
-            return f(connector_id) is not None
-        return getattr(self.cp, "tx", None) is not None
+        """A transaction runs on the connector (asked of cp.txn)."""
+        txn = self.cp.txn
+        return txn is not None and txn.active(connector_id) is not None
 
     def change(self, connector_id, kind):
         """ChangeAvailability: "Accepted" | "Rejected" | "Scheduled"."""
@@ -129,7 +127,7 @@ class Station:
         ch = self.cp.charger
         if connector_id == 0:
             return sn.station(ch, self.available(0), self.reset_failed)
-        res = getattr(getattr(self.cp, "reservation", None), "reserved", None)
+        res = None if self.cp.reservation is None else self.cp.reservation.reserved
         return sn.connector(
             ch,
             self.available(1),
@@ -137,16 +135,14 @@ class Station:
             self._finishing,
             self._ev_left,
             bool(res(1)) if res is not None else False,
-            _txn(self.cp, "active") is not None,
+            self.cp.txn is not None,
         )
 
     def _on_charger(self, event, data):
         # Called from the charger's safety tick: flags only.
         if event == "plugged":
-            self.plugged = True
             self._ev_left = False
         elif event == "unplugged":
-            self.plugged = False
             self._finishing = False
             if self._had_tx:
                 self._ev_left = True
@@ -161,7 +157,7 @@ class Station:
             self._finishing = False
             self._ev_left = False
         elif self._had_tx and not tx:
-            self._finishing = self.plugged
+            self._finishing = self.cp.charger.plugged
             self._ev_left = False
         self._had_tx = tx
         if self._sched and not tx:
@@ -313,21 +309,17 @@ class Station:
         return True
 
 
-def attach(cp, now_ms=ticks_ms):
-    from firmware.ops import (  # noqa: F401 - importing registers the handlers
-        change_availability,
-        clear_cache,
-        data_transfer,
-        reset,
-        unlock_connector,
-    )
+OPS = ("change_availability", "data_transfer", "reset", "unlock_connector")
 
+
+def attach(cp, now_ms=ticks_ms):
+    from firmware.ocpp import router
+
+    router.offer(OPS)
     st = Station(cp, now_ms)
     cp.station = st
     cp.charger.subscribe(st._on_charger)
-    sub = _txn(cp, "subscribe")
-    if sub is not None:
-        sub(st._on_txn)
+    cp.on_tx(st._on_txn)
     # First on every Accepted boot: §4.9 wants the statuses right after BootNotification.
     cp.session.on_accepted.insert(0, st.announce)
     return [st.run()]

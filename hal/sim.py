@@ -7,7 +7,7 @@ the energy of the interval since the last change, so the integral is exact at an
 """
 
 import compat
-from firmware import pilot as _pilot
+from firmware.evse import pilot as _pilot
 from hal import base
 
 _V_NOM = 230.0

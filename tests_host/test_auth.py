@@ -33,7 +33,7 @@ def test_local_pre_authorize_skips_the_request(tmp_path):
 def test_offline_uses_local_list_over_cache(tmp_path):
     cp, txn = make(tmp_path, online=False)
     txn.auth.remember("A", {"status": "Accepted"})
-    assert cp.locallist.update(1, "Full", [{"idTag": "A", "idTagInfo": {"status": "Blocked"}}]) \
+    assert cp.auth.local.update(1, "Full", [{"idTag": "A", "idTagInfo": {"status": "Blocked"}}]) \
         == "Accepted"
     assert run(txn.auth.authorize("A"))["status"] == "Blocked"
     assert cp.session.calls == []
@@ -67,7 +67,7 @@ def test_error_or_timeout_decides_offline(tmp_path):
 
 
 def test_who_may_stop(tmp_path):
-    from firmware.txn import Tx
+    from firmware.transactions.service import Tx
 
     cp, txn = make(tmp_path)
     tx = Tx(1, "A", 1, 0, 0)

@@ -5,9 +5,9 @@ import json
 
 from conftest import check_ocpp, mp_run
 
-from firmware.authcache import AuthCache
-from firmware.journal import Journal
-from firmware.locallist import LocalList
+from firmware.authorization.cache import AuthCache
+from firmware.authorization.local_list import LocalList
+from firmware.transactions.journal import Journal
 
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
 LATER = "2023-11-15T00:00:00Z"
@@ -124,8 +124,8 @@ def test_send_local_list_beyond_max_length_fails_and_changes_nothing(tmp_path):
 def test_cache_and_list_on_micropython(tmp_path):
     code = """
 import json
-from firmware.authcache import AuthCache
-from firmware.locallist import LocalList
+from firmware.authorization.cache import AuthCache
+from firmware.authorization.local_list import LocalList
 d = %r
 c = AuthCache(d, max_entries=2)
 for t in ("A", "B", "C"):

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_charger_scenarios import DAY, Rig
 
-from firmware import pilot
+from firmware.evse import pilot
 
 _CP = st.sampled_from("AABBBCCCCDE")
 _HAL_CALLS = [("temp", "read_c"), ("pilot", "read"), ("lock", "state"), ("pp", "read_ohms"),

@@ -5,7 +5,7 @@ import asyncio
 
 from test_charger_scenarios import DAY, Rig
 
-from firmware import charger as ch
+from firmware.evse import charger as ch
 
 
 def record_relay(r):

@@ -7,7 +7,7 @@ so every scenario runs across it; the charger sees `t & (2**30 - 1)`.
 
 from conftest import mp_run
 
-from firmware import charger as ch
+from firmware.evse import charger as ch
 from hal.sim import SimHal
 
 
@@ -369,7 +369,7 @@ def test_card_event_once():
 def test_plug_charge_unplug_on_micropython():
     code = """
 import asyncio
-from firmware import charger
+from firmware.evse import charger
 from hal.sim import SimHal
 T = [0]  # (the unix port's ticks period is 2**62: no 2**30 wrap to emulate here)
 class Cfg:
@@ -398,7 +398,7 @@ print("RESULT", closed, h.relay.closed, h.pilot.duty, c.car, int(c.session_wh))
 
 
 def test_charger_keys_expose_runtime_status_read_only():
-    from firmware.charger_keys import ChargerKeys
+    from firmware.evse.api_keys import ChargerKeys
 
     r = Rig().charge()
     k = ChargerKeys(r.c, version="9.9")

@@ -3,9 +3,10 @@ and nothing else: the transaction journal, the local list and the configuration 
 
 from test_status_notification import CP, rpc_call, run
 
-from firmware.authcache import AuthCache
-from firmware.journal import Journal
-from firmware.locallist import LocalList
+from firmware.authorization import service as authz
+from firmware.authorization.cache import AuthCache
+from firmware.authorization.local_list import LocalList
+from firmware.transactions.journal import Journal
 
 INFO = {"status": "Accepted"}
 
@@ -17,8 +18,8 @@ def clear(cp):
 def test_clears_the_cache_and_nothing_else(tmp_path):
     d = str(tmp_path)
     cp = CP(tmp_path)
-    cp.txn.cache.put("CARD1", INFO, 0)
-    cp.txn.cache.put("CARD2", INFO, 0)
+    cp.auth.cache.put("CARD1", INFO, 0)
+    cp.auth.cache.put("CARD2", INFO, 0)
     local = LocalList(d)
     assert local.update(3, "Full", [{"idTag": "LOCAL1", "idTagInfo": INFO}]) == "Accepted"
     j = Journal(d)
@@ -28,7 +29,7 @@ def test_clears_the_cache_and_nothing_else(tmp_path):
 
     assert clear(cp) == "Accepted"
 
-    assert len(cp.txn.cache) == 0 and len(AuthCache(d)) == 0
+    assert len(cp.auth.cache) == 0 and len(AuthCache(d)) == 0
     again = LocalList(d)
     assert again.version() == 3 and again.get("LOCAL1", 0)["status"] == "Accepted"
     assert len(Journal(d)) == 1  # the StartTransaction is still waiting for delivery
@@ -39,7 +40,7 @@ def test_clears_the_cache_and_nothing_else(tmp_path):
 
 def test_rejected_when_the_cache_is_disabled(tmp_path):
     cp = CP(tmp_path)
-    cp.txn.cache.put("CARD1", INFO, 0)
+    cp.auth.cache.put("CARD1", INFO, 0)
     assert cp.config.ocpp_set("AuthorizationCacheEnabled", "false") == "Accepted"
     assert clear(cp) == "Rejected"
     assert len(AuthCache(str(tmp_path))) == 1
@@ -49,8 +50,8 @@ def test_rejected_without_a_cache(tmp_path):
     assert clear(CP(tmp_path, txn=False)) == "Rejected"
 
 
-def test_shared_cache_of_the_auth_module(tmp_path):
+def test_the_authorization_feature_owns_the_cache_without_transactions(tmp_path):
     cp = CP(tmp_path, txn=False)
-    cp.authcache = AuthCache(str(tmp_path))
-    cp.authcache.put("CARD1", INFO, 0)
-    assert clear(cp) == "Accepted" and len(cp.authcache) == 0
+    authz.attach(cp)
+    cp.auth.cache.put("CARD1", INFO, 0)
+    assert clear(cp) == "Accepted" and len(cp.auth.cache) == 0

@@ -5,16 +5,19 @@ import json
 
 import pytest
 from conftest import check_ocpp
+from cpkit import FakeCP
 
-from firmware import clock, smart
+from firmware import clock
 from firmware.config import Config
 from firmware.ocpp import router
 from firmware.ocpp.rpc import RPC
 from firmware.ops import clear_charging_profile as op
+from firmware.smart_charging import profiles as smart
 
 
-class CP:
+class CP(FakeCP):
     def __init__(self, data_dir):
+        self._declare()
         self.config = Config(str(data_dir))
         self.smart = smart.SmartCharging(smart.FileStore(str(data_dir)), self.config)
         self.tx = None

@@ -17,7 +17,7 @@ from conftest import check_ocpp
 from e2e import CsmsThread, Firmware
 from ocpp.v16 import call
 
-import firmware.txn as txn_module
+import firmware.transactions.service as txn_module
 
 pytestmark = pytest.mark.e2e
 

@@ -10,8 +10,8 @@ import pytest
 from conftest import mp_run
 
 import log
-from firmware import faultlog
-from firmware.charger import Charger
+from firmware.evse import faultlog
+from firmware.evse.charger import Charger
 from hal.sim import SimHal
 
 
@@ -213,7 +213,7 @@ def test_attach_loads_at_boot_and_returns_the_saving_task(tmp_path):
 
 _MP = """
 import asyncio, json, os
-from firmware import faultlog
+from firmware.evse import faultlog
 d = %r
 class CP:
     pass

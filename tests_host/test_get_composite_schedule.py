@@ -6,13 +6,15 @@ import json
 
 import pytest
 from conftest import check_ocpp
+from cpkit import FakeCP
 from ocpp.messages import CallResult, _validate_payload
 
-from firmware import clock, smart
+from firmware import clock
 from firmware.config import Config
 from firmware.ocpp import router
 from firmware.ocpp.rpc import RPC
 from firmware.ops import get_composite_schedule as op
+from firmware.smart_charging import profiles as smart
 
 
 class Tx:
@@ -21,8 +23,9 @@ class Tx:
         self.start_time = start_time
 
 
-class CP:
+class CP(FakeCP):
     def __init__(self, data_dir, config=None):
+        self._declare()
         self.config = config or Config(str(data_dir))
         self.smart = smart.SmartCharging(None, self.config, max_current=32)
         self.tx = None

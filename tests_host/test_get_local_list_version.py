@@ -5,8 +5,6 @@ after a restart."""
 from test_send_local_list import entries, make, send, version
 from test_status_notification import CP
 
-from firmware import remote
-
 
 def test_zero_when_empty(tmp_path):
     assert version(make(tmp_path)) == 0
@@ -17,7 +15,6 @@ def test_installed_version_survives_a_restart(tmp_path):
     assert send(cp, 17, "Full", entries("A")) == "Accepted"
     assert version(cp) == 17
     cp2 = CP(tmp_path)
-    remote.attach(cp2)
     assert version(cp2) == 17
 
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import check_ocpp, mp_run
 
 import log
-from firmware.journal import Journal
+from firmware.transactions.journal import Journal
 
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
 
@@ -467,7 +467,7 @@ class RAMBlock:
 bdev = RAMBlock(128)
 vfs.VfsLfs2.mkfs(bdev)
 vfs.mount(vfs.VfsLfs2(bdev), "/flash")
-from firmware.journal import Journal
+from firmware.transactions.journal import Journal
 j = Journal("/flash")
 mv = [{"timestamp": "2023-11-14T22:13:20Z", "sampledValue": [{"value": "1", "context":
       "Sample.Periodic", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]

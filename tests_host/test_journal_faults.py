@@ -12,7 +12,7 @@ from test_journal import CentralSystem, drain, mv, session
 
 import fs
 import log
-from firmware.journal import Journal
+from firmware.transactions.journal import Journal
 
 T0 = 1_700_000_000
 

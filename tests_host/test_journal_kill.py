@@ -26,7 +26,7 @@ KILLS = 50
 WRITER = r"""
 import json, os, sys
 import fs
-from firmware.journal import Journal
+from firmware.transactions.journal import Journal
 
 D = os.getenv("JDIR")
 SEED = int(os.getenv("SEED"))

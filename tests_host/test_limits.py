@@ -11,11 +11,14 @@ import asyncio
 
 import pytest
 from conftest import mp_run
+from cpkit import FakeCP
 
-from firmware import charger as ch
-from firmware import clock, limits, smart
+from firmware import clock
 from firmware.config import Config
+from firmware.evse import charger as ch
 from firmware.ocpp import router
+from firmware.smart_charging import profiles as smart
+from firmware.smart_charging import service as limits
 from hal.sim import SimHal
 
 T0 = clock.parse("2026-11-24T10:00:00Z")
@@ -26,16 +29,6 @@ class Tx:
         self.connector_id = connector_id
         self.transaction_id = transaction_id
         self.start_time = start_time
-
-
-class Txn:
-    """Stands in for the transaction service's subscription point (firmware/txn.py)."""
-
-    def __init__(self):
-        self.subs = []
-
-    def subscribe(self, fn):
-        self.subs.append(fn)
 
 
 class SwitchConfig(Config):
@@ -49,14 +42,14 @@ class SwitchConfig(Config):
         return Config.get(self, name)
 
 
-class CP:
+class CP(FakeCP):
     def __init__(self, data_dir, hal, config):
+        self._declare()
         self.data_dir = str(data_dir)
         self.hal = hal
         self.config = config
         self.charger = None
         self.tx = None
-        self.txn = Txn()
 
 
 class Rig:
@@ -153,10 +146,10 @@ def test_attach_creates_the_engine_registers_the_messages_and_returns_the_loop(r
     assert isinstance(rig.smart, smart.SmartCharging)
     assert rig.smart.connectors == 1
     for action in ("SetChargingProfile", "ClearChargingProfile", "GetCompositeSchedule"):
-        assert action in router.HANDLERS
+        assert router.lookup(action) is router.HANDLERS[action]  # offered, loaded on use
     assert len(rig.coros) == 1 and asyncio.iscoroutine(rig.coros[0])
-    # The transaction service's events wake the loop.
-    assert rig.cp.txn.subs == [rig.lim._on_tx]
+    # The transaction events (the charge point's hub) wake the loop.
+    assert rig.cp._tx_subs == [rig.lim._on_tx]
 
 
 def test_profile_change_reaches_pilot_within_one_tick(rig):
@@ -262,14 +255,12 @@ def test_transaction_end_removes_its_tx_profile(rig):
     rig.plug()
     rig.setp(1, prof(1, [(0, 10)]))
     tx = rig.cp.tx = Tx(42, rig.now())
-    for fn in rig.cp.txn.subs:
-        fn("started", tx)
+    rig.cp.tx_event("started", tx)
     assert rig.setp(1, prof(5, [(0, 7)], purpose="TxProfile", stack=1)) == "Accepted"
     rig.run(100)
     assert rig.c.acu == 7
     rig.cp.tx = None
-    for fn in rig.cp.txn.subs:
-        fn("stopped", tx)
+    rig.cp.tx_event("stopped", tx)
     assert rig.smart.count() == 1  # at once; the TxDefaultProfile stays
     rig.run(100)
     assert rig.lim.amps == 10
@@ -391,7 +382,8 @@ def test_step_on_micropython(tmp_path):
     code = """
 import os
 d = %r
-from firmware import charger, limits
+from firmware.evse import charger
+from firmware.smart_charging import service as limits
 from firmware.config import Config
 from hal.sim import SimHal
 class CP:
@@ -401,6 +393,7 @@ def ms():
     return T[0]
 cp = CP()
 cp.hal = SimHal(now_ms=ms); cp.data_dir = d; cp.config = Config(d); cp.tx = None
+cp.on_tx = [].append
 cp.charger = charger.Charger(cp.hal, cp.config, now_ms=ms)
 cp.charger.auth_required = False
 coros = limits.attach(cp)

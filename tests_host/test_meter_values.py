@@ -3,8 +3,8 @@
 from conftest import check_ocpp
 from txnkit import drain, events, make, run
 
-from firmware import metering
 from firmware.ops import meter_values
+from firmware.transactions import metering
 
 
 def _mv(cp, ctx="Sample.Clock"):

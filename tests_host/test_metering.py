@@ -3,7 +3,7 @@
 from conftest import check_ocpp
 from txnkit import make
 
-from firmware import metering
+from firmware.transactions import metering
 
 ALL = ["Energy.Active.Import.Register", "Energy.Active.Export.Register", "Power.Active.Import",
        "Current.Import", "Current.Offered", "Voltage", "Power.Factor", "Temperature"]

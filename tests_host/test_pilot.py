@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from firmware import pilot
+from firmware.evse import pilot
 
 
 def test_duty_6a_is_100_permille():

@@ -59,7 +59,7 @@ def test_rejected_cases(tmp_path):
 
     cp.station = Station()
     assert call(cp, {"idTag": "R"}) == "Rejected"
-    del cp.station
+    cp.station = None
     run(events(txn, "plugged", ("card", "A")))
     assert call(cp, {"idTag": "R"}) == "Rejected"  # one already runs
     assert txn._events == []

@@ -5,17 +5,14 @@ limits, unique idTags, persistence on flash, and the one list shared with the au
 
 from test_status_notification import CP, rpc_call, run
 
-from firmware import remote
-from firmware.auth import Auth
-from firmware.locallist import LocalList
+from firmware.authorization import service as authz
+from firmware.authorization.local_list import LocalList
 
 OK = {"status": "Accepted"}
 
 
 def make(tmp_path, **config):
-    cp = CP(tmp_path, **config)
-    assert remote.attach(cp) == []
-    return cp
+    return CP(tmp_path, **config)  # with the authorization feature attached
 
 
 def entries(*tags, info=OK):
@@ -44,7 +41,7 @@ def test_full_then_differential_persisted(tmp_path):
     assert again.get("A", 0) is None
     assert again.get("B", 0)["status"] == "Blocked" and again.get("C", 0) == OK
     assert send(cp, 5, "Full", entries("D")) == "Accepted"  # replaces everything
-    assert len(cp.locallist) == 1 and version(cp) == 5
+    assert len(cp.auth.local) == 1 and version(cp) == 5
 
 
 def test_differential_needs_a_higher_version(tmp_path):
@@ -52,15 +49,15 @@ def test_differential_needs_a_higher_version(tmp_path):
     assert send(cp, 3, "Full", entries("A")) == "Accepted"
     assert send(cp, 3, "Differential", entries("B")) == "VersionMismatch"
     assert send(cp, 2, "Differential", entries("B")) == "VersionMismatch"
-    assert cp.locallist.get("B", 0) is None and version(cp) == 3
+    assert cp.auth.local.get("B", 0) is None and version(cp) == 3
     assert send(cp, 4, "Differential") == "Accepted"  # no entries: only the version moves
-    assert version(cp) == 4 and len(cp.locallist) == 1
+    assert version(cp) == 4 and len(cp.auth.local) == 1
 
 
 def test_not_supported_while_disabled(tmp_path):
     cp = make(tmp_path, LocalAuthListEnabled="false")
     assert send(cp, 1, "Full", entries("A")) == "NotSupported"
-    assert len(cp.locallist) == 0
+    assert len(cp.auth.local) == 0
 
 
 def test_request_limit(tmp_path):
@@ -68,9 +65,9 @@ def test_request_limit(tmp_path):
     n = cp.config.get("SendLocalListMaxLength")
     tags = ["T%d" % i for i in range(n + 1)]
     assert send(cp, 1, "Full", entries(*tags)) == "Failed"
-    assert len(cp.locallist) == 0 and version(cp) == 0
+    assert len(cp.auth.local) == 0 and version(cp) == 0
     assert send(cp, 1, "Full", entries(*tags[:n])) == "Accepted"
-    assert len(cp.locallist) == n
+    assert len(cp.auth.local) == n
 
 
 def test_total_limit_over_several_requests(tmp_path):
@@ -85,7 +82,7 @@ def test_total_limit_over_several_requests(tmp_path):
         k += per
     more = ["T%d" % i for i in range(k, total + 1)]  # one idTag too many in the end
     assert send(cp, v + 1, "Differential", entries(*more)) == "Failed"
-    assert len(cp.locallist) == k and version(cp) == v
+    assert len(cp.auth.local) == k and version(cp) == v
     assert len(LocalList(cp.data_dir)) == k
 
 
@@ -93,7 +90,7 @@ def test_duplicate_idtags_and_negative_version_fail(tmp_path):
     cp = make(tmp_path)
     assert send(cp, 1, "Full", entries("A", "A")) == "Failed"
     assert send(cp, -1, "Full", entries("A")) == "Failed"
-    assert len(cp.locallist) == 0
+    assert len(cp.auth.local) == 0
 
 
 def test_emptied_list_reports_version_0(tmp_path):
@@ -106,12 +103,7 @@ def test_emptied_list_reports_version_0(tmp_path):
 
 
 def test_one_list_shared_with_the_authorization(tmp_path):
-    cp = CP(tmp_path)
-    auth = Auth(cp)  # the transaction service is attached first in the app
-    assert remote.attach(cp) == []
-    assert cp.locallist is auth.local
+    cp = make(tmp_path)
+    assert authz.attach(cp) == []  # attached again (a second boot of the feature)
     assert send(cp, 1, "Full", entries("CARD9")) == "Accepted"
-    assert auth.known("CARD9") == OK
-    cp2 = CP(tmp_path / "other")
-    remote.attach(cp2)  # the other order: the authorization takes the existing list
-    assert Auth(cp2).local is cp2.locallist
+    assert cp.auth.known("CARD9") == OK

@@ -6,12 +6,14 @@ import json
 
 import pytest
 from conftest import check_ocpp
+from cpkit import FakeCP
 
-from firmware import clock, smart
+from firmware import clock
 from firmware.config import Config
 from firmware.ocpp import router
 from firmware.ocpp.rpc import RPC
 from firmware.ops import set_charging_profile as op
+from firmware.smart_charging import profiles as smart
 
 
 class Tx:
@@ -20,8 +22,9 @@ class Tx:
         self.start_time = start_time
 
 
-class CP:
+class CP(FakeCP):
     def __init__(self, data_dir):
+        self._declare()
         self.data_dir = str(data_dir)
         self.config = Config(self.data_dir)
         self.smart = smart.SmartCharging(smart.FileStore(self.data_dir), self.config)

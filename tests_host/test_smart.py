@@ -6,7 +6,8 @@ import pytest
 from conftest import MICROPYPATH, check_ocpp, mp_run
 
 import log
-from firmware import clock, smart
+from firmware import clock
+from firmware.smart_charging import profiles as smart
 
 T0 = clock.parse("2026-11-24T10:00:00Z")  # a Tuesday
 DAY = 86400
@@ -462,7 +463,8 @@ def test_24_periods_cost_one_small_list(sc):
 
 def test_composite_runs_on_micropython():
     code = """
-from firmware import smart, clock
+from firmware import clock
+from firmware.smart_charging import profiles as smart
 class S:
     text = None
     def load(self):

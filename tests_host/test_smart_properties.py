@@ -11,7 +11,8 @@ from conftest import check_ocpp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firmware import clock, smart
+from firmware import clock
+from firmware.smart_charging import profiles as smart
 
 T0 = clock.parse("2026-11-24T10:00:00Z")
 DAY = 86400

@@ -15,11 +15,12 @@ import re
 
 import pytest
 from conftest import check_ocpp
+from cpkit import FakeCP
 
 from firmware import station
-from firmware.authcache import AuthCache
-from firmware.charger import Charger
+from firmware.authorization import service as authz
 from firmware.config import Config
+from firmware.evse.charger import Charger
 from firmware.ocpp.rpc import RPC
 from firmware.ops import status_notification as sn
 from hal.sim import SimHal
@@ -73,14 +74,9 @@ class Txn:
         self.tx = None
         self.stops = []
         self.queue = 0  # undelivered journal entries
-        self.subs = []
-        self.cache = AuthCache(cp.data_dir)
 
     def active(self, connector_id):
         return self.tx
-
-    def subscribe(self, fn):
-        self.subs.append(fn)
 
     def pending(self):
         return self.queue
@@ -88,20 +84,19 @@ class Txn:
     def start(self, id_tag="CARD1"):
         self.tx = Tx(1, id_tag)
         self.cp.charger.authorize(True)
-        for fn in self.subs:
-            fn("started", self.tx)
+        self.cp.tx_event("started", self.tx)
 
     def stop(self, connector_id, reason):
         tx, self.tx = self.tx, None
         self.stops.append(reason)
         self.queue += 1  # the StopTransaction waits in the journal
         self.cp.charger.authorize(False)
-        for fn in self.subs:
-            fn("stopped", tx)
+        self.cp.tx_event("stopped", tx)
 
 
-class CP:
+class CP(FakeCP):
     def __init__(self, data_dir, txn=True, board=None, **config):
+        self._declare()
         self.clock = Clock()
         self.data_dir = str(data_dir)
         self.hal = SimHal(board, now_ms=self.clock)
@@ -119,6 +114,7 @@ class CP:
         self.tx = None
         if txn:
             self.txn = Txn(self)
+            authz.attach(self)
         for coro in station.attach(self, now_ms=self.clock):
             coro.close()  # the tests call step() themselves
         self.advance(100)

@@ -12,10 +12,11 @@ import json
 from conftest import check_ocpp
 from test_status_notification import CP, run
 
-from firmware import clock, remote
-from firmware.journal import Journal
+from firmware import clock
+from firmware import remote_trigger as remote
 from firmware.ocpp.rpc import RPC
 from firmware.ops import trigger_message
+from firmware.transactions.journal import Journal
 
 T0 = "2026-11-24T10:00:00Z"
 ANSWERS = {

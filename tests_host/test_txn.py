@@ -3,7 +3,7 @@ charger and authorization parts, against a loopback central system (txnkit.LoopS
 
 from txnkit import drain, events, make, run
 
-from firmware.journal import Journal
+from firmware.transactions.journal import Journal
 
 
 def test_card_then_plug_journals_start_before_sending_then_fills_in_the_id(tmp_path):
@@ -253,7 +253,7 @@ def test_auth_required_follows_ocppe_then_acs(tmp_path):
 
 
 def test_status_keys(tmp_path):
-    from firmware.txn import TxnKeys
+    from firmware.transactions.service import TxnKeys
 
     cp, txn = make(tmp_path)
     keys = TxnKeys(txn)
@@ -264,7 +264,7 @@ def test_status_keys(tmp_path):
 
 
 def test_a_flash_error_in_the_journal_does_not_stop_delivery(tmp_path, monkeypatch):
-    from firmware import txn as txnmod
+    from firmware.transactions import service as txnmod
 
     monkeypatch.setattr(txnmod, "_FLASH_RETRY_MS", 10)
     cp, txn = make(tmp_path)

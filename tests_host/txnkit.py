@@ -12,6 +12,7 @@ import copy
 
 from conftest import check_ocpp
 
+from firmware.app import ChargePoint
 from firmware.config import Config
 from firmware.ocpp.rpc import CallTimeout
 from firmware.ocpp.session import NotAccepted
@@ -55,8 +56,12 @@ class LoopSession:
         return [p for a, p in self.calls if a == action]
 
 
-class CP:
+class CP(ChargePoint):
+    """The real ChargePoint's declarations and event hubs, with the simulated hardware and a
+    loopback session."""
+
     def __init__(self, data_dir, online=True, **cfg):
+        self._declare()
         self.data_dir = str(data_dir)
         self.config = Config(self.data_dir)
         base = {"ocppe": True}
@@ -67,20 +72,21 @@ class CP:
         for k in ocpp:
             assert self.config.ocpp_set(k, ocpp[k]) == "Accepted", k
         self.hal = SimHal()
-        from firmware.charger import Charger
+        from firmware.evse.charger import Charger
 
         self.charger = Charger(self.hal, self.config)
         self.charger.energy_wh = 1000.0
         self.session = LoopSession(online)
         self.info = {"vendor": "T", "model": "T", "serial": "1", "fw": "0"}
-        self.tx = None
 
 
 def make(data_dir, online=True, **cfg):
     """(cp, txn): a charge point with the transaction service attached."""
-    from firmware import txn as txnmod
+    from firmware.authorization import service as authmod
+    from firmware.transactions import service as txnmod
 
     cp = CP(data_dir, online, **cfg)
+    authmod.attach(cp)
     for coro in txnmod.attach(cp):
         coro.close()  # the tests drive the service step by step
     return cp, cp.txn
@@ -114,10 +120,12 @@ async def stop_task(task):
 async def events(txn, *evs):
     """Feed charger events (name or (name, data)) through the service, in order."""
     for e in evs:
-        if isinstance(e, tuple):
-            await txn._handle(e[0], e[1])
-        else:
-            await txn._handle(e, None)
+        name, data = e if isinstance(e, tuple) else (e, None)
+        if name in ("plugged", "unplugged"):
+            # What the charger's tick does before it emits the event: the charger owns the
+            # plugged fact, the services read it there.
+            txn.cp.charger._plugged = name == "plugged"
+        await txn._handle(name, data)
 
 
 _LOOP = []

@@ -95,8 +95,8 @@ def charging_scenario(fw, csms, charge_s):
         return "fail: %d starts, %d stops, %d meter values" % (len(starts), len(stops), len(mvs))
     if stops[0]["meterStop"] <= starts[0]["meterStart"]:
         return "fail: no energy charged"
-    # Flash writes of the transaction journal for this session (firmware.txn's `jw` key,
-    # known once the Stop is acknowledged).
+    # Flash writes of the transaction journal for this session (the transactions feature's
+    # `jw` key, known once the Stop is acknowledged).
     st = fw.wait_status(lambda s: s.get("jw") is not None, keys=("jw",), timeout=30)
     LAST["journal_writes"] = st["jw"]
     return True

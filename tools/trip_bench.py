@@ -1,7 +1,7 @@
 """trip_to_open_ms (CONTRACT.md section 5): simulated time from an RCD trip, and from the car
 leaving state C, to the contactor opening.
 
-The real `firmware.charger.Charger` runs on the real simulated hardware (`hal.sim.SimHal`)
+The real `firmware.evse.charger.Charger` runs on the real simulated hardware (`hal.sim.SimHal`)
 with a fake clock that advances 1 ms at a time; `tick()` is called every 20 ms, as
 `Charger.run()` does on the board. Each run charges a car, then injects the event at a random
 millisecond of the tick period and counts the milliseconds until the firmware has commanded
@@ -26,7 +26,7 @@ for _p in (ROOT, os.path.join(ROOT, "lib")):
         sys.path.insert(0, _p)
 
 import log  # noqa: E402
-from firmware.charger import Charger  # noqa: E402
+from firmware.evse.charger import Charger  # noqa: E402
 from hal.sim import SimHal  # noqa: E402
 
 TICK_MS = 20  # Charger.run() sleeps 20 ms between ticks

@@ -110,6 +110,7 @@ KNOWN = frozenset(
 SUPPORTED = KNOWN
 
 HANDLERS = {}  # action -> handler(cp, payload) -> dict
+OFFERED = {}  # action -> firmware/ops module name, imported on the action's first CALL
 AFTER = {}  # action -> after(cp, payload, response)
 SCHEMAS = {}  # action -> spec string overriding firmware.ocpp.specs (rarely needed)
 
@@ -136,11 +137,25 @@ def after(action):
     return deco
 
 
+def offer(names):
+    """A feature offers its messages (firmware/ops module names, snake_case of the action):
+    each module is imported on the first CALL of its action, so a message the central
+    system never sends costs no heap."""
+    for name in names:
+        OFFERED["".join(w[:1].upper() + w[1:] for w in name.split("_"))] = name
+
+
 def lookup(action):
     """The handler for `action`, or raise the OCPPError the CALL must be answered with."""
     fn = HANDLERS.get(action)
     if fn is not None:
         return fn
+    name = OFFERED.get(action)
+    if name is not None:
+        __import__("firmware.ops." + name)  # registers the handler (and its after-handler)
+        fn = HANDLERS.get(action)
+        if fn is not None:
+            return fn
     if action in KNOWN:
         raise OCPPError(NOT_SUPPORTED, action + " not supported")
     raise OCPPError(NOT_IMPLEMENTED, "unknown action " + action)

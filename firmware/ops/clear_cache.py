@@ -1,9 +1,9 @@
 """ClearCache (OCPP 1.6 §5.4): empties the authorization cache and nothing else (not the
 local authorization list, not the transaction journal, not the configuration).
 
-The cache is `cp.txn.cache` (or `cp.authcache`, where firmware/auth.py shares it).
-Rejected when there is no cache (no transaction service) or AuthorizationCacheEnabled is
-false, or the cache file cannot be written.
+The cache is `cp.auth.cache` (firmware/authorization). Rejected when there is no
+authorization feature or AuthorizationCacheEnabled is false, or the cache file cannot be
+written.
 """
 
 import log
@@ -14,11 +14,7 @@ ACTION = "ClearCache"
 
 @router.on(ACTION)
 def clear_cache(cp, payload):
-    # The transaction service's cache: cp.txn.cache, also shared as cp.authcache.
-    # (An empty cache is falsy: it has __len__; compare with None.)
-    cache = getattr(getattr(cp, "txn", None), "cache", None)
-    if cache is None:
-        cache = getattr(cp, "authcache", None)
+    cache = None if cp.auth is None else cp.auth.cache
     if cache is None or not cp.config.get("AuthorizationCacheEnabled"):
         return {"status": "Rejected"}
     try:

@@ -25,13 +25,13 @@ _CONFIG_KEYS = ("amp", "ama", "frc", "psm", "ust", "dwo")
 
 
 def get_status(cp, data):
-    from firmware.charger_keys import ChargerKeys
+    from firmware.evse.api_keys import ChargerKeys
 
     out = {}
     ChargerKeys(cp.charger, cp.info.get("fw", "")).status(out)
     for k in _CONFIG_KEYS:
         out[k] = cp.config.get(k)
-    st = getattr(cp, "station", None)
+    st = cp.station
     if st is not None:
         out["ocs"] = [st.status(0)[0], st.status(1)[0]]
     if data:

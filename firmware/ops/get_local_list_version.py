@@ -2,7 +2,7 @@
 
 -1 while LocalAuthListEnabled is false (or no list exists: the charge point does not support
 local lists then), 0 when the list is empty, else the listVersion of the last accepted
-SendLocalList (`cp.locallist`, firmware/locallist.py).
+SendLocalList (`cp.auth.local`, firmware/authorization/local_list.py).
 """
 
 from firmware.ocpp import router
@@ -11,7 +11,7 @@ ACTION = "GetLocalListVersion"
 
 
 def version(cp):
-    ll = getattr(cp, "locallist", None)
+    ll = None if cp.auth is None else cp.auth.local
     if ll is None or not cp.config.get("LocalAuthListEnabled"):
         return -1
     return ll.version() if len(ll) else 0

@@ -21,7 +21,7 @@ def _connector(cp, payload):
 def remote_start_transaction(cp, payload):
     conn = _connector(cp, payload)
     ok = 1 <= conn <= cp.config.get("NumberOfConnectors")
-    st = getattr(cp, "station", None)
+    st = cp.station
     if ok and st is not None and hasattr(st, "available"):
         ok = bool(st.available(conn))
     if ok and (cp.txn.active(conn) is not None or cp.charger.err):

@@ -1,7 +1,7 @@
 """SendLocalList (OCPP 1.6 §5.15, §6.41): install or update the local authorization list.
 
-The list is `cp.locallist` (firmware/locallist.py, shared with firmware/auth.py; it persists
-every accepted update atomically). Answers:
+The list is `cp.auth.local` (firmware/authorization/local_list.py, owned by the
+authorization feature; it persists every accepted update atomically). Answers:
 - NotSupported while LocalAuthListEnabled is false;
 - Failed for more than SendLocalListMaxLength entries in the request, a duplicate idTag
   (§5.15: idTags must be unique), a negative listVersion, a result of more than
@@ -19,7 +19,7 @@ ACTION = "SendLocalList"
 
 def update(cp, payload):
     """The SendLocalList.conf status for `payload` (applied when "Accepted")."""
-    ll = getattr(cp, "locallist", None)
+    ll = None if cp.auth is None else cp.auth.local
     c = cp.config.get
     if ll is None or not c("LocalAuthListEnabled"):
         return "NotSupported"

@@ -75,8 +75,8 @@ async def send(cp, rpc, msg, cid=None):
 
 
 async def _meter_values(cp, rpc, cid):
-    from firmware import metering
     from firmware.ops import meter_values
+    from firmware.transactions import metering
 
     names = metering.measurands(cp.config, "MeterValuesSampledData")
     mv = metering.meter_value(cp.charger, names, "Trigger", None,
@@ -84,7 +84,7 @@ async def _meter_values(cp, rpc, cid):
     if mv is None:
         log.warning("trigger", "MeterValues: nothing measurable")
         return
-    tx = getattr(cp, "tx", None)
+    tx = cp.tx
     tid = None
     if tx is not None and tx.connector_id == cid:
         tid = tx.transaction_id

@@ -9,7 +9,7 @@ from hal.esp32.board_config import BOARD
 
 
 class Hal:
-    """The bundle `firmware.charger` expects (see hal/base.py)."""
+    """The bundle `firmware.evse.charger` expects (see hal/base.py)."""
 
     def __init__(self, **parts):
         for k in parts:

@@ -70,6 +70,9 @@ class FaultLog:
             await asleep_ms(check_ms)
 
 
+OPS = ()
+
+
 def attach(cp):
     """Load the stored counters into `cp.charger.counters`; returns the task to run."""
     fl = FaultLog(cp.charger.counters, cp.data_dir.rstrip("/") + "/" + FILE)

@@ -127,7 +127,7 @@ def floor_tenth(x):
 class SmartCharging:
     def __init__(self, store=None, config=None, connectors=1, max_current=32.0):
         # Phases the charger supplies, and whether it can switch to numberPhases: set by
-        # firmware.limits from the board (defaults: three phases, switchable).
+        # firmware.smart_charging.service from the board (defaults: three phases, switchable).
         self.phases_hw = 3
         self.can_switch = True
         self._store = store

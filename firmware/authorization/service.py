@@ -15,29 +15,28 @@ the whole answer.
 
 Who may stop (§3.5.4, parentIdTag): the idTag that started the transaction, or any idTag
 with the same parentIdTag (as the local list, the cache or the central system knows it).
+
+The feature (attach) owns `cp.auth`: the cache (`cp.auth.cache`, ClearCache) and the local
+list (`cp.auth.local`, SendLocalList, GetLocalListVersion); the transaction service asks it.
 """
 
 import log
 from firmware import clock
-from firmware.authcache import AuthCache
-from firmware.locallist import LocalList
+from firmware.authorization.cache import AuthCache
+from firmware.authorization.local_list import LocalList
 
 _TAG = "auth"
+OPS = ("clear_cache", "send_local_list", "get_local_list_version")
 
 
 class Auth:
     def __init__(self, cp):
         self.cp = cp
-        # Shared with ClearCache / SendLocalList (the station and local list services).
-        if getattr(cp, "authcache", None) is None:
-            cp.authcache = AuthCache(cp.data_dir)
-        if getattr(cp, "locallist", None) is None:
-            cp.locallist = LocalList(cp.data_dir)
-        self.cache = cp.authcache
-        self.local = cp.locallist
+        self.cache = AuthCache(cp.data_dir)
+        self.local = LocalList(cp.data_dir)
         self.configure()
 
-    def configure(self):
+    def configure(self, keys=None):
         c = self.cp.config.get
         self.cache.enabled = bool(c("AuthorizationCacheEnabled"))
         self.local.enabled = bool(c("LocalAuthListEnabled"))
@@ -91,3 +90,12 @@ class Auth:
         if info is None or "parentIdTag" not in info:
             info = await self.authorize(id_tag)
         return info.get("parentIdTag") == parent
+
+
+def attach(cp):
+    from firmware.ocpp import router
+
+    router.offer(OPS)
+    cp.auth = Auth(cp)
+    cp.config.subscribe(cp.auth.configure)
+    return []

@@ -32,16 +32,10 @@ import asyncio
 import log
 from compat import asleep_ms, const, ticks_diff, ticks_ms, wait_for_ms
 from firmware import clock
-from firmware.auth import Auth
-from firmware.journal import Journal
-from firmware.metering import Metering, transaction_data
 from firmware.ocpp.rpc import CallError, CallTimeout, ConnectionLost
-from firmware.ops import (  # noqa: F401 - importing registers the handlers
-    remote_start_transaction,
-    remote_stop_transaction,
-    start_transaction,
-    stop_transaction,
-)
+from firmware.ops import start_transaction, stop_transaction
+from firmware.transactions.journal import Journal
+from firmware.transactions.metering import Metering, transaction_data
 
 _TAG = "txn"
 _MAX_EVENTS = const(16)
@@ -49,10 +43,10 @@ _IDLE_MS = const(5000)
 _RETRY_MS = const(1000)
 _FLASH_RETRY_MS = const(10000)  # after a flash error in the sender
 _TIMEOUT_PAUSE_MS = const(100)
-_CFG_KEYS = (
-    "TransactionMessageAttempts", "TransactionMessageRetryInterval",
-    "AuthorizationCacheEnabled", "LocalAuthListEnabled", "ocppe", "acs", "frc",
-)
+_CFG_KEYS = ("TransactionMessageAttempts", "TransactionMessageRetryInterval", "ocppe", "acs",
+             "frc")
+OPS = ("remote_start_transaction", "remote_stop_transaction", "start_transaction",
+       "stop_transaction")
 _CONF = {
     "StartTransaction": start_transaction.on_conf,
     "StopTransaction": stop_transaction.on_conf,
@@ -105,17 +99,14 @@ class Txn:
         self.journal = Journal(cp.data_dir)
         # PowerLoss stops for what a cut left open: first, before any new session.
         self.recovered = self.journal.recover(clock.now())
-        self.auth = Auth(cp)
         self.metering = Metering(cp, self)
         self.last_writes = None
         self._tx = {}
         self._w0 = {}  # local_ref -> journal.writes at its start
-        self._subs = []
         self._events = []
         self._wake = asyncio.Event()
         self._kick = asyncio.Event()
         self._pending = None  # [id_tag, idTagInfo, since_ms, connector, profile]
-        self._plugged = False
         self._plug_ms = 0
         self._dummy_done = False
         self._on_config(_CFG_KEYS)
@@ -133,8 +124,13 @@ class Txn:
                 return self._tx[c]
         return None
 
+    @property
+    def auth(self):
+        return self.cp.auth
+
     def subscribe(self, fn):
-        self._subs.append(fn)
+        """Transaction events: the same as cp.on_tx (kept for the tests and tools)."""
+        self.cp.on_tx(fn)
 
     def pending(self):
         return len(self.journal)
@@ -154,7 +150,6 @@ class Txn:
         self.journal.stop(connector_id, wh, now, reason=reason, id_tag=id_tag,
                           transaction_data=data)
         del self._tx[connector_id]
-        self._set_cp_tx()
         self.cp.charger.authorize(False)
         log.info(_TAG, "stopped", tx.local_ref, "id", tx.transaction_id, reason, wh, "Wh")
         self._notify("stopped", tx)
@@ -168,7 +163,7 @@ class Txn:
 
     def on_transaction_id(self, tx):
         prof = tx.profile
-        smart = getattr(self.cp, "smart", None)
+        smart = self.cp.smart
         if prof is not None and smart is not None and self._tx.get(tx.connector_id) is tx:
             tx.profile = None
             st = smart.set_profile(tx.connector_id, prof, tx=tx, now=clock.now())
@@ -207,15 +202,8 @@ class Txn:
 
     # ---- internals
 
-    def _set_cp_tx(self):
-        self.cp.tx = self._tx.get(1)
-
     def _notify(self, event, tx):
-        for fn in self._subs:
-            try:
-                fn(event, tx)
-            except Exception as e:  # noqa: BLE001 - a broken listener must not stop us
-                log.error(_TAG, "listener", event, repr(e))
+        self.cp.tx_event(event, tx)
 
     def _wh(self, default=0):
         e = self.cp.charger.energy_wh
@@ -229,7 +217,6 @@ class Txn:
         j = self.journal
         j.attempts = c("TransactionMessageAttempts")
         j.retry_interval = c("TransactionMessageRetryInterval")
-        self.auth.configure()
         self.cp.charger.auth_required = bool(c("ocppe")) or c("acs") == 1
         if "frc" in keys and c("frc") == 1:
             for conn in list(self._tx):
@@ -263,7 +250,6 @@ class Txn:
         while len(self._w0) > 8:
             self._w0.pop(min(self._w0))
         self._tx[connector] = tx
-        self._set_cp_tx()
         self._pending = None
         self.cp.charger.authorize(True)
         log.info(_TAG, "started", ref, id_tag, wh, "Wh")
@@ -273,7 +259,7 @@ class Txn:
 
     def _try_start(self):
         p = self._pending
-        if p is None or not self._plugged or self._tx.get(p[3]) is not None:
+        if p is None or not self.cp.charger.plugged or self._tx.get(p[3]) is not None:
             return
         self._start(p[0], p[1], p[3], p[4])
 
@@ -307,7 +293,6 @@ class Txn:
     async def _handle(self, event, data):
         ocpp = self._ocpp()
         if event == "plugged":
-            self._plugged = True
             self._plug_ms = ticks_ms()
             self._dummy_done = False
             tx = self._tx.get(1)
@@ -315,7 +300,6 @@ class Txn:
                 self.cp.charger.authorize(True)  # came back (StopTransactionOnEVSide... off)
             self._try_start()
         elif event == "unplugged":
-            self._plugged = False
             self._pending = None
             if self._tx.get(1) is not None and self.cp.config.get(
                     "StopTransactionOnEVSideDisconnect"):
@@ -335,12 +319,13 @@ class Txn:
         c = self.cp.config.get
         now = ticks_ms()
         window = c("ConnectionTimeOut") * 1000
+        plugged = self.cp.charger.plugged
         p = self._pending
-        if p is not None and not self._plugged and ticks_diff(now, p[2]) >= window:
+        if p is not None and not plugged and ticks_diff(now, p[2]) >= window:
             log.info(_TAG, "authorization of", p[0], "expired: no car")
             self._pending = None
         dummy = c("ocppd")
-        if (dummy and self._plugged and not self._dummy_done and self._pending is None
+        if (dummy and plugged and not self._dummy_done and self._pending is None
                 and self._tx.get(1) is None and self._ocpp()
                 and ticks_diff(now, self._plug_ms) >= window):
             self._dummy_done = True
@@ -436,10 +421,10 @@ class Txn:
 
 
 def attach(cp):
+    from firmware.ocpp import router
+
+    router.offer(OPS)
     txn = Txn(cp)
     cp.txn = txn
-    cp.tx = None
-    api = getattr(cp, "api", None)  # the app creates it before attaching the services
-    if api is not None:
-        api.providers.append(TxnKeys(txn))
+    cp.status_keys(TxnKeys(txn))
     return [txn.run(), txn.sender(), txn.metering.run_sampled(), txn.metering.run_aligned()]

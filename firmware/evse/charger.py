@@ -39,7 +39,7 @@ Decisions where the spec leaves a choice:
 import compat
 import log
 from compat import const, ticks_diff
-from firmware import pilot as _pilot
+from firmware.evse import pilot as _pilot
 
 _STOP_MS = const(6000)  # EVSE stop: the car has this long to go to B (Table A.6 seq. 10.2)
 _RAISE_MS = const(5000)  # a higher duty at most once per 5 s (seq. 6)
@@ -166,6 +166,9 @@ class Charger:
         self._release = False  # release_lock() pending until the cable is removed
         self._temp_level = 0
         self._plugged = False
+        # Phases the smart charging profiles ask for (1, or None: the board's default); the
+        # user's phase mode `psm` 1 or 2 wins, psm 0 (auto) follows it.
+        self.phases_asked = None
         self._start_wh = None
         self._charged = False
         self._done = False
@@ -178,6 +181,11 @@ class Charger:
         self._set_duty(1000, now)
 
     # -- inputs from the app, API and OCPP
+    @property
+    def plugged(self):
+        """A car is connected (pilot not in state A): the one owner of this fact."""
+        return self._plugged
+
     def subscribe(self, fn):
         self._subs.append(fn)
 
@@ -609,6 +617,8 @@ class Charger:
         if ps is None:
             return None
         psm = self._cfg("psm", 0)
+        if psm == 0 and self.phases_asked == 1:
+            psm = 1  # auto: smart charging asks for one phase
         n = 1 if psm == 1 else 3 if psm == 2 else self.hal.board["phases"]
         if self._phases == n and self._ps_ms is None:
             return None

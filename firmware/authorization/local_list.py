@@ -11,7 +11,7 @@ idTagInfo and removes those without. An update that would exceed `max_length`
 import fs
 import log
 from compat import const
-from firmware.authcache import entry_info
+from firmware.authorization.cache import entry_info
 
 _FORMAT = const(1)
 _MAX_LENGTH = const(100)

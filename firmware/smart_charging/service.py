@@ -33,7 +33,7 @@ import asyncio
 import log
 from compat import const, wait_for_ms
 from firmware import clock
-from firmware.smart import FileStore, SmartCharging, floor_tenth
+from firmware.smart_charging.profiles import FileStore, SmartCharging, floor_tenth
 
 _PERIOD_MS = const(1000)  # look at least this often
 _FINE_MS = const(100)  # look this often during the last second before a boundary
@@ -41,25 +41,7 @@ _CONNECTOR = const(1)
 SOURCE = "smart"  # the charger's name for this limit
 
 _UNSET = object()
-_OPS = ("set_charging_profile", "clear_charging_profile", "get_composite_schedule")
-
-
-class PhaseMode:
-    """The configuration as the charger reads it, with psm 0 (auto) resolved to the phase
-    count the profiles ask for. Everything else passes through."""
-
-    def __init__(self, config):
-        self._config = config
-        self.want = None  # 1, or None: the board's default
-
-    def get(self, name):
-        v = self._config.get(name)
-        if name == "psm" and v == 0 and self.want == 1:
-            return 1
-        return v
-
-    def __getattr__(self, name):
-        return getattr(self._config, name)
+OPS = ("set_charging_profile", "clear_charging_profile", "get_composite_schedule")
 
 
 class Limits:
@@ -73,16 +55,8 @@ class Limits:
         self._tx = _UNSET  # the first step ends the TxProfiles of a transaction a reboot ended
         self.amps = -1  # last limit given to the charger (-1: none yet)
         self.phases = None
-        self._mode = None
-        hal = cp.hal
-        if getattr(hal, "phase_switch", None) is not None:
-            ch = cp.charger
-            self._mode = PhaseMode(ch.config)
-            ch.config = self._mode
         smart.on_change = self.wake
-        sub = getattr(getattr(cp, "txn", None), "subscribe", None)
-        if sub is not None:
-            sub(self._on_tx)
+        cp.on_tx(self._on_tx)
 
     def wake(self):
         """The limit may have changed: look again now."""
@@ -109,10 +83,12 @@ class Limits:
         smart = self.smart
         ch = cp.charger
         tx = cp.tx
-        if tx is not self._tx:
+        if self._tx is _UNSET:
+            # The first step ends the TxProfiles of a transaction that a reboot ended; later
+            # a transaction's end reaches _on_tx ("stopped"), the one path that ends them.
             if tx is None:
                 smart.end_transaction(_CONNECTOR)
-            self._tx = tx
+            self._tx = None
             self._dirty = True
         bmax = cp.hal.board["max_current"]
         smart.max_current = float(min(bmax, self._cfg("ama", bmax)))
@@ -152,14 +128,14 @@ class Limits:
         self.smart.set_voltage(s / n if n else None)
 
     def _phase_mode(self, phases):
-        mode = self._mode
-        if mode is None:
+        ch = self.cp.charger
+        if getattr(self.cp.hal, "phase_switch", None) is None:
             return
         want = None
         if phases == 1 and self._cfg("ConnectorSwitch3to1PhaseSupported", False):
             want = 1
-        if want != mode.want:
-            mode.want = want
+        if want != ch.phases_asked:
+            ch.phases_asked = want
             log.info("limits", "phases asked", want or "default")
         self.phases = want
 
@@ -179,12 +155,13 @@ class Limits:
 
 
 def attach(cp):
+    from firmware.ocpp import router
+
+    router.offer(OPS)
     cp.smart = SmartCharging(
         FileStore(cp.data_dir), cp.config, connectors=1, max_current=cp.hal.board["max_current"]
     )
     cp.smart.phases_hw = cp.hal.board.get("phases", 3)
     cp.smart.can_switch = bool(cp.config.get("ConnectorSwitch3to1PhaseSupported"))
-    for name in _OPS:
-        __import__("firmware.ops." + name)
     cp.limits = Limits(cp, cp.smart)
     return [cp.limits.run()]
