@@ -39,7 +39,7 @@ class Config:
     def __init__(self, data_dir):
         self._path = data_dir.rstrip("/") + _FILE
         self._keys = {}
-        for e in keys.TABLE:
+        for e in keys.rows():
             self._keys[e[0]] = e
         self._subs = []
         self._v = {}
@@ -86,7 +86,7 @@ class Config:
 
     def api_keys(self):
         """Names the local API reads and writes (product keys and aliases)."""
-        for e in keys.TABLE:
+        for e in keys.rows():
             if e[2] & API:
                 yield e[0]
         for name in keys.ALIASES:
@@ -100,7 +100,7 @@ class Config:
     def entries(self):
         """Metadata of every key: dicts with key, type, access (R/RW/W), default, min, max
         (or allowed values / max length), reboot, ocpp, api, alias_of, doc."""
-        for e in keys.TABLE:
+        for e in keys.rows():
             f = e[2]
             yield {
                 "key": e[0],
@@ -117,7 +117,7 @@ class Config:
             }
 
     def ocpp_names(self):
-        for e in keys.TABLE:
+        for e in keys.rows():
             if e[2] & OCPP:
                 yield e[0]
 

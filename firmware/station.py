@@ -25,6 +25,12 @@ could not be sent is replaced by the newer one). The timestamp is when the statu
 Relies on (all optional, guarded): `cp.txn.active(connector_id)` (else `cp.tx`),
 `cp.txn.stop(connector_id, reason)`, `cp.txn.subscribe(fn(event, tx))`,
 `cp.txn.pending()`, `cp.reservation.reserved(connector_id)`.
+
+Configuration keys:
+BlinkRepeat: Times the status light blinks when asked to (no light on this wallbox; stored).
+LightIntensity: Status light intensity in percent (no light on this wallbox; stored).
+MinimumStatusDuration: Seconds a status must hold before StatusNotification is sent.
+ResetRetries: Attempts at a Reset before giving up.
 """
 
 import asyncio
@@ -33,6 +39,7 @@ import fs
 import log
 from compat import asleep_ms, const, ticks_diff, ticks_ms, wait_for_ms
 from firmware import clock
+from firmware.keys import INT, OCPP
 from firmware.ops import status_notification as sn
 
 _FORMAT = const(1)
@@ -43,6 +50,17 @@ _UNLOCK_POWER_MS = const(10000)  # the charger opens within 6 s of an EVSE stop
 _UNLOCK_MS = const(3000)  # lock feedback (3 motor pulses of 1 s in firmware/charger.py)
 _STEP_MS = const(100)
 FILE = "availability.json"
+
+
+_O = OCPP
+# This feature's configuration keys (row format: firmware/keys.py TABLE); their meanings
+# are the "Configuration keys" lines of the module docstring (keys.doc, the README table).
+KEYS = (
+    ("BlinkRepeat", INT, _O, 3, 0, 100),
+    ("LightIntensity", INT, _O, 100, 0, 100),
+    ("MinimumStatusDuration", INT, _O, 0, 0, 3600),
+    ("ResetRetries", INT, _O, 3, 0, 10),
+)
 
 
 def _txn(cp, name):

@@ -222,7 +222,7 @@ def test_ocpp_set_read_only_unknown_and_product_keys(cfg):
 def test_ocpp_set_reports_reboot_required(cfg, monkeypatch):
     table = tuple(
         (e[0], e[1], e[2] | keys.REBOOT) + e[3:] if e[0] == "WebSocketPingInterval" else e
-        for e in keys.TABLE
+        for e in keys.rows()
     )
     monkeypatch.setattr(keys, "TABLE", table)
     c = Config(cfg._path.rsplit("/", 1)[0])

@@ -36,7 +36,7 @@ def _handled(action):
 
 
 def _default(name):
-    return next(e[3] for e in keys.TABLE if e[0] == name)
+    return next(e[3] for e in keys.rows() if e[0] == name)
 
 
 def test_every_listed_profile_is_fully_handled():

@@ -18,15 +18,42 @@ with the same parentIdTag (as the local list, the cache or the central system kn
 
 The feature (attach) owns `cp.auth`: the cache (`cp.auth.cache`, ClearCache) and the local
 list (`cp.auth.local`, SendLocalList, GetLocalListVersion); the transaction service asks it.
+
+Configuration keys:
+AllowOfflineTxForUnknownId: Start a transaction for an unknown idTag while offline.
+AuthorizationCacheEnabled: Keep an authorization cache of idTags the central system accepted.
+AuthorizeRemoteTxRequests: Send Authorize before a RemoteStartTransaction starts charging.
+LocalAuthorizeOffline: Start offline for idTags in the local list or cache.
+LocalPreAuthorize: Start at once for idTags valid in the local list or cache.
+LocalAuthListEnabled: Use the local authorization list.
+LocalAuthListMaxLength: Maximum idTags in the local authorization list.
+SendLocalListMaxLength: Maximum idTags in one SendLocalList request.
 """
 
 import log
 from firmware import clock
 from firmware.authorization.cache import AuthCache
 from firmware.authorization.local_list import LocalList
+from firmware.keys import BOOL, INT, OCPP, RO
 
 _TAG = "auth"
 OPS = ("clear_cache", "send_local_list", "get_local_list_version")
+
+
+_O = OCPP
+_OR = OCPP | RO
+# This feature's configuration keys (row format: firmware/keys.py TABLE); their meanings
+# are the "Configuration keys" lines of the module docstring (keys.doc, the README table).
+KEYS = (
+    ("AllowOfflineTxForUnknownId", BOOL, _O, False, None, None),
+    ("AuthorizationCacheEnabled", BOOL, _O, True, None, None),
+    ("AuthorizeRemoteTxRequests", BOOL, _O, False, None, None),
+    ("LocalAuthorizeOffline", BOOL, _O, True, None, None),
+    ("LocalPreAuthorize", BOOL, _O, False, None, None),
+    ("LocalAuthListEnabled", BOOL, _O, True, None, None),
+    ("LocalAuthListMaxLength", INT, _OR, 64, None, None),
+    ("SendLocalListMaxLength", INT, _OR, 32, None, None),
+)
 
 
 class Auth:

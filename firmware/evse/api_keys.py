@@ -8,10 +8,42 @@ validates them; the charger reads them from there on every tick.
 operator reset of latched faults (REFERENCE §2 rule 6): a tripped RCD is reset at most three
 times until a session ends without a trip, a welded contactor clears only once the feedback
 shows no power. The outcome shows in `err` (0 when every fault is gone).
+
+Configuration keys:
+ConnectorPhaseRotation: Wiring of each connector to the grid, `<connector>.<rotation>` list.
+ConnectorPhaseRotationMaxLength: Maximum entries in ConnectorPhaseRotation.
+UnlockConnectorOnEVSideDisconnect: Unlock the cable when it leaves the car.
+amp: Requested current, A (6..ama).
+ama: Maximum current of this installation, A.
+frc: Force state: 0 neutral, 1 off, 2 on.
+psm: Phase mode: 0 auto, 1 one phase, 2 three phases.
+ust: Cable lock: 0 unlock when car unlocks, 1 automatic, 2 always locked.
+dwo: Charging energy limit, Wh, or null.
+acs: 0 open charging, 1 authorization required.
 """
+
+from firmware.keys import API, BOOL, INT, NINT, OCPP, RO, ROT
 
 VERSION = "0.1.0"
 _KEYS = ("car", "err", "acu", "alw", "nrg", "eto", "wh", "cus", "tma", "var", "fwv")
+
+
+_O = OCPP
+_OR = OCPP | RO
+# This feature's configuration keys (row format: firmware/keys.py TABLE); their meanings
+# are the "Configuration keys" lines of the module docstring (keys.doc, the README table).
+KEYS = (
+    ("ConnectorPhaseRotation", ROT, _O, "0.RST,1.RST", None, "ConnectorPhaseRotationMaxLength"),
+    ("ConnectorPhaseRotationMaxLength", INT, _OR, 2, None, None),
+    ("UnlockConnectorOnEVSideDisconnect", BOOL, _O, True, None, None),
+    ("amp", INT, API, 16, 6, "ama"),
+    ("ama", INT, API, 16, 6, 32),
+    ("frc", INT, API, 0, 0, 2),
+    ("psm", INT, API, 0, 0, 2),
+    ("ust", INT, API, 0, 0, 2),
+    ("dwo", NINT, API, None, 0, 100000000),
+    ("acs", INT, API, 0, 0, 1),
+)
 
 
 class ChargerKeys:

@@ -75,13 +75,6 @@ _FORMAT = const(1)
 _NOMINAL_V = 230.0
 _MAX_STEPS = const(1000)  # bound on boundaries walked by next_change / composite
 
-# Defaults when the configuration lacks a key.
-_DEFAULTS = {
-    "ChargeProfileMaxStackLevel": 8,
-    "ChargingScheduleAllowedChargingRateUnit": "Current,Power",
-    "ChargingScheduleMaxPeriods": 24,
-    "MaxChargingProfilesInstalled": 8,
-}
 
 
 class FileStore:
@@ -200,7 +193,13 @@ class SmartCharging:
                 v = self._config.get(name)
             except Exception:
                 v = None
-        return _DEFAULTS[name] if v is None else v
+        if v is None:  # a configuration without the key: this feature's default (KEYS)
+            from firmware.smart_charging.service import KEYS
+
+            for e in KEYS:
+                if e[0] == name:
+                    return e[3]
+        return v
 
     def set_voltage(self, volts):
         """Measured phase voltage for W↔A; None or implausible (< 100 V) → nominal 230 V."""

@@ -26,6 +26,13 @@ Decisions where the spec is silent:
   open, pilot disconnect, REFERENCE.md §2 rule 11). Nothing is written to flash for it: the
   choice follows the profiles after a reboot too. Otherwise numberPhases only counts in the
   W to A conversion.
+
+Configuration keys:
+ChargeProfileMaxStackLevel: Highest stackLevel of a charging profile.
+ChargingScheduleAllowedChargingRateUnit: Units a charging schedule may use.
+ChargingScheduleMaxPeriods: Maximum periods in one charging schedule.
+ConnectorSwitch3to1PhaseSupported: Switching from three to one phase during a transaction.
+MaxChargingProfilesInstalled: Maximum charging profiles installed at once.
 """
 
 import asyncio
@@ -33,7 +40,19 @@ import asyncio
 import log
 from compat import const, wait_for_ms
 from firmware import clock
+from firmware.keys import BOOL, CSL, INT, OCPP, RATE_UNITS, RO
 from firmware.smart_charging.profiles import FileStore, SmartCharging, floor_tenth
+
+_OR = OCPP | RO
+# This feature's configuration keys (row format: firmware/keys.py TABLE); their meanings
+# are the "Configuration keys" lines of the module docstring (keys.doc, the README table).
+KEYS = (
+    ("ChargeProfileMaxStackLevel", INT, _OR, 8, None, None),
+    ("ChargingScheduleAllowedChargingRateUnit", CSL, _OR, "Current,Power", RATE_UNITS, 2),
+    ("ChargingScheduleMaxPeriods", INT, _OR, 24, None, None),
+    ("ConnectorSwitch3to1PhaseSupported", BOOL, _OR, False, None, None),
+    ("MaxChargingProfilesInstalled", INT, _OR, 8, None, None),
+)
 
 _PERIOD_MS = const(1000)  # look at least this often
 _FINE_MS = const(100)  # look this often during the last second before a boundary

@@ -25,6 +25,25 @@ CALLERROR -> failed() (TransactionMessageAttempts / TransactionMessageRetryInter
 or lost link -> the head stays and is sent again. Each acknowledged StopTransaction logs
 `I txn: journal writes N` (flash writes of that session, from its Start to its Stop's ack);
 the API key `jw` shows the last one, `jq` the entries waiting.
+
+Configuration keys:
+ClockAlignedDataInterval: Seconds between clock-aligned meter values; 0 turns them off.
+ConnectionTimeOut: Seconds after plug-in to wait for authorization before giving up.
+MaxEnergyOnInvalidId: Wh still delivered after an idTag turns invalid during a transaction.
+MeterValuesAlignedData: Measurands sent at each clock-aligned interval.
+MeterValuesAlignedDataMaxLength: Maximum entries in MeterValuesAlignedData.
+MeterValuesSampledData: Measurands sent every MeterValueSampleInterval in a transaction.
+MeterValuesSampledDataMaxLength: Maximum entries in MeterValuesSampledData.
+MeterValueSampleInterval: Seconds between sampled meter values in a transaction; 0 = off.
+StopTransactionOnEVSideDisconnect: Stop the transaction when the cable leaves the car.
+StopTransactionOnInvalidId: Stop the transaction when its idTag turns out invalid.
+StopTxnAlignedData: Clock-aligned measurands in StopTransaction's transactionData.
+StopTxnAlignedDataMaxLength: Maximum entries in StopTxnAlignedData.
+StopTxnSampledData: Sampled measurands in StopTransaction's transactionData.
+StopTxnSampledDataMaxLength: Maximum entries in StopTxnSampledData.
+TransactionMessageAttempts: Tries of a transaction message the central system rejects.
+TransactionMessageRetryInterval: Seconds before the first retry (doubled each retry).
+ocppd: Dummy card idTag used when charging starts without a card ("" = none).
 """
 
 import asyncio
@@ -32,6 +51,7 @@ import asyncio
 import log
 from compat import asleep_ms, const, ticks_diff, ticks_ms, wait_for_ms
 from firmware import clock
+from firmware.keys import API, BOOL, CSL, INT, MEASURANDS, OCPP, RO, STR
 from firmware.ocpp.rpc import CallError, CallTimeout, ConnectionLost
 from firmware.ops import start_transaction, stop_transaction
 from firmware.transactions.journal import Journal
@@ -51,6 +71,34 @@ _CONF = {
     "StartTransaction": start_transaction.on_conf,
     "StopTransaction": stop_transaction.on_conf,
 }
+
+
+_O = OCPP
+_OR = OCPP | RO
+# This feature's configuration keys (row format: firmware/keys.py TABLE); their meanings
+# are the "Configuration keys" lines of the module docstring (keys.doc, the README table).
+KEYS = (
+    ("ClockAlignedDataInterval", INT, _O, 900, 0, 86400),
+    ("ConnectionTimeOut", INT, _O, 60, 1, 3600),
+    ("MaxEnergyOnInvalidId", INT, _O, 0, 0, 1000000),
+    ("MeterValuesAlignedData", CSL, _O, "Energy.Active.Import.Register", MEASURANDS,
+     "MeterValuesAlignedDataMaxLength"),
+    ("MeterValuesAlignedDataMaxLength", INT, _OR, 8, None, None),
+    ("MeterValuesSampledData", CSL, _O,
+     "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage", MEASURANDS,
+     "MeterValuesSampledDataMaxLength"),
+    ("MeterValuesSampledDataMaxLength", INT, _OR, 8, None, None),
+    ("MeterValueSampleInterval", INT, _O, 60, 0, 86400),
+    ("StopTransactionOnEVSideDisconnect", BOOL, _O, True, None, None),
+    ("StopTransactionOnInvalidId", BOOL, _O, True, None, None),
+    ("StopTxnAlignedData", CSL, _O, "", MEASURANDS, "StopTxnAlignedDataMaxLength"),
+    ("StopTxnAlignedDataMaxLength", INT, _OR, 8, None, None),
+    ("StopTxnSampledData", CSL, _O, "", MEASURANDS, "StopTxnSampledDataMaxLength"),
+    ("StopTxnSampledDataMaxLength", INT, _OR, 8, None, None),
+    ("TransactionMessageAttempts", INT, _O, 3, 1, 10),
+    ("TransactionMessageRetryInterval", INT, _O, 60, 1, 3600),
+    ("ocppd", STR, API, "", 1, 20),
+)
 
 
 class Tx:
