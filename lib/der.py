@@ -1,0 +1,118 @@
+"""Minimal DER (X.690) reader and writer, PEM armour (RFC 7468), and the OIDs X.509 needs.
+
+The reader works on offsets into one buffer (bytes or memoryview), so walking a certificate
+copies nothing: read() gives (tag, value start, value end). Only what X.509 and PKCS#10 use:
+one-byte tags and definite lengths of at most 4 bytes.
+"""
+
+import binascii
+
+# Object identifiers, content octets (X.690 §8.19).
+OID_EC_KEY = b"\x2a\x86\x48\xce\x3d\x02\x01"  # 1.2.840.10045.2.1 id-ecPublicKey
+OID_P256 = b"\x2a\x86\x48\xce\x3d\x03\x01\x07"  # 1.2.840.10045.3.1.7 prime256v1
+OID_ECDSA_SHA256 = b"\x2a\x86\x48\xce\x3d\x04\x03\x02"  # 1.2.840.10045.4.3.2
+OID_RSA_KEY = b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01"  # 1.2.840.113549.1.1.1
+OID_RSA_SHA256 = b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x0b"  # 1.2.840.113549.1.1.11
+OID_CN = b"\x55\x04\x03"  # 2.5.4.3 commonName
+OID_O = b"\x55\x04\x0a"  # 2.5.4.10 organizationName
+OID_BASIC = b"\x55\x1d\x13"  # 2.5.29.19 basicConstraints
+
+
+def read(buf, pos, end):
+    """The element at buf[pos:end] as (tag, value start, value end); ValueError if bad."""
+    if pos + 2 > end:
+        raise ValueError("DER: truncated")
+    tag = buf[pos]
+    if tag & 0x1F == 0x1F:
+        raise ValueError("DER: multi-byte tag")  # X.690 §8.1.2.4: never used here
+    n = buf[pos + 1]
+    pos += 2
+    if n & 0x80:  # long form, X.690 §8.1.3.5; 0x80 (indefinite) is not DER
+        k = n & 0x7F
+        if not 0 < k <= 4 or pos + k > end:
+            raise ValueError("DER: bad length")
+        n = 0
+        for i in range(pos, pos + k):
+            n = n << 8 | buf[i]
+        pos += k
+    if pos + n > end:
+        raise ValueError("DER: truncated")
+    return tag, pos, pos + n
+
+
+def items(buf, start, end):
+    """The elements inside a constructed value, as a list of (tag, pos, value start, end)."""
+    out = []
+    while start < end:
+        t, s, e = read(buf, start, end)
+        out.append((t, start, s, e))
+        start = e
+    return out
+
+
+def uint(buf, start, end):
+    """The INTEGER content buf[start:end] as an unsigned int (X.690 §8.3)."""
+    if start >= end:
+        raise ValueError("DER: empty integer")
+    return int.from_bytes(bytes(buf[start:end]), "big")
+
+
+def oid(buf, start, end):
+    """The OBJECT IDENTIFIER content as a dotted string (X.690 §8.19)."""
+    out = []
+    v = 0
+    for i in range(start, end):
+        c = buf[i]
+        v = v << 7 | (c & 0x7F)
+        if not c & 0x80:
+            out.append(v)
+            v = 0
+    if not out or v:
+        raise ValueError("DER: bad OID")
+    a = min(out[0] // 40, 2)
+    return ".".join([str(a), str(out[0] - 40 * a)] + [str(x) for x in out[1:]])
+
+
+def enc(tag, *parts):
+    """The DER element tag with the parts (bytes) joined as its value."""
+    body = b"".join(parts)
+    n = len(body)
+    if n < 0x80:
+        return bytes((tag, n)) + body
+    if n < 0x100:
+        return bytes((tag, 0x81, n)) + body
+    if n < 0x10000:
+        return bytes((tag, 0x82, n >> 8, n & 0xFF)) + body
+    raise ValueError("DER: too long")
+
+
+def enc_uint(n):
+    """An INTEGER element for n >= 0 (minimal two's complement, X.690 §8.3.2)."""
+    h = "%x" % n
+    b = binascii.unhexlify("0" * (len(h) & 1) + h)
+    return enc(0x02, b"\x00" + b if b[0] & 0x80 else b)
+
+
+def pem_decode(text, label="CERTIFICATE"):
+    """The DER of every `label` block in a PEM text (a chain gives several), in order."""
+    if not isinstance(text, str):
+        text = bytes(text).decode()
+    begin = "-----BEGIN %s-----" % label
+    end = "-----END %s-----" % label
+    out = []
+    i = text.find(begin)
+    while i >= 0:
+        i += len(begin)
+        j = text.find(end, i)
+        if j < 0:
+            raise ValueError("PEM: no END line")
+        out.append(binascii.a2b_base64("".join(text[i:j].split())))
+        i = text.find(begin, j)
+    return out
+
+
+def pem_encode(data, label="CERTIFICATE"):
+    """PEM text of DER bytes, base64 lines of 64 characters (RFC 7468 §2)."""
+    b = binascii.b2a_base64(data).decode().strip()
+    lines = "\n".join([b[i : i + 64] for i in range(0, len(b), 64)])
+    return "-----BEGIN %s-----\n%s\n-----END %s-----\n" % (label, lines, label)

@@ -1,0 +1,24 @@
+"""RSA signature check: RSASSA-PKCS1-v1_5 with SHA-256 (RFC 8017 §8.2.2).
+
+The decoded block is compared whole with the one expected (EMSA-PKCS1-v1_5, RFC 8017 §9.2),
+never parsed, so no lax padding or DigestInfo reading can be forged (Bleichenbacher 2006).
+Moduli under 2048 bits are refused, as the OCPP security whitepaper requires.
+"""
+
+from compat import const
+
+_MIN_BYTES = const(256)
+# DER of DigestInfo{sha256, NULL} before the 32-byte hash, RFC 8017 §9.2 note 1.
+_SHA256_INFO = b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20"
+
+
+def verify(n, e, digest, sig):
+    """True if sig (bytes) is a valid PKCS#1 v1.5 signature of the SHA-256 digest by (n, e)."""
+    k = (len("%x" % n) + 1) // 2  # modulus length in bytes
+    if k < _MIN_BYTES or len(sig) != k or len(digest) != 32 or e < 3 or not e & 1:
+        return False
+    s = int.from_bytes(sig, "big")
+    if s >= n:
+        return False
+    em = pow(s, e, n).to_bytes(k, "big")
+    return em == b"\x00\x01" + b"\xff" * (k - 54) + b"\x00" + _SHA256_INFO + digest

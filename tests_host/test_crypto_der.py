@@ -1,0 +1,88 @@
+"""lib/der.py: DER elements and PEM text, checked against `cryptography`'s encodings."""
+
+import der
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptokit import ec_key, make_cert
+from hypothesis import given
+from hypothesis import strategies as st
+
+
+@pytest.mark.parametrize("n, head", [(0, 2), (0x7F, 2), (0x80, 3), (0xFF, 3), (0x100, 4),
+                                     (0xFFFF, 4)])
+def test_length_forms_round_trip(n, head):
+    # X.690 §8.1.3: short form below 128, then 0x81 nn, then 0x82 nn nn.
+    e = der.enc(0x04, b"\x5a" * n)
+    assert len(e) == head + n
+    assert der.read(e, 0, len(e)) == (0x04, head, len(e))
+
+
+def test_writer_refuses_64_kib_values():
+    with pytest.raises(ValueError):
+        der.enc(0x04, bytes(0x10000))
+
+
+def test_reader_refuses_truncated_and_indefinite_lengths():
+    bad_ones = (b"", b"\x30", b"\x30\x05\x00", b"\x30\x80\x00\x00", b"\x30\x82\x01",
+                b"\x30\x85\x01\x00\x00\x00\x00\x00", b"\x1f\x01\x00")
+    for bad in bad_ones:
+        with pytest.raises(ValueError):
+            der.read(bad, 0, len(bad))
+
+
+def test_reader_stays_inside_the_given_end():
+    e = der.enc(0x30, der.enc(0x02, b"\x01"), der.enc(0x02, b"\x02"))
+    with pytest.raises(ValueError):
+        der.read(e, 0, len(e) - 1)
+    assert [x[0] for x in der.items(e, 2, len(e))] == [0x02, 0x02]
+
+
+@given(st.integers(min_value=1, max_value=2**521), st.integers(min_value=1, max_value=2**521))
+def test_integers_encode_as_cryptography_does(r, s):
+    # An ECDSA-Sig-Value is exactly SEQUENCE {INTEGER r, INTEGER s}.
+    assert der.enc(0x30, der.enc_uint(r), der.enc_uint(s)) == encode_dss_signature(r, s)
+    e = der.enc_uint(r)
+    t, vs, ve = der.read(e, 0, len(e))
+    assert t == 0x02 and der.uint(e, vs, ve) == r
+
+
+def test_zero_and_sign_bit_integers():
+    assert der.enc_uint(0) == b"\x02\x01\x00"
+    assert der.enc_uint(0x80) == b"\x02\x02\x00\x80"
+    assert der.enc_uint(0x7F) == b"\x02\x01\x7f"
+
+
+@pytest.mark.parametrize(
+    "raw, dotted",
+    [(der.OID_EC_KEY, "1.2.840.10045.2.1"), (der.OID_RSA_SHA256, "1.2.840.113549.1.1.11"),
+     (der.OID_CN, "2.5.4.3"), (b"\x88\x37\x01", "2.999.1"), (b"\x00", "0.0")],
+)
+def test_oid_to_dotted(raw, dotted):
+    assert der.oid(raw, 0, len(raw)) == dotted
+
+
+def test_bad_oid_refused():
+    for bad in (b"", b"\x2a\x86"):
+        with pytest.raises(ValueError):
+            der.oid(bad, 0, len(bad))
+
+
+def test_pem_chain_decodes_every_block_in_order_and_round_trips():
+    certs = [make_cert("c%d" % i, ec_key()) for i in range(3)]
+    text = "junk before\n" + "\n".join(c.pem for c in certs) + "trailing"
+    assert der.pem_decode(text) == [c.der for c in certs]
+    assert der.pem_decode(text.encode()) == [c.der for c in certs]
+    again = der.pem_encode(certs[0].der)
+    loaded = x509.load_pem_x509_certificate(again.encode())
+    assert loaded.public_bytes(serialization.Encoding.DER) == certs[0].der
+    assert max(len(line) for line in again.splitlines()) == 64
+    assert der.pem_decode("no pem here") == []
+
+
+def test_pem_without_end_line_or_with_bad_base64_is_refused():
+    with pytest.raises(ValueError):
+        der.pem_decode("-----BEGIN CERTIFICATE-----\nAAAA\n")
+    with pytest.raises(ValueError):  # binascii.Error is one
+        der.pem_decode("-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n")
