@@ -47,7 +47,7 @@ _POLL_MS = const(500)
 _RESET_WAIT_MS = const(7000)  # journal delivery, de-energising (6 s EVSE stop) before a reboot
 _RESET_RETRY_MS = const(5000)
 _UNLOCK_POWER_MS = const(10000)  # the charger opens within 6 s of an EVSE stop
-_UNLOCK_MS = const(3000)  # lock feedback (3 motor pulses of 1 s in firmware/charger.py)
+_UNLOCK_MS = const(3000)  # lock feedback (3 motor pulses of 1 s in firmware/evse/charger.py)
 _STEP_MS = const(100)
 FILE = "availability.json"
 

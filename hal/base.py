@@ -1,6 +1,7 @@
 """HAL interfaces: what the charger logic expects from the hardware.
 
-The charger (`firmware/charger.py`) gets one `Hal` bundle object whose attributes are the parts
+The charger (`firmware/evse/charger.py`) gets one `Hal` bundle object whose attributes are the
+parts
 below. Every driver (`hal/esp32/`, `hal/sim.py`, test fakes) implements them by duck typing;
 subclassing the classes here is optional (they document the contract and give safe
 defaults for boards that lack a part). All methods are synchronous unless marked async, and

@@ -1,4 +1,5 @@
-"""Authorization decisions (firmware/auth.py): local list, cache, online and offline rules."""
+"""Authorization decisions (firmware/authorization/service.py): local list, cache, online and
+offline rules."""
 
 from txnkit import make, run
 

@@ -1,5 +1,6 @@
-"""Authorization cache and local authorization list (firmware/authcache.py,
-firmware/locallist.py): persistence, expiry, bounded size, ClearCache scope, SendLocalList."""
+"""Authorization cache and local authorization list (firmware/authorization/cache.py,
+firmware/authorization/local_list.py): persistence, expiry, bounded size, ClearCache scope,
+SendLocalList."""
 
 import json
 

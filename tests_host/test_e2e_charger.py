@@ -5,7 +5,7 @@ driven only through its local HTTP API (`/api/status`, `/api/set`) and the simul
 
 `relay` in the /api/sim state is the physical contact (a welded contactor stays shut), `duty`
 the pilot PWM in permille (1000: steady +12 V, no charging offered). The err codes are the
-ones firmware/charger.py documents: RCD trip 2, diode 6, welded 9, pilot E 12, overtemp 13,
+ones firmware/evse/charger.py documents: RCD trip 2, diode 6, welded 9, pilot E 12, overtemp 13,
 lock stuck open 15, lock stuck locked 16; a lost meter is a 6 A fallback, not a stop.
 """
 

@@ -4,7 +4,8 @@ against the demo central system (the `ocpp` package validates every frame strict
 status 3 and boots again on the same data), UnlockConnector, ClearCache, DataTransfer and
 the StatusNotification sequence of a charging session.
 
-Where a transaction is needed it is driven by RemoteStartTransaction; while firmware/txn.py
+Where a transaction is needed it is driven by RemoteStartTransaction; while
+firmware/transactions/service.py
 is still the placeholder those parts are skipped (with a message saying so).
 """
 
@@ -22,7 +23,7 @@ import firmware.transactions.service as txn_module
 pytestmark = pytest.mark.e2e
 
 HAS_TXN = "placeholder" not in (txn_module.__doc__ or "")
-NO_TXN = "firmware/txn.py is still the placeholder: no transactions to drive yet"
+NO_TXN = "firmware/transactions/service.py is still the placeholder: no transactions to drive yet"
 
 
 @pytest.fixture

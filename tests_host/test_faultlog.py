@@ -1,4 +1,4 @@
-"""firmware/faultlog.py: the charger's fault counters survive reboots; written atomically,
+"""firmware/evse/faultlog.py: the charger's fault counters survive reboots; written atomically,
 only when changed, at most once a minute, never while energised. Fake clock throughout; the
 counts come from the real Charger on the simulated hardware."""
 

@@ -1,4 +1,4 @@
-"""Transaction journal (firmware/journal.py): write-before-send, FIFO, transactionId
+"""Transaction journal (firmware/transactions/journal.py): write-before-send, FIFO, transactionId
 resolution, retries, thinning when full, corruption, PowerLoss recovery, format versions."""
 
 import json

@@ -1,4 +1,5 @@
-"""The smart charging limit loop (firmware/limits.py): profiles reach the pilot, boundaries
+"""The smart charging limit loop (firmware/smart_charging/service.py): profiles reach the pilot,
+boundaries
 to the second, transactions end their TxProfiles, W limits follow the measured voltage,
 numberPhases drives the phase switch by the safe sequence.
 

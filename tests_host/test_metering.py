@@ -1,4 +1,4 @@
-"""Meter values (firmware/metering.py): measurands, units, phases, alignment."""
+"""Meter values (firmware/transactions/metering.py): measurands, units, phases, alignment."""
 
 from conftest import check_ocpp
 from txnkit import make

@@ -1,6 +1,7 @@
 """Property tests: the composite schedule against an independent reading of the profiles.
 
-The reference below is written from the wire profiles, not from firmware/smart.py's internal
+The reference below is written from the wire profiles, not from
+firmware/smart_charging/profiles.py's internal
 lists: per purpose the highest stack level in force wins (a TxDefault on the connector beats
 one on connector 0 at the same level), TxProfile replaces TxDefault, the result is the
 minimum with ChargePointMax, W become A with V × phases, and the composite reports it

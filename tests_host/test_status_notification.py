@@ -6,7 +6,8 @@ Also the harness of the station message tests (test_change_availability.py, test
 test_unlock_connector.py, test_clear_cache.py, test_data_transfer.py): a charge point with
 the real Config, Charger, SimHal and Station on a tmp dir; `Session` stands in for the
 websocket session (it records the CALLs), `Txn` for the transaction service's interface
-(cp.txn.active/stop/subscribe/pending/cache) while firmware/txn.py is being written.
+(cp.txn.active/stop/subscribe/pending/cache) while firmware/transactions/service.py is being
+written.
 """
 
 import asyncio

@@ -1,4 +1,5 @@
-"""The transaction service (firmware/txn.py) on CPython with the real journal, config,
+"""The transaction service (firmware/transactions/service.py) on CPython with the real journal,
+config,
 charger and authorization parts, against a loopback central system (txnkit.LoopSession)."""
 
 from txnkit import drain, events, make, run

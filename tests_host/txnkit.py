@@ -1,4 +1,5 @@
-"""Unit-test kit for the transaction service (firmware/txn.py) and its message modules.
+"""Unit-test kit for the transaction service (firmware/transactions/service.py) and its message
+modules.
 
 A charge point built from the real parts (Config, Charger on the simulated HAL, Journal,
 AuthCache, LocalList on a temporary directory) with a loopback central system in place of

@@ -1,6 +1,7 @@
 """Authorize (OCPP 1.6 §4.1): ask the central system whether an idTag may charge.
 
-Decisions (local list, cache, offline rules) are firmware/auth.py's; this module only
+Decisions (local list, cache, offline rules) are firmware/authorization/service.py's; this module
+only
 speaks the message.
 """
 

@@ -1,6 +1,7 @@
-"""MeterValues (OCPP 1.6 §4.7): meter readings, built by firmware/metering.py.
+"""MeterValues (OCPP 1.6 §4.7): meter readings, built by firmware/transactions/metering.py.
 
-Inside a transaction they go through the journal (firmware/txn.py: written before sent,
+Inside a transaction they go through the journal (firmware/transactions/service.py: written before
+sent,
 transactionId filled in at delivery). Outside one (clock-aligned readings without a
 transaction) `send` delivers them directly, without transactionId, and never journals them.
 """

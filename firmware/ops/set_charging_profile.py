@@ -1,6 +1,7 @@
 """SetChargingProfile (OCPP 1.6 §5.16): Accepted / Rejected.
 
-The engine (firmware/smart.py) checks purpose against connector and transaction, the
+The engine (firmware/smart_charging/profiles.py) checks purpose against connector and transaction,
+the
 configured limits (ChargeProfileMaxStackLevel, ChargingScheduleAllowedChargingRateUnit,
 ChargingScheduleMaxPeriods, MaxChargingProfilesInstalled) and persists the profile.
 """

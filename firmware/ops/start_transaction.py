@@ -1,4 +1,5 @@
-"""StartTransaction (OCPP 1.6 §4.8): journaled by firmware/txn.py before it is sent, with
+"""StartTransaction (OCPP 1.6 §4.8): journaled by firmware/transactions/service.py before it is
+sent, with
 meterStart and timestamp frozen, so a copy re-sent after a power cut is identical.
 
 `on_conf` applies StartTransaction.conf when the journal sender delivered it: the

@@ -1,6 +1,6 @@
 """StatusNotification (OCPP 1.6 §4.9): the status of connector 0 (the station) and 1.
 
-Derived from the charger (firmware/charger.py: `status`, `err`, `faults`, `meter_ok`), the
+Derived from the charger (firmware/evse/charger.py: `status`, `err`, `faults`, `meter_ok`), the
 transaction state and the availability; the station service (firmware/station.py) decides
 when to send (MinimumStatusDuration, after every Accepted BootNotification). Not journaled:
 only the current status is ever sent, never a stale one.

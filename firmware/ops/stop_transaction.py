@@ -1,4 +1,5 @@
-"""StopTransaction (OCPP 1.6 §4.10): journaled by firmware/txn.py (`Txn.stop`) or, after a
+"""StopTransaction (OCPP 1.6 §4.10): journaled by firmware/transactions/service.py (`Txn.stop`)
+or, after a
 power cut, by the journal's recovery (reason PowerLoss, last known meter value).
 
 Reasons (§7.41): EVDisconnected (cable left the car), Local (card, or frc=1 on the API),

@@ -1,4 +1,5 @@
-"""Smart charging service: the charging profiles (firmware/smart.py) applied to the charger.
+"""Smart charging service: the charging profiles (firmware/smart_charging/profiles.py) applied to
+the charger.
 
 attach(cp) creates `cp.smart` (profiles in <data>/profiles.json, restored at boot), registers
 the SmartCharging messages (SetChargingProfile, ClearChargingProfile, GetCompositeSchedule)

@@ -117,7 +117,8 @@ def transaction_data(cp, tx, t=None):
 
 
 class Metering:
-    """The two metering tasks of the transaction service `txn` (firmware/txn.py)."""
+    """The two metering tasks of the transaction service `txn`
+    (firmware/transactions/service.py)."""
 
     def __init__(self, cp, txn):
         self.cp = cp

@@ -6,7 +6,8 @@
     cp.txn.pending()                 journal entries not yet delivered
 
 A transaction starts when an idTag is authorized AND a car is plugged (§3: the transaction
-begins there, energy flows after); the StartTransaction is journaled (firmware/journal.py)
+begins there, energy flows after); the StartTransaction is journaled
+(firmware/transactions/journal.py)
 before anything is sent, meterStart and timestamp frozen. It ends on unplug
 (StopTransactionOnEVSideDisconnect, EVDisconnected), the same or a related card (Local),
 RemoteStop (Remote), an invalid idTag (DeAuthorized), frc=1 on the API (Local), another
@@ -156,6 +157,7 @@ class Txn:
         self._kick = asyncio.Event()
         self._pending = None  # [id_tag, idTagInfo, since_ms, connector, profile]
         self._plug_ms = 0
+        self._local_ok = False  # OCPP off: the last card was accepted locally
         self._dummy_done = False
         self._on_config(_CFG_KEYS)
         cp.config.subscribe(self._on_config)
@@ -198,7 +200,7 @@ class Txn:
         self.journal.stop(connector_id, wh, now, reason=reason, id_tag=id_tag,
                           transaction_data=data)
         del self._tx[connector_id]
-        self.cp.charger.authorize(False)
+        self._grant()
         log.info(_TAG, "stopped", tx.local_ref, "id", tx.transaction_id, reason, wh, "Wh")
         self._notify("stopped", tx)
         self._kick.set()
@@ -236,7 +238,7 @@ class Txn:
         if tx.invalid_wh is not None and not tx.suspended:
             if tx.last_wh - tx.invalid_wh >= self.cp.config.get("MaxEnergyOnInvalidId"):
                 tx.suspended = True
-                self.cp.charger.authorize(False)
+                self._grant()
                 log.info(_TAG, "suspended: invalid idTag, energy allowance spent")
 
     def journal_meter_values(self, tx, mv):
@@ -249,6 +251,13 @@ class Txn:
         self._kick.set()
 
     # ---- internals
+
+    def _grant(self):
+        """The one place that tells the charger whether the car may draw power: a running,
+        not suspended transaction, or (OCPP off) a card the local list or cache accepts."""
+        tx = self._tx.get(1)
+        self.cp.charger.authorize(
+            (tx is not None and not tx.suspended) or (tx is None and self._local_ok))
 
     def _notify(self, event, tx):
         self.cp.tx_event(event, tx)
@@ -299,7 +308,8 @@ class Txn:
             self._w0.pop(min(self._w0))
         self._tx[connector] = tx
         self._pending = None
-        self.cp.charger.authorize(True)
+        self._local_ok = False  # a transaction's end never falls back to an old local card
+        self._grant()
         log.info(_TAG, "started", ref, id_tag, wh, "Wh")
         self._notify("started", tx)
         self._kick.set()
@@ -333,7 +343,8 @@ class Txn:
         if not self._ocpp():
             # OCPP off (acs=1): the local list and cache decide, no transaction.
             info = self.auth.known(tag)
-            self.cp.charger.authorize(info is not None and info["status"] == "Accepted")
+            self._local_ok = info is not None and info["status"] == "Accepted"
+            self._grant()
             return
         # Again before a car came: authorized anew, the ConnectionTimeOut window restarts.
         await self._authorize(tag)
@@ -344,8 +355,8 @@ class Txn:
             self._plug_ms = ticks_ms()
             self._dummy_done = False
             tx = self._tx.get(1)
-            if tx is not None and not tx.suspended:
-                self.cp.charger.authorize(True)  # came back (StopTransactionOnEVSide... off)
+            if tx is not None:
+                self._grant()  # came back (StopTransactionOnEVSideDisconnect off)
             self._try_start()
         elif event == "unplugged":
             self._pending = None

@@ -27,7 +27,7 @@ BOARD = {
     "pp": None,  # tethered cable; socket: {"adc_pin": 39, "pullup_ohms": 1000, "vref": 3.3}
     # feedback_pin: auxiliary contact or mains sense after the contactor. Without it (None)
     # a welded contactor is seen only from metered current (> 0.5 A for 1 s with the
-    # contactor open, firmware/charger.py): a weld with no load goes unseen, so the socket
+    # contactor open, firmware/evse/charger.py): a weld with no load goes unseen, so the socket
     # lock may release with live contacts and a new session may start on them. Fit it on
     # every socket board (and every board where safety rule 7 matters).
     "relay": {"pin": 26, "feedback_pin": None, "feedback_active": 1},
