@@ -13,8 +13,10 @@ HEAP ?=
 METER ?=
 METER_TYPE ?= sdm630
 METER_ADDR ?= 1
+VERSION ?=
+RELEASE_DIR ?= build/release
 
-.PHONY: all test lint typecheck pytest mpy sim bench deploy repl setup clean
+.PHONY: all test lint typecheck pytest mpy sim bench deploy repl setup clean release
 
 all: test
 
@@ -49,6 +51,10 @@ bench: $(STAMP)
 
 deploy: $(STAMP) mpy
 	$(BIN)/python tools/build.py deploy build/board --port "$(PORT)"
+
+# The UpdateFirmware bundle (lib/bundle.py reads it); its path is the last line printed.
+release: $(STAMP)
+	$(BIN)/python tools/release.py --version "$(VERSION)" --out "$(RELEASE_DIR)"
 
 repl: $(STAMP)
 	$(BIN)/mpremote connect "$(PORT)" repl

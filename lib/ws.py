@@ -57,7 +57,13 @@ def parse_url(url):
         raise WebSocketError("URL must start with ws:// or wss://: " + url)
     i = rest.find("/")
     hostport, path = (rest, "/") if i < 0 else (rest[:i], rest[i:])
-    if hostport.startswith("["):  # [IPv6]:port
+    host, port = host_port(hostport, port, url)
+    return secure, host, port, path
+
+
+def host_port(hostport, port, url):
+    """"host", "host:port" or "[IPv6]:port" of `url` -> (host, port); `port` when absent."""
+    if hostport.startswith("["):
         j = hostport.find("]")
         host, tail = hostport[1:j], hostport[j + 1 :]
     else:
@@ -70,7 +76,7 @@ def parse_url(url):
             raise WebSocketError("bad port in URL: " + url)
     if not host:
         raise WebSocketError("no host in URL: " + url)
-    return secure, host, port, path
+    return host, port
 
 
 def _der(pem):
@@ -114,7 +120,9 @@ def _load_pair_cpython(ctx, cert, key):
             os.remove(p)
 
 
-def _ssl_context(tls):
+def ssl_context(tls):
+    """ssl.SSLContext for a client from the `tls` dict (see the module doc); also used by
+    xfer.py so firmware downloads trust exactly what the OCPP link trusts."""
     import ssl
 
     verify = tls.get("verify", True)
@@ -434,7 +442,7 @@ class WebSocket:
 
 async def _open(url, protocol, auth, tls, max_size):
     secure, host, port, path = parse_url(url)
-    ctx = _ssl_context(tls or {}) if secure else None
+    ctx = ssl_context(tls or {}) if secure else None
     if ctx is None:
         r, w = await asyncio.open_connection(host, port)
     else:
