@@ -25,7 +25,9 @@ def _board():
     if ssid:
         wlan.connect(ssid, cfg.get("wke"))
     info = app.info(FW_VERSION, serial=ident, board=hal.board)
-    app.run(hal, "/", info, reboot=machine.reset, config=cfg, api_host="0.0.0.0", api_port=80)
+    # page: web/index.html gzipped by tools/webpage.py, copied there by `make deploy`.
+    app.run(hal, "/", info, reboot=machine.reset, config=cfg, api_host="0.0.0.0", api_port=80,
+            page="/lib/web/index.html.gz")
 
 
 def _sim():
@@ -67,6 +69,7 @@ def _sim():
         api_host=os.getenv("WB_API_HOST") or "127.0.0.1",
         api_port=int(os.getenv("WB_API_PORT") or 8080),
         sim=hal,
+        page=os.getenv("WB_PAGE") or "build/web/index.html.gz",
     )
 
 
