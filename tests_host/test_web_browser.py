@@ -135,3 +135,80 @@ def test_page_is_refused_without_the_api_password(chrome, charger):
     d.get("http://admin:pw-for-web@127.0.0.1:%d/" % fw.api_port)
     wait_text(d, "#link", "live")
     wait_text(d, "#car", "idle (1)")
+
+
+class Cards:
+    """go-e's `cards` key (a list of {name, energy, cardId}, written whole), as a provider of
+    the API, for the page's card list until the firmware has its own."""
+
+    def __init__(self):
+        self.cards = [{"name": "Alice", "energy": 1500, "cardId": "04A1"}]
+
+    def status(self, out):
+        out["cards"] = self.cards
+
+    def owns(self, key):
+        return key == "cards"
+
+    def check(self, key, value):
+        if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
+            return "expected a list of cards"
+        return "at most 2 cards" if len(value) > 2 else None
+
+    def apply(self, changes):
+        self.cards = changes["cards"]
+
+
+@pytest.fixture
+def board_api(tmp_path):
+    """The API as on a board (no simulator: /api/sim is 404) with `cards`, on CPython."""
+    import asyncio
+    import threading
+
+    from e2e import web_page
+
+    from firmware.api import Api
+    from firmware.config import Config
+
+    cards = Cards()
+    api = Api(Config(str(tmp_path)), (cards,), page=web_page())
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def run():
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(api.start("127.0.0.1", 0))
+        ready.set()
+        loop.run_forever()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    assert ready.wait(10)
+    yield api.server.port, cards
+    asyncio.run_coroutine_threadsafe(api.close(), loop).result(5)
+    loop.call_soon_threadsafe(loop.stop)
+    t.join(5)
+    loop.close()
+
+
+def test_page_lists_adds_and_removes_cards_and_hides_the_simulator_on_a_board(chrome, board_api):
+    d, (port, cards) = chrome, board_api
+    d.get("http://127.0.0.1:%d/" % port)
+    wait_text(d, "#link", "live")
+    wait_text(d, "#clist", "Alice")
+    assert "1.50 kWh" in text(d, "#clist") and "04A1" in text(d, "#clist")
+    assert not d.find_element(By.ID, "sim").is_displayed()  # /api/sim is 404 on a board
+    d.find_element(By.ID, "cname").send_keys("Bob")
+    d.find_element(By.ID, "cid").send_keys("04B2")
+    d.find_element(By.ID, "cadd").click()
+    wait_text(d, "#clist", "Bob")
+    assert [c["name"] for c in cards.cards] == ["Alice", "Bob"]
+    assert cards.cards[1]["cardId"] == "04B2"
+    # One more is refused, with the reason; nothing changes.
+    d.find_element(By.ID, "cadd").click()
+    wait_text(d, "#m_cards", "refused: at most 2 cards")
+    assert len(cards.cards) == 2
+    # Remove Alice (the first row's button).
+    d.find_element(By.CSS_SELECTOR, "#clist tr:first-child button").click()
+    WebDriverWait(d, 10, 0.1).until(lambda d: "Alice" not in text(d, "#clist"))
+    assert [c["name"] for c in cards.cards] == ["Bob"]
