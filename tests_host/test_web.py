@@ -79,9 +79,20 @@ def test_deploy_copies_the_page_as_data_not_as_mpy(tmp_path):
 
     assert ("web/index.html", "lib/web/index.html.gz") in build.data_files()
     assert not any(src.startswith("web/") for src, _ in build.board_files())
+    assert "lib/web/index.html.gz" in build.deploy_files()
+    assert "lib/firmware/api.mpy" in build.deploy_files()
+    assert build.deploy_files(frozen=True) == ["boot.py", "main.py", "lib/web/index.html.gz"]
     out = str(tmp_path / "board")
     build.build_data(out)
     with open(os.path.join(out, "lib", "web", "index.html.gz"), "rb") as f:
+        assert gzip.decompress(f.read()).decode() == webpage.minify(_source())
+
+
+def test_make_sim_builds_the_page_and_points_the_firmware_at_it(tmp_path):
+    import sim
+
+    env = sim.firmware_env(str(tmp_path), 8080)
+    with open(env["WB_PAGE"], "rb") as f:
         assert gzip.decompress(f.read()).decode() == webpage.minify(_source())
 
 

@@ -125,12 +125,17 @@ def compile_all(out, march="xtensawin"):
     return total
 
 
-def deploy(out, port, frozen=False):
-    """Copy the build in `out` to the board. `frozen`: the modules are in the image already,
+def deploy_files(frozen=False):
+    """What `deploy` copies (destinations). `frozen`: the modules are in the image already,
     so only boot.py, main.py and the data files go."""
-    mpremote = [sys.executable, "-m", "mpremote", "connect", port]
     files = [dst for _, dst in board_files() if not (frozen and dst.startswith("lib/"))]
-    files += [dst for _, dst in data_files()]
+    return files + [dst for _, dst in data_files()]
+
+
+def deploy(out, port, frozen=False):
+    """Copy the build in `out` to the board (deploy_files)."""
+    mpremote = [sys.executable, "-m", "mpremote", "connect", port]
+    files = deploy_files(frozen)
     dirs = set()
     for dst in files:
         d = os.path.dirname(dst)
