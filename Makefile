@@ -16,7 +16,7 @@ METER_ADDR ?= 1
 VERSION ?=
 RELEASE_DIR ?= build/release
 
-.PHONY: all test lint typecheck pytest mpy sim bench deploy repl setup clean release
+.PHONY: all test lint typecheck pytest mpy sim bench deploy repl setup clean release browser
 
 all: test
 
@@ -38,8 +38,14 @@ typecheck: $(STAMP)
 mpy: $(STAMP)
 	$(BIN)/python tools/build.py mpy build/board
 
-pytest: $(STAMP)
+pytest: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# Debian's chromium and chromium-driver for the web page test (tests_host/test_web_browser.py),
+# installed with apt-get when missing; where that cannot be done it prints why and the test
+# is skipped with the same reason.
+browser: $(STAMP)
+	$(BIN)/python tools/browser.py install
 
 sim: $(STAMP)
 	$(BIN)/python tools/sim.py --data "$(DATA)" --api-port "$(API_PORT)" \

@@ -6,8 +6,6 @@
 # a reboot so that tools/sim.py starts the firmware again on the same data.
 import sys
 
-FW_VERSION = "0.1.0"
-
 
 def _board():
     import machine
@@ -24,8 +22,12 @@ def _board():
     ssid = cfg.get("wss")
     if ssid:
         wlan.connect(ssid, cfg.get("wke"))
-    info = app.info(FW_VERSION, serial=ident, board=hal.board)
-    app.run(hal, "/", info, reboot=machine.reset, config=cfg, api_host="0.0.0.0", api_port=80)
+    from version import VERSION
+
+    info = app.info(VERSION, serial=ident, board=hal.board)
+    # page: web/index.html gzipped by tools/webpage.py, copied there by `make deploy`.
+    app.run(hal, "/", info, reboot=machine.reset, config=cfg, api_host="0.0.0.0", api_port=80,
+            page="/lib/web/index.html.gz")
 
 
 def _sim():
@@ -57,7 +59,9 @@ def _sim():
     def reboot():
         sys.exit(3)
 
-    info = app.info(FW_VERSION, serial="SIM-0001", board=hal.board)
+    from version import VERSION
+
+    info = app.info(VERSION, serial="SIM-0001", board=hal.board)
     app.run(
         hal,
         data,
@@ -67,6 +71,7 @@ def _sim():
         api_host=os.getenv("WB_API_HOST") or "127.0.0.1",
         api_port=int(os.getenv("WB_API_PORT") or 8080),
         sim=hal,
+        page=os.getenv("WB_PAGE") or "build/web/index.html.gz",
     )
 
 

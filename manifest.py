@@ -5,7 +5,10 @@
 #
 #   make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/this/manifest.py
 #
-# Then copy only boot.py and main.py to the board (mpremote cp boot.py main.py :).
+# Then copy only boot.py, main.py and the web page to the board: the page is a data file
+# (lib/web/index.html.gz, read from flash in pieces), which a manifest cannot freeze:
+#
+#   make mpy && python tools/build.py deploy --frozen --port /dev/ttyUSB0
 # tests_host/test_manifest.py checks that this freezes exactly what `make deploy` copies.
 include("$(PORT_DIR)/boards/manifest.py")
 

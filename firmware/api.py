@@ -8,6 +8,9 @@
                                      value: 400 {"key": "reason"} and nothing applied.
     GET /api/sim?cp=C&load=16        simulator only (404 without a simulator): plain values,
                                      `sim.control(params)` -> 200 state, ValueError -> 400.
+    GET /                            the web page (web/index.html): the gzipped file at
+                                     `page` on flash, streamed in pieces (httpfile.File);
+                                     404 JSON when there is none
     anything else                    404 {"error": "not found"}
 
 Secrets (`ocppck`, `wke`, `apw`; the OCPP AuthorizationKey is not an API key at all) are
@@ -73,10 +76,11 @@ def _same(a, b):
 
 
 class Api:
-    def __init__(self, config, providers=(), sim=None):
+    def __init__(self, config, providers=(), sim=None, page=None):
         self.config = config
         self.providers = [ConfigProvider(config)] + list(providers)
         self.sim = sim
+        self.page = page
         self.server = None
 
     async def start(self, host="127.0.0.1", port=80, max_conns=2):
@@ -155,4 +159,15 @@ class Api:
                 return 200, self.sim.control(query)
             except ValueError as ex:
                 return 400, {"error": str(ex.args[0]) if ex.args else "invalid"}
+        if path == "/" and self.page:
+            return self.web_page()
         return 404, {"error": "not found"}
+
+    def web_page(self):
+        from httpfile import File  # on first use: the page is a rare request
+
+        try:
+            f = File(self.page, "text/html; charset=utf-8")
+        except OSError:
+            return 404, {"error": "no web page on flash"}
+        return 200, f, {"Content-Encoding": "gzip", "Cache-Control": "no-cache"}

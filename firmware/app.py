@@ -174,14 +174,14 @@ async def _housekeeping(cp):
         await asleep_ms(1000)
 
 
-async def main(cp, api_host, api_port, sim=None):
+async def main(cp, api_host, api_port, sim=None, page=None):
     from firmware.api import Api
     from firmware.evse.api_keys import ChargerKeys
     from firmware.ocpp.session import SessionKeys
 
     asyncio.get_event_loop().set_exception_handler(_exception_handler)
     keys = (SessionKeys(cp.session), ChargerKeys(cp.charger, version=cp.info["fw"]))
-    api = Api(cp.config, providers=keys, sim=sim)
+    api = Api(cp.config, providers=keys, sim=sim, page=page)
     cp.api = api  # features add their status keys with cp.status_keys(provider)
     # Keep references to every task (STYLE.md: micropython-async).
     # The charger's safety loop catches its own faults (safe_tick); the others are kept alive.
@@ -200,10 +200,12 @@ async def main(cp, api_host, api_port, sim=None):
         await asleep_ms(60000)
 
 
-def run(hal, data_dir, info, reboot, config=None, api_host="127.0.0.1", api_port=80, sim=None):
+def run(hal, data_dir, info, reboot, config=None, api_host="127.0.0.1", api_port=80, sim=None,
+        page=None):
+    """`page`: path of the gzipped web page on flash, served at GET / (firmware.api)."""
     if config is None:
         config = load_config(data_dir)
     load_ops()
     cp = ChargePoint(hal, data_dir, info, reboot, config)
     log.info("app", "%s %s firmware %s" % (info["vendor"], info["model"], info["fw"]))
-    asyncio.run(main(cp, api_host, api_port, sim))
+    asyncio.run(main(cp, api_host, api_port, sim, page))

@@ -7,8 +7,9 @@
 
 `handler(path, query, headers)` is a plain function: `path` without the query, `query` a dict
 of percent-decoded strings (last one wins), `headers` a dict with lower-case names. It returns
-`(status, obj)` or `(status, obj, extra_headers)`; `obj` goes out as JSON. An exception in it
-becomes 500 and a log line.
+`(status, obj)` or `(status, obj, extra_headers)`; `obj` goes out as JSON, or, when it has
+a `stream(writer)` coroutine and `ctype`/`size` (httpfile.File), as that body sent in
+pieces. An exception in it becomes 500 and a log line.
 
 `auth(headers)` (optional) returns True to let the request through; otherwise the answer is
 401 with `WWW-Authenticate: Basic`. `basic_credentials(headers)` decodes HTTP Basic.
@@ -235,16 +236,26 @@ class Server:
 
     async def _respond(self, writer, res):
         status, obj = res[0], res[1]
-        body = json.dumps(obj).encode()
-        head = "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % (
+        if hasattr(obj, "stream"):  # a body sent in pieces (httpfile.File)
+            body = None
+            ctype, size = obj.ctype, obj.size
+        else:
+            body = json.dumps(obj).encode()
+            ctype, size = "application/json", len(body)
+        head = "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n" % (
             status,
             _REASONS.get(status, "Error"),
-            len(body),
+            ctype,
+            size,
         )
         if len(res) > 2:
             for k in res[2]:
                 head += "%s: %s\r\n" % (k, res[2][k])
         head += "Connection: close\r\n\r\n"
         writer.write(head.encode())
+        if body is None:
+            # A client that stops reading is dropped, not waited for.
+            await wait_for_ms(obj.stream(writer), 2 * self.timeout_ms)
+            return
         writer.write(body)
         await writer.drain()

@@ -20,6 +20,19 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 from csms import DemoCSMS  # noqa: E402
 
+_PAGE = []
+
+
+def web_page():
+    """The gzipped web page (tools/webpage.py), built once per test process."""
+    if not _PAGE:
+        import webpage
+
+        out = os.path.join(ROOT, "build", "web", "index.html.gz")
+        webpage.build(out)
+        _PAGE.append(out)
+    return _PAGE[0]
+
 
 def free_port():
     s = socket.socket()
@@ -102,6 +115,7 @@ class Firmware:
                 "WB_API_PORT": str(self.api_port),
                 "WB_API_HOST": "127.0.0.1",
                 "WB_CSMS": self.csms_url,
+                "WB_PAGE": web_page(),
             }
         )
         if self.mp_path:

@@ -3,9 +3,14 @@
     python tools/build.py list              every source file that goes onto the board
     python tools/build.py mpy OUT           compile them with mpy-cross -march=xtensawin
     python tools/build.py deploy OUT --port /dev/ttyUSB0
+    python tools/build.py deploy OUT --port /dev/ttyUSB0 --frozen
+                                            only what a frozen image lacks: boot.py,
+                                            main.py and the data files
 
 On the board: boot.py and main.py at the root (source), everything else under /lib as
-.mpy: lib/ws.py -> /lib/ws.mpy, firmware/app.py -> /lib/firmware/app.mpy.
+.mpy: lib/ws.py -> /lib/ws.mpy, firmware/app.py -> /lib/firmware/app.mpy. Data files
+(data_files(): the gzipped web page) are built into OUT too and copied as they are; they
+are not .mpy and not counted in mpy_bytes.
 """
 
 import argparse
@@ -38,6 +43,22 @@ def board_files():
                     continue
                 out.append((rel, "lib/" + rel[:-3] + ".mpy"))
     return out
+
+
+def data_files():
+    """(source, destination on the board) of the non-code files: the web page, built from
+    web/index.html by tools/webpage.py and read from flash in pieces (main.py `page`)."""
+    return [("web/index.html", "lib/web/index.html.gz")]
+
+
+def build_data(out):
+    """Build every data file into `out`; returns their total bytes."""
+    import webpage
+
+    total = 0
+    for _src, dst in data_files():
+        total += webpage.build(os.path.join(out, dst))
+    return total
 
 
 def host_files():
@@ -100,18 +121,31 @@ def compile_all(out, march="xtensawin"):
             sys.stderr.write("mpy-cross failed on %s:\n%s%s" % (src, r.stdout, r.stderr))
     if failed:
         sys.exit("%d file(s) failed to compile" % failed)
+    build_data(out)
     return total
 
 
-def deploy(out, port):
+def deploy_files(frozen=False):
+    """What `deploy` copies (destinations). `frozen`: the modules are in the image already,
+    so only boot.py, main.py and the data files go."""
+    files = [dst for _, dst in board_files() if not (frozen and dst.startswith("lib/"))]
+    return files + [dst for _, dst in data_files()]
+
+
+def deploy(out, port, frozen=False):
+    """Copy the build in `out` to the board (deploy_files)."""
     mpremote = [sys.executable, "-m", "mpremote", "connect", port]
-    dirs = sorted(
-        {os.path.dirname(dst) for _, dst in board_files() if "/" in dst}, key=len
-    )
-    for d in dirs:
+    files = deploy_files(frozen)
+    dirs = set()
+    for dst in files:
+        d = os.path.dirname(dst)
+        while d:
+            dirs.add(d)
+            d = os.path.dirname(d)
+    for d in sorted(dirs, key=len):
         # mkdir fails when the folder exists already; that is fine.
         subprocess.run(mpremote + ["fs", "mkdir", ":" + d], check=False, capture_output=True)
-    for _, dst in board_files():
+    for dst in files:
         subprocess.run(mpremote + ["fs", "cp", os.path.join(out, dst), ":" + dst], check=True)
     subprocess.run(mpremote + ["reset"], check=False)
 
@@ -122,15 +156,18 @@ def main():
     ap.add_argument("out", nargs="?", default=os.path.join(ROOT, "build", "board"))
     ap.add_argument("--port", default="/dev/ttyUSB0")
     ap.add_argument("--march", default="xtensawin")
+    ap.add_argument("--frozen", action="store_true", help="the modules are frozen in the image")
     a = ap.parse_args()
     if a.cmd == "list":
-        for src, dst in board_files():
+        for src, dst in board_files() + data_files():
             print(src, "->", dst)
     elif a.cmd == "mpy":
         total = compile_all(a.out, a.march)
         print("mpy: %d files, %d bytes in %s" % (len(board_files()), total, a.out))
+        data = sum(os.path.getsize(os.path.join(a.out, dst)) for _, dst in data_files())
+        print("data: %d files, %d bytes (web page, gzipped)" % (len(data_files()), data))
     else:
-        deploy(a.out, a.port)
+        deploy(a.out, a.port, a.frozen)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,9 @@ def micropython():
 
 def firmware_env(data, api_port, csms="", meter="", meter_type="sdm630", meter_addr="1",
                  api_host="127.0.0.1"):
+    import webpage
+
+    webpage.build()  # the web page from web/index.html, fresh at every start
     env = dict(os.environ)
     env.update(
         MICROPYPATH=os.pathsep.join([".frozen", os.path.join(ROOT, "lib"), ROOT]),
@@ -47,6 +50,7 @@ def firmware_env(data, api_port, csms="", meter="", meter_type="sdm630", meter_a
         WB_METER=meter,
         WB_METER_TYPE=meter_type,
         WB_METER_ADDR=str(meter_addr),
+        WB_PAGE=webpage.DEFAULT_OUT,
     )
     return env
 
@@ -107,6 +111,8 @@ def main():
     env = firmware_env(a.data, a.api_port, csms, a.meter, a.meter_type, a.meter_addr)
     print("sim: firmware data in %s, local API on http://127.0.0.1:%s/api/status"
           % (os.path.abspath(a.data), a.api_port), flush=True)
+    print("sim: web page on http://127.0.0.1:%s/ (plug in a car there)" % a.api_port,
+          flush=True)
     child = None
     stopping = False
 
