@@ -161,7 +161,7 @@ async def _keep(name, make):
         except asyncio.CancelledError:
             raise
         except BaseException as e:  # MemoryError included
-            log.error("app", name, "failed, restarting:", repr(e))
+            log.failed("app", name + " failed, restarting", e)
         gc.collect()
         await asleep_ms(_RESTART_MS)
 

@@ -7,6 +7,7 @@ from compat import uptime_ms
 
 last_error = None
 last_error_ms = None
+oom = 0  # MemoryErrors survived (the `oom` status key): work refused, never data invented
 _sinks = []
 level = 1  # 0 debug, 1 info, 2 warning, 3 error
 
@@ -39,6 +40,21 @@ def info(tag, *args):
 
 def warning(tag, *args):
     _emit(2, "W", tag, args)
+
+
+def memory(tag, *args):
+    """A MemoryError that was caught: counted, logged as an error (so `ocpple` shows it)."""
+    global oom
+    oom += 1
+    error(tag, "out of memory:", *args)
+
+
+def failed(tag, what, e):
+    """A task step that raised: a MemoryError is counted as one, anything else an error."""
+    if isinstance(e, MemoryError):
+        memory(tag, what)
+    else:
+        error(tag, what, repr(e))
 
 
 def error(tag, *args):

@@ -13,6 +13,7 @@ needs verify=False.
 
 import asyncio
 import binascii
+import gc
 import hashlib
 import os
 
@@ -23,6 +24,7 @@ _CHUNK = const(512)  # masking granularity: bounds the temporary big ints
 _ONE_WRITE = const(4096)  # frames up to this go out in one write (one TCP segment)
 _CLOSE_WAIT_MS = const(2000)
 _MAX_HEADER_LINES = const(40)
+_HEAD = const(64)  # bytes of a frame kept when there is no room for the whole of it
 
 _CONT = const(0)
 _TEXT = const(1)
@@ -38,6 +40,16 @@ class WebSocketError(Exception):
 
 class HandshakeError(WebSocketError):
     pass
+
+
+class TooLarge(WebSocketError):
+    """A message that did not fit in the heap: it was read and discarded (the link is fine);
+    `head` holds its first bytes (enough for an OCPP message id)."""
+
+    def __init__(self, size, head):
+        super().__init__(size)
+        self.size = size
+        self.head = head
 
 
 class ConnectionClosed(WebSocketError):
@@ -329,12 +341,25 @@ class WebSocket:
 
     async def _payload(self, n):
         """n payload bytes. MicroPython: into one preallocated buffer (its readexactly
-        grows the result piece by piece, which fragments a small heap)."""
+        grows the result piece by piece, which fragments a small heap). No room for it even
+        after a collection: the frame is read and discarded in small pieces (the link stays
+        in step) and TooLarge carries its first bytes, so the caller can still answer it."""
         if not n:
             return b""
         if not MICROPYTHON:
             return await self._r.readexactly(n)
-        buf = bytearray(n)
+        try:
+            buf = bytearray(n)
+        except MemoryError:
+            gc.collect()
+            try:
+                buf = bytearray(n)
+            except MemoryError:
+                head = await self._r.readexactly(n if n < _HEAD else _HEAD)
+                left = n - len(head)
+                while left > 0:
+                    left -= len(await self._r.read(left if left < 256 else 256) or b"x")
+                raise TooLarge(n, head)
         mv = memoryview(buf)
         i = 0
         while i < n:
@@ -345,20 +370,23 @@ class WebSocket:
                 i += k
         return buf
 
-    async def recv(self):
-        """Next message: str (text) or bytes (binary). Raises ConnectionClosed."""
+    async def recv(self, raw=False):
+        """Next message: str (text) or bytes (binary). Raises ConnectionClosed, or TooLarge
+        for a message the heap had no room for (the link stays usable). raw=True: a text
+        message as a bytearray (binary ones stay bytes), not copied into a str: json.loads
+        takes it, and its parser checks the UTF-8."""
         if self.closed:
             raise ConnectionClosed(self.close_code, self.close_reason)
         self._reading = True
         try:
-            return await self._recv()
+            return await self._recv(raw)
         except (EOFError, OSError) as e:
             self._shut(1006, "connection lost: %r" % (e,))
             raise ConnectionClosed(1006, self.close_reason)
         finally:
             self._reading = False
 
-    async def _recv(self):
+    async def _recv(self, raw):
         r = self._r
         parts = None
         kind = 0
@@ -377,14 +405,20 @@ class WebSocket:
                 data = await self._payload(n)
                 if parts is None:
                     if fin:
-                        return bytes(data) if op == _BIN else await self._text(data)
+                        if op == _BIN:
+                            return bytes(data)
+                        if raw:  # a bytearray: tells text from binary (bytes)
+                            return data if MICROPYTHON else bytearray(data)
+                        return await self._text(data)
                     parts, kind = [data], op
                     continue
                 parts.append(data)
                 if fin:
                     data = b"".join(parts)
                     parts = None
-                    return data if kind == _BIN else await self._text(data)
+                    if kind == _BIN:
+                        return data
+                    return bytearray(data) if raw else await self._text(data)
                 continue
             data = await r.readexactly(n) if n else b""
             if op == _PING:
@@ -435,7 +469,7 @@ class WebSocket:
     async def _drain_to_close(self):
         while True:
             try:
-                await self._recv()
+                await self._recv(False)
             except ConnectionClosed:
                 return
 

@@ -32,6 +32,10 @@ def test_a_failing_core_task_is_restarted(monkeypatch):
         except asyncio.CancelledError:
             pass
 
+    before = log.oom
     asyncio.run(main())
+    assert log.oom == before + 1
     assert len(runs) == 3
-    assert any("MemoryError" in t for lv, tag, t in lines if lv == "E" and tag == "app")
+    # Logged as an error and counted (the `oom` status key), with the task named.
+    assert any("out of memory" in t and "session" in t for lv, tag, t in lines
+               if lv == "E" and tag == "app")

@@ -260,7 +260,7 @@ def test_status_keys(tmp_path):
     keys = TxnKeys(txn)
     out = {}
     keys.status(out)
-    assert out == {"jw": None, "jq": 0}
+    assert out == {"jw": None, "jq": 0, "mvm": 0}
     assert keys.owns("jw") and keys.check("jw", 1) == "read-only"
 
 

@@ -30,6 +30,7 @@ with BadResponse; any other stray answer is logged and dropped. errorDetails is 
 """
 
 import asyncio
+import gc
 import json
 
 import log
@@ -49,6 +50,32 @@ _CALLERROR = const(4)
 _MAX_ID = const(36)
 _MAX_DESC = const(255)
 _HANDLER_MS = const(20000)  # an async handler must answer within this (else InternalError)
+
+
+_HEAD = const(64)
+
+
+def _loads(text):
+    try:
+        return json.loads(text)
+    except MemoryError:
+        gc.collect()  # once more with the garbage gone; a second failure propagates
+        return json.loads(text)
+
+
+def _peek_call_id(head):
+    """The message id of a CALL from the first bytes of its frame (`[2, "<id>", …`), or None
+    (not a CALL, or the id is not in those bytes)."""
+    try:
+        head = head.encode() if isinstance(head, str) else bytes(head)
+        i = head.index(b'"')
+        if head[:i].replace(b" ", b"") != b"[2,":
+            return None
+        j = head.index(b'"', i + 1)
+        uid = head[i + 1 : j].decode()
+    except Exception:  # noqa: BLE001 - anything odd: no id to answer
+        return None
+    return uid if 0 < len(uid) <= _MAX_ID else None
 
 
 class CallError(OCPPError):
@@ -151,15 +178,27 @@ class RPC:
         log.warning("rpc", "frame refused, %s: %s" % (code, description))
         await self._error(uid, code, description)
 
+    async def on_oom(self, head):
+        """A frame the heap had no room for (we are short of memory, the peer did nothing
+        wrong): a CALL gets InternalError by the id in its first bytes."""
+        uid = _peek_call_id(head)
+        if uid is not None:
+            await self._error(uid, INTERNAL_ERROR, "out of memory")
+
     async def on_frame(self, text):
-        """Handle one incoming frame (str or bytes). Errors of `send` propagate."""
+        """Handle one incoming frame (str, bytes or bytearray of UTF-8 JSON). Errors of
+        `send` propagate."""
         try:
-            if type(text) is not str:
-                text = bytes(text).decode()
-            msg = json.loads(text)
-        except Exception:  # ValueError, UnicodeError, RecursionError, MemoryError
+            msg = _loads(text)
+        except MemoryError:
+            # Our shortage, not the peer's fault: never FormationViolation.
+            log.memory("rpc", "frame of %d bytes" % len(text))
+            await self.on_oom(text[:_HEAD])
+            return
+        except Exception:  # ValueError, UnicodeError, RecursionError
             await self._reject("-1", FORMATION_VIOLATION, "not valid JSON")
             return
+        text = None
         if type(msg) is not list or not msg:
             await self._reject("-1", PROTOCOL_ERROR, "not a non-empty JSON array")
             return
@@ -221,7 +260,10 @@ class RPC:
         await self._error(uid, e.code, e.description, e.details)
 
     async def _crash(self, uid, action, e):
-        log.error("rpc", "%s handler failed: %r" % (action, e))
+        if isinstance(e, MemoryError):
+            log.memory("rpc", action)
+        else:
+            log.error("rpc", "%s handler failed: %r" % (action, e))
         await self._error(uid, INTERNAL_ERROR, "internal error in " + action)
 
     async def _reply(self, uid, action, payload, res):

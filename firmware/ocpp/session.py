@@ -192,11 +192,17 @@ class Session:
 
     async def _reader(self, ws, rpc):
         while True:
-            msg = await ws.recv()
-            if isinstance(msg, str):
-                await rpc.on_frame(msg)
-            else:
+            try:
+                msg = await ws.recv(raw=True)
+            except wsmod.TooLarge as e:  # no heap for it: answered, the link stays up
+                log.memory("ocpp", "frame of %d bytes" % e.size)
+                await rpc.on_oom(e.head)
+                continue
+            if isinstance(msg, bytes):
                 log.warning("ocpp", "binary frame ignored (%d bytes)" % len(msg))
+            else:
+                await rpc.on_frame(msg)
+                msg = None
 
     async def _keepalive(self, ws):
         # Checked every second, so a changed WebSocketPingInterval applies at once. The link
@@ -254,7 +260,7 @@ class Session:
 class SessionKeys:
     """API provider for the read-only OCPP status keys of CONTRACT.md §2."""
 
-    _KEYS = ("ocpps", "ocppc", "ocppca", "ocppa", "ocppaa", "ocpple", "ocpplea", "rbt")
+    _KEYS = ("ocpps", "ocppc", "ocppca", "ocppa", "ocppaa", "ocpple", "ocpplea", "rbt", "oom")
 
     def __init__(self, session):
         self.s = session
@@ -270,6 +276,7 @@ class SessionKeys:
         out["ocpple"] = log.last_error
         out["ocpplea"] = log.last_error_ms
         out["rbt"] = uptime_ms()
+        out["oom"] = log.oom  # MemoryErrors survived since boot (see lib/log.py memory())
 
     def owns(self, key):
         return key in self._KEYS

@@ -123,6 +123,7 @@ class Metering:
     def __init__(self, cp, txn):
         self.cp = cp
         self.txn = txn
+        self.missed = 0  # periodic samples that could not be taken (MemoryError, a bug)
 
     def begin(self, tx, t):
         names = measurands(self.cp.config, "StopTxnSampledData")
@@ -151,7 +152,9 @@ class Metering:
                 if mv is not None:
                     self.txn.journal_meter_values(tx, mv)
             except Exception as e:  # noqa: BLE001 - a bad reading must not end metering
-                log.error(_TAG, "sampled:", repr(e))
+                # Not taken is counted (`mvm`), never made up later.
+                self.missed += 1
+                log.failed(_TAG, "sample not taken", e)
 
     async def run_aligned(self):
         from firmware.ops import meter_values

@@ -123,7 +123,8 @@ class Tx:
 
 
 class TxnKeys:
-    """API provider: `jw` journal writes of the last session, `jq` entries waiting."""
+    """API provider: `jw` journal writes of the last session, `jq` entries waiting, `mvm`
+    periodic meter samples that could not be taken (memory pressure; counted, not made up)."""
 
     def __init__(self, txn):
         self.txn = txn
@@ -131,9 +132,10 @@ class TxnKeys:
     def status(self, out):
         out["jw"] = self.txn.last_writes
         out["jq"] = len(self.txn.journal)
+        out["mvm"] = self.txn.metering.missed
 
     def owns(self, key):
-        return key in ("jw", "jq")
+        return key in ("jw", "jq", "mvm")
 
     def check(self, key, value):
         return "read-only"
@@ -403,7 +405,7 @@ class Txn:
                 try:
                     await self._handle(event, data)
                 except Exception as e:  # noqa: BLE001 - keep serving the next event
-                    log.error(_TAG, event, "failed:", repr(e))
+                    log.failed(_TAG, event + " failed", e)
             try:
                 self._timers()
             except Exception as e:  # noqa: BLE001
@@ -426,7 +428,7 @@ class Txn:
             except asyncio.CancelledError:
                 raise
             except Exception as ex:  # noqa: BLE001 - see the docstring
-                log.error(_TAG, "journal sender:", repr(ex))
+                log.failed(_TAG, "journal sender", ex)
                 await asleep_ms(_FLASH_RETRY_MS)
 
     async def _send_next(self):
