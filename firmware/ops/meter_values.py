@@ -10,7 +10,9 @@ ACTION = "MeterValues"
 
 
 def payload(connector_id, meter_value, transaction_id=None):
-    p = {"connectorId": connector_id, "meterValue": [meter_value]}
+    """The request for one meterValue entry (a dict) or several (a list of them)."""
+    p = {"connectorId": connector_id,
+         "meterValue": meter_value if isinstance(meter_value, list) else [meter_value]}
     if transaction_id is not None:
         p["transactionId"] = transaction_id
     return p

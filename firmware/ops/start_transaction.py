@@ -1,6 +1,6 @@
-"""StartTransaction (OCPP 1.6 §4.8): journaled by firmware/transactions/service.py before it is
-sent, with
-meterStart and timestamp frozen, so a copy re-sent after a power cut is identical.
+"""StartTransaction (OCPP 1.6 §4.8), both directions: `payload` builds the request, which the
+journal stores before it is sent (meterStart and timestamp frozen, so a copy re-sent after a
+power cut is identical).
 
 `on_conf` applies StartTransaction.conf when the journal sender delivered it: the
 transactionId goes to the running transaction (and its pending TxProfile to smart charging),
@@ -9,6 +9,15 @@ transaction (StopTransactionOnInvalidId, MaxEnergyOnInvalidId: see Txn.invalidat
 """
 
 ACTION = "StartTransaction"
+
+
+def payload(connector_id, id_tag, meter_start, timestamp, reservation_id=None):
+    """The request, as the journal stores it (and re-sends it verbatim)."""
+    p = {"connectorId": connector_id, "idTag": id_tag, "meterStart": meter_start,
+         "timestamp": timestamp}
+    if reservation_id is not None:
+        p["reservationId"] = reservation_id
+    return p
 
 
 def on_conf(cp, entry, conf):

@@ -96,6 +96,7 @@ import time
 import fs
 import log
 from compat import const, epoch_offset
+from firmware.ops import meter_values, start_transaction, stop_transaction
 
 _FORMAT = const(2)
 _MAX_BYTES = const(65536)
@@ -268,9 +269,7 @@ class Journal:
             raise ValueError("transaction already open on connector %d" % connector)
         ref = self._next
         ts = timestamp or _rfc3339(now)
-        p = {"connectorId": connector, "idTag": id_tag, "meterStart": meter_start, "timestamp": ts}
-        if reservation_id is not None:
-            p["reservationId"] = reservation_id
+        p = start_transaction.payload(connector, id_tag, meter_start, ts, reservation_id)
         rec = {"v": _FORMAT, "r": ref, "c": connector, "i": id_tag, "ms": meter_start,
                "ts": ts, "m": meter_start, "t": now}
         # Record first: a cut before the append leaves a record without a Start -> dropped.
@@ -302,7 +301,7 @@ class Journal:
         if rec is None:
             raise ValueError("no transaction on connector %d" % connector)
         known = wh is not None and wh >= rec["m"]
-        seq = self._append("M", rec["r"], {"connectorId": connector, "meterValue": meter_value},
+        seq = self._append("M", rec["r"], meter_values.payload(connector, meter_value),
                            wh if known else -1, now)
         if known:
             rec["m"] = wh
@@ -316,13 +315,8 @@ class Journal:
         rec = self._open.get(connector)
         if rec is None:
             raise ValueError("no transaction on connector %d" % connector)
-        p = {"meterStop": meter_stop, "timestamp": timestamp or _rfc3339(now)}
-        if reason:
-            p["reason"] = reason
-        if id_tag:
-            p["idTag"] = id_tag
-        if transaction_data:
-            p["transactionData"] = transaction_data
+        p = stop_transaction.payload(meter_stop, timestamp or _rfc3339(now), reason, id_tag,
+                                     transaction_data)
         seq = self._append("T", rec["r"], p, meter_stop, now)
         self._drop_open(connector)  # a cut before this: recover() sees the Stop and skips
         return seq
@@ -459,7 +453,7 @@ class Journal:
     # ---- internals
 
     def _power_loss(self, ref, wh, t):
-        p = {"meterStop": wh, "timestamp": _rfc3339(t), "reason": "PowerLoss"}
+        p = stop_transaction.payload(wh, _rfc3339(t), "PowerLoss")
         self._append("T", ref, p, wh, t)
         log.info(_TAG, "transaction", ref, "ended by PowerLoss at", wh, "Wh")
         return p
