@@ -61,6 +61,14 @@ _T_STOP = const(85)
 _T_HYST = const(5)
 _SAFE_AMPS = const(6)
 
+# `nrg`, the go-e layout of the readings (16 numbers), owned here; other modules index it with
+# these: U L1 L2 L3 N (V), I L1 L2 L3 (A), P L1 L2 L3 N total (W), power factor L1 L2 L3 N (%).
+NRG_U = const(0)
+NRG_I = const(4)
+NRG_P = const(7)
+NRG_P_TOTAL = const(11)
+NRG_PF = const(12)
+
 ERR_NONE = const(0)
 ERR_FI_DC = const(2)
 ERR_DIODE = const(6)
@@ -763,14 +771,14 @@ class Charger:
             self._amps_open_ms = None
         n = self.nrg
         for k in range(3):
-            n[k] = u[k]
-            n[4 + k] = i[k]
-            n[7 + k] = p[k]
-            n[12 + k] = round(pf[k] * 100)
-        n[3] = 0
-        n[10] = 0
-        n[11] = pt
-        n[15] = 0
+            n[NRG_U + k] = u[k]
+            n[NRG_I + k] = i[k]
+            n[NRG_P + k] = p[k]
+            n[NRG_PF + k] = round(pf[k] * 100)
+        n[NRG_U + 3] = 0
+        n[NRG_P + 3] = 0
+        n[NRG_P_TOTAL] = pt
+        n[NRG_PF + 3] = 0
         if e is not None:
             self.energy_wh = e
             if self._plugged:

@@ -41,6 +41,7 @@ import asyncio
 import log
 from compat import const, wait_for_ms
 from firmware import clock
+from firmware.evse.charger import NRG_U
 from firmware.keys import BOOL, CSL, INT, OCPP, RATE_UNITS, RO
 from firmware.smart_charging.profiles import FileStore, SmartCharging, floor_tenth
 
@@ -141,7 +142,7 @@ class Limits:
         s = 0.0
         n = 0
         for k in range(3):
-            u = nrg[k]
+            u = nrg[NRG_U + k]
             if u >= 100:
                 s += u
                 n += 1

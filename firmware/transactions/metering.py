@@ -21,6 +21,7 @@ pilot, Temperature from `tma`. Values are strings (SampledValue.value), energy i
 import log
 from compat import asleep_ms, const, ticks_diff, ticks_ms
 from firmware import clock
+from firmware.evse.charger import NRG_I, NRG_P_TOTAL, NRG_PF, NRG_U
 
 _DAY = const(86400)
 _TAG = "meter"
@@ -65,16 +66,16 @@ def sampled_values(charger, names, context, phases=3):
         elif not ok and m != "Current.Offered" and m != "Temperature":
             continue  # meter silent: no stale electrical readings
         elif m == "Power.Active.Import":
-            _sv(out, _num(n[11]), context, m, "W", None, "Outlet")
+            _sv(out, _num(n[NRG_P_TOTAL]), context, m, "W", None, "Outlet")
         elif m == "Current.Import":
             for k in range(len(ph)):
-                _sv(out, _num(n[4 + k]), context, m, "A", ph[k], "Outlet")
+                _sv(out, _num(n[NRG_I + k]), context, m, "A", ph[k], "Outlet")
         elif m == "Voltage":
             for k in range(len(ph)):
-                _sv(out, _num(n[k]), context, m, "V", _VPHASES[k], "Outlet")
+                _sv(out, _num(n[NRG_U + k]), context, m, "V", _VPHASES[k], "Outlet")
         elif m == "Power.Factor":
             for k in range(len(ph)):
-                _sv(out, _num(n[12 + k] / 100), context, m, None, ph[k], "Outlet")
+                _sv(out, _num(n[NRG_PF + k] / 100), context, m, None, ph[k], "Outlet")
         elif m == "Current.Offered":
             _sv(out, _num(charger.acu or 0), context, m, "A", None, "Outlet")
         elif m == "Temperature":
