@@ -75,7 +75,7 @@ class Raiser:
         self.raised = 0
         self.wrapped = set()
 
-    def arm(self, obj, name, n, in_tick=True):
+    def arm(self, obj, name, n, in_tick=True, on_ok=None):
         orig = getattr(obj, name)
         left = [n]
 
@@ -84,7 +84,10 @@ class Raiser:
                 left[0] -= 1
                 self.raised += in_tick  # meter reads run outside the tick
                 raise OSError("injected: " + name)
-            return orig(*a)
+            out = orig(*a)
+            if on_ok is not None:
+                on_ok()  # a call that worked again (the meter answers: no longer lost)
+            return out
 
         setattr(obj, name, call)
 
@@ -113,6 +116,7 @@ class Checker:
         self.prev_duty = None
         self.duty_change = None
         self.meter_bad_since = None
+        self.meter_offline = False
         self.rcd_pass = None
         self.rcd_trip = None
         self.auth = False
@@ -165,16 +169,24 @@ class Checker:
         elif name == "rcd" and v == "trip":
             self.rcd_trip = r.t
         elif name == "meter":
+            self.meter_offline = v != "ok"
             if v == "ok":
                 self.meter_bad_since = None
             elif self.meter_bad_since is None:
                 self.meter_bad_since = r.t
         elif name == "raise":
             (part, method), n = v
-            self.raiser.arm(getattr(r.hal, part), method, n, part != "meter")
+            back = self._meter_back if part == "meter" else None
+            self.raiser.arm(getattr(r.hal, part), method, n, part != "meter", back)
             if part == "meter" and self.meter_bad_since is None:
                 self.meter_bad_since = r.t  # read() raises: lost for the next n polls
         apply(r, action)
+
+    def _meter_back(self):
+        # The injected read failures are over and a reading came: the meter is not lost
+        # (unless the simulated meter itself is offline).
+        if not self.meter_offline:
+            self.meter_bad_since = None
 
     def hard_ok(self, pwm):
         h = self.r.hal
