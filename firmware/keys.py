@@ -86,6 +86,8 @@ TABLE = (
     ("ReserveConnectorZeroSupported", BOOL, _OR, False, None, None),
     ("AdditionalRootCertificateCheck", BOOL, _OR, False, None, None),
     ("AuthorizationKey", STR, _O | SECRET, "", 16, 40),
+    # Internal: host[:port] of the URL the AuthorizationKey was set for (no interface).
+    ("AuthorizationKeyHost", STR, 0, "", 0, 256),
     ("CertificateSignedMaxChainSize", INT, _OR, 5600, None, None),
     ("CertificateStoreMaxLength", INT, _OR, 4, None, None),
     ("CpoName", STR, _O, "", 0, 64),

@@ -21,6 +21,7 @@ import random
 import log
 import ws as wsmod
 from compat import asleep_ms, const, ticks_diff, ticks_ms, uptime_ms, wait_for_ms
+from firmware.config import url_host
 from firmware.ocpp.rpc import RPC
 from firmware.ops import boot_notification, heartbeat
 
@@ -91,20 +92,27 @@ class Session:
                 return
 
     def _auth(self, url):
-        key = self.cp.config.get("AuthorizationKey")
-        if key:
-            return (identity(url), key)
-        return None
+        """HTTP Basic credentials, only for the central system the key was given for: after
+        a change of the URL's host (or port) the key is withheld until it is set again."""
+        c = self.cp.config.get
+        key = c("AuthorizationKey")
+        if not key:
+            return None
+        if url_host(url) != c("AuthorizationKeyHost"):
+            log.warning("ocpp", "AuthorizationKey withheld: set for another central system")
+            return None
+        return (identity(url), key)
 
     def _tls(self, url):
         if not url.startswith("wss:"):
             return None
         c = self.cp.config.get
+        strict = c("SecurityProfile") >= 2  # the Whitepaper: TLS always verifies the server
         return {
             "cadata": c("ocppsc") or None,
             "use_global_ca": bool(c("ocppg")),
-            "check_hostname": not c("ocppcn"),
-            "verify": not c("ocppss"),
+            "check_hostname": strict or not c("ocppcn"),
+            "verify": strict or not c("ocppss"),
             "cert": c("ocppcc") or None,
             "key": c("ocppck") or None,
             "ca_file": self.cp.data_dir + "/ca.pem",
