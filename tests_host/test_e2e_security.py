@@ -2,6 +2,7 @@
 against real central systems on 127.0.0.1 (tools/csms.py over ws and wss)."""
 
 import base64
+import time
 
 import pytest
 from conftest import check_ocpp
@@ -104,6 +105,55 @@ def test_profile_2_refuses_to_stop_verifying_the_server(tmp_path, firmware_facto
                        keys=("ocpple", "ocppc"), timeout=40)
         assert b.csms.auth_headers == []
         _assert_all_valid(a)
+    finally:
+        a.close()
+        b.close()
+
+
+def _events(c):
+    return [p for _, a, p in c.csms.received if a == "SecurityEventNotification"]
+
+
+def test_critical_events_survive_a_power_cut_and_arrive_in_order(tmp_path, firmware_factory):
+    from e2e import free_port
+
+    port = free_port()
+    url = "ws://127.0.0.1:%d/ocpp/CP1" % port  # nobody listens yet: an outage
+    fw = firmware_factory(url)
+    assert fw.set(ocppss=True)[0] == 200  # ReconfigurationOfSecurityParameters
+    q = tmp_path / "data" / "security" / "q.log"
+    deadline = time.monotonic() + 10
+    while q.read_text().count("\n") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    fw.kill()  # SIGKILL: a power cut
+    fw.proc.wait(10)
+    c = CsmsThread(heartbeat_interval=60)
+    c.start(port=port)
+    try:
+        firmware_factory(url)
+        c.wait_for(lambda: len(_events(c)) >= 3, timeout=30)
+        got = [(p["type"], p.get("techInfo", "")) for p in _events(c)]
+        assert [t for t, _ in got[:3]] == [
+            "StartupOfTheDevice", "ReconfigurationOfSecurityParameters", "StartupOfTheDevice"]
+        assert got[1][1] == "ocppss"
+        _assert_all_valid(c)
+    finally:
+        c.close()
+
+
+def test_a_redirect_away_from_the_key_is_a_security_event(firmware_factory):
+    a = CsmsThread(heartbeat_interval=60)
+    a.start()
+    b = CsmsThread(heartbeat_interval=60)
+    b.start()
+    try:
+        fw = firmware_factory(a.url())
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+        _give_key_and_profile(a, 1)
+        assert fw.set(ocppu=b.url())[0] == 200
+        b.wait_for(lambda: any("withheld" in p.get("techInfo", "") for p in _events(b)),
+                   timeout=30)
+        _assert_all_valid(a, b)
     finally:
         a.close()
         b.close()

@@ -59,6 +59,7 @@ class Session:
         self._ws = None
         self._kick = asyncio.Event()
         self._down = None
+        self._fail_kind = None
         cp.config.subscribe(self._on_config)
 
     @property
@@ -118,6 +119,19 @@ class Session:
             "ca_file": self.cp.data_dir + "/ca.pem",
         }
 
+    def _failed(self, url, e):
+        """A security event for a refused login or server certificate, once per streak."""
+        text = repr(e)
+        kind = None
+        if "HTTP 401" in text:
+            kind = "FailedToAuthenticateAtCentralSystem"
+        elif url.startswith("wss:") and ("CERT" in text.upper() or "-9984" in text):
+            kind = "InvalidCentralSystemCertificate"  # -9984: mbedTLS X509 verify failed
+        if kind != self._fail_kind:
+            self._fail_kind = kind
+            if kind is not None and getattr(self.cp, "security", None) is not None:
+                self.cp.security.event(kind, text)
+
     async def _sleep_or_kick(self, ms):
         try:
             await wait_for_ms(self._kick.wait(), ms)
@@ -156,8 +170,10 @@ class Session:
             )
         except Exception as e:  # every failure here means: try again later
             log.error("ocpp", "connect to %s failed: %r" % (url, e))
+            self._failed(url, e)
             return False
         log.info("ocpp", "connected to", url)
+        self._fail_kind = None
         self._ws = ws
         self.connected_ms = uptime_ms()
         rpc = RPC(ws.send, self.cp, timeout_ms=_CALL_TIMEOUT_MS)
