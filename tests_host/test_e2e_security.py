@@ -157,3 +157,68 @@ def test_a_redirect_away_from_the_key_is_a_security_event(firmware_factory):
     finally:
         a.close()
         b.close()
+
+
+def _hash_data(pem):
+    import hashlib
+
+    from cryptography import x509 as cx
+    from cryptography.hazmat.primitives import serialization
+
+    c = cx.load_pem_x509_certificate(pem.encode())
+    bits = c.public_key().public_bytes(serialization.Encoding.X962,
+                                       serialization.PublicFormat.UncompressedPoint)
+    return {
+        "hashAlgorithm": "SHA256",
+        "issuerNameHash": hashlib.sha256(c.issuer.public_bytes()).hexdigest(),
+        "issuerKeyHash": hashlib.sha256(bits).hexdigest(),
+        "serialNumber": "%x" % c.serial_number,
+    }
+
+
+def _camel(d):
+    return {"".join(w.capitalize() if i else w for i, w in enumerate(k.split("_"))): v
+            for k, v in d.items()}
+
+
+def test_installed_central_system_root_verifies_the_link(tmp_path, firmware_factory):
+    from tlsutil import make_pki, server_context
+
+    pki = make_pki(tmp_path)
+    a = CsmsThread(heartbeat_interval=60)
+    a.start()
+    b = CsmsThread(heartbeat_interval=60)
+    b.start(ssl_context=server_context(pki))
+    cs = "CentralSystemRootCertificate"
+    try:
+        fw = firmware_factory(a.url())
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+        r = a.call("CP1", call.GetInstalledCertificateIds(certificate_type=cs))
+        assert r.status == "NotFound"
+        leaf = open(pki["server_cert"]).read()
+        r = a.call("CP1", call.InstallCertificate(certificate_type=cs, certificate=leaf))
+        assert r.status == "Rejected"  # not a CA
+        r = a.call("CP1", call.InstallCertificate(certificate_type=cs,
+                                                  certificate=pki["ca_pem"]))
+        assert r.status == "Accepted"
+        r = a.call("CP1", call.GetInstalledCertificateIds(certificate_type=cs))
+        assert r.status == "Accepted"
+        assert [_camel(d) for d in r.certificate_hash_data] == [_hash_data(pki["ca_pem"])]
+        r = a.call("CP1", call.GetInstalledCertificateIds(
+            certificate_type="ManufacturerRootCertificate"))
+        assert r.status == "NotFound"
+        # No ocppsc, no global store: only the installed root can verify the server.
+        code, body = fw.set(ocppu=b.url(scheme="wss"), ocppg=False, ocppsc="")
+        assert code == 200, body
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",), timeout=40)
+        hd = _hash_data(pki["ca_pem"])
+        r = b.call("CP1", call.DeleteCertificate(certificate_hash_data=hd))
+        assert r.status == "Accepted"
+        r = b.call("CP1", call.DeleteCertificate(certificate_hash_data=hd))
+        assert r.status == "NotFound"
+        r = b.call("CP1", call.GetInstalledCertificateIds(certificate_type=cs))
+        assert r.status == "NotFound"
+        _assert_all_valid(a, b)
+    finally:
+        a.close()
+        b.close()

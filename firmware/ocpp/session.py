@@ -109,8 +109,13 @@ class Session:
             return None
         c = self.cp.config.get
         strict = c("SecurityProfile") >= 2  # the Whitepaper: TLS always verifies the server
+        cadata = c("ocppsc")
+        if self.cp.security is not None:  # installed CentralSystemRootCertificates
+            from firmware.security import certs
+
+            cadata += certs.trusted_pem(self.cp)
         return {
-            "cadata": c("ocppsc") or None,
+            "cadata": cadata or None,
             "use_global_ca": bool(c("ocppg")),
             "check_hostname": strict or not c("ocppcn"),
             "verify": strict or not c("ocppss"),

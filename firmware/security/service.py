@@ -46,7 +46,7 @@ KEYS = (
     ("CpoName", STR, _O, "", 0, 64),
     ("SecurityProfile", INT, _O, 0, 0, 3),
 )
-OPS = ()
+OPS = ("install_certificate", "delete_certificate", "get_installed_certificate_ids")
 
 CRITICAL = (
     "FirmwareUpdated", "SettingSystemTime", "StartupOfTheDevice", "ResetOrReboot",
