@@ -65,6 +65,7 @@ FEATURES = (
     "firmware.smart_charging.service",  # cp.smart, cp.limits: the SmartCharging profile
     "firmware.evse.faultlog",  # cp.faultlog: the charger's fault counters on flash
     "firmware.remote_trigger",  # TriggerMessage
+    "firmware.security.service",  # cp.security: security events and log, certificates
 )
 # Messages of the core itself (the session owns BootNotification and Heartbeat).
 OPS = ("change_configuration", "get_configuration")
@@ -112,6 +113,7 @@ class ChargePoint:
         self.limits = None  # firmware.smart_charging.service.Limits
         self.faultlog = None  # firmware.evse.faultlog.FaultLog
         self.reservation = None  # the Reservation profile (not built yet)
+        self.security = None  # firmware.security.service.Security
         self.tasks = []
         # Transaction events, fn(event, tx) with event "started" | "stopped": the
         # transaction service is the only one that emits them.
@@ -140,6 +142,8 @@ class ChargePoint:
 
     def reboot(self):
         log.info("app", "rebooting")
+        if self.security is not None:
+            self.security.event("ResetOrReboot")
         self._reboot()
 
 

@@ -20,6 +20,14 @@ _FILE = "/config.json"
 _MISSING = object()
 
 
+def url_host(url):
+    """The authority of a ws:// or wss:// URL (host[:port] as written, lowercase, without
+    user info): the central system an AuthorizationKey belongs to."""
+    rest = url.split("://", 1)[-1]
+    auth = rest.split("/", 1)[0].split("?", 1)[0]
+    return auth.rsplit("@", 1)[-1].lower()
+
+
 def _rot_get(text):
     """ocppr view of ConnectorPhaseRotation: connector 1 wired with a non-standard rotation."""
     for item in text.split(","):
@@ -57,6 +65,10 @@ class Config:
                 continue
             if value != e[3]:
                 self._v[name] = value
+        if self.get("AuthorizationKey") and not self.get("AuthorizationKeyHost"):
+            # Written by a firmware that did not bind the key: it belongs to the central
+            # system configured now (persisted with the next update).
+            self._v["AuthorizationKeyHost"] = url_host(self.get("ocppu"))
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, name):
@@ -102,6 +114,8 @@ class Config:
         (or allowed values / max length), reboot, ocpp, api, alias_of, doc."""
         for e in keys.rows():
             f = e[2]
+            if not f & (OCPP | API):
+                continue  # internal (e.g. AuthorizationKeyHost): no interface shows it
             yield {
                 "key": e[0],
                 "type": e[1],
@@ -235,6 +249,12 @@ class Config:
             errors["SecurityProfile" if "SecurityProfile" in new else "ocppu"] = "needs wss://"
         if sp in (1, 2) and "AuthorizationKey" in new and not new["AuthorizationKey"]:
             errors["AuthorizationKey"] = "needed by SecurityProfile"
+        if sp >= 2:
+            # Security Whitepaper: with TLS the server is always verified.
+            for k in ("ocppss", "ocppcn"):
+                if val(k) and (k in new or "SecurityProfile" in new):
+                    errors[k if k in new else "SecurityProfile"] = (
+                        "server verification required by SecurityProfile %d" % sp)
         # Map errors on canonical names back to the names the caller used.
         out = {}
         for k in errors:
@@ -293,6 +313,10 @@ class Config:
                 errors[hit] = reason
         if errors:
             return new, errors
+        if new.get("AuthorizationKey"):
+            # The key is sent only to the central system it was given for (firmware.ocpp.
+            # session): bind it to the host of the URL in force when it is set.
+            new["AuthorizationKeyHost"] = url_host(new.get("ocppu") or self.get("ocppu"))
         return new, self._cross(new, changes)
 
     def update(self, changes, origin):

@@ -1,7 +1,7 @@
-"""Configuration keys: OCPP 1.6 standard keys (section 9 and the Security Whitepaper) and the
-product keys of the local API (go-eCharger names). Meanings, one line each, for
-`doc(name)` and the README table (this docstring costs nothing on the board: MicroPython drops
-docstrings):
+"""Configuration keys: OCPP 1.6 standard keys (section 9; the Security Whitepaper's live in
+firmware/security/service.py) and the product keys of the local API (go-eCharger names).
+Meanings, one line each, for `doc(name)` and the README table (this docstring costs nothing
+on the board: MicroPython drops docstrings):
 
 GetConfigurationMaxKeys: Maximum keys in one GetConfiguration request.
 HeartbeatInterval: Seconds of inactivity after which a Heartbeat is sent.
@@ -10,12 +10,6 @@ SupportedFeatureProfiles: OCPP feature profiles this firmware implements.
 SupportedFeatureProfilesMaxLength: Maximum entries in SupportedFeatureProfiles.
 WebSocketPingInterval: Seconds between websocket pings; 0 turns them off.
 ReserveConnectorZeroSupported: ReserveNow for connector 0 is supported.
-AdditionalRootCertificateCheck: Only one CentralSystemRootCertificate (plus fallback).
-AuthorizationKey: HTTP Basic password for profiles 1 and 2 (write-only, 16-40 chars).
-CertificateSignedMaxChainSize: Maximum bytes of a CertificateSigned chain.
-CertificateStoreMaxLength: Maximum installed root certificates.
-CpoName: Charge point operator name, checked against the client certificate.
-SecurityProfile: 0 none, 1 Basic auth, 2 TLS + Basic auth, 3 TLS + client certificate.
 ocppe: OCPP enabled.
 ocppu: OCPP server URL, ws:// or wss://, ending with the charge point identity.
 ocppg: Use the global CA store to verify the server.
@@ -84,12 +78,6 @@ TABLE = (
     ("SupportedFeatureProfilesMaxLength", INT, _OR, 6, None, None),
     ("WebSocketPingInterval", INT, _O, 30, 0, 3600),
     ("ReserveConnectorZeroSupported", BOOL, _OR, False, None, None),
-    ("AdditionalRootCertificateCheck", BOOL, _OR, False, None, None),
-    ("AuthorizationKey", STR, _O | SECRET, "", 16, 40),
-    ("CertificateSignedMaxChainSize", INT, _OR, 5600, None, None),
-    ("CertificateStoreMaxLength", INT, _OR, 4, None, None),
-    ("CpoName", STR, _O, "", 0, 64),
-    ("SecurityProfile", INT, _O, 0, 0, 3),
     ("ocppe", BOOL, API, False, None, None),
     ("ocppu", STR, API, "", 0, 256),
     ("ocppg", BOOL, API, True, None, None),

@@ -149,7 +149,9 @@ def ssl_context(tls):
         cadata = tls.get("cadata")
         if cadata:
             if MICROPYTHON:
-                ctx.load_verify_locations(cadata=_der(cadata))
+                for d in _pem_blocks(cadata.encode() if isinstance(cadata, str) else cadata) \
+                        or (_der(cadata),):
+                    ctx.load_verify_locations(cadata=d)  # mbedTLS adds each to the chain
             else:
                 if isinstance(cadata, bytes) and not cadata.startswith(b"-----"):
                     ctx.load_verify_locations(cadata=cadata)  # DER

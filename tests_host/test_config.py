@@ -428,3 +428,41 @@ def test_hardware_facts_set_read_only_keys_in_ram_only(tmp_path):
         pass
     else:
         raise AssertionError("a writable key is not a hardware fact")
+
+
+# -- the AuthorizationKey belongs to one central system (issue 13) --------------------------
+def test_authorization_key_is_bound_to_the_host_it_was_set_for(cfg):
+    assert cfg.update({"ocppu": "ws://csms.example:9000/ocpp/CP1"}, "api") == {}
+    assert cfg.ocpp_set("AuthorizationKey", "0123456789abcdef0123") == "Accepted"
+    assert cfg.get("AuthorizationKeyHost") == "csms.example:9000"
+    assert cfg.update({"ocppu": "ws://evil.example:9000/ocpp/CP1"}, "api") == {}
+    assert cfg.get("AuthorizationKeyHost") == "csms.example:9000"  # not moved with the URL
+    # Internal: neither interface reads or writes it.
+    assert cfg.update({"AuthorizationKeyHost": "evil.example:9000"}, "api") == {
+        "AuthorizationKeyHost": "unknown key"}
+    assert cfg.ocpp_set("AuthorizationKeyHost", "evil.example:9000") == "NotSupported"
+    assert "AuthorizationKeyHost" not in [e["key"] for e in cfg.entries()]
+    # Set again over the new link: bound to the new host.
+    assert cfg.ocpp_set("AuthorizationKey", "0123456789abcdef0124") == "Accepted"
+    assert cfg.get("AuthorizationKeyHost") == "evil.example:9000"
+
+
+def test_a_key_from_an_older_firmware_is_bound_to_the_url_in_force(tmp_path):
+    import json
+
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"ocppu": "wss://User@CSMS.example/ocpp/CP1", "AuthorizationKey": "0123456789abcdef0123"}))
+    c = Config(str(tmp_path))
+    assert c.get("AuthorizationKeyHost") == "csms.example"
+
+
+def test_server_verification_cannot_be_turned_off_from_profile_2(cfg):
+    assert cfg.update({"ocppu": "wss://h/CP", "ocppss": True}, "api") == {}
+    assert cfg.ocpp_set("AuthorizationKey", "0123456789abcdef0123") == "Accepted"
+    assert cfg.ocpp_set("SecurityProfile", "2") == "Rejected"  # verification is off
+    assert cfg.update({"ocppss": False}, "api") == {}
+    assert cfg.ocpp_set("SecurityProfile", "2") == "Accepted"
+    for k in ("ocppss", "ocppcn"):
+        errors = cfg.update({"ocppu": "wss://other/CP", k: True}, "api")
+        assert "SecurityProfile 2" in errors[k]
+        assert cfg.get("ocppu") == "wss://h/CP" and cfg.get(k) is False  # nothing applied

@@ -226,12 +226,13 @@ def test_authorization_key_sends_basic_auth_and_reconnects(csms, firmware_factor
 def test_known_but_unsupported_action_gets_notsupported(csms, firmware_factory):
     fw = firmware_factory(csms.url())
     fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
-    # A valid request of the Security Whitepaper's certificate management, which this
-    # firmware does not offer (see SupportedFeatureProfiles): known, so NotSupported.
-    payload = {"certificateType": "CentralSystemRootCertificate"}
-    check_ocpp("GetInstalledCertificateIds", payload)
+    # A valid request of the Security Whitepaper that this firmware does not offer (yet):
+    # known, so NotSupported.
+    payload = {"log": {"remoteLocation": "ftp://127.0.0.1/x"}, "logType": "SecurityLog",
+               "requestId": 1}
+    check_ocpp("GetLog", payload)
     before = len(csms.csms.answers)
-    csms.send_raw("CP1", json.dumps([2, "ns1", "GetInstalledCertificateIds", payload]))
+    csms.send_raw("CP1", json.dumps([2, "ns1", "GetLog", payload]))
     csms.wait_for(lambda: len(csms.csms.answers) > before, timeout=10)
     frame = csms.csms.answers[before][1]
     assert frame[:3] == [4, "ns1", "NotSupported"], frame

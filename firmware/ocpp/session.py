@@ -21,6 +21,7 @@ import random
 import log
 import ws as wsmod
 from compat import asleep_ms, const, ticks_diff, ticks_ms, uptime_ms, wait_for_ms
+from firmware.config import url_host
 from firmware.ocpp.rpc import RPC
 from firmware.ops import boot_notification, heartbeat
 
@@ -58,6 +59,7 @@ class Session:
         self._ws = None
         self._kick = asyncio.Event()
         self._down = None
+        self._fail_kind = None
         cp.config.subscribe(self._on_config)
 
     @property
@@ -91,24 +93,49 @@ class Session:
                 return
 
     def _auth(self, url):
-        key = self.cp.config.get("AuthorizationKey")
-        if key:
-            return (identity(url), key)
-        return None
+        """HTTP Basic credentials, only for the central system the key was given for: after
+        a change of the URL's host (or port) the key is withheld until it is set again."""
+        c = self.cp.config.get
+        key = c("AuthorizationKey")
+        if not key:
+            return None
+        if url_host(url) != c("AuthorizationKeyHost"):
+            log.warning("ocpp", "AuthorizationKey withheld: set for another central system")
+            return None
+        return (identity(url), key)
 
     def _tls(self, url):
         if not url.startswith("wss:"):
             return None
         c = self.cp.config.get
+        strict = c("SecurityProfile") >= 2  # the Whitepaper: TLS always verifies the server
+        cadata = c("ocppsc")
+        if self.cp.security is not None:  # installed CentralSystemRootCertificates
+            from firmware.security import certs
+
+            cadata += certs.trusted_pem(self.cp)
         return {
-            "cadata": c("ocppsc") or None,
+            "cadata": cadata or None,
             "use_global_ca": bool(c("ocppg")),
-            "check_hostname": not c("ocppcn"),
-            "verify": not c("ocppss"),
+            "check_hostname": strict or not c("ocppcn"),
+            "verify": strict or not c("ocppss"),
             "cert": c("ocppcc") or None,
             "key": c("ocppck") or None,
             "ca_file": self.cp.data_dir + "/ca.pem",
         }
+
+    def _failed(self, url, e):
+        """A security event for a refused login or server certificate, once per streak."""
+        text = repr(e)
+        kind = None
+        if "HTTP 401" in text:
+            kind = "FailedToAuthenticateAtCentralSystem"
+        elif url.startswith("wss:") and ("CERT" in text.upper() or "-9984" in text):
+            kind = "InvalidCentralSystemCertificate"  # -9984: mbedTLS X509 verify failed
+        if kind != self._fail_kind:
+            self._fail_kind = kind
+            if kind is not None and getattr(self.cp, "security", None) is not None:
+                self.cp.security.event(kind, text)
 
     async def _sleep_or_kick(self, ms):
         try:
@@ -148,8 +175,10 @@ class Session:
             )
         except Exception as e:  # every failure here means: try again later
             log.error("ocpp", "connect to %s failed: %r" % (url, e))
+            self._failed(url, e)
             return False
         log.info("ocpp", "connected to", url)
+        self._fail_kind = None
         self._ws = ws
         self.connected_ms = uptime_ms()
         rpc = RPC(ws.send, self.cp, timeout_ms=_CALL_TIMEOUT_MS)

@@ -1,0 +1,14 @@
+"""DeleteCertificate (Security Whitepaper): remove an installed root by its
+certificateHashData (firmware/security/certs.py: the last CentralSystemRootCertificate that
+verifies a TLS link is kept, Failed)."""
+
+from firmware.ocpp import router
+
+ACTION = "DeleteCertificate"
+
+
+@router.on(ACTION)
+def delete_certificate(cp, payload):
+    from firmware.security import certs
+
+    return {"status": certs.delete(cp, payload["certificateHashData"])}

@@ -1,0 +1,9 @@
+"""SecurityEventNotification (OCPP 1.6 Security Whitepaper §4.x): the charge point reports a
+security event. Sent by firmware/security/service.py (journaled for critical events)."""
+
+ACTION = "SecurityEventNotification"
+
+
+async def send(session, payload):
+    """payload: {"type", "timestamp", "techInfo"?}; raises what session.call raises."""
+    return await session.call(ACTION, payload)

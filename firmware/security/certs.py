@@ -1,0 +1,127 @@
+"""Root certificate store on flash (Security Whitepaper: InstallCertificate, DeleteCertificate,
+GetInstalledCertificateIds). Imported only when one of those requests (or a wss:// connection)
+needs it; lib/x509 is imported only to install, list or delete.
+
+Files: <data_dir>/security/certs/<cs|mf><first 16 hex of SHA-256 of the DER>.pem, one
+certificate each (CentralSystemRootCertificate: cs, ManufacturerRootCertificate: mf).
+Rules (decided here): a root must be one self-signed CA certificate whose signature verifies
+(ECDSA P-256 or RSA, SHA-256), else Rejected; installing one already there is Accepted and
+changes nothing; at most CertificateStoreMaxLength roots of both kinds together (Rejected
+beyond); AdditionalRootCertificateCheck is false (read-only), so several
+CentralSystemRootCertificates may be installed and each is trusted for the OCPP link, as
+`ocppsc` is. DeleteCertificate refuses (Failed) to remove the last CentralSystemRootCertificate
+while SecurityProfile >= 2 and no `ocppsc` is set: the link could not be verified any more.
+"""
+
+import binascii
+import hashlib
+import os
+
+import fs
+import log
+
+TYPES = ("CentralSystemRootCertificate", "ManufacturerRootCertificate")
+_PREFIX = ("cs", "mf")
+
+
+def _dir(cp):
+    return cp.data_dir.rstrip("/") + "/security/certs"
+
+
+def files(cp, kind=None):
+    """Paths of the installed roots (of one kind: a TYPES name), sorted."""
+    try:
+        names = sorted(os.listdir(_dir(cp)))
+    except OSError:
+        return []
+    pre = None if kind is None else _PREFIX[TYPES.index(kind)]
+    return [_dir(cp) + "/" + n for n in names
+            if n.endswith(".pem") and (pre is None or n.startswith(pre))]
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def trusted_pem(cp):
+    """Every installed CentralSystemRootCertificate as one PEM text ("" when none)."""
+    out = []
+    for p in files(cp, TYPES[0]):
+        try:
+            out.append(_read(p))
+        except OSError as e:
+            log.error("certs", "unreadable", p, e)
+    return "".join(out)
+
+
+def install(cp, kind, pem):
+    """"Accepted" | "Rejected" | "Failed" (InstallCertificate.conf status)."""
+    import der
+    import x509
+
+    try:
+        certs = x509.parse_pem(pem)
+    except ValueError:
+        certs = ()
+    if len(certs) != 1:
+        return "Rejected"
+    c = certs[0]
+    if not c["ca"] or c["issuer"] != c["subject"] or not x509.verify_signed_by(c, c):
+        return "Rejected"
+    digest = binascii.hexlify(hashlib.sha256(c["der"]).digest()).decode()
+    name = _PREFIX[TYPES.index(kind)] + digest[:16] + ".pem"
+    path = _dir(cp) + "/" + name
+    have = files(cp)
+    if path in have:
+        return "Accepted"
+    if len(have) >= cp.config.get("CertificateStoreMaxLength"):
+        return "Rejected"
+    try:
+        fs.makedirs(_dir(cp))
+        fs.write_atomic(path, der.pem_encode(c["der"]).encode())
+    except OSError as e:
+        log.error("certs", "write failed", e)
+        return "Failed"
+    return "Accepted"
+
+
+def hash_data(path):
+    import x509
+
+    c = x509.parse_pem(_read(path))[0]
+    return x509.cert_hash_data(c, c)
+
+
+def ids(cp, kind):
+    out = []
+    for p in files(cp, kind):
+        try:
+            out.append(hash_data(p))
+        except (OSError, ValueError) as e:
+            log.error("certs", "unreadable", p, e)
+    return out
+
+
+def delete(cp, hd):
+    """"Accepted" | "Failed" | "NotFound" (DeleteCertificate.conf status)."""
+    want = (hd["hashAlgorithm"], hd["issuerNameHash"].lower(), hd["issuerKeyHash"].lower(),
+            hd["serialNumber"].lower().lstrip("0") or "0")
+    for p in files(cp):
+        try:
+            h = hash_data(p)
+        except (OSError, ValueError):
+            continue
+        if (h["hashAlgorithm"], h["issuerNameHash"], h["issuerKeyHash"],
+                h["serialNumber"]) != want:
+            continue
+        cs = files(cp, TYPES[0])
+        if (p in cs and len(cs) == 1 and cp.config.get("SecurityProfile") >= 2
+                and not cp.config.get("ocppsc")):
+            return "Failed"
+        try:
+            os.remove(p)
+        except OSError:
+            return "Failed"
+        return "Accepted"
+    return "NotFound"

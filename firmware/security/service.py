@@ -1,0 +1,167 @@
+"""Security (OCPP 1.6 Security Whitepaper): security events, the security log, and (loaded
+only when a request needs them) certificates and the charge point's key.
+
+`cp.security.event(type, techInfo=None)` records an event: always in the security log on
+flash (firmware/security/events.py), then a SecurityEventNotification. Critical events
+(CRITICAL) are journaled first and delivered in order with guaranteed delivery: across
+outages and power cuts, an event is never lost (at worst sent twice). The others are sent
+once while connected (at most 8 wait in RAM, the oldest dropped when more come) and are
+still in the log. A critical event the central system refuses with a CALLERROR 3 times is
+dropped with log.error (it was received, and must not block the queue for ever).
+
+Events raised here: StartupOfTheDevice (every start), ResetOrReboot (cp.reboot), and
+ReconfigurationOfSecurityParameters when SecurityProfile, the AuthorizationKey, a TLS key or
+the central system's host changes (a change of host withholds the AuthorizationKey, see
+firmware/ocpp/session.py); the session raises FailedToAuthenticateAtCentralSystem (HTTP 401)
+and InvalidCentralSystemCertificate (TLS verification failed), once per failing streak.
+The whitepaper lists ReconfigurationOfSecurityParameters as not critical; it is journaled
+here anyway, because a moved central system is what an attacker would do.
+
+Configuration keys:
+AdditionalRootCertificateCheck: Only one CentralSystemRootCertificate (plus fallback).
+AuthorizationKey: HTTP Basic password for profiles 1 and 2 (write-only, 16-40 chars).
+CertificateSignedMaxChainSize: Maximum bytes of a CertificateSigned chain.
+CertificateStoreMaxLength: Maximum installed root certificates.
+CpoName: Charge point operator name, checked against the client certificate.
+SecurityProfile: 0 none, 1 Basic auth, 2 TLS + Basic auth, 3 TLS + client certificate.
+"""
+
+import asyncio
+
+import fs
+import log
+from compat import asleep_ms, const, wait_for_ms
+from firmware import clock
+from firmware.keys import BOOL, INT, OCPP, RO, SECRET, STR
+
+_O = OCPP
+_OR = OCPP | RO
+KEYS = (
+    ("AdditionalRootCertificateCheck", BOOL, _OR, False, None, None),
+    ("AuthorizationKey", STR, _O | SECRET, "", 16, 40),
+    # Internal: host[:port] of the URL the AuthorizationKey was set for (no interface).
+    ("AuthorizationKeyHost", STR, 0, "", 0, 256),
+    ("CertificateSignedMaxChainSize", INT, _OR, 5600, None, None),
+    ("CertificateStoreMaxLength", INT, _OR, 4, None, None),
+    ("CpoName", STR, _O, "", 0, 64),
+    ("SecurityProfile", INT, _O, 0, 0, 3),
+)
+OPS = ("install_certificate", "delete_certificate", "get_installed_certificate_ids")
+
+CRITICAL = (
+    "FirmwareUpdated", "SettingSystemTime", "StartupOfTheDevice", "ResetOrReboot",
+    "SecurityLogWasCleared", "MemoryExhaustion", "TamperDetectionActivated",
+    "FailedToAuthenticateAtCentralSystem", "CentralSystemFailedToAuthenticate",
+    "InvalidCentralSystemCertificate", "InvalidChargePointCertificate",
+    "InvalidFirmwareSigningCertificate", "InvalidFirmwareSignature",
+    "ReconfigurationOfSecurityParameters",
+)
+_SECURITY_KEYS = ("SecurityProfile", "AuthorizationKey", "ocppss", "ocppcn", "ocppsc",
+                  "ocppcc", "ocppck", "ocppg")
+_LOOSE_MAX = const(8)
+_REFUSALS = const(3)
+_RETRY_MS = const(5000)
+
+
+class Security:
+    def __init__(self, cp):
+        from firmware.security.events import Queue, SecurityLog
+
+        self.cp = cp
+        self.dir = cp.data_dir.rstrip("/") + "/security"
+        fs.makedirs(self.dir)
+        self.log = SecurityLog(self.dir)
+        self.queue = Queue(self.dir)
+        self._loose = []
+        self._wake = asyncio.Event()
+        self._host = None
+        self.sent = 0
+
+    def event(self, kind, tech=None):
+        ts = clock.rfc3339()
+        self.log.add(ts, kind, tech)
+        payload = {"type": kind, "timestamp": ts}
+        if tech:
+            payload["techInfo"] = tech[:255]
+        log.info("security", kind, tech or "")
+        if kind in CRITICAL:
+            try:
+                self.queue.append(payload)
+            except OSError as e:
+                log.error("security", "queue write failed, sent once only:", e)
+                self._loose.append(payload)
+        else:
+            self._loose.append(payload)
+        if len(self._loose) > _LOOSE_MAX:
+            self._loose.pop(0)
+        self._wake.set()
+
+    def on_config(self, changed):
+        from firmware.config import url_host
+
+        c = self.cp.config.get
+        names = [k for k in _SECURITY_KEYS if k in changed]
+        if "ocppu" in changed:
+            host = url_host(c("ocppu"))
+            if host != self._host and c("AuthorizationKey"):
+                if host != c("AuthorizationKeyHost"):
+                    names.append("ocppu: AuthorizationKey withheld from " + host)
+            self._host = host
+        if names:
+            self.event("ReconfigurationOfSecurityParameters", ",".join(names))
+
+    async def run(self):
+        from firmware.ocpp.rpc import CallError
+        from firmware.ops import security_event_notification as sen
+
+        session = self.cp.session
+        refusals = 0
+        while True:
+            self._wake.clear()
+            if not session.is_accepted():
+                await session.accepted.wait()
+            head = self.queue.peek()
+            payload = head[1] if head is not None else (self._loose[0] if self._loose else None)
+            if payload is None:
+                try:
+                    await wait_for_ms(self._wake.wait(), _RETRY_MS)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            try:
+                await sen.send(session, payload)
+                done = True
+                refusals = 0
+            except CallError as e:
+                refusals += 1
+                done = refusals >= _REFUSALS
+                log.error("security", "%s refused: %r" % (payload["type"], e))
+                refusals = 0 if done else refusals
+            except Exception as e:  # no link, timeout: the head waits for the next try
+                log.warning("security", "event not sent: %r" % (e,))
+                await asleep_ms(_RETRY_MS)
+                continue
+            if not done:
+                continue
+            self.sent += 1
+            if head is not None:
+                try:
+                    self.queue.ack(head[0])
+                except OSError as e:
+                    log.error("security", "ack write failed:", e)
+                    await asleep_ms(_RETRY_MS)
+            else:
+                self._loose.pop(0)
+
+
+def attach(cp):
+    from firmware.config import url_host
+    from firmware.ocpp import router
+
+    router.offer(OPS)
+    sec = Security(cp)
+    sec._host = url_host(cp.config.get("ocppu"))
+    cp.security = sec
+    cp.config.subscribe(sec.on_config)
+    sec.event("StartupOfTheDevice", "firmware " + cp.info.get("fw", ""))
+    return [sec.run()]

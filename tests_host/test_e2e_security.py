@@ -1,0 +1,224 @@
+"""End-to-end, issue 13 (Security Whitepaper): the firmware on the MicroPython unix port
+against real central systems on 127.0.0.1 (tools/csms.py over ws and wss)."""
+
+import base64
+import time
+
+import pytest
+from conftest import check_ocpp
+from e2e import CsmsThread, Firmware
+from ocpp.v16 import call
+
+pytestmark = pytest.mark.e2e
+
+KEY = "0123456789abcdef0123"
+
+
+@pytest.fixture
+def firmware_factory(tmp_path):
+    started = []
+
+    def make(url="", data=None, **kw):
+        fw = Firmware(data or tmp_path / "data", url, **kw)
+        started.append(fw)
+        return fw.start()
+
+    yield make
+    for fw in started:
+        fw.stop()
+        print("---- firmware log ----\n" + fw.output())
+
+
+def _basic(key):
+    return "Basic " + base64.b64encode(("CP1:" + key).encode()).decode()
+
+
+def _assert_all_valid(*servers):
+    for c in servers:
+        for _, action, payload in c.csms.received:
+            check_ocpp(action, payload)
+
+
+def _give_key_and_profile(c, profile):
+    resp = c.call("CP1", call.ChangeConfiguration(key="AuthorizationKey", value=KEY))
+    assert resp.status == "Accepted"
+    c.wait_for(lambda: _basic(KEY) in c.csms.auth_headers)  # reconnected with the key
+    c.wait_for(lambda: "CP1" in c.csms.charge_points)
+    resp = c.call("CP1", call.ChangeConfiguration(key="SecurityProfile", value=str(profile)))
+    assert resp.status == "Accepted"
+
+
+def test_a_local_user_cannot_redirect_the_authorization_key(firmware_factory):
+    """The attack of issue 13: with no API password, point ocppu at another server."""
+    a = CsmsThread(heartbeat_interval=60)
+    a.start()
+    b = CsmsThread(heartbeat_interval=60)  # the attacker's server: records every header
+    b.start()
+    try:
+        fw = firmware_factory(a.url())
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+        _give_key_and_profile(a, 1)
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+        code, body = fw.set(ocppu=b.url())
+        assert code == 200, body
+        b.wait_for(lambda: "BootNotification" in b.csms.actions(), timeout=30)
+        assert b.csms.auth_headers and set(b.csms.auth_headers) == {None}
+        assert KEY not in fw.output()
+        # Back to the central system that gave the key: it is sent there again.
+        before = len(a.csms.auth_headers)
+        assert fw.set(ocppu=a.url())[0] == 200
+        a.wait_for(lambda: len(a.csms.auth_headers) > before, timeout=30)
+        assert a.csms.auth_headers[-1] == _basic(KEY)
+        assert set(b.csms.auth_headers) == {None}
+        _assert_all_valid(a, b)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_profile_2_refuses_to_stop_verifying_the_server(tmp_path, firmware_factory):
+    from tlsutil import make_pki, server_context
+
+    pki = make_pki(tmp_path)
+    a = CsmsThread(heartbeat_interval=60)
+    a.start(ssl_context=server_context(pki))
+    other = tmp_path / "other"
+    other.mkdir()
+    b = CsmsThread(heartbeat_interval=60)  # self-signed: a CA the charger does not know
+    b.start(ssl_context=server_context(make_pki(other)))
+    try:
+        fw = firmware_factory()
+        code, body = fw.set(ocppsc=pki["ca_pem"], ocppg=False, ocppu=a.url(scheme="wss"),
+                            ocppe=True)
+        assert code == 200, body
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",), timeout=40)
+        _give_key_and_profile(a, 2)
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",), timeout=40)
+        for extra in ({"ocppss": True}, {"ocppcn": True}):
+            code, body = fw.set(ocppu=b.url(scheme="wss"), **extra)
+            assert code == 400, body
+            assert "SecurityProfile" in body[next(iter(extra))]
+        assert fw.status("ocppu")["ocppu"] == a.url(scheme="wss")  # nothing applied
+        # The URL alone may change, but the unknown server is never trusted.
+        assert fw.set(ocppu=b.url(scheme="wss"))[0] == 200
+        fw.wait_status(lambda s: s["ocpple"] is not None and not s["ocppc"],
+                       keys=("ocpple", "ocppc"), timeout=40)
+        assert b.csms.auth_headers == []
+        _assert_all_valid(a)
+    finally:
+        a.close()
+        b.close()
+
+
+def _events(c):
+    return [p for _, a, p in c.csms.received if a == "SecurityEventNotification"]
+
+
+def test_critical_events_survive_a_power_cut_and_arrive_in_order(tmp_path, firmware_factory):
+    from e2e import free_port
+
+    port = free_port()
+    url = "ws://127.0.0.1:%d/ocpp/CP1" % port  # nobody listens yet: an outage
+    fw = firmware_factory(url)
+    assert fw.set(ocppss=True)[0] == 200  # ReconfigurationOfSecurityParameters
+    q = tmp_path / "data" / "security" / "q.log"
+    deadline = time.monotonic() + 10
+    while q.read_text().count("\n") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    fw.kill()  # SIGKILL: a power cut
+    fw.proc.wait(10)
+    c = CsmsThread(heartbeat_interval=60)
+    c.start(port=port)
+    try:
+        firmware_factory(url)
+        c.wait_for(lambda: len(_events(c)) >= 3, timeout=30)
+        got = [(p["type"], p.get("techInfo", "")) for p in _events(c)]
+        assert [t for t, _ in got[:3]] == [
+            "StartupOfTheDevice", "ReconfigurationOfSecurityParameters", "StartupOfTheDevice"]
+        assert got[1][1] == "ocppss"
+        _assert_all_valid(c)
+    finally:
+        c.close()
+
+
+def test_a_redirect_away_from_the_key_is_a_security_event(firmware_factory):
+    a = CsmsThread(heartbeat_interval=60)
+    a.start()
+    b = CsmsThread(heartbeat_interval=60)
+    b.start()
+    try:
+        fw = firmware_factory(a.url())
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+        _give_key_and_profile(a, 1)
+        assert fw.set(ocppu=b.url())[0] == 200
+        b.wait_for(lambda: any("withheld" in p.get("techInfo", "") for p in _events(b)),
+                   timeout=30)
+        _assert_all_valid(a, b)
+    finally:
+        a.close()
+        b.close()
+
+
+def _hash_data(pem):
+    import hashlib
+
+    from cryptography import x509 as cx
+    from cryptography.hazmat.primitives import serialization
+
+    c = cx.load_pem_x509_certificate(pem.encode())
+    bits = c.public_key().public_bytes(serialization.Encoding.X962,
+                                       serialization.PublicFormat.UncompressedPoint)
+    return {
+        "hashAlgorithm": "SHA256",
+        "issuerNameHash": hashlib.sha256(c.issuer.public_bytes()).hexdigest(),
+        "issuerKeyHash": hashlib.sha256(bits).hexdigest(),
+        "serialNumber": "%x" % c.serial_number,
+    }
+
+
+def _camel(d):
+    return {"".join(w.capitalize() if i else w for i, w in enumerate(k.split("_"))): v
+            for k, v in d.items()}
+
+
+def test_installed_central_system_root_verifies_the_link(tmp_path, firmware_factory):
+    from tlsutil import make_pki, server_context
+
+    pki = make_pki(tmp_path)
+    a = CsmsThread(heartbeat_interval=60)
+    a.start()
+    b = CsmsThread(heartbeat_interval=60)
+    b.start(ssl_context=server_context(pki))
+    cs = "CentralSystemRootCertificate"
+    try:
+        fw = firmware_factory(a.url())
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+        r = a.call("CP1", call.GetInstalledCertificateIds(certificate_type=cs))
+        assert r.status == "NotFound"
+        leaf = open(pki["server_cert"]).read()
+        r = a.call("CP1", call.InstallCertificate(certificate_type=cs, certificate=leaf))
+        assert r.status == "Rejected"  # not a CA
+        r = a.call("CP1", call.InstallCertificate(certificate_type=cs,
+                                                  certificate=pki["ca_pem"]))
+        assert r.status == "Accepted"
+        r = a.call("CP1", call.GetInstalledCertificateIds(certificate_type=cs))
+        assert r.status == "Accepted"
+        assert [_camel(d) for d in r.certificate_hash_data] == [_hash_data(pki["ca_pem"])]
+        r = a.call("CP1", call.GetInstalledCertificateIds(
+            certificate_type="ManufacturerRootCertificate"))
+        assert r.status == "NotFound"
+        # No ocppsc, no global store: only the installed root can verify the server.
+        code, body = fw.set(ocppu=b.url(scheme="wss"), ocppg=False, ocppsc="")
+        assert code == 200, body
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",), timeout=40)
+        hd = _hash_data(pki["ca_pem"])
+        r = b.call("CP1", call.DeleteCertificate(certificate_hash_data=hd))
+        assert r.status == "Accepted"
+        r = b.call("CP1", call.DeleteCertificate(certificate_hash_data=hd))
+        assert r.status == "NotFound"
+        r = b.call("CP1", call.GetInstalledCertificateIds(certificate_type=cs))
+        assert r.status == "NotFound"
+        _assert_all_valid(a, b)
+    finally:
+        a.close()
+        b.close()
