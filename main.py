@@ -8,6 +8,17 @@ import sys
 
 FW_VERSION = "0.1.0"
 
+# An image with the firmware frozen in runs that frozen copy, not source files that happen
+# to lie beside this script (MicroPython puts the script's folder first on sys.path).
+if ".frozen" in sys.path:
+    sys.path.remove(".frozen")
+    sys.path.insert(0, ".frozen")
+
+
+def _started(app):
+    # "firmware/app.py" when frozen into the image, a file path when loaded from files.
+    print("I main: firmware", FW_VERSION, "from", app.__file__)
+
 
 def _board():
     import machine
@@ -16,6 +27,7 @@ def _board():
     from firmware import app
     from hal.esp32.board import make_hal
 
+    _started(app)
     hal = make_hal()
     ident = "".join("%02x" % b for b in machine.unique_id())
     cfg = app.load_config("/")
@@ -34,6 +46,7 @@ def _sim():
     from firmware import app
     from hal.sim import SimHal
 
+    _started(app)
     data = os.getenv("WB_DATA") or ".sim"
     try:
         os.mkdir(data)

@@ -1,9 +1,9 @@
 # ruff: noqa: F821  (include/freeze/package are provided by MicroPython's makemanifest)
 # Freeze the firmware into a MicroPython image: the deployment that fits a board without
-# PSRAM, since frozen bytecode runs from flash instead of the heap. From a MicroPython
-# checkout:
+# PSRAM, since frozen bytecode runs from flash instead of the heap. With ESP-IDF set up:
 #
-#   make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/this/manifest.py
+#   make image MPY_DIR=/path/to/micropython BOARD=ESP32_GENERIC
+#   (= make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/this/manifest.py)
 #
 # Then copy only boot.py and main.py to the board (mpremote cp boot.py main.py :).
 # tests_host/test_manifest.py checks that this freezes exactly what `make deploy` copies.
