@@ -15,8 +15,12 @@ METER_TYPE ?= sdm630
 METER_ADDR ?= 1
 VERSION ?=
 RELEASE_DIR ?= build/release
+MICROPYTHON ?=
+BENCH_ARGS ?=
+MPY_DIR ?=
+BOARD ?= ESP32_GENERIC
 
-.PHONY: all test lint typecheck pytest mpy sim bench deploy repl setup clean release browser
+.PHONY: all test lint typecheck pytest mpy sim bench image deploy repl setup clean release browser
 
 all: test
 
@@ -50,10 +54,24 @@ browser: $(STAMP)
 sim: $(STAMP)
 	$(BIN)/python tools/sim.py --data "$(DATA)" --api-port "$(API_PORT)" \
 		--csms "$(CSMS)" --heap "$(HEAP)" --meter "$(METER)" \
-		--meter-type "$(METER_TYPE)" --meter-addr "$(METER_ADDR)"
+		--meter-type "$(METER_TYPE)" --meter-addr "$(METER_ADDR)" \
+		--micropython "$(MICROPYTHON)"
 
+# make bench [BENCH_ARGS="--only heap32 --detail"]  (python tools/bench.py --help)
 bench: $(STAMP)
-	$(BIN)/python tools/bench.py
+	$(BIN)/python tools/bench.py $(BENCH_ARGS)
+
+# The firmware frozen into a MicroPython image. Without MPY_DIR: the unix port, 32-bit, with
+# the simulator's hardware (manifest_unix.py), into build/mp32-frozen/micropython; run it
+# with make sim MICROPYTHON=build/mp32-frozen/micropython. With MPY_DIR=<a MicroPython
+# checkout> (and ESP-IDF set up): the ESP32 image of BOARD with manifest.py, by the port's own
+# make; flash it as that port says, then copy only boot.py and main.py.
+image: $(STAMP)
+ifeq ($(MPY_DIR),)
+	$(BIN)/python tools/mp32.py image
+else
+	$(MAKE) -C "$(MPY_DIR)/ports/esp32" BOARD="$(BOARD)" FROZEN_MANIFEST="$(CURDIR)/manifest.py"
+endif
 
 deploy: $(STAMP) mpy
 	$(BIN)/python tools/build.py deploy build/board --port "$(PORT)"

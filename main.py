@@ -6,6 +6,19 @@
 # a reboot so that tools/sim.py starts the firmware again on the same data.
 import sys
 
+# An image with the firmware frozen in runs that frozen copy, not source files that happen
+# to lie beside this script (MicroPython puts the script's folder first on sys.path).
+if ".frozen" in sys.path:
+    sys.path.remove(".frozen")
+    sys.path.insert(0, ".frozen")
+
+
+def _started(app):
+    # "firmware/app.py" when frozen into the image, a file path when loaded from files.
+    from version import VERSION
+
+    print("I main: firmware", VERSION, "from", app.__file__)
+
 
 def _board():
     import machine
@@ -14,6 +27,7 @@ def _board():
     from firmware import app
     from hal.esp32.board import make_hal
 
+    _started(app)
     hal = make_hal()
     ident = "".join("%02x" % b for b in machine.unique_id())
     cfg = app.load_config("/")
@@ -36,6 +50,7 @@ def _sim():
     from firmware import app
     from hal.sim import SimHal
 
+    _started(app)
     data = os.getenv("WB_DATA") or ".sim"
     try:
         os.mkdir(data)

@@ -1,9 +1,9 @@
 # ruff: noqa: F821  (include/freeze/package are provided by MicroPython's makemanifest)
 # Freeze the firmware into a MicroPython image: the deployment that fits a board without
-# PSRAM, since frozen bytecode runs from flash instead of the heap. From a MicroPython
-# checkout:
+# PSRAM, since frozen bytecode runs from flash instead of the heap. With ESP-IDF set up:
 #
-#   make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/this/manifest.py
+#   make image MPY_DIR=/path/to/micropython BOARD=ESP32_GENERIC
+#   (= make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/this/manifest.py)
 #
 # Then copy only boot.py, main.py and the web page to the board: the page is a data file
 # (lib/web/index.html.gz, read from flash in pieces), which a manifest cannot freeze:

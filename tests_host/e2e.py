@@ -106,6 +106,10 @@ class Firmware:
         # Where main.py and the modules come from (bench: the .mpy build).
         self.main_py = os.path.join(ROOT, "main.py")
         self.mp_path = None
+        # The MicroPython binary (default: the unix port from the venv); `frozen` when the
+        # firmware is frozen into it: then only its frozen modules are on the path.
+        self.exe = None
+        self.frozen = False
         self._reader = None
 
     def start(self):
@@ -118,11 +122,13 @@ class Firmware:
                 "WB_PAGE": web_page(),
             }
         )
-        if self.mp_path:
+        if self.frozen:
+            env["MICROPYPATH"] = ".frozen"
+        elif self.mp_path:
             env["MICROPYPATH"] = os.pathsep.join([".frozen", self.mp_path])
         env.update(self.extra_env)
         self.proc = subprocess.Popen(
-            [micropython_binary(), "-X", "heapsize=" + self.heap, self.main_py],
+            [self.exe or micropython_binary(), "-X", "heapsize=" + self.heap, self.main_py],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -137,6 +143,14 @@ class Firmware:
     def _read(self, proc):
         for line in proc.stdout:
             self.lines.append(line.rstrip("\n"))
+
+    def firmware_from(self):
+        """Where firmware.app was loaded from, as main.py logs it at start: "firmware/app.py"
+        when frozen into the binary, the file's path otherwise (None before that line)."""
+        for line in list(self.lines):
+            if line.startswith("I main: firmware "):
+                return line.rsplit(" ", 1)[1]
+        return None
 
     def output(self):
         return "\n".join(self.lines[-200:])

@@ -1,4 +1,6 @@
-"""manifest.py (frozen build) freezes exactly the modules `make deploy` copies as .mpy."""
+"""The manifests freeze exactly what runs: manifest.py (the ESP32 image) the modules
+`make deploy` copies as .mpy, manifest_unix.py (`make image`, the simulator) the same with
+the simulated hardware instead of the ESP32 drivers."""
 
 import os
 import sys
@@ -10,40 +12,28 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import build  # noqa: E402
 
 
-def _frozen_modules():
-    """Execute manifest.py with recording stand-ins for MicroPython's manifest functions."""
-    out = set()
-
-    def freeze(path, script=None, opt=None):
-        base = os.path.join(ROOT, path)
-        for name in os.listdir(base):
-            if name.endswith(".py"):
-                out.add(path + "/" + name)
-
-    def package(path, files=None, base_path=".", opt=None):
-        base = os.path.join(ROOT, path)
-        if files is None:
-            files = []
-            for dirpath, _, names in os.walk(base):
-                for name in names:
-                    if name.endswith(".py"):
-                        rel = os.path.relpath(os.path.join(dirpath, name), base)
-                        files.append(rel.replace(os.sep, "/"))
-        for f in files:
-            assert os.path.exists(os.path.join(base, f)), "manifest names a missing file " + f
-            out.add(path + "/" + f)
-
-    def include(path, **kw):
-        assert path.startswith("$(PORT_DIR)")
-
-    with open(os.path.join(ROOT, "manifest.py")) as f:
-        exec(f.read(), {"freeze": freeze, "package": package, "include": include})
-    return out
+def _deployed():
+    return {src for src, dst in build.board_files() if dst.startswith("lib/")}
 
 
 def test_manifest_freezes_what_deploy_copies():
-    deployed = {src for src, dst in build.board_files() if dst.startswith("lib/")}
-    assert _frozen_modules() == deployed
+    assert set(build.manifest_files("manifest.py").values()) == _deployed()
+
+
+def test_frozen_paths_are_the_import_paths_of_the_board():
+    # /lib/firmware/app.mpy is imported as firmware.app, /lib/ws.mpy as ws: the frozen
+    # copies must have the same names, or main.py would import something else when frozen.
+    frozen = build.manifest_files("manifest.py")
+    for path, src in frozen.items():
+        assert "lib/" + path[:-3] + ".mpy" in {d for _, d in build.board_files()}, (path, src)
+
+
+def test_unix_manifest_freezes_the_simulator_instead_of_the_esp32_drivers():
+    frozen = build.manifest_files("manifest_unix.py")
+    host = {src for src, _ in build.host_files()}
+    expected = {s for s in _deployed() if not s.startswith("hal/esp32/")} | host
+    assert host and set(frozen.values()) == expected
+    assert frozen["ws.py"] == "lib/ws.py" and frozen["hal/sim.py"] == "hal/sim.py"
 
 
 def test_host_only_modules_stay_off_the_board():

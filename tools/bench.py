@@ -9,10 +9,23 @@
 - trip_to_open_ms: simulated time from an RCD trip / the car leaving C to the relay opening.
 - journal_writes_per_session: flash writes of the transaction journal in one session.
 - rtt_ms_*: see tools/rtt.py (firmware vs the `ocpp` package's charge point).
+- heap32_frozen_kib / heap32_mpy_kib: min_heap_kib on the official unix port built 32-bit
+  (the ESP32's word size; tools/mp32.py), with the firmware frozen into the binary
+  (manifest_unix.py) / loaded from 32-bit .mpy files (mpy-cross -march=x86).
+- heap32_static_kib: heap held once every module of that frozen build is imported (module
+  dicts, function and class objects, module-level data; with --detail, per module).
+  The 32-bit rows say `skipped` where ../shared/tools/micropython32/build is absent.
 
 Reference scenario: boot, BootNotification accepted, three heartbeats, plug in, present a
 card, charge at 16 A for a minute with meter values every 10 s, unplug, until the central
 system has StartTransaction, MeterValues and StopTransaction (the demo central system).
+
+    python tools/bench.py [--only NAME,...] [--detail] [--quick] [--readme]
+
+--only runs the rows whose name starts with one of the names (mpy_bytes, min_heap, heap32,
+heap32_frozen, heap32_mpy, heap32_static, trip, rtt). --quick: the heap bisections with a 12 s
+charge and without the full-minute check (a developer's estimate; not for --readme).
+--readme writes the rows measured into README.md's table (the others stay as they were).
 """
 
 import os
@@ -25,11 +38,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.join(ROOT, "tests_host"))
 
+import mp32  # noqa: E402
+
 import build  # noqa: E402
 
 BOARD = os.path.join(ROOT, "build", "board")
+BOARD32 = os.path.join(ROOT, "build", "board32")  # .mpy files for the 32-bit unix port
 rows = []
 LAST = {}  # figures of the last passing full scenario
+QUICK = {"on": False}
 
 
 def row(name, value, unit):
@@ -103,16 +120,37 @@ def charging_scenario(fw, csms, charge_s):
     return True
 
 
-def run_scenario(heap_kib, charge_s=15, timeout=120):
-    """Run the reference scenario with the firmware from .mpy at the given heap size."""
+def from_mpy(board, exe=None):
+    """Where the firmware runs from: main.py and the .mpy files of `board`, on `exe`."""
+
+    def setup(fw):
+        fw.main_py = os.path.join(board, "main.py")
+        fw.mp_path = os.path.join(board, "lib")
+        fw.exe = exe
+
+    return setup
+
+
+def frozen_in(exe):
+    """The firmware frozen into the binary `exe`; main.py from the repository."""
+
+    def setup(fw):
+        fw.exe = exe
+        fw.frozen = True
+
+    return setup
+
+
+def run_scenario(heap_kib, charge_s=15, timeout=120, setup=None):
+    """Run the reference scenario at the given heap size, by default with the firmware from
+    the 64-bit .mpy files."""
     from e2e import CsmsThread, Firmware
 
     csms = CsmsThread(heartbeat_interval=1)
     csms.start()
     data = tempfile.mkdtemp(prefix="bench-")
     fw = Firmware(data, csms.url(), heap="%dk" % heap_kib)
-    fw.main_py = os.path.join(BOARD, "main.py")
-    fw.mp_path = os.path.join(BOARD, "lib")
+    (setup or from_mpy(BOARD))(fw)
     try:
         fw.start()
         return scenario(fw, csms, charge_s)
@@ -134,76 +172,152 @@ def scenario(fw, csms, charge_s):
         return "fail: firmware exited"
     if any("MemoryError" in line for line in fw.lines):
         return "fail: MemoryError"
+    origin = fw.firmware_from()
+    if fw.frozen and (origin is None or origin.startswith("/")):
+        return "fail: the firmware ran from %s, not frozen" % origin
     return True
 
 
-def min_heap_kib(lo=16, hi=1024):
+def min_heap_kib(lo=16, hi=1024, setup=None):
     """Bisection in 4 KiB steps with a 15 s charge, then the full minute at the result
-    (stepping up 4 KiB at a time until it passes); `hi` must pass."""
-    ok = run_scenario(hi)
+    (stepping up 4 KiB at a time until it passes); `hi` must pass. --quick: a 12 s charge and
+    no full minute (meter values every 10 s: one or two)."""
+    charge_s = 12 if QUICK["on"] else 15
+    ok = run_scenario(hi, charge_s, setup=setup)
     if ok is not True:
         raise RuntimeError("reference scenario fails even at %d KiB: %s" % (hi, ok))
     lo = lo // 4
     hi = hi // 4
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        r = run_scenario(mid * 4)
+        r = run_scenario(mid * 4, charge_s, setup=setup)
         print("  heap %4d KiB: %s" % (mid * 4, "pass" if r is True else r), flush=True)
         if r is True:
             hi = mid
         else:
             lo = mid
-    while True:
-        r = run_scenario(hi * 4, charge_s=60)
+    while not QUICK["on"]:
+        r = run_scenario(hi * 4, charge_s=60, setup=setup)
         print("  heap %4d KiB, full minute: %s" % (hi * 4, "pass" if r is True else r),
               flush=True)
         if r is True:
             return hi * 4
         hi += 1
+    return hi * 4
+
+
+def heap32(only, detail):
+    """The 32-bit rows (tools/mp32.py): `skipped` without the build script."""
+    names = [n for n in ("heap32_static_kib", "heap32_frozen_kib", "heap32_mpy_kib")
+             if wanted(n, only)]
+    if not names:
+        return
+    reason = mp32.skip_reason()
+    if reason:
+        print("(32-bit rows skipped: %s)" % reason)
+        for n in names:
+            row(n, "skipped", "KiB")
+        return
+    if "heap32_static_kib" in names or "heap32_frozen_kib" in names:
+        frozen = mp32.frozen()
+    if "heap32_static_kib" in names:
+        total, mods = mp32.static_heap(frozen)
+        row("heap32_static_kib", "%.1f" % (total / 1024), "KiB")
+        if detail:
+            for name, size, ours in sorted(mods, key=lambda m: (-m[1], m[0])):
+                if size:
+                    label = name if ours else name + " (MicroPython)"
+                    print("  %-44s %6.1f KiB" % (label, size / 1024))
+    if "heap32_frozen_kib" in names:
+        row("heap32_frozen_kib", heap32_min(frozen_in(frozen), 256), "KiB")
+    if "heap32_mpy_kib" in names:
+        exe = mp32.plain()
+        build.compile_all(BOARD32, mp32.MARCH)
+        build.compile_files(build.host_files(), BOARD32, mp32.MARCH)
+        row("heap32_mpy_kib", heap32_min(from_mpy(BOARD32, exe), 512), "KiB")
+
+
+def heap32_min(setup, hi):
+    try:
+        return min_heap_kib(hi=hi, setup=setup)
+    except RuntimeError as e:
+        print("  %s" % e, flush=True)
+        return ">%d" % hi
+
+
+def wanted(name, only):
+    return not only or any(name.startswith(o) for o in only)
 
 
 def main():
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", default="", help="comma-separated row names or prefixes")
+    ap.add_argument("--detail", action="store_true", help="static heap of each module")
+    ap.add_argument("--quick", action="store_true", help="shorter heap bisections")
+    ap.add_argument("--readme", action="store_true", help="write the rows into README.md")
+    a = ap.parse_args()
+    only = [o.strip() for o in a.only.split(",") if o.strip()]
+    if a.quick and a.readme:
+        sys.exit("--quick figures are estimates: not for --readme")
+    QUICK["on"] = a.quick
     t0 = time.monotonic()
     total = build.compile_all(BOARD)
-    row("mpy_bytes", total, "bytes")
-    # The data files make deploy copies besides (the gzipped web page): flash, not heap.
-    row("data_bytes", sum(os.path.getsize(os.path.join(BOARD, d)) for _, d in build.data_files()),
-        "bytes")
+    if wanted("mpy_bytes", only):
+        row("mpy_bytes", total, "bytes")
+        # The data files make deploy copies besides (the gzipped web page): flash, not heap.
+        row("data_bytes", sum(os.path.getsize(os.path.join(BOARD, d))
+                              for _, d in build.data_files()), "bytes")
     # The simulator's own modules (not deployed, not counted) for running from .mpy here.
     build.compile_files(build.host_files(), BOARD, "x64")
-    code = code_heap_kib()
-    row("code_heap_kib", "%.1f" % code, "KiB")
-    mh = min_heap_kib()
-    row("min_heap_kib", mh, "KiB")
-    row("data_heap_kib", "%.1f" % (mh - code), "KiB")
-    if LAST.get("journal_writes") is not None:
-        row("journal_writes_per_session", LAST["journal_writes"], "writes")
+    if wanted("min_heap_kib", only) or wanted("code_heap_kib", only):
+        code = code_heap_kib()
+        row("code_heap_kib", "%.1f" % code, "KiB")
+        mh = min_heap_kib()
+        row("min_heap_kib", mh, "KiB")
+        row("data_heap_kib", "%.1f" % (mh - code), "KiB")
+        if LAST.get("journal_writes") is not None:
+            row("journal_writes_per_session", LAST["journal_writes"], "writes")
 
-    import trip_bench
+    heap32(only, a.detail)
 
-    trips = trip_bench.measure(runs=20)
-    for name in sorted(trips):
-        row(name, trips[name], "ms")
+    if wanted("trip_to_open_ms", only):
+        import trip_bench
 
-    import rtt
+        trips = trip_bench.measure(runs=20)
+        for name in sorted(trips):
+            row(name, trips[name], "ms")
 
-    for name, value, unit in rtt.measure(n=200):
-        row(name, value, unit)
+    if wanted("rtt_ms", only):
+        import rtt
+
+        for name, value, unit in rtt.measure(n=200):
+            row(name, value, unit)
     print("(bench took %.0f s)" % (time.monotonic() - t0))
-    if "--readme" in sys.argv:
+    if a.readme:
         write_readme()
 
 
 def write_readme():
-    """Put the table of this run into README.md between its bench markers."""
+    """Put the rows of this run into README.md's table between its bench markers; rows not
+    measured in this run keep their values."""
     start, end = "<!-- bench -->", "<!-- /bench -->"
     path = os.path.join(ROOT, "README.md")
     with open(path) as f:
         text = f.read()
-    lines = ["| figure | value | unit |", "| --- | --- | --- |"]
-    lines += ["| `%s` | %s | %s |" % r for r in rows]
     i = text.index(start) + len(start)
     j = text.index(end)
+    table = []
+    for line in text[i:j].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            table.append((cells[0].strip("`"), cells[1], cells[2]))
+    new = {r[0]: r for r in rows}
+    merged = [new.pop(r[0], r) for r in table]
+    merged += [r for r in rows if r[0] in new]
+    lines = ["| figure | value | unit |", "| --- | --- | --- |"]
+    lines += ["| `%s` | %s | %s |" % r for r in merged]
     with open(path, "w") as f:
         f.write(text[:i] + "\n" + "\n".join(lines) + "\n" + text[j:])
 

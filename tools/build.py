@@ -71,6 +71,60 @@ def host_files():
     return out
 
 
+def manifest_files(manifest):
+    """What a MicroPython manifest (manifest.py, manifest_unix.py) freezes, as
+    {frozen path: source path relative to ROOT}, e.g. {"firmware/app.py": "firmware/app.py",
+    "ws.py": "lib/ws.py"}: the manifest run with recording stand-ins for makemanifest's
+    freeze/package/module, from ROOT as makemanifest runs it from the manifest's folder.
+    include() of the port's own manifest ($(PORT_DIR)…) is left out."""
+    out = {}
+
+    def add(base, rel):
+        src = os.path.normpath(os.path.join(base, rel)).replace(os.sep, "/")
+        if not os.path.isfile(os.path.join(ROOT, src)):
+            raise FileNotFoundError("%s freezes a missing file %s" % (manifest, src))
+        out[rel.replace(os.sep, "/")] = src
+
+    def walk(base, sub):
+        top = os.path.join(ROOT, base)
+        for dirpath, dirnames, names in os.walk(os.path.join(top, sub)):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            for name in names:
+                if name.endswith(".py"):
+                    add(base, os.path.relpath(os.path.join(dirpath, name), top))
+
+    def freeze(path, script=None, opt=None):
+        if script is None:
+            walk(path, "")
+        else:
+            for s in [script] if isinstance(script, str) else script:
+                add(path, s)
+
+    def package(path, files=None, base_path=".", opt=None):
+        if files is None:
+            walk(base_path, path)
+        else:
+            for f in files:
+                add(base_path, path + "/" + f)
+
+    def module(path, base_path=".", opt=None):
+        add(base_path, path)
+
+    def include(path, **kw):
+        if not path.startswith("$("):
+            raise ValueError("include of %s: only the port's own manifest is expected" % path)
+
+    names = {"freeze": freeze, "package": package, "module": module, "include": include}
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        with open(os.path.join(ROOT, manifest)) as f:
+            exec(f.read(), names)
+    finally:
+        os.chdir(cwd)
+    return out
+
+
 def compile_files(files, out, march):
     exe = mpy_cross()
     for src, dst in files:

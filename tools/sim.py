@@ -5,6 +5,10 @@ runs `micropython main.py` with the data directory standing in for the board's f
 When the firmware reboots itself (OCPP Reset, firmware update) it exits with status 3 and
 is started again on the same data, as a board would. SIGTERM/SIGINT: orderly shutdown.
 SIGKILL of the firmware process is a power cut: run `make sim` again on the same DATA.
+
+--micropython BINARY (`make sim MICROPYTHON=…`) runs the firmware on another MicroPython,
+e.g. the 32-bit build with the firmware frozen in (`make image`). When the firmware is frozen
+into it, the frozen copy runs: only ".frozen" is on MICROPYPATH and main.py puts it first.
 """
 
 import argparse
@@ -28,21 +32,38 @@ DEFAULT_HEAP = "512k"
 REBOOT_STATUS = 3
 
 
-def micropython():
+def micropython(exe=""):
+    if exe:
+        found = shutil.which(exe)
+        if not found:
+            sys.exit("MicroPython binary not found: %s" % exe)
+        return os.path.abspath(found)
     exe = shutil.which("micropython", path=os.path.dirname(sys.executable))
     if not exe:
         sys.exit("micropython not found: run `make venv`")
     return exe
 
 
+def has_frozen_firmware(exe):
+    """True when the firmware is frozen into the MicroPython binary `exe`."""
+    env = dict(os.environ, MICROPYPATH=".frozen")
+    try:
+        r = subprocess.run([exe, "-c", "import firmware.app"], env=env, capture_output=True,
+                           cwd="/", timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0
+
+
 def firmware_env(data, api_port, csms="", meter="", meter_type="sdm630", meter_addr="1",
-                 api_host="127.0.0.1"):
+                 api_host="127.0.0.1", frozen=False):
     import webpage
 
     webpage.build()  # the web page from web/index.html, fresh at every start
     env = dict(os.environ)
+    path = [".frozen"] if frozen else [".frozen", os.path.join(ROOT, "lib"), ROOT]
     env.update(
-        MICROPYPATH=os.pathsep.join([".frozen", os.path.join(ROOT, "lib"), ROOT]),
+        MICROPYPATH=os.pathsep.join(path),
         WB_DATA=os.path.abspath(data),
         WB_API_PORT=str(api_port),
         WB_API_HOST=api_host,
@@ -55,9 +76,9 @@ def firmware_env(data, api_port, csms="", meter="", meter_type="sdm630", meter_a
     return env
 
 
-def firmware_cmd(heap=None):
+def firmware_cmd(heap=None, exe=None):
     main_py = os.path.join(ROOT, "main.py")
-    return [micropython(), "-X", "heapsize=" + (heap or DEFAULT_HEAP), main_py]
+    return [exe or micropython(), "-X", "heapsize=" + (heap or DEFAULT_HEAP), main_py]
 
 
 def _free_port(preferred):
@@ -104,11 +125,17 @@ def main():
     ap.add_argument("--meter", default="")
     ap.add_argument("--meter-type", default="sdm630")
     ap.add_argument("--meter-addr", default="1")
+    ap.add_argument("--micropython", default="", help="MicroPython binary (default: the venv's)")
     a = ap.parse_args()
 
+    exe = micropython(a.micropython)
+    frozen = has_frozen_firmware(exe)
+    if frozen:
+        print("sim: the firmware frozen into %s runs (not the source files)" % exe, flush=True)
     os.makedirs(a.data, exist_ok=True)
     csms = a.csms or start_demo_csms()
-    env = firmware_env(a.data, a.api_port, csms, a.meter, a.meter_type, a.meter_addr)
+    env = firmware_env(a.data, a.api_port, csms, a.meter, a.meter_type, a.meter_addr,
+                       frozen=frozen)
     print("sim: firmware data in %s, local API on http://127.0.0.1:%s/api/status"
           % (os.path.abspath(a.data), a.api_port), flush=True)
     print("sim: web page on http://127.0.0.1:%s/ (plug in a car there)" % a.api_port,
@@ -125,7 +152,7 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     while True:
-        child = subprocess.Popen(firmware_cmd(a.heap), env=env, cwd=ROOT)
+        child = subprocess.Popen(firmware_cmd(a.heap, exe), env=env, cwd=ROOT)
         status = child.wait()
         if stopping:
             return 0

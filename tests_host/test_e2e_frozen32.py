@@ -1,0 +1,125 @@
+"""The firmware frozen into the official MicroPython unix port built 32-bit (`make image`,
+tools/mp32.py: the ESP32's word size), as a frozen ESP32 image runs it.
+
+The binary is built once and cached under build/ (again only when a frozen file changes).
+Skipped where ../shared/tools/micropython32/build is absent. main.py logs where
+firmware.app came from: "firmware/app.py" for a frozen module, a file path otherwise.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT, check_ocpp
+from e2e import CsmsThread, Firmware, free_port
+
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+import mp32  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+
+FROZEN = "firmware/app.py"
+# The heap of the session below: what a plain ESP32 leaves MicroPython with WiFi and one TLS
+# link up (about 100-110 KB), with a margin. `make bench` measures the real minimum.
+HEAP = "128k"
+
+
+@pytest.fixture(scope="session")
+def frozen32():
+    reason = mp32.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    return mp32.frozen()
+
+
+def test_frozen_build_runs_a_charging_session(tmp_path, frozen32):
+    csms = CsmsThread(heartbeat_interval=2)
+    csms.start()
+    fw = Firmware(tmp_path / "data", csms.url(), heap=HEAP)
+    fw.exe = frozen32
+    fw.frozen = True
+    c = csms.csms
+    try:
+        fw.start()
+        assert fw.firmware_from() == FROZEN, fw.output()
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",), timeout=30)
+        assert fw.set(ocppi=5)[0] == 200
+        fw.sim(cp="B")
+        fw.sim(card="FROZEN32")
+        fw.sim(cp="C", load=16)
+        fw.wait_status(lambda s: s["car"] == 2, keys=("car",), timeout=30)
+        csms.wait_for(lambda: any(a == "MeterValues" and "transactionId" in p
+                                  for _, a, p in c.received), timeout=30)
+        fw.sim(cp="B")
+        fw.sim(cp="A")
+        csms.wait_for(lambda: "StopTransaction" in c.actions(), timeout=30)
+        assert fw.proc.poll() is None, fw.output()
+    finally:
+        fw.stop()
+        csms.close()
+    boots = [p for _, a, p in c.received if a == "BootNotification"]
+    starts = [p for _, a, p in c.received if a == "StartTransaction"]
+    stops = [p for _, a, p in c.received if a == "StopTransaction"]
+    assert len(boots) == 1 and len(starts) == 1 and len(stops) == 1
+    assert starts[0]["idTag"] == "FROZEN32"
+    assert stops[0]["meterStop"] > starts[0]["meterStart"]
+    for _, action, payload in c.received:
+        check_ocpp(action, payload)
+    assert not [line for line in fw.lines if "Error" in line or "Traceback" in line]
+
+
+def test_frozen_copy_wins_over_source_files_on_the_path(tmp_path, frozen32):
+    # The worst case: the repository itself on MICROPYPATH, and beside main.py (MicroPython
+    # puts the script's folder first on sys.path). main.py must still run the frozen copy.
+    fw = Firmware(tmp_path / "data", "", heap=HEAP)
+    fw.exe = frozen32
+    fw.mp_path = os.pathsep.join([os.path.join(ROOT, "lib"), ROOT])
+    try:
+        fw.start()
+        assert fw.firmware_from() == FROZEN, fw.output()
+    finally:
+        fw.stop()
+
+
+def test_make_sim_runs_the_frozen_firmware_of_the_given_binary(tmp_path, frozen32):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "tools", "sim.py"), "--data", str(tmp_path / "d"),
+         "--api-port", str(port), "--micropython", frozen32, "--heap", HEAP],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+    )
+    try:
+        import json
+        import urllib.request
+
+        deadline = time.monotonic() + 30
+        status = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                url = "http://127.0.0.1:%d/api/status?filter=ocppa" % port
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    status = json.loads(r.read())
+                if status["ocppa"]:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        assert status == {"ocppa": True}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=20)[0]
+    assert proc.returncode == 0, out
+    assert "I main: firmware " in out and " from %s\n" % FROZEN in out, out
+
+
+def test_static_heap_is_measured_for_every_frozen_module(frozen32):
+    total, rows = mp32.static_heap(frozen32)
+    measured = {name for name, _, ours in rows if ours}
+    assert measured == set(mp32.frozen_modules())
+    # Each import charged with its own heap: the parts add up to the whole.
+    assert abs(sum(size for _, size, _ in rows) - total) < 1024, (total, rows)
+    assert all(size >= 0 for _, size, _ in rows)
