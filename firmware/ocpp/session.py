@@ -97,8 +97,10 @@ class Session:
         return None
 
     def _tls(self, url):
-        if not url.startswith("wss:"):
-            return None
+        return self.tls() if url.startswith("wss:") else None
+
+    def tls(self):
+        """The TLS settings of the OCPP link (ws.ssl_context), also used for https transfers."""
         c = self.cp.config.get
         return {
             "cadata": c("ocppsc") or None,
