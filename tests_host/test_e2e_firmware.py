@@ -235,3 +235,72 @@ def test_request_kept_across_a_reboot_before_retrieve_date(csms, runner, http):
     wait_fw(csms, "Installed")
     assert fw.status("fwv")["fwv"] == "9.9.9"
     assert_all_valid(csms)
+
+
+def diag_statuses(csms):
+    return [p["status"] for _, a, p in csms.csms.received
+            if a == "DiagnosticsStatusNotification"]
+
+
+def _diagnostics(csms, runner, server, root, location):
+    fw = runner.start()
+    csms.wait_for(lambda: boots(csms))
+    r = csms.call("CP1", call.ChangeConfiguration(key="AuthorizationKey",
+                                                  value="0123456789abcdef-secret"))
+    assert r.status == "Accepted"
+    fw.set(ocppu="ws://127.0.0.1:1/nowhere/CP2")  # an error for the log, then back
+    deadline = time.monotonic() + 20
+    while "nowhere/CP2 failed" not in fw.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    n = len(boots(csms))
+    fw.set(ocppu=csms.url())
+    csms.wait_for(lambda: len(boots(csms)) > n)
+    r = csms.call("CP1", call.GetDiagnostics(location=location, retries=2, retry_interval=1))
+    assert r.file_name and r.file_name.startswith("diagnostics-SIM-0001-")
+    csms.wait_for(lambda: "Uploaded" in diag_statuses(csms) or
+                  "UploadFailed" in diag_statuses(csms), 60)
+    assert diag_statuses(csms) == ["Uploading", "Uploaded"]
+    assert [u[0] for u in server.uploads] == ["diag/" + r.file_name]
+    text = (root / "diag" / r.file_name).read_text()
+    assert "firmware 0.1.0" in text or "firmware " in text.splitlines()[0]
+    assert "## log" in text and "connect to ws://127.0.0.1:1/nowhere/CP2 failed" in text
+    assert "## fault counters" in text and "rcd_trips=" in text
+    assert "AuthorizationKey=<redacted>" in text and "0123456789abcdef-secret" not in text
+    assert "HeartbeatInterval=" in text and "## journal" in text
+    r = csms.call("CP1", call.TriggerMessage(requested_message="DiagnosticsStatusNotification"))
+    csms.wait_for(lambda: diag_statuses(csms)[-1:] == ["Idle"])
+    assert_all_valid(csms)
+
+
+def test_get_diagnostics_over_ftp(csms, runner, tmp_path):
+    root = tmp_path / "ftproot"
+    (root / "diag").mkdir(parents=True)
+    ftp = fileserver.serve_ftp(root)
+    try:
+        _diagnostics(csms, runner, ftp, root, ftp.url("diag/"))
+    finally:
+        ftp.stop()
+
+
+def test_get_diagnostics_over_http_put(csms, runner, tmp_path):
+    root = tmp_path / "webroot"
+    (root / "diag").mkdir(parents=True)
+    srv = fileserver.serve_http(root)
+    try:
+        _diagnostics(csms, runner, srv, root, srv.url("diag"))
+    finally:
+        srv.stop()
+
+
+def test_get_diagnostics_unreachable_retries_then_upload_failed(csms, runner):
+    from e2e import free_port
+
+    runner.start()
+    csms.wait_for(lambda: boots(csms))
+    r = csms.call("CP1", call.GetDiagnostics(location="ftp://u:p@127.0.0.1:%d/" % free_port(),
+                                             retries=2, retry_interval=1))
+    assert r.file_name
+    csms.wait_for(lambda: "UploadFailed" in diag_statuses(csms), 60)
+    assert diag_statuses(csms) == ["Uploading", "UploadFailed"]
+    assert runner.all[-1].output().count("diagnostics upload failed") == 2
+    assert_all_valid(csms)

@@ -20,7 +20,8 @@ OTA partitions takes whole images the same way (hal/esp32/ota.py) when the file 
 bundle. A new UpdateFirmware replaces one still waiting for its retrieveDate; one that
 arrives while a download or installation runs is ignored (logged).
 
-GetDiagnostics: firmware/firmware_update/diagnostics.py (loaded only then).
+GetDiagnostics: firmware/firmware_update/diagnostics.py (loaded only then); the flash log it
+uploads (warnings and errors, lib/logfile.py) is attached here at start.
 
 TriggerMessage: `status()` / `diag_status()` are the status in progress, else Idle.
 
@@ -97,6 +98,23 @@ class Firmware:
         else:
             fs.write_json(self._path, st)
         self.state = st
+
+    # -- GetDiagnostics -------------------------------------------------------------------
+    def diagnostics(self, location, name, start, stop, retries, interval):
+        from firmware.firmware_update import diagnostics
+
+        self.diag = "Uploading"
+        self.diag_task = asyncio.create_task(
+            diagnostics.run(self, location, name, start, stop, retries, max(0, interval)))
+
+    async def notify_diag(self, status):
+        from firmware.ops import diagnostics_status_notification as dsn
+
+        try:
+            await dsn.send(self.cp, status)
+        except Exception as e:  # link down: the status is lost, TriggerMessage can ask
+            log.warning("firmware", "DiagnosticsStatusNotification %s not sent: %r"
+                        % (status, e))
 
     async def notify(self, status):
         from firmware.ops import firmware_status_notification as fsn
@@ -248,6 +266,9 @@ def attach(cp):
     from firmware.ocpp import router
 
     router.offer(OPS)
+    import logfile
+
+    logfile.attach(cp.data_dir, lambda: clock.now() if clock.is_set() else 0)
     fw = Firmware(cp)
     cp.firmware = fw
     cp.session.on_accepted.append(fw.on_accepted)
