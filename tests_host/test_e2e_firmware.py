@@ -304,3 +304,34 @@ def test_get_diagnostics_unreachable_retries_then_upload_failed(csms, runner):
     assert diag_statuses(csms) == ["Uploading", "UploadFailed"]
     assert runner.all[-1].output().count("diagnostics upload failed") == 2
     assert_all_valid(csms)
+
+
+def test_update_during_a_charging_session_waits_for_its_end(csms, runner, http):
+    fw = runner.start(setup={"acs": 1})
+    csms.wait_for(lambda: boots(csms))
+    fw.sim(cp="B")
+    r = csms.call("CP1", call.RemoteStartTransaction(id_tag="CARD1", connector_id=1))
+    assert r.status == "Accepted"
+    csms.wait_for(lambda: "StartTransaction" in csms.csms.actions())
+    fw.sim(cp="C")
+    fw.wait_status(lambda s: s["car"] == 2, keys=("car",))  # charging
+    update(csms, http.url("good.bundle"))
+    wait_fw(csms, "Downloaded")
+    time.sleep(3)
+    assert fw_statuses(csms) == ["Downloading", "Downloaded"]  # not while charging
+    assert fw.status("car")["car"] == 2 and fw.proc.poll() is None
+    n = len(csms.csms.received)
+    tx = max(csms.csms.transactions)
+    csms.call("CP1", call.RemoteStopTransaction(transaction_id=tx))
+    wait_fw(csms, "Installing")
+    after = [a for _, a, _ in csms.csms.received[n:]]
+    assert "StopTransaction" in after
+    assert after.index("StopTransaction") < after.index("FirmwareStatusNotification")
+    # No new session was offered meanwhile: the connector showed Unavailable.
+    sts = [p["status"] for _, a, p in csms.csms.received[n:]
+           if a == "StatusNotification" and p["connectorId"] == 1]
+    assert "Unavailable" in sts, sts
+    fw = runner.reboot(fw)
+    wait_fw(csms, "Installed")
+    assert fw.status("fwv")["fwv"] == "9.9.9"
+    assert_all_valid(csms)
