@@ -20,7 +20,22 @@ def _started(app):
     print("I main: firmware", VERSION, "from", app.__file__)
 
 
-def _board():
+def _launch(data, run, reboot):
+    # Before any other import: the A/B slot of an installed update (lib/slots.py). A slot
+    # on trial that fails to start reboots, which counts as one of its failed boots.
+    import slots
+
+    slot = slots.boot(data)
+    try:
+        run(data)
+    except Exception as e:
+        if slot.get("ok"):
+            raise
+        print("E main: the slot on trial failed:", repr(e))
+        reboot()
+
+
+def _board(data):
     import machine
     import network
 
@@ -30,7 +45,7 @@ def _board():
     _started(app)
     hal = make_hal()
     ident = "".join("%02x" % b for b in machine.unique_id())
-    cfg = app.load_config("/")
+    cfg = app.load_config(data)
     wlan = network.WLAN(network.STA_IF)
     wlan.active(True)
     ssid = cfg.get("wss")
@@ -40,22 +55,32 @@ def _board():
 
     info = app.info(VERSION, serial=ident, board=hal.board)
     # page: web/index.html gzipped by tools/webpage.py, copied there by `make deploy`.
-    app.run(hal, "/", info, reboot=machine.reset, config=cfg, api_host="0.0.0.0", api_port=80,
+    app.run(hal, data, info, reboot=machine.reset, config=cfg, api_host="0.0.0.0", api_port=80,
             page="/lib/web/index.html.gz")
 
 
 def _sim():
     import os
 
-    from firmware import app
-    from hal.sim import SimHal
-
-    _started(app)
     data = os.getenv("WB_DATA") or ".sim"
     try:
         os.mkdir(data)
     except OSError:
         pass
+    _launch(data, _sim_run, _exit_reboot)
+
+
+def _exit_reboot():
+    sys.exit(3)
+
+
+def _sim_run(data):
+    import os
+
+    from firmware import app
+    from hal.sim import SimHal
+
+    _started(app)
     meter = os.getenv("WB_METER")
     hal = SimHal(register=data + "/sim_meter.json")
     if meter:
@@ -71,9 +96,6 @@ def _sim():
         if errors:
             print("E sim: WB_CSMS rejected:", errors)
 
-    def reboot():
-        sys.exit(3)
-
     from version import VERSION
 
     info = app.info(VERSION, serial="SIM-0001", board=hal.board)
@@ -81,7 +103,7 @@ def _sim():
         hal,
         data,
         info,
-        reboot=reboot,
+        reboot=_exit_reboot,
         config=cfg,
         api_host=os.getenv("WB_API_HOST") or "127.0.0.1",
         api_port=int(os.getenv("WB_API_PORT") or 8080),
@@ -91,6 +113,8 @@ def _sim():
 
 
 if sys.platform == "esp32":
-    _board()
+    import machine
+
+    _launch("/", _board, machine.reset)
 else:
     _sim()

@@ -66,6 +66,7 @@ FEATURES = (
     "firmware.evse.faultlog",  # cp.faultlog: the charger's fault counters on flash
     "firmware.remote_trigger",  # TriggerMessage
     "firmware.security.service",  # cp.security: security events and log, certificates
+    "firmware.firmware_update.service",  # cp.firmware: UpdateFirmware, GetDiagnostics
 )
 # Messages of the core itself (the session owns BootNotification and Heartbeat).
 OPS = ("change_configuration", "get_configuration")
@@ -114,6 +115,7 @@ class ChargePoint:
         self.faultlog = None  # firmware.evse.faultlog.FaultLog
         self.reservation = None  # the Reservation profile (not built yet)
         self.security = None  # firmware.security.service.Security
+        self.firmware = None  # firmware.firmware_update.service.Firmware
         self.tasks = []
         # Transaction events, fn(event, tx) with event "started" | "stopped": the
         # transaction service is the only one that emits them.

@@ -73,7 +73,7 @@ TABLE = (
     ("NumberOfConnectors", INT, _OR, 1, None, None),
     # Only the profiles whose every message works (tests_host/test_profiles.py checks it).
     ("SupportedFeatureProfiles", CSL, _OR,
-     "Core,LocalAuthListManagement,SmartCharging,RemoteTrigger", PROFILES,
+     "Core,FirmwareManagement,LocalAuthListManagement,SmartCharging,RemoteTrigger", PROFILES,
      "SupportedFeatureProfilesMaxLength"),
     ("SupportedFeatureProfilesMaxLength", INT, _OR, 6, None, None),
     ("WebSocketPingInterval", INT, _O, 30, 0, 3600),

@@ -84,6 +84,7 @@ class Station:
         self._on = [True, True]  # applied
         self._sched = False
         self.resetting = False
+        self.held = False
         self.reset_failed = False
         self.reset_task = None
         self.unlock_task = None
@@ -101,7 +102,7 @@ class Station:
     # -- availability ------------------------------------------------------------------
     def available(self, connector_id=1):
         """Operative right now (False while resetting); RemoteStart refuses otherwise."""
-        if self.resetting or not 0 <= connector_id <= 1:
+        if self.resetting or self.held or not 0 <= connector_id <= 1:
             return False
         return self._on[connector_id]
 
@@ -135,6 +136,14 @@ class Station:
         op = self._op
         self._on = [op[0], op[0] and op[1]]
         self._sched = False
+        self.cp.charger.set_available(self.available(1))
+        self._urgent = [True, True]
+        self._wake.set()
+
+    def hold(self, on):
+        """No new session while `on` (a firmware installation waits), shown as Unavailable;
+        not persisted, and the wanted availability comes back with hold(False)."""
+        self.held = bool(on)
         self.cp.charger.set_available(self.available(1))
         self._urgent = [True, True]
         self._wake.set()

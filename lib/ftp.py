@@ -8,9 +8,8 @@ ignored, which keeps NAT'ed servers working and the client out of FTP bounce att
 TYPE I (binary). SIZE, when the server answers it, is checked before the download starts.
 """
 
-from xfer import Sink, TransferError, connect, copy, send, split_url, unquote
-
 from compat import const
+from xfer import Sink, TransferError, connect, copy, send, split_url, unquote
 
 _MAX_LINES = const(100)
 _BUF = const(1024)

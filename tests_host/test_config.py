@@ -25,7 +25,8 @@ MeterValuesAlignedDataMaxLength MeterValuesSampledData MeterValuesSampledDataMax
 MeterValueSampleInterval MinimumStatusDuration NumberOfConnectors ResetRetries
 StopTransactionOnEVSideDisconnect StopTransactionOnInvalidId StopTxnAlignedData
 StopTxnAlignedDataMaxLength StopTxnSampledData StopTxnSampledDataMaxLength
-SupportedFeatureProfiles SupportedFeatureProfilesMaxLength TransactionMessageAttempts
+SupportedFeatureProfiles SupportedFeatureProfilesMaxLength SupportedFileTransferProtocols
+TransactionMessageAttempts
 TransactionMessageRetryInterval UnlockConnectorOnEVSideDisconnect WebSocketPingInterval
 LocalAuthListEnabled LocalAuthListMaxLength SendLocalListMaxLength
 ReserveConnectorZeroSupported ChargeProfileMaxStackLevel
@@ -82,7 +83,7 @@ def test_defaults_for_a_single_connector_ac_wallbox(cfg):
     assert cfg.ocpp_get("NumberOfConnectors") == ("1", True)
     assert cfg.ocpp_get("HeartbeatInterval") == ("300", False)
     assert cfg.ocpp_get("SupportedFeatureProfiles") == (
-        "Core,LocalAuthListManagement,SmartCharging,RemoteTrigger", True)
+        "Core,FirmwareManagement,LocalAuthListManagement,SmartCharging,RemoteTrigger", True)
     assert cfg.ocpp_get("ConnectorSwitch3to1PhaseSupported") == ("false", True)
     assert cfg.get("ocppg") is True and cfg.get("ocppe") is False
     assert cfg.get("amp") == 16 and cfg.get("ama") == 16 and cfg.get("dwo") is None

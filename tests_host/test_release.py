@@ -55,7 +55,8 @@ def test_make_release_prints_the_bundle_path_last(bundle_path):
 def test_bundle_holds_every_deployed_file_with_the_version(bundle_path):
     m, seg = _segments(bundle_path)
     assert m["format"] == 1 and m["version"] == "1.2.3"
-    assert [e["path"] for e in m["files"]] == [d for _, d in release.build.board_files()]
+    files = release.build.board_files() + release.build.host_files()
+    assert [e["path"] for e in m["files"]] == [d for _, d in files]
     for src in ("boot.py", "main.py"):  # sources, unchanged
         with open(os.path.join(ROOT, src), "rb") as f:
             assert seg[src] == f.read()

@@ -3,6 +3,7 @@ package (which validates every message the firmware sends against the official O
 JSON schemas, strictly).
 
     python tools/csms.py [--host 127.0.0.1] [--port 9000] [--cert C --key K] [--cards A,B]
+                         [--files DIR]
 
 It accepts BootNotification, authorizes cards (all, or those of --cards), hands out
 transaction ids (recognising a re-sent StartTransaction by connector, idTag, timestamp
@@ -10,6 +11,13 @@ and meterStart, and answering it with the same id), and logs every frame readabl
 
     12:00:01 CP1 -> BootNotification {"chargePointVendor": ...}
     12:00:01 CP1 <- [3, "1", {"status": "Accepted", ...}]
+
+FirmwareManagement: --files DIR serves DIR over HTTP (GET, and PUT for uploads) and FTP
+(user cp, password secret; tools/fileserver.py), e.g. the bundles of `make release`
+(RELEASE_DIR=DIR). Console lines on stdin send a request to every connected charge point:
+
+    update <url or file name in DIR>        UpdateFirmware, retrieveDate now
+    diag [ftp|http]                         GetDiagnostics to DIR/diag/ (default ftp)
 
 Tests import `DemoCSMS` and drive it: `received` holds every CALL a charge point sent,
 `raw` every frame in both directions, `charge_points[id].call(...)` sends requests.
@@ -289,6 +297,44 @@ class DemoCSMS:
             self.server = None
 
 
+async def console(csms, root, host):
+    """Serve `root` over HTTP and FTP; read `update ...` / `diag ...` lines from stdin."""
+    import os
+
+    from ocpp.v16 import call
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import fileserver
+
+    os.makedirs(os.path.join(root, "diag"), exist_ok=True)
+    http = fileserver.serve_http(root, host=host)
+    ftp = fileserver.serve_ftp(root, host=host)
+    print("files of %s on %s and %s" % (root, http.url(), ftp.url()), flush=True)
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            return
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "update" and len(words) == 2:
+            url = words[1] if "://" in words[1] else http.url(words[1])
+            now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            req = call.UpdateFirmware(location=url, retrieve_date=now)
+        elif words[0] == "diag":
+            srv = http if words[1:] == ["http"] else ftp
+            req = call.GetDiagnostics(location=srv.url("diag/"))
+        else:
+            print("commands: update <url or file>, diag [ftp|http]", flush=True)
+            continue
+        for cp_id, cp in list(csms.charge_points.items()):
+            try:
+                print(cp_id, await cp.call(req, suppress=False), flush=True)
+            except Exception as e:  # noqa: BLE001 - a demo console reports and goes on
+                print(cp_id, "failed:", e, flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
@@ -297,6 +343,7 @@ def main():
     ap.add_argument("--key", help="server key (PEM) for wss://")
     ap.add_argument("--cards", help="comma-separated accepted idTags (default: all)")
     ap.add_argument("--heartbeat", type=int, default=300, help="HeartbeatInterval to hand out")
+    ap.add_argument("--files", help="directory served over HTTP and FTP (firmware, uploads)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     ctx = None
@@ -310,6 +357,8 @@ def main():
         port = await csms.start(a.host, a.port, ctx)
         print("demo central system on %s://%s:%d/ocpp/<identity>"
               % ("wss" if ctx else "ws", a.host, port), flush=True)
+        if a.files:
+            await console(csms, a.files, a.host)
         await asyncio.Future()
 
     try:

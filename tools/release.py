@@ -8,7 +8,9 @@ Builds ONE file, DIR/wallbox-<version>.bundle (DIR defaults to build/release): a
 
 followed by the files' bytes back to back, in that order. The files are exactly what
 `make deploy` copies (tools/build.py board_files(), compiled with mpy-cross
--march=xtensawin): boot.py and main.py as source, every other module as .mpy under lib/.
+-march=xtensawin): boot.py and main.py as source, every other module as .mpy under lib/,
+plus the simulator's modules (build.host_files(): hal/sim, hal/serial_unix; unused on a
+board) so that `make sim` runs the new version whole from its A/B slot.
 lib/version.mpy is compiled from a generated `VERSION = "<X>"`, so the installed firmware
 reports X (`from version import VERSION`); the manifest carries X as well, for the installer.
 lib/bundle.py reads and checks the format on the device.
@@ -101,8 +103,11 @@ def release(version, out_dir):
     with tempfile.TemporaryDirectory(prefix="wb-release-") as tmp:
         staged = os.path.join(tmp, "board")
         build.compile_all(staged)
+        # The simulator's hardware model too (a few KB, never imported on a board), so that
+        # `make sim` runs the whole new version from its slot.
+        build.compile_files(build.host_files(), staged, "xtensawin")
         compile_version(version, staged)
-        dsts = [dst for _, dst in build.board_files()]
+        dsts = [dst for _, dst in build.board_files() + build.host_files()]
         if VERSION_FILE not in dsts:
             dsts.append(VERSION_FILE)
         os.makedirs(out_dir, exist_ok=True)

@@ -22,9 +22,8 @@ dwo: Charging energy limit, Wh, or null.
 acs: 0 open charging, 1 authorization required.
 """
 
-from version import VERSION  # lib/version.py: the one place the version is written
-
 from firmware.keys import API, BOOL, INT, NINT, OCPP, RO, ROT
+from version import VERSION  # lib/version.py: the one place the version is written
 
 _KEYS = ("car", "err", "acu", "alw", "nrg", "eto", "wh", "cus", "tma", "var", "fwv")
 

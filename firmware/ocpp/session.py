@@ -105,8 +105,10 @@ class Session:
         return (identity(url), key)
 
     def _tls(self, url):
-        if not url.startswith("wss:"):
-            return None
+        return self.tls() if url.startswith("wss:") else None
+
+    def tls(self):
+        """The TLS settings of the OCPP link (ws.ssl_context), also used for https transfers."""
         c = self.cp.config.get
         strict = c("SecurityProfile") >= 2  # the Whitepaper: TLS always verifies the server
         cadata = c("ocppsc")

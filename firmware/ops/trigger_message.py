@@ -5,8 +5,8 @@ on the connection the request came on, with current information only:
 - BootNotification: the usual request; the answer sets the clock and the HeartbeatInterval
   as any BootNotification.conf does, and the session is left as it is (no new boot);
 - Heartbeat: sets the clock;
-- DiagnosticsStatusNotification / FirmwareStatusNotification: status Idle (no upload or
-  update runs);
+- DiagnosticsStatusNotification / FirmwareStatusNotification: the status of the upload or
+  update in progress (cp.firmware), Idle when none runs;
 - MeterValues: the MeterValuesSampledData measurands as measured now, context "Trigger", for
   the connectorId asked (none: connector 1, the one meter; 0: the same meter as the station's
   main meter). Never journaled; transactionId only when a transaction runs on that connector
@@ -69,7 +69,11 @@ async def send(cp, rpc, msg, cid=None):
         elif msg == "StatusNotification":
             await _status(cp, rpc, cid)
         else:
-            await rpc.call(msg, {"status": "Idle"})
+            fw = cp.firmware
+            st = "Idle"
+            if fw is not None:
+                st = fw.status() if msg == "FirmwareStatusNotification" else fw.diag_status()
+            await rpc.call(msg, {"status": st})
     except Exception as e:  # lost link, timeout, CALLERROR: the central system may ask again
         log.warning("trigger", "%s not sent: %r" % (msg, e))
 

@@ -1,0 +1,88 @@
+"""The work of a GetDiagnostics, loaded only when one arrives: one text file built on
+flash (`<data>/diag.txt`, written line by line, never whole in RAM), then uploaded to
+`location` + `fileName` (lib/xfer.py: FTP STOR, HTTP(S) PUT), `retries` attempts spaced by
+`retryInterval` s; DiagnosticsStatusNotification Uploading, then Uploaded or UploadFailed.
+
+The file: a header (vendor, model, serial, firmware version, time), the flash log of
+[startTime, stopTime] (lib/logfile.py), the fault counters, every configuration key with
+its value (write-only keys shown as <redacted>, whatever they hold) and the transaction
+journal figures.
+"""
+
+import os
+
+import log
+import logfile
+import xfer
+from compat import asleep_ms
+from firmware import clock
+
+FILE = "diag.txt"
+
+
+def file_name(cp):
+    t = clock.now() if clock.is_set() else 0
+    return "diagnostics-%s-%s.txt" % (cp.info.get("serial") or "cp",
+                                      clock.rfc3339(t).replace(":", ""))
+
+
+def build(cp, path, start, stop):
+    """Write the diagnostics file to `path`; returns its size."""
+    from firmware import keys
+
+    info = cp.info
+    cfg = cp.config
+    with open(path, "w") as f:
+        f.write("# %s %s serial %s firmware %s at %s\n" % (
+            info["vendor"], info["model"], info.get("serial", ""), info["fw"],
+            clock.rfc3339() if clock.is_set() else "clock not set"))
+        f.write("## log %s .. %s\n" % (start, stop))
+        for _, line in logfile.lines(cp.data_dir, start, stop):
+            f.write(line + "\n")
+        f.write("## fault counters\n")
+        c = cp.charger.counters
+        for k in sorted(c):
+            f.write("%s=%s\n" % (k, c[k]))
+        f.write("## configuration\n")
+        for e in keys.rows():
+            name = e[0]
+            v = "<redacted>" if cfg.is_secret(name) else cfg.get(name)
+            f.write("%s=%s\n" % (name, v))
+        f.write("## journal\n")
+        txn = cp.txn
+        if txn is not None:
+            j = txn.journal
+            f.write("entries=%d\nlive_bytes=%d\nfull=%s\n" % (len(j), j.live_bytes(),
+                                                             j.full()))
+    return os.stat(path)[6]
+
+
+async def run(fw, location, name, start, stop, retries, interval):
+    cp = fw.cp
+    path = cp.data_dir.rstrip("/") + "/" + FILE
+    url = location.rstrip("/") + "/" + name
+    tls = cp.session.tls() if url.startswith("https:") else None
+    fw.diag = "Uploading"
+    await fw.notify_diag("Uploading")
+    ok = False
+    try:
+        size = build(cp, path, start, stop)
+        log.info("firmware", "diagnostics: %d bytes" % size)
+        for attempt in range(max(1, retries)):
+            if attempt:
+                await asleep_ms(interval * 1000)
+            try:
+                await xfer.upload(url, path, tls=tls)
+                ok = True
+                break
+            except xfer.TransferError as e:
+                log.error("firmware", "diagnostics upload failed:", e.reason)
+    except OSError as e:
+        log.error("firmware", "diagnostics file: %r" % (e,))
+    finally:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        fw.diag = None
+    await fw.notify_diag("Uploaded" if ok else "UploadFailed")

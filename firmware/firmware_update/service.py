@@ -1,0 +1,275 @@
+"""FirmwareManagement profile (cp.firmware): UpdateFirmware and GetDiagnostics, with their
+notifications (firmware/ops/<name>.py hold the messages; this module the work).
+
+UpdateFirmware: the request is kept in `<data>/fwupdate.json` (atomic) and survives reboots:
+
+    {"v": 1, "loc": url, "at": unix s, "tries": attempts left, "gap": s, "stage": s, "ver": v}
+
+stage "wait": at `at` (retrieveDate) an attempt starts (`tries` is decremented on flash
+first, so a power cut counts as a failed attempt): Downloading, the bundle is downloaded
+(firmware/firmware_update/install.py, loaded only then) and unpacked into the inactive A/B
+slot, every file's SHA-256 checked (lib/slots.py, lib/bundle.py). A transfer or bundle error
+waits `gap` s and tries again; after the last attempt DownloadFailed. Then Downloaded and
+stage "install": the installation waits until no transaction runs and the contactor is open;
+meanwhile the connector shows Unavailable (cp.station.hold, not persisted). Installing, stage
+"reboot", the slot pointer switches (written last, atomically), reboot. After the reboot,
+once the BootNotification is Accepted, the slot is confirmed and Installed is sent when the
+running version is the bundle's; a rollback (the new slot did not reach Accepted within
+slots.MAX_TRIES boots, or TRIAL_MS after its start) gives InstallationFailed. A board with
+OTA partitions takes whole images the same way (hal/esp32/ota.py) when the file is not a
+bundle. A new UpdateFirmware replaces one still waiting for its retrieveDate; one that
+arrives while a download or installation runs is ignored (logged).
+
+GetDiagnostics: firmware/firmware_update/diagnostics.py (loaded only then); the flash log it
+uploads (warnings and errors, lib/logfile.py) is attached here at start.
+
+TriggerMessage: `status()` / `diag_status()` are the status in progress, else Idle.
+
+Configuration keys:
+SupportedFileTransferProtocols: Transfer protocols of UpdateFirmware and GetDiagnostics.
+"""
+
+import asyncio
+
+import fs
+import log
+import slots
+from compat import asleep_ms, const, wait_for_ms
+from firmware import clock
+from firmware.keys import OCPP, RO, STR
+
+FILE = "fwupdate.json"
+BUNDLE = "fw.bundle"
+_FORMAT = const(1)
+_POLL_MS = const(500)
+_STEP_MS = const(60000)
+TRIAL_MS = 600000  # a slot on trial that is not Accepted by then reboots (a failed boot)
+
+KEYS = (("SupportedFileTransferProtocols", STR, OCPP | RO, "FTP,HTTP,HTTPS", 0, 50),)
+OPS = ("update_firmware", "get_diagnostics")
+
+
+class Firmware:
+    def __init__(self, cp):
+        self.cp = cp
+        self.data = cp.data_dir
+        self._path = self.data.rstrip("/") + "/" + FILE
+        st = fs.read_json(self._path, None)
+        if st is not None and not _valid(st):
+            log.error("firmware", "update file unreadable, dropped:", st)
+            st = None
+        self.state = st
+        self.current = None  # the status in progress (Downloading, Downloaded, Installing)
+        self.diag = None  # the diagnostics upload in progress (Uploading) or None
+        self.diag_task = None
+        self._wake = asyncio.Event()
+
+    # -- UpdateFirmware -------------------------------------------------------------------
+    def request(self, location, at, retries, interval):
+        """Keep an UpdateFirmware request (the answer is sent already or about to be)."""
+        if self.current is not None:
+            log.warning("firmware", "update in progress: new request ignored")
+            return False
+        st = {"v": _FORMAT, "loc": location, "at": at, "tries": max(1, retries),
+              "gap": max(0, interval), "stage": "wait"}
+        try:
+            self._save(st)
+        except OSError as e:
+            log.error("firmware", "update request not saved:", e)
+            return False
+        log.info("firmware", "update from", _safe(location), "at", clock.rfc3339(at))
+        self._wake.set()
+        return True
+
+    def status(self):
+        return self.current or "Idle"
+
+    def diag_status(self):
+        return self.diag or "Idle"
+
+    def _save(self, st):
+        if st is None:
+            try:
+                import os
+
+                os.remove(self._path)
+            except OSError:
+                pass
+        else:
+            fs.write_json(self._path, st)
+        self.state = st
+
+    # -- GetDiagnostics -------------------------------------------------------------------
+    def diagnostics(self, location, name, start, stop, retries, interval):
+        from firmware.firmware_update import diagnostics
+
+        self.diag = "Uploading"
+        self.diag_task = asyncio.create_task(
+            diagnostics.run(self, location, name, start, stop, retries, max(0, interval)))
+
+    async def notify_diag(self, status):
+        from firmware.ops import diagnostics_status_notification as dsn
+
+        try:
+            await dsn.send(self.cp, status)
+        except Exception as e:  # link down: the status is lost, TriggerMessage can ask
+            log.warning("firmware", "DiagnosticsStatusNotification %s not sent: %r"
+                        % (status, e))
+
+    async def notify(self, status):
+        from firmware.ops import firmware_status_notification as fsn
+
+        try:
+            await fsn.send(self.cp, status)
+            return True
+        except Exception as e:  # link down: the status is lost, TriggerMessage can ask
+            log.warning("firmware", "FirmwareStatusNotification %s not sent: %r" % (status, e))
+            return False
+
+    async def run(self):
+        cp = self.cp
+        while True:
+            st = self.state
+            if st is None or st["stage"] == "reboot":
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await cp.session.accepted.wait()  # statuses need the link; the clock is set
+            if st["stage"] == "wait":
+                left = st["at"] - clock.now()
+                if left > 0:
+                    self._wake.clear()
+                    try:
+                        await wait_for_ms(self._wake.wait(), min(left * 1000, _STEP_MS))
+                    except asyncio.TimeoutError:
+                        pass
+                    continue
+                await self._download(st)
+            else:
+                await self._install(st)
+
+    async def _download(self, st):
+        if st["tries"] <= 0:
+            self._save(None)
+            await self.notify("DownloadFailed")
+            return
+        st = dict(st)
+        st["tries"] -= 1
+        self._save(st)
+        from firmware.firmware_update import install
+
+        self.current = "Downloading"
+        await self.notify("Downloading")
+        try:
+            ver = await install.fetch(self.cp, st["loc"], self.data)
+        except Exception as e:  # TransferError, BundleError, OSError: one failed attempt
+            log.error("firmware", "download failed:", getattr(e, "reason", repr(e)))
+            self.current = None
+            if st["tries"] > 0:
+                st["at"] = clock.now() + st["gap"]
+                self._save(st)
+            else:
+                self._save(None)
+                await self.notify("DownloadFailed")
+            return
+        st["stage"] = "install"
+        st["ver"] = ver
+        self._save(st)
+        self.current = "Downloaded"
+        await self.notify("Downloaded")
+
+    async def _install(self, st):
+        cp = self.cp
+        self.current = "Downloaded"
+        held = False
+        while True:
+            if cp.tx is None:
+                if not held:
+                    held = True
+                    self._hold(True)  # no new session while waiting for the contactor
+                if not cp.charger.energized and cp.tx is None:
+                    break
+            await asleep_ms(_POLL_MS)
+        self.current = "Installing"
+        await self.notify("Installing")
+        from firmware.firmware_update import install
+
+        st = dict(st)
+        st["stage"] = "reboot"
+        try:
+            self._save(st)
+            install.activate(self.data, st)
+        except Exception as e:
+            log.error("firmware", "installation failed: %r" % (e,))
+            self._save(None)
+            self.current = None
+            self._hold(False)
+            await self.notify("InstallationFailed")
+            return
+        log.info("firmware", "installed", st.get("ver"), "- rebooting")
+        await asleep_ms(200)  # the notification on the wire
+        cp.reboot()
+
+    def _hold(self, on):
+        st = self.cp.station
+        if st is not None:
+            st.hold(on)
+        else:
+            self.cp.charger.set_available(not on)
+
+    async def on_accepted(self, cp):
+        """After every Accepted BootNotification: confirm the running slot, report the end
+        of an installation that rebooted."""
+        d = slots.confirm(self.data)
+        failed = d.get("failed")
+        if failed:  # a rollback: the version check below reports it from now on
+            log.error("firmware", "slot", failed, "rolled back")
+            del d["failed"]
+            slots.write(self.data, d)
+        st = self.state
+        if st is not None and st["stage"] == "reboot":
+            ok = not failed and cp.info["fw"] == st.get("ver")
+            if not ok:
+                log.error("firmware", "installation of", st.get("ver"), "failed; running",
+                          cp.info["fw"])
+            if await self.notify("Installed" if ok else "InstallationFailed"):
+                self._save(None)  # else told at the next Accepted
+
+    async def trial_watch(self):
+        """A slot on trial that never reaches Accepted reboots (counted by lib/slots.py)."""
+        if slots.read(self.data).get("ok"):
+            return
+        try:
+            await wait_for_ms(self.cp.session.accepted.wait(), TRIAL_MS)
+        except asyncio.TimeoutError:
+            log.error("firmware", "new slot not accepted in time: rebooting")
+            self.cp.reboot()
+
+
+def _valid(st):
+    try:
+        return (st["v"] == _FORMAT and isinstance(st["loc"], str) and isinstance(st["at"], int)
+                and isinstance(st["tries"], int) and isinstance(st["gap"], int)
+                and st["stage"] in ("wait", "install", "reboot"))
+    except (KeyError, TypeError):
+        return False
+
+
+def _safe(url):
+    """The URL without a password, for the log."""
+    at = url.find("@")
+    s = url.find("://")
+    return url if at < 0 or s < 0 else url[: s + 3] + "***" + url[at:]
+
+
+def attach(cp):
+    from firmware.ocpp import router
+
+    router.offer(OPS)
+    import logfile
+
+    logfile.attach(cp.data_dir, lambda: clock.now() if clock.is_set() else 0)
+    fw = Firmware(cp)
+    cp.firmware = fw
+    cp.session.on_accepted.append(fw.on_accepted)
+    return [fw.run(), fw.trial_watch()]

@@ -1,0 +1,43 @@
+"""GetDiagnostics (OCPP 1.6 §5.8, §6.29): upload a diagnostics file to `location` (a
+directory URI: ftp://, http://, https://). Answered at once with the fileName it will have
+there; the upload runs in a task of cp.firmware (firmware/firmware_update/diagnostics.py,
+loaded then): `startTime`/`stopTime` select the log lines, `retries` attempts (default 1)
+spaced by `retryInterval` s, DiagnosticsStatusNotification Uploading -> Uploaded /
+UploadFailed. A location of another scheme, or an upload already running, answers without
+a fileName (nothing will be uploaded).
+"""
+
+from firmware import clock
+from firmware.ocpp import router
+
+ACTION = "GetDiagnostics"
+SCHEMES = ("http://", "https://", "ftp://")
+
+
+def _time(payload, key):
+    v = payload.get(key)
+    if v is None:
+        return None
+    try:
+        return clock.parse(v)
+    except ValueError:
+        return None
+
+
+@router.on(ACTION)
+def get_diagnostics(cp, payload):
+    loc = payload["location"]
+    if cp.firmware.diag is not None or not any(loc.startswith(s) for s in SCHEMES):
+        return {}
+    from firmware.firmware_update import diagnostics
+
+    return {"fileName": diagnostics.file_name(cp)}
+
+
+@router.after(ACTION)
+def get_diagnostics_after(cp, payload, response):
+    name = response.get("fileName")
+    if name:
+        cp.firmware.diagnostics(payload["location"], name, _time(payload, "startTime"),
+                                _time(payload, "stopTime"), payload.get("retries", 1),
+                                payload.get("retryInterval", 0))

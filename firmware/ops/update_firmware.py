@@ -1,0 +1,46 @@
+"""UpdateFirmware (OCPP 1.6 §5.19, §6.53): install new firmware from `location` at
+`retrieveDate`. Answered at once (an empty conf); the work is cp.firmware's
+(firmware/firmware_update/service.py): the request is kept on flash, `retries` attempts
+(default 1) spaced by `retryInterval` seconds (default 0), the progress reported with
+FirmwareStatusNotification. A location that is not http://, https:// or ftp://, or a
+retrieveDate that is not a date, is answered as usual and reported as DownloadFailed
+(the conf has no status); nothing is stored then.
+"""
+
+import asyncio
+
+import log
+from firmware import clock
+from firmware.ocpp import router
+
+ACTION = "UpdateFirmware"
+SCHEMES = ("http://", "https://", "ftp://")
+task = None  # a reference keeps the DownloadFailed task alive
+
+
+def parse(payload):
+    """(location, retrieve unix s, retries, interval s) or None when unusable."""
+    loc = payload["location"]
+    if not any(loc.startswith(s) for s in SCHEMES):
+        return None
+    try:
+        at = clock.parse(payload["retrieveDate"])
+    except ValueError:
+        return None
+    return (loc, at, payload.get("retries", 1), payload.get("retryInterval", 0))
+
+
+@router.on(ACTION)
+def update_firmware(cp, payload):
+    return {}
+
+
+@router.after(ACTION)
+def update_firmware_after(cp, payload, response):
+    global task
+    req = parse(payload)
+    if req is None:
+        log.error("firmware", "UpdateFirmware unusable:", payload["location"][:60])
+        task = asyncio.create_task(cp.firmware.notify("DownloadFailed"))
+        return
+    cp.firmware.request(*req)

@@ -1,0 +1,191 @@
+"""Unit tests of the FirmwareManagement modules: the A/B slot pointer and its boot counter
+(lib/slots.py), the flash log (lib/logfile.py), the four message modules and the request kept
+on flash by cp.firmware. The whole path runs end to end in test_e2e_firmware.py."""
+
+import asyncio
+import json
+import sys
+
+import pytest
+from conftest import check_ocpp
+from cpkit import FakeCP
+
+import logfile
+import slots
+from firmware import clock
+from firmware.firmware_update import service
+from firmware.ops import diagnostics_status_notification as dsn
+from firmware.ops import firmware_status_notification as fsn
+from firmware.ops import get_diagnostics, trigger_message, update_firmware
+
+
+# -- slots -----------------------------------------------------------------------------------
+def _slot(data, name):
+    (data / name / "lib").mkdir(parents=True)
+
+
+@pytest.fixture
+def path_saved():
+    saved = list(sys.path)
+    yield
+    sys.path[:] = saved
+
+
+def test_no_pointer_is_the_base_image(tmp_path, path_saved):
+    before = list(sys.path)
+    assert slots.boot(str(tmp_path))["run"] == ""
+    assert sys.path == before
+
+
+def test_corrupt_pointer_is_the_base_image(tmp_path, path_saved):
+    (tmp_path / "slot.json").write_text("{not json")
+    assert slots.boot(str(tmp_path))["run"] == ""
+
+
+def test_trial_slot_runs_first_then_rolls_back_after_max_tries(tmp_path, path_saved):
+    data = str(tmp_path)
+    _slot(tmp_path, "app_a")
+    slots.switch(data, "app_a")
+    for n in range(1, slots.MAX_TRIES + 1):
+        d = slots.boot(data)
+        assert d["run"] == "app_a" and d["try"] == n
+        assert sys.path[0] == data + "/app_a/lib"
+        sys.path.pop(0)
+    d = slots.boot(data)  # one boot too many without confirmation
+    assert d["run"] == "" and d["failed"] == "app_a" and d["ok"] is True
+    assert sys.path[0] != data + "/app_a/lib"
+
+
+def test_confirmed_slot_stays(tmp_path, path_saved):
+    data = str(tmp_path)
+    _slot(tmp_path, "app_a")
+    slots.switch(data, "app_a")
+    slots.boot(data)
+    assert slots.confirm(data)["ok"] is True
+    for _ in range(slots.MAX_TRIES + 2):
+        assert slots.boot(data)["run"] == "app_a"
+    assert slots.inactive(data) == "app_b"
+    # The next update goes on trial with the confirmed slot as its fallback.
+    _slot(tmp_path, "app_b")
+    slots.switch(data, "app_b")
+    assert json.loads((tmp_path / "slot.json").read_text())["prev"] == "app_a"
+
+
+def test_a_missing_slot_directory_falls_back(tmp_path, path_saved):
+    data = str(tmp_path)
+    slots.write(data, {"run": "app_b", "prev": "", "ok": False, "try": 0})
+    d = slots.boot(data)
+    assert d["run"] == "" and d["failed"] == "app_b"
+
+
+def test_pointer_tmp_is_read_when_the_file_is_missing(tmp_path):
+    (tmp_path / "slot.json.tmp").write_text(json.dumps({"run": "app_b", "ok": True}))
+    assert slots.read(str(tmp_path))["run"] == "app_b"
+
+
+# -- logfile ---------------------------------------------------------------------------------
+def test_log_rotates_and_selects_a_window(tmp_path, monkeypatch):
+    import log
+
+    monkeypatch.setattr(logfile, "MAX_BYTES", 200)
+    t = [1000]
+    sink = logfile.attach(str(tmp_path), lambda: t[0])
+    try:
+        for i in range(40):
+            t[0] = 1000 + i
+            log.error("test", "line", i)
+        log.info("test", "not kept")
+    finally:
+        log._sinks.remove(sink)
+    assert (tmp_path / "log.1.txt").exists()
+    total = sum(p.stat().st_size for p in tmp_path.iterdir())
+    assert total < 3 * 200
+    got = [t for t, _ in logfile.lines(str(tmp_path), 1035, 1037)]
+    assert got == [1035, 1036, 1037]
+    assert all("not kept" not in line for _, line in logfile.lines(str(tmp_path)))
+
+
+# -- message modules ---------------------------------------------------------------------------
+@pytest.mark.parametrize("mod", [fsn, dsn])
+def test_notification_payloads_are_valid(mod):
+    for st in mod.STATUSES:
+        check_ocpp(mod.ACTION, mod.payload(st))
+    with pytest.raises(ValueError):
+        mod.payload("Bogus")
+
+
+def test_update_firmware_parse():
+    p = {"location": "ftp://u:p@h/fw.bundle", "retrieveDate": "2030-01-01T00:00:00Z"}
+    assert update_firmware.parse(p) == ("ftp://u:p@h/fw.bundle", clock.parse(p["retrieveDate"]),
+                                        1, 0)
+    p2 = dict(p, retries=3, retryInterval=30)
+    assert update_firmware.parse(p2)[2:] == (3, 30)
+    assert update_firmware.parse(dict(p, location="file:///etc/passwd")) is None
+    assert update_firmware.parse(dict(p, retrieveDate="yesterday")) is None
+
+
+class Session:
+    def __init__(self):
+        self.sent = []
+        self.on_accepted = []
+        self.accepted = asyncio.Event()
+
+    async def call(self, action, payload):
+        check_ocpp(action, payload)
+        self.sent.append((action, payload))
+        return {}
+
+
+class CP(FakeCP):
+    def __init__(self, data_dir):
+        self._declare()
+        self.data_dir = str(data_dir)
+        self.info = {"vendor": "V", "model": "M", "serial": "S1", "fw": "1.0"}
+        self.session = Session()
+
+
+def test_request_is_kept_on_flash_and_corrupt_files_are_dropped(tmp_path):
+    cp = CP(tmp_path)
+    fw = service.Firmware(cp)
+    assert fw.request("http://h/fw.bundle", 2000000000, 0, -5)
+    st = json.loads((tmp_path / service.FILE).read_text())
+    assert st["tries"] == 1 and st["gap"] == 0 and st["stage"] == "wait"
+    assert service.Firmware(cp).state == st  # after a reboot
+    (tmp_path / service.FILE).write_text(json.dumps({"v": 1, "loc": 5}))
+    assert service.Firmware(cp).state is None
+
+
+def test_get_diagnostics_answers_a_file_name_or_nothing(tmp_path):
+    cp = CP(tmp_path)
+    cp.firmware = service.Firmware(cp)
+    r = get_diagnostics.get_diagnostics(cp, {"location": "ftp://h/dir/"})
+    assert r["fileName"].startswith("diagnostics-S1-")
+    check_ocpp("GetDiagnostics", r, response=True)
+    assert get_diagnostics.get_diagnostics(cp, {"location": "smb://h/dir"}) == {}
+    cp.firmware.diag = "Uploading"
+    assert get_diagnostics.get_diagnostics(cp, {"location": "ftp://h/dir/"}) == {}
+
+
+def test_trigger_reports_the_status_in_progress_else_idle(tmp_path):
+    cp = CP(tmp_path)
+    cp.firmware = service.Firmware(cp)
+
+    class Rpc:
+        sent = []
+
+        async def call(self, action, payload):
+            check_ocpp(action, payload)
+            self.sent.append((action, payload["status"]))
+
+    rpc = Rpc()
+
+    async def go():
+        await trigger_message.send(cp, rpc, "FirmwareStatusNotification")
+        cp.firmware.current = "Downloading"
+        await trigger_message.send(cp, rpc, "FirmwareStatusNotification")
+        await trigger_message.send(cp, rpc, "DiagnosticsStatusNotification")
+        cp.firmware.diag = "Uploading"
+        await trigger_message.send(cp, rpc, "DiagnosticsStatusNotification")
+
+    asyncio.run(go())
+    assert [s for _, s in rpc.sent] == ["Idle", "Downloading", "Idle", "Uploading"]
