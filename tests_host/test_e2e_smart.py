@@ -163,11 +163,11 @@ def wait_acu(fw, amps, timeout):
     duty = int(amps * 50 // 3)
     while True:
         acu = fw.status("acu")["acu"]
-        if acu == amps and fw.sim()[1]["duty"] == duty:
+        if acu == amps and fw.sim()["duty"] == duty:
             return time.monotonic() - t0
         if time.monotonic() - t0 > timeout:
             raise AssertionError("acu %r, pilot %r, wanted %r A\n%s"
-                                 % (acu, fw.sim()[1]["duty"], amps, fw.output()))
+                                 % (acu, fw.sim()["duty"], amps, fw.output()))
         time.sleep(0.02)
 
 
