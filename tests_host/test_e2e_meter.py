@@ -8,32 +8,25 @@ own register map and values) are the ones of test_modbus.py.
 """
 
 import pytest
-from e2e import Firmware
+from e2e import free_port
 from test_modbus import EXPECT, slave  # noqa: F401  (slave: the pymodbus fixture)
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def start_fw(tmp_path):
-    started = []
-
+def start_fw(start_firmware, tmp_path):
     def start(path, kind, addr):
         import sim as sim_tool  # tools/sim.py, the `make sim` launcher (on sys.path via e2e)
 
-        data = tmp_path / ("data%d" % len(started))
-        fw = Firmware(data, "")
+        data, port = tmp_path / "data", free_port()
         # Exactly the environment `make sim METER=path METER_TYPE=kind METER_ADDR=addr` gives.
-        fw.extra_env = sim_tool.firmware_env(
-            str(data), fw.api_port, meter=path, meter_type=kind, meter_addr=str(addr)
+        env = sim_tool.firmware_env(
+            str(data), port, meter=path, meter_type=kind, meter_addr=str(addr)
         )
-        started.append(fw)
-        return fw.start()
+        return start_firmware(data=data, env=env, api_port=port)
 
-    yield start
-    for fw in started:
-        fw.stop()
-        print("---- firmware log ----\n" + fw.output())
+    return start
 
 
 def _near(a, b, tol):
