@@ -12,6 +12,7 @@
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -64,6 +65,16 @@ def mp_run(code, timeout=60, heap="2m", env=None, cwd=None):
         env=mp_env(env),
         cwd=cwd or ROOT,
     )
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 now (tests run in parallel with others: never a fixed
+    port)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 FAKES = os.path.join(ROOT, "tests_host", "fake_machine")

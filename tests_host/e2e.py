@@ -27,7 +27,6 @@ wait_accepted.
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -36,19 +35,11 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import ROOT, check_ocpp, micropython_binary, mp_env
+from conftest import ROOT, check_ocpp, free_port, micropython_binary, mp_env
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 from csms import DemoCSMS  # noqa: E402
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class CsmsThread:
