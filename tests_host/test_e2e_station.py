@@ -83,7 +83,7 @@ def test_soft_reset_exits_with_3_and_boots_again(csms, start_firmware):
     assert_all_valid(csms)
 
 
-def test_unlock_connector_opens_the_lock_of_connector_1_only(csms, start_firmware):
+def test_unlock_connector_unlocks_connector_1_and_fails_for_an_unknown_one(csms, start_firmware):
     start_firmware(csms.url())
     wait_status(csms, 1, "Available")
     # The simulator has a socket lock; no car: it opens (it is open already).
