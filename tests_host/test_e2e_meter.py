@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def start_fw(start_firmware, tmp_path):
+def start_with_meter(start_firmware, tmp_path):
     def start(path, kind, addr):
         import sim as sim_tool  # tools/sim.py, the `make sim` launcher (on sys.path via e2e)
 
@@ -52,8 +52,8 @@ def assert_nrg_shows(st, v):
     [("sdm630", 1), ("abb_b23", 3), ("sdm72", 2), ("auto", 3)],
     ids=["sdm630", "abb_b23", "sdm72", "auto-detects-abb"],
 )
-def test_firmware_shows_the_modbus_slave_readings(slave, start_fw, kind, addr):  # noqa: F811
-    fw = start_fw(slave.master_path, kind, addr)
+def test_firmware_shows_the_modbus_slave_readings(slave, start_with_meter, kind, addr):  # noqa: F811
+    fw = start_with_meter(slave.master_path, kind, addr)
     _, values = EXPECT[addr]
     st = fw.wait_status(
         lambda s: s["eto"] and _near(s["nrg"][0], values["u"][0], 0.05),
@@ -67,10 +67,10 @@ def test_firmware_shows_the_modbus_slave_readings(slave, start_fw, kind, addr): 
     assert slave.bytes > 0
 
 
-def test_silent_meter_address_falls_back_to_safe_current_while_charging(slave, start_fw):  # noqa: F811
+def test_silent_meter_address_falls_back_to_safe_current_while_charging(slave, start_with_meter):  # noqa: F811
     """Nobody answers at address 9: the real driver reports the meter offline, and the
     charger offers the documented fallback of 6 A instead of the board's 16 A."""
-    fw = start_fw(slave.master_path, "sdm630", 9)
+    fw = start_with_meter(slave.master_path, "sdm630", 9)
     fw.sim(cp="B")
     fw.sim(cp="C")
     st = fw.wait_status(lambda s: s["car"] == 2 and s["acu"] == 6, timeout=15,
