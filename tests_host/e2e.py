@@ -272,6 +272,7 @@ def pytest_configure(config):
 
 @pytest.fixture
 def start_csms():
+    """start_csms(port=0, ssl_context=None, **DemoCSMS options) -> a started CsmsThread."""
     started = []
 
     def start(port=0, ssl_context=None, **options):
@@ -289,12 +290,15 @@ def start_csms():
 
 @pytest.fixture
 def csms(request, start_csms):
+    """A started central system; options from @pytest.mark.csms(**options)."""
     marker = request.node.get_closest_marker("csms")
     return start_csms(**(marker.kwargs if marker else {}))
 
 
 @pytest.fixture
 def start_firmware(tmp_path):
+    """start_firmware(url="", data=None, setup=None, config=None, accepted=False,
+    heap="512k", env=None, api_port=None) -> a started Firmware (see the module docstring)."""
     started = []
 
     def start(url="", data=None, setup=None, config=None, accepted=False, heap="512k",
