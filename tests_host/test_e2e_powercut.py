@@ -16,8 +16,7 @@ import random
 import time
 
 import pytest
-from conftest import check_ocpp
-from e2e import CsmsThread, Firmware
+from e2e import assert_calls_valid, energy_wh
 
 pytestmark = pytest.mark.e2e
 
@@ -25,87 +24,63 @@ KILLS = int(os.getenv("POWERCUT_KILLS", "52"))
 SEED = int(os.getenv("POWERCUT_SEED", "16061"))
 
 
-def _energy(p):
-    out = []
-    for m in p["meterValue"]:
-        for sv in m["sampledValue"]:
-            if sv.get("measurand") == "Energy.Active.Import.Register":
-                out.append(int(sv["value"]))
-    return out
-
-
-def test_sigkill_at_random_moments_loses_no_transaction(tmp_path):
+def test_sigkill_at_random_moments_loses_no_transaction(csms, start_firmware):
     rnd = random.Random(SEED)
-    c = CsmsThread(heartbeat_interval=300)
-    c.start()
-    data = tmp_path / "data"
-    fws = []
     cut_inside = set()  # idTags of sessions whose Start was seen before the cut
     completed = set()  # idTags whose Stop (Local) was seen before the cut
     tapped_twice = set()  # idTags whose stopping tap came before the cut
     t0 = time.monotonic()
-    try:
-        for i in range(KILLS):
-            fw = Firmware(data, c.url())
-            fws.append(fw)
-            fw.start()
-            if i == 0:
-                assert fw.set(ocppi=1)[0] == 200  # persisted: every restart samples at 1 s
-            fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
-            tag = "S%d" % i
-            if i % 5 == 4:
-                # This time the cut falls after the central system got the Start and before
-                # the firmware has its answer: the Start is sent again after the restart.
-                def cut(cp_id, action, payload, fw=fw):
-                    if action == "StartTransaction":
-                        fw.proc.kill()
-                c.csms.on_call = cut
-            else:
-                c.csms.on_call = None
-            fw.sim(cp="C", card=tag)
-            cut_at = time.monotonic() + rnd.uniform(0.0, 3.0)
-            tap_again = time.monotonic() + 1.6
-            tapped = False
-            while time.monotonic() < cut_at:
-                if fw.proc.poll() is not None:
-                    break  # cut by the central system's hook
-                if not tapped and time.monotonic() >= tap_again:
-                    fw.sim(card=tag)  # the same card: stop (Local)
-                    tapped = True
-                time.sleep(0.02)
-            fw.kill()
-            if tapped:
-                tapped_twice.add(tag)
-            seen = {(a, p.get("idTag")) for _, a, p in c.csms.received}
-            if ("StopTransaction", tag) in seen:
-                completed.add(tag)
-            elif ("StartTransaction", tag) in seen:
-                cut_inside.add(tag)
-        # Power back for good: everything still in the journal must arrive.
-        c.csms.on_call = None
-        fw = Firmware(data, c.url())
-        fws.append(fw)
-        fw.start()
-        fw.wait_status(lambda s: s["ocppa"] and s["jq"] == 0, keys=("ocppa", "jq"), timeout=60)
-        elapsed = time.monotonic() - t0
-    finally:
-        for f in fws:
-            f.stop()
-        c.close()
+    for i in range(KILLS):
+        # The first start sets one MeterValues a second, persisted for every restart.
+        fw = start_firmware(csms.url(), config={"ocppi": 1} if i == 0 else None, accepted=True)
+        tag = "S%d" % i
+        if i % 5 == 4:
+            # This time the cut falls after the central system got the Start and before
+            # the firmware has its answer: the Start is sent again after the restart.
+            def cut(cp_id, action, payload, fw=fw):
+                if action == "StartTransaction":
+                    fw.proc.kill()
+            csms.csms.on_call = cut
+        else:
+            csms.csms.on_call = None
+        fw.sim(cp="C", card=tag)
+        cut_at = time.monotonic() + rnd.uniform(0.0, 3.0)
+        tap_again = time.monotonic() + 1.6
+        tapped = False
+        while time.monotonic() < cut_at:
+            if fw.proc.poll() is not None:
+                break  # cut by the central system's hook
+            if not tapped and time.monotonic() >= tap_again:
+                fw.sim(card=tag)  # the same card: stop (Local)
+                tapped = True
+            time.sleep(0.02)
+        fw.kill()
+        if tapped:
+            tapped_twice.add(tag)
+        seen = {(a, p.get("idTag")) for _, a, p in csms.csms.received}
+        if ("StopTransaction", tag) in seen:
+            completed.add(tag)
+        elif ("StartTransaction", tag) in seen:
+            cut_inside.add(tag)
+    # Power back for good: everything still in the journal must arrive.
+    csms.csms.on_call = None
+    fw = start_firmware(csms.url())
+    fw.wait_status(lambda s: s["ocppa"] and s["jq"] == 0, keys=("ocppa", "jq"), timeout=60)
+    elapsed = time.monotonic() - t0
+    fw.stop()  # nothing more arrives while the record is read
     print("%d power cuts in %.1f s" % (KILLS, elapsed))
-    received = c.csms.received
-    for _, action, payload in received:
-        check_ocpp(action, payload)
+    assert_calls_valid(csms)
+    received = csms.csms.received
 
     starts = {}  # txid -> list of Start payloads received for it
     for _, a, p in received:
         if a == "StartTransaction":
             key = ("CP1", p["connectorId"], p["idTag"], p["meterStart"], p["timestamp"])
-            starts.setdefault(c.csms.transactions_by_key[key], []).append(p)
+            starts.setdefault(csms.csms.transactions_by_key[key], []).append(p)
     assert len(starts) >= KILLS // 3, "too few transactions started to prove anything"
     resent = 0
     reasons = {}
-    for txid, tx in c.csms.transactions.items():
+    for txid, tx in csms.csms.transactions.items():
         # Exactly once: one distinct stop (identical re-sends allowed, nothing else).
         assert len(set(tx["stops"])) == 1, (txid, tx)
         copies = starts[txid]
@@ -128,7 +103,7 @@ def test_sigkill_at_random_moments_loses_no_transaction(tmp_path):
                 kinds.append("S")
             elif a in ("MeterValues", "StopTransaction") and p.get("transactionId") == txid:
                 kinds.append(a[0] if a == "MeterValues" else "T")
-                vals = _energy(p) if a == "MeterValues" else [p["meterStop"]]
+                vals = energy_wh(p) if a == "MeterValues" else [p["meterStop"]]
                 for wh in vals:
                     assert wh >= last, (txid, wh, last)
                     last = wh
@@ -138,8 +113,8 @@ def test_sigkill_at_random_moments_loses_no_transaction(tmp_path):
     # (hal/sim.py keeps it in the data directory), so no session starts below where the
     # previous one stopped.
     prev_stop = None
-    for txid in sorted(c.csms.transactions):
-        tx = c.csms.transactions[txid]
+    for txid in sorted(csms.csms.transactions):
+        tx = csms.csms.transactions[txid]
         if prev_stop is not None:
             assert starts[txid][0]["meterStart"] >= prev_stop, (txid, prev_stop)
         prev_stop = tx["stops"][0][0]

@@ -5,51 +5,13 @@ authorization), and TriggerMessage of each of the six messages (answer first, th
 message; a triggered BootNotification keeps the session).
 """
 
-import os
 import time
 
 import pytest
-from conftest import check_ocpp
-from e2e import CsmsThread, Firmware
+from e2e import assert_all_valid, received
 from ocpp.v16 import call
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def csms():
-    c = CsmsThread(heartbeat_interval=600)
-    c.start()
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def fw_factory(tmp_path):
-    started = []
-
-    def make(url):
-        d = tmp_path / "data"
-        os.makedirs(d, exist_ok=True)
-        fw = Firmware(d, url)
-        started.append(fw)
-        return fw.start()
-
-    yield make
-    for fw in started:
-        fw.stop()
-        print("---- firmware log ----\n" + fw.output())
-
-
-def received(csms, action, since=0):
-    return [p for _, a, p in csms.csms.received[since:] if a == action]
-
-
-def all_valid(csms):
-    for _, action, payload in csms.csms.received:
-        check_ocpp(action, payload)
-    for _, frame in csms.csms.answers:
-        assert frame[0] == 3, frame
 
 
 def local_list(version, kind, *tags):
@@ -58,9 +20,9 @@ def local_list(version, kind, *tags):
                               local_authorization_list=items)
 
 
-def test_local_list_kept_across_restart_and_used_for_cards(csms, fw_factory):
-    fw = fw_factory(csms.url())
-    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+def test_local_list_is_versioned_kept_across_a_restart_and_authorizes_cards(csms,
+                                                                             start_firmware):
+    fw = start_firmware(csms.url(), accepted=True)
     assert csms.call("CP1", call.GetLocalListVersion()).list_version == 0
     assert csms.call("CP1", local_list(3, "Full", "CARD7", "CARD8")).status == "Accepted"
     assert csms.call("CP1", local_list(3, "Differential", "CARD9")).status == "VersionMismatch"
@@ -68,8 +30,7 @@ def test_local_list_kept_across_restart_and_used_for_cards(csms, fw_factory):
     assert csms.call("CP1", local_list(4, "Full", *too_many)).status == "Failed"
     assert csms.call("CP1", call.GetLocalListVersion()).list_version == 3
     fw.stop()
-    fw = fw_factory(csms.url())
-    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+    fw = start_firmware(csms.url(), accepted=True)
     assert csms.call("CP1", call.GetLocalListVersion()).list_version == 3
     # The card is in the local list: with LocalPreAuthorize no Authorize.req is needed.
     r = csms.call("CP1", call.ChangeConfiguration(key="LocalPreAuthorize", value="true"))
@@ -83,7 +44,7 @@ def test_local_list_kept_across_restart_and_used_for_cards(csms, fw_factory):
     assert r.status == "Accepted"
     assert csms.call("CP1", call.GetLocalListVersion()).list_version == -1
     assert csms.call("CP1", local_list(5, "Full", "X")).status == "NotSupported"
-    all_valid(csms)
+    assert_all_valid(csms)
 
 
 def trigger(csms, msg, connector_id=None):
@@ -91,9 +52,9 @@ def trigger(csms, msg, connector_id=None):
                                                 connector_id=connector_id)).status
 
 
-def test_trigger_each_message(csms, fw_factory):
-    fw = fw_factory(csms.url())
-    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+def test_each_triggered_message_follows_its_answer_and_a_boot_keeps_the_session(
+        csms, start_firmware):
+    fw = start_firmware(csms.url(), accepted=True)
     csms.wait_for(lambda: len(received(csms, "StatusNotification")) >= 2)
     time.sleep(0.5)
     for msg in ("Heartbeat", "DiagnosticsStatusNotification", "FirmwareStatusNotification"):
@@ -146,4 +107,4 @@ def test_trigger_each_message(csms, fw_factory):
     assert trigger(csms, "StatusNotification", 1) == "Accepted"
     csms.wait_for(lambda: received(csms, "StatusNotification", n), timeout=10)
     assert received(csms, "StatusNotification", n)[-1]["status"] == "Charging"
-    all_valid(csms)
+    assert_all_valid(csms)

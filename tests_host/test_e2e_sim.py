@@ -9,7 +9,7 @@ import time
 
 import pytest
 from conftest import ROOT
-from e2e import CsmsThread, Firmware, free_port
+from e2e import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -53,37 +53,22 @@ def test_make_sim_runs_the_firmware_against_the_bundled_central_system(tmp_path)
     assert "BootNotification" in out
 
 
-def test_setup_file_is_applied_once_and_removed(tmp_path):
-    csms = CsmsThread()
-    csms.start()
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "setup.json").write_text(json.dumps(
-        {"ocppu": csms.url(), "ocppe": True, "apw": "s3cret-pw", "wss": "home"}))
-    fw = Firmware(data)
-    try:
-        fw.start()  # the API answers (401 now that the password is set): it is up
-        csms.wait_for(lambda: "BootNotification" in csms.csms.actions())
-        assert not (data / "setup.json").exists()
-        code, _ = fw.get("/api/status")
-        assert code == 401
-        code, body = fw.get("/api/status?filter=ocppu,apw,wss", auth="any:s3cret-pw")
-        assert code == 200 and body == {"ocppu": csms.url(), "apw": True, "wss": "home"}
-    finally:
-        fw.stop()
-        csms.close()
+def test_setup_file_is_applied_once_and_removed(csms, start_firmware, tmp_path):
+    setup = {"ocppu": csms.url(), "ocppe": True, "apw": "s3cret-pw", "wss": "home"}
+    # The API answers (401 now that the password is set): it is up.
+    fw = start_firmware(setup=setup)
+    csms.wait_for(lambda: "BootNotification" in csms.csms.actions())
+    assert not (tmp_path / "data" / "setup.json").exists()
+    code, _ = fw.get("/api/status")
+    assert code == 401
+    code, body = fw.get("/api/status?filter=ocppu,apw,wss", auth="any:s3cret-pw")
+    assert code == 200 and body == {"ocppu": csms.url(), "apw": True, "wss": "home"}
 
 
-def test_bad_setup_file_changes_nothing_and_is_set_aside(tmp_path):
+def test_bad_setup_file_changes_nothing_and_is_set_aside(start_firmware, tmp_path):
+    fw = start_firmware(setup={"ocppu": "http://not-websocket", "apw": "x"})
+    st = fw.status("ocppu", "apw", "ocpple")
+    assert st["ocppu"] == "" and st["apw"] is False
+    assert "setup" in st["ocpple"]
     data = tmp_path / "data"
-    data.mkdir()
-    (data / "setup.json").write_text(json.dumps({"ocppu": "http://not-websocket", "apw": "x"}))
-    fw = Firmware(data)
-    try:
-        fw.start()
-        st = fw.status("ocppu", "apw", "ocpple")
-        assert st["ocppu"] == "" and st["apw"] is False
-        assert "setup" in st["ocpple"]
-        assert (data / "setup.json.rejected").exists() and not (data / "setup.json").exists()
-    finally:
-        fw.stop()
+    assert (data / "setup.json.rejected").exists() and not (data / "setup.json").exists()

@@ -23,40 +23,12 @@ import time
 
 import pytest
 from conftest import check_ocpp
-from e2e import CsmsThread, Firmware
+from e2e import received
 from ocpp.v16 import call
 
 from firmware import clock
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def csms():
-    c = CsmsThread(heartbeat_interval=300)
-    c.start()
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def start_fw(tmp_path, csms):
-    started = []
-
-    def make():
-        fw = Firmware(tmp_path / "data", csms.url())
-        started.append(fw)
-        fw.start()
-        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
-        return fw
-
-    yield make
-    for fw in started:
-        fw.stop()
-    for _, action, payload in csms.csms.received:
-        check_ocpp(action, payload)
-    if started:
-        print("---- firmware log ----\n" + started[-1].output())
 
 
 def _snake(name):
@@ -150,8 +122,7 @@ def start_transaction(c, fw):
     assert request(c, "RemoteStartTransaction", {"idTag": "SMART1", "connectorId": 1}) \
         == {"status": "Accepted"}
     fw.sim(cp="C")
-    c.wait_for(lambda: [p for _, a, p in c.csms.received if a == "StartTransaction"],
-               timeout=15)
+    c.wait_for(lambda: received(c, "StartTransaction"), timeout=15)
     # jq 0: StartTransaction.conf is in, the firmware has the transactionId.
     fw.wait_status(lambda s: s["jq"] == 0 and s["acu"] is not None, keys=("jq", "acu"))
     return max(c.csms.transactions)
@@ -163,16 +134,16 @@ def wait_acu(fw, amps, timeout):
     duty = int(amps * 50 // 3)
     while True:
         acu = fw.status("acu")["acu"]
-        if acu == amps and fw.sim()[1]["duty"] == duty:
+        if acu == amps and fw.sim()["duty"] == duty:
             return time.monotonic() - t0
         if time.monotonic() - t0 > timeout:
             raise AssertionError("acu %r, pilot %r, wanted %r A\n%s"
-                                 % (acu, fw.sim()[1]["duty"], amps, fw.output()))
+                                 % (acu, fw.sim()["duty"], amps, fw.output()))
         time.sleep(0.02)
 
 
-def test_profiles_reach_acu_and_pilot_within_a_second_and_clear_restores_amp(csms, start_fw):
-    fw = start_fw()
+def test_profiles_reach_acu_and_pilot_within_a_second_and_clear_restores_amp(csms, start_firmware):
+    fw = start_firmware(csms.url(), accepted=True)
     assert fw.set(amp=14)[0] == 200
     start_transaction(csms, fw)
     wait_acu(fw, 14, 5)
@@ -196,8 +167,8 @@ def test_profiles_reach_acu_and_pilot_within_a_second_and_clear_restores_amp(csm
 
 
 def test_tx_profiles_follow_time_end_with_the_transaction_come_with_remote_start(
-        csms, start_fw):
-    fw = start_fw()
+        csms, start_firmware):
+    fw = start_firmware(csms.url(), accepted=True)
     txid = start_transaction(csms, fw)
     wait_acu(fw, 16, 5)
     off = fw_offset(csms)
@@ -226,8 +197,7 @@ def test_tx_profiles_follow_time_end_with_the_transaction_come_with_remote_start
     # The transaction ends: its TxProfile goes with it.
     assert request(csms, "RemoteStopTransaction", {"transactionId": txid}) \
         == {"status": "Accepted"}
-    csms.wait_for(lambda: [p for _, a, p in csms.csms.received if a == "StopTransaction"],
-                  timeout=10)
+    csms.wait_for(lambda: received(csms, "StopTransaction"), timeout=10)
     unit, got = periods_at(composite(csms, 1, 60))
     assert got == [(None, 16.0, 3)]
     # The chargingProfile of a RemoteStartTransaction: a TxProfile for the new transaction.
@@ -242,8 +212,8 @@ def test_tx_profiles_follow_time_end_with_the_transaction_come_with_remote_start
     assert got == [(None, 9.0, 3)]
 
 
-def test_composite_schedules_are_exact_and_profiles_survive_a_reboot(csms, start_fw):
-    fw = start_fw()
+def test_composite_schedules_are_exact_and_profiles_survive_a_reboot(csms, start_firmware):
+    fw = start_firmware(csms.url(), accepted=True)
     off = fw_offset(csms)
     f = int(time.time()) + off  # the firmware's now
     base = f - 10
@@ -284,7 +254,7 @@ def test_composite_schedules_are_exact_and_profiles_survive_a_reboot(csms, start
         == {"status": "Rejected"}
 
     fw.stop()
-    fw = start_fw()  # power comes back on the same data
+    fw = start_firmware(csms.url(), accepted=True)  # power comes back on the same data
     assert all_composites() == before
     # Every stored field came back, minChargingRate too: the profiles as the engine holds
     # them are written anew on the next change and still carry it (×10 in profiles.json).

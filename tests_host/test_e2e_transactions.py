@@ -10,59 +10,19 @@ central system is down, delivered in order with the right transactionId once it 
 import time
 
 import pytest
-from conftest import check_ocpp
-from e2e import CsmsThread, Firmware
+from e2e import assert_calls_valid, energy_wh, received
 from ocpp.v16 import call
 
 pytestmark = pytest.mark.e2e
 
-
-@pytest.fixture
-def csms():
-    c = CsmsThread(heartbeat_interval=300)
-    c.start()
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def fw_factory(tmp_path):
-    started = []
-
-    def make(url):
-        fw = Firmware(tmp_path / "data", url)
-        started.append(fw)
-        fw.start()
-        # Fast metering for the test: one sampled MeterValues a second.
-        assert fw.set(ocppi=1)[0] == 200
-        return fw
-
-    yield make
-    for fw in started:
-        fw.stop()
-        print("---- firmware log ----\n" + fw.output())
-
-
-def received(c, action):
-    return [p for _, a, p in c.csms.received if a == action]
-
-
-def energy(mv):
-    """Energy.Active.Import.Register values (Wh) of a MeterValues payload."""
-    out = []
-    for m in mv["meterValue"]:
-        for sv in m["sampledValue"]:
-            if sv.get("measurand") == "Energy.Active.Import.Register":
-                assert sv["unit"] == "Wh"
-                out.append(int(sv["value"]))
-    return out
+# Fast metering for the test: one sampled MeterValues a second.
+FAST_METERING = {"ocppi": 1}
 
 
 def check_session(c, txid):
     """One transaction as the central system saw it: Start, MeterValues, Stop in order,
     every message schema-valid, meter values monotonic from meterStart to meterStop."""
-    for _, action, payload in c.csms.received:
-        check_ocpp(action, payload)
+    assert_calls_valid(c)
     tx = c.csms.transactions[txid]
     assert len(set(tx["stops"])) == 1, tx
     start = tx["start"]
@@ -83,7 +43,7 @@ def check_session(c, txid):
     last = meter_start
     mvs = [c.csms.received[i][2] for k, i in order if k == "M"]
     for mv in mvs:
-        for wh in energy(mv):
+        for wh in energy_wh(mv):
             assert wh >= last, (wh, last)
             last = wh
     meter_stop = tx["stops"][0][0]
@@ -91,9 +51,8 @@ def check_session(c, txid):
     return tx, mvs
 
 
-def test_remote_start_meter_values_remote_stop(csms, fw_factory):
-    fw = fw_factory(csms.url())
-    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+def test_remote_start_waits_for_the_car_meters_and_remote_stop_ends_it(csms, start_firmware):
+    fw = start_firmware(csms.url(), config=FAST_METERING, accepted=True)
     r = csms.call("CP1", call.RemoteStartTransaction(id_tag="REMOTE1", connector_id=1))
     assert r.status == "Accepted"
     # Authorization waits for a car; the transaction starts when it is plugged.
@@ -127,9 +86,8 @@ def test_remote_start_meter_values_remote_stop(csms, fw_factory):
     assert fw.wait_status(lambda s: s["jq"] == 0, keys=("jq", "jw"))["jw"] > 0
 
 
-def test_card_tap_starts_and_stops(csms, fw_factory):
-    fw = fw_factory(csms.url())
-    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+def test_card_tap_starts_and_the_same_card_not_another_stops(csms, start_firmware):
+    fw = start_firmware(csms.url(), config=FAST_METERING, accepted=True)
     fw.sim(cp="B")
     fw.sim(card="CARD7")
     csms.wait_for(lambda: received(csms, "StartTransaction"), timeout=10)
@@ -152,9 +110,8 @@ def test_card_tap_starts_and_stops(csms, fw_factory):
 
 
 def test_offline_session_is_delivered_in_order_when_the_central_system_returns(
-        csms, fw_factory):
-    fw = fw_factory(csms.url())
-    fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+        csms, start_firmware):
+    fw = start_firmware(csms.url(), config=FAST_METERING, accepted=True)
     # Learn the card online (authorization cache); without a car the authorization
     # expires after ConnectionTimeOut. Then lose the central system.
     r = csms.call("CP1", call.ChangeConfiguration(key="ConnectionTimeOut", value="1"))

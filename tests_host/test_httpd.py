@@ -4,12 +4,11 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import subprocess
 import time
 
 import pytest
-from conftest import MICROPYPATH, micropython_binary, mp_env
+from conftest import MICROPYPATH, free_port, micropython_binary, mp_env
 
 import httpd
 
@@ -184,16 +183,8 @@ def test_unquote_and_parse_query():
         httpd.unquote("%G1")
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_same_server_on_micropython():
-    port = _free_port()
+    port = free_port()
     code = (
         """
 import asyncio, httpd
