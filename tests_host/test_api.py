@@ -240,7 +240,7 @@ async def main():
 asyncio.run(main())
 """ % (str(tmp_path), port)
     p = subprocess.Popen(
-        [micropython_binary(), "-X", "heapsize=256k", "-c", code],
+        [micropython_binary(), "-X", "heapsize=512k", "-c", code],  # from source, every feature
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=mp_env({"MICROPYPATH": ".frozen" + os.pathsep + MICROPYPATH}),
