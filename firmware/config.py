@@ -121,7 +121,7 @@ class Config:
                 "type": e[1],
                 "access": "R" if f & RO else ("W" if f & SECRET else "RW"),
                 "default": e[3],
-                "min": e[4],
+                "min": keys.allowed(e) if e[1] == CSL else e[4],
                 "max": e[5],
                 "reboot": bool(f & REBOOT),
                 "ocpp": bool(f & OCPP),
@@ -218,7 +218,7 @@ class Config:
             return "too many values (max %d)" % maxlen
         for item in items:
             if t == CSL:
-                if item not in e[4]:
+                if item not in keys.allowed(e):
                     return "unsupported value " + item
             else:
                 dot = item.find(".")

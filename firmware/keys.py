@@ -62,34 +62,39 @@ PROFILES = (
 RATE_UNITS = ("Current", "Power")
 ROTATIONS = ("NotApplicable", "Unknown", "RST", "RTS", "SRT", "STR", "TRS", "TSR")
 
-_O = OCPP
-_OR = OCPP | RO
 
+# Rows are literal constants (type letters and flag numbers written out, local const()s), so
+# a frozen build keeps every table in flash instead of building it on the heap at import.
 # (name, type, flags, default, lo, hi). INT/NINT: range, hi may name another key.
+# CSL: lo names the tuple of allowed values in this module (allowed(row)).
 # STR: length range. CSL: allowed tuple, hi = key holding the maximum length.
+_A = const(16)  # API: a product key
+_AS = const(18)  # API | SECRET
+_O = const(8)  # OCPP: a standard key
+_OR = const(9)  # OCPP | RO
 TABLE = (
-    ("GetConfigurationMaxKeys", INT, _OR, 64, None, None),
-    ("HeartbeatInterval", INT, _O, 300, 1, 86400),
-    ("NumberOfConnectors", INT, _OR, 1, None, None),
+    ("GetConfigurationMaxKeys", "i", _OR, 64, None, None),
+    ("HeartbeatInterval", "i", _O, 300, 1, 86400),
+    ("NumberOfConnectors", "i", _OR, 1, None, None),
     # Only the profiles whose every message works (tests_host/test_profiles.py checks it).
     ("SupportedFeatureProfiles", CSL, _OR,
-     "Core,FirmwareManagement,LocalAuthListManagement,SmartCharging,RemoteTrigger", PROFILES,
+     "Core,FirmwareManagement,LocalAuthListManagement,SmartCharging,RemoteTrigger", "PROFILES",
      "SupportedFeatureProfilesMaxLength"),
-    ("SupportedFeatureProfilesMaxLength", INT, _OR, 6, None, None),
-    ("WebSocketPingInterval", INT, _O, 30, 0, 3600),
-    ("ReserveConnectorZeroSupported", BOOL, _OR, False, None, None),
-    ("ocppe", BOOL, API, False, None, None),
-    ("ocppu", STR, API, "", 0, 256),
-    ("ocppg", BOOL, API, True, None, None),
-    ("ocppcn", BOOL, API, False, None, None),
-    ("ocppss", BOOL, API, False, None, None),
-    ("ocpprl", BOOL, API, False, None, None),
-    ("ocppck", STR, API | SECRET, "", 0, 4096),
-    ("ocppcc", STR, API, "", 0, 4096),
-    ("ocppsc", STR, API, "", 0, 4096),
-    ("wss", STR, API, "", 0, 32),
-    ("wke", STR, API | SECRET, "", 8, 63),
-    ("apw", STR, API | SECRET, "", 0, 64),
+    ("SupportedFeatureProfilesMaxLength", "i", _OR, 6, None, None),
+    ("WebSocketPingInterval", "i", _O, 30, 0, 3600),
+    ("ReserveConnectorZeroSupported", "b", _OR, False, None, None),
+    ("ocppe", "b", _A, False, None, None),
+    ("ocppu", "s", _A, "", 0, 256),
+    ("ocppg", "b", _A, True, None, None),
+    ("ocppcn", "b", _A, False, None, None),
+    ("ocppss", "b", _A, False, None, None),
+    ("ocpprl", "b", _A, False, None, None),
+    ("ocppck", "s", _AS, "", 0, 4096),
+    ("ocppcc", "s", _A, "", 0, 4096),
+    ("ocppsc", "s", _A, "", 0, 4096),
+    ("wss", "s", _A, "", 0, 32),
+    ("wke", "s", _AS, "", 8, 63),
+    ("apw", "s", _AS, "", 0, 64),
 )
 
 # Product names that are the OCPP keys themselves (one stored value). `ocppr` is a bool view
@@ -114,6 +119,12 @@ def owners():
     names = list(_OWNERS)
     names.extend(app.FEATURES)
     return names
+
+
+def allowed(row):
+    """The allowed values of a CSL row (its lo names a tuple of this module)."""
+    a = row[4]
+    return globals()[a] if isinstance(a, str) else a
 
 
 def rows():

@@ -39,7 +39,6 @@ import fs
 import log
 from compat import asleep_ms, const, ticks_diff, ticks_ms, wait_for_ms
 from firmware import clock
-from firmware.keys import INT, OCPP
 from firmware.ops import status_notification as sn
 
 _FORMAT = const(1)
@@ -52,14 +51,14 @@ _STEP_MS = const(100)
 FILE = "availability.json"
 
 
-_O = OCPP
 # This feature's configuration keys (row format: firmware/keys.py TABLE); their meanings
 # are the "Configuration keys" lines of the module docstring (keys.doc, the README table).
+_O = const(8)  # OCPP: a standard key
 KEYS = (
-    ("BlinkRepeat", INT, _O, 3, 0, 100),
-    ("LightIntensity", INT, _O, 100, 0, 100),
-    ("MinimumStatusDuration", INT, _O, 0, 0, 3600),
-    ("ResetRetries", INT, _O, 3, 0, 10),
+    ("BlinkRepeat", "i", _O, 3, 0, 100),
+    ("LightIntensity", "i", _O, 100, 0, 100),
+    ("MinimumStatusDuration", "i", _O, 0, 0, 3600),
+    ("ResetRetries", "i", _O, 3, 0, 10),
 )
 
 

@@ -16,10 +16,9 @@ from ocpp.v16 import call
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
+import build  # noqa: E402
 import fileserver  # noqa: E402
 import release  # noqa: E402
-
-import build  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

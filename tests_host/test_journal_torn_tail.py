@@ -3,6 +3,7 @@ journals more: the torn entry alone is lost (it was never accepted: its append h
 returned), everything before it and everything journaled after the boot is delivered in
 order, and nothing new is glued onto the fragment. On CPython and on the MicroPython VM."""
 
+import json
 import os
 
 import pytest
@@ -102,3 +103,92 @@ def test_torn_tail_on_micropython(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     rows = r.stdout.strip().splitlines()[-1].split("|")
     assert rows == ["MeterValues,MeterValues,StopTransaction"] * len(keeps), rows
+
+
+class _HalfJson:
+    """json for the streamed append on CPython: writes the body to the binary file; with
+    `fail` set, half of it and then a MemoryError (the heap ran out in the middle)."""
+
+    def __init__(self):
+        self.fail = False
+
+    def dump(self, obj, f, separators=None):
+        import json
+
+        body = json.dumps(obj, separators=separators).encode()
+        if self.fail:
+            f.write(body[: len(body) // 2])
+            raise MemoryError("memory allocation failed")
+        f.write(body)
+
+    def __getattr__(self, name):
+        import json
+
+        return getattr(json, name)
+
+
+def test_a_line_that_fails_half_way_is_cut_and_the_next_one_stands_alone(tmp_path, monkeypatch):
+    from firmware.transactions import journal as jmod
+
+    fake = _HalfJson()
+    monkeypatch.setattr(jmod, "MICROPYTHON", True)  # the streamed path, as on the board
+    monkeypatch.setattr(jmod, "json", fake)
+    d = str(tmp_path)
+    j = Journal(d)
+    j.start(1, "TAG", 1000, T0)
+    j.meter_values(1, mv(1100), T0 + 60, wh=1100)
+    fake.fail = True
+    with pytest.raises(MemoryError):
+        j.meter_values(1, mv(1200), T0 + 120, wh=1200)
+    fake.fail = False
+    j.meter_values(1, mv(1300), T0 + 180, wh=1300)
+    j.stop(1, 1350, T0 + 200, reason="Local")
+    monkeypatch.setattr(jmod, "json", __import__("json"))
+    cs = CentralSystem()
+    drain(Journal(d), cs)  # after a reboot too
+    vals = [p["meterValue"][0]["sampledValue"][0]["value"]
+            for a, p in cs.got if a == "MeterValues"]
+    assert [a for a, _ in cs.got] == ["StartTransaction", "MeterValues", "MeterValues",
+                                      "StopTransaction"]
+    assert vals == ["1100", "1300"]
+
+
+_MP_STREAM = """
+from firmware.transactions import journal as jm
+from firmware.transactions.journal import Journal
+d = %r
+MV = lambda wh: [{"timestamp": "2023-11-14T22:13:20Z", "sampledValue": [{"value": str(wh),
+      "context": "Sample.Periodic", "measurand": "Energy.Active.Import.Register",
+      "unit": "Wh"}]}]
+j = Journal(d)
+j.start(1, "T\\u00e9G", 1000, 1700000000)
+j.meter_values(1, MV(1100), 1700000060, wh=1100)
+j.stop(1, 1150, 1700000100, reason="Local")
+f = open(d + "/journal/q.log", "rb")
+print(f.read())
+f.close()
+"""
+
+
+def test_streamed_lines_on_micropython_are_the_lines_cpython_writes(tmp_path):
+    r = mp_run(_MP_STREAM % str(tmp_path / "mp"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = eval(r.stdout.strip().splitlines()[-1])  # the bytes repr MicroPython printed
+    j = Journal(str(tmp_path / "py"))
+    j.start(1, "T\u00e9G", 1000, T0)
+    j.meter_values(1, mv(1100), T0 + 60, wh=1100)
+    j.stop(1, 1150, T0 + 100, reason="Local")
+    with open(str(tmp_path / "py" / "journal" / "q.log"), "rb") as f:
+        want = f.read()
+    norm = [line.split(b" ", 7) for line in got.split(b"\n")]
+    wantl = [line.split(b" ", 7) for line in want.split(b"\n")]
+    assert len(norm) == len(wantl)
+    for a, b in zip(norm, wantl, strict=True):
+        # The same fields and body; the streamed length is zero-padded (and MicroPython's
+        # json writes UTF-8 where CPython's escapes, so the lengths are each body's own).
+        if len(a) == 8:
+            assert int(a[6]) == len(a[7]) and json.loads(a[7]) == json.loads(b[7])
+        assert a[:6] == b[:6]
+    # Each line is read back by the CPython loader, which is the board's loader.
+    j2 = Journal(str(tmp_path / "mp"))
+    assert len(j2) == 3

@@ -38,9 +38,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.join(ROOT, "tests_host"))
 
-import mp32  # noqa: E402
-
 import build  # noqa: E402
+import mp32  # noqa: E402
 
 BOARD = os.path.join(ROOT, "build", "board")
 BOARD32 = os.path.join(ROOT, "build", "board32")  # .mpy files for the 32-bit unix port

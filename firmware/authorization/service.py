@@ -31,28 +31,28 @@ SendLocalListMaxLength: Maximum idTags in one SendLocalList request.
 """
 
 import log
+from compat import const
 from firmware import clock
 from firmware.authorization.cache import AuthCache
 from firmware.authorization.local_list import LocalList
-from firmware.keys import BOOL, INT, OCPP, RO
 
 _TAG = "auth"
 OPS = ("clear_cache", "send_local_list", "get_local_list_version")
 
 
-_O = OCPP
-_OR = OCPP | RO
 # This feature's configuration keys (row format: firmware/keys.py TABLE); their meanings
 # are the "Configuration keys" lines of the module docstring (keys.doc, the README table).
+_O = const(8)  # OCPP: a standard key
+_OR = const(9)  # OCPP | RO
 KEYS = (
-    ("AllowOfflineTxForUnknownId", BOOL, _O, False, None, None),
-    ("AuthorizationCacheEnabled", BOOL, _O, True, None, None),
-    ("AuthorizeRemoteTxRequests", BOOL, _O, False, None, None),
-    ("LocalAuthorizeOffline", BOOL, _O, True, None, None),
-    ("LocalPreAuthorize", BOOL, _O, False, None, None),
-    ("LocalAuthListEnabled", BOOL, _O, True, None, None),
-    ("LocalAuthListMaxLength", INT, _OR, 64, None, None),
-    ("SendLocalListMaxLength", INT, _OR, 32, None, None),
+    ("AllowOfflineTxForUnknownId", "b", _O, False, None, None),
+    ("AuthorizationCacheEnabled", "b", _O, True, None, None),
+    ("AuthorizeRemoteTxRequests", "b", _O, False, None, None),
+    ("LocalAuthorizeOffline", "b", _O, True, None, None),
+    ("LocalPreAuthorize", "b", _O, False, None, None),
+    ("LocalAuthListEnabled", "b", _O, True, None, None),
+    ("LocalAuthListMaxLength", "i", _OR, 64, None, None),
+    ("SendLocalListMaxLength", "i", _OR, 32, None, None),
 )
 
 

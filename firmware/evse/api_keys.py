@@ -22,27 +22,28 @@ dwo: Charging energy limit, Wh, or null.
 acs: 0 open charging, 1 authorization required.
 """
 
-from firmware.keys import API, BOOL, INT, NINT, OCPP, RO, ROT
+from compat import const
 from version import VERSION  # lib/version.py: the one place the version is written
 
 _KEYS = ("car", "err", "acu", "alw", "nrg", "eto", "wh", "cus", "tma", "var", "fwv")
 
 
-_O = OCPP
-_OR = OCPP | RO
 # This feature's configuration keys (row format: firmware/keys.py TABLE); their meanings
 # are the "Configuration keys" lines of the module docstring (keys.doc, the README table).
+_A = const(16)  # API: a product key
+_O = const(8)  # OCPP: a standard key
+_OR = const(9)  # OCPP | RO
 KEYS = (
-    ("ConnectorPhaseRotation", ROT, _O, "0.RST,1.RST", None, "ConnectorPhaseRotationMaxLength"),
-    ("ConnectorPhaseRotationMaxLength", INT, _OR, 2, None, None),
-    ("UnlockConnectorOnEVSideDisconnect", BOOL, _O, True, None, None),
-    ("amp", INT, API, 16, 6, "ama"),
-    ("ama", INT, API, 16, 6, 32),
-    ("frc", INT, API, 0, 0, 2),
-    ("psm", INT, API, 0, 0, 2),
-    ("ust", INT, API, 0, 0, 2),
-    ("dwo", NINT, API, None, 0, 100000000),
-    ("acs", INT, API, 0, 0, 1),
+    ("ConnectorPhaseRotation", "r", _O, "0.RST,1.RST", None, "ConnectorPhaseRotationMaxLength"),
+    ("ConnectorPhaseRotationMaxLength", "i", _OR, 2, None, None),
+    ("UnlockConnectorOnEVSideDisconnect", "b", _O, True, None, None),
+    ("amp", "i", _A, 16, 6, "ama"),
+    ("ama", "i", _A, 16, 6, 32),
+    ("frc", "i", _A, 0, 0, 2),
+    ("psm", "i", _A, 0, 0, 2),
+    ("ust", "i", _A, 0, 0, 2),
+    ("dwo", "n", _A, None, 0, 100000000),
+    ("acs", "i", _A, 0, 0, 1),
 )
 
 

@@ -36,7 +36,6 @@ import log
 import slots
 from compat import asleep_ms, const, wait_for_ms
 from firmware import clock
-from firmware.keys import OCPP, RO, STR
 
 FILE = "fwupdate.json"
 BUNDLE = "fw.bundle"
@@ -45,7 +44,7 @@ _POLL_MS = const(500)
 _STEP_MS = const(60000)
 TRIAL_MS = 600000  # a slot on trial that is not Accepted by then reboots (a failed boot)
 
-KEYS = (("SupportedFileTransferProtocols", STR, OCPP | RO, "FTP,HTTP,HTTPS", 0, 50),)
+KEYS = (("SupportedFileTransferProtocols", "s", 9, "FTP,HTTP,HTTPS", 0, 50),)  # 9: OCPP | RO
 OPS = ("update_firmware", "get_diagnostics")
 
 

@@ -42,7 +42,7 @@ def _parse(s, i):
         j = s.index(">", i)
         return ("<", tuple(s[i + 1 : j].split("|"))), j + 1
     if c == "@":
-        return _parse(specs.DEFS[s[i + 1]], 0)[0], i + 2
+        return _parse(specs.get(specs.DEFS, s[i + 1]), 0)[0], i + 2
     i += 1
     if c == "s":
         j = i
@@ -161,7 +161,7 @@ def request(action, payload):
     with no spec at all (a vendor extension) gets the JSON-object check only."""
     spec = router.SCHEMAS.get(action)
     if spec is None:
-        spec = specs.REQUEST.get(action)
+        spec = specs.get(specs.REQUEST, action)
     if spec is None:
         check("", payload, False)
     else:
@@ -170,4 +170,4 @@ def request(action, payload):
 
 def response(action, payload):
     """Validate a CALLRESULT payload for our request `action` (lenient on extra keys)."""
-    check(specs.RESPONSE.get(action, ""), payload, False)
+    check(specs.get(specs.RESPONSE, action, ""), payload, False)

@@ -32,19 +32,19 @@ import fs
 import log
 from compat import asleep_ms, const, wait_for_ms
 from firmware import clock
-from firmware.keys import BOOL, INT, OCPP, RO, SECRET, STR
 
-_O = OCPP
-_OR = OCPP | RO
+_O = const(8)  # OCPP: a standard key
+_OR = const(9)  # OCPP | RO
+_OS = const(10)  # OCPP | SECRET
 KEYS = (
-    ("AdditionalRootCertificateCheck", BOOL, _OR, False, None, None),
-    ("AuthorizationKey", STR, _O | SECRET, "", 16, 40),
+    ("AdditionalRootCertificateCheck", "b", _OR, False, None, None),
+    ("AuthorizationKey", "s", _OS, "", 16, 40),
     # Internal: host[:port] of the URL the AuthorizationKey was set for (no interface).
-    ("AuthorizationKeyHost", STR, 0, "", 0, 256),
-    ("CertificateSignedMaxChainSize", INT, _OR, 5600, None, None),
-    ("CertificateStoreMaxLength", INT, _OR, 4, None, None),
-    ("CpoName", STR, _O, "", 0, 64),
-    ("SecurityProfile", INT, _O, 0, 0, 3),
+    ("AuthorizationKeyHost", "s", 0, "", 0, 256),
+    ("CertificateSignedMaxChainSize", "i", _OR, 5600, None, None),
+    ("CertificateStoreMaxLength", "i", _OR, 4, None, None),
+    ("CpoName", "s", _O, "", 0, 64),
+    ("SecurityProfile", "i", _O, 0, 0, 3),
 )
 OPS = ("install_certificate", "delete_certificate", "get_installed_certificate_ids")
 

@@ -42,18 +42,17 @@ import log
 from compat import const, wait_for_ms
 from firmware import clock
 from firmware.evse.charger import NRG_U
-from firmware.keys import BOOL, CSL, INT, OCPP, RATE_UNITS, RO
 from firmware.smart_charging.profiles import FileStore, SmartCharging, floor_tenth
 
-_OR = OCPP | RO
 # This feature's configuration keys (row format: firmware/keys.py TABLE); their meanings
 # are the "Configuration keys" lines of the module docstring (keys.doc, the README table).
+_OR = const(9)  # OCPP | RO
 KEYS = (
-    ("ChargeProfileMaxStackLevel", INT, _OR, 8, None, None),
-    ("ChargingScheduleAllowedChargingRateUnit", CSL, _OR, "Current,Power", RATE_UNITS, 2),
-    ("ChargingScheduleMaxPeriods", INT, _OR, 24, None, None),
-    ("ConnectorSwitch3to1PhaseSupported", BOOL, _OR, False, None, None),
-    ("MaxChargingProfilesInstalled", INT, _OR, 8, None, None),
+    ("ChargeProfileMaxStackLevel", "i", _OR, 8, None, None),
+    ("ChargingScheduleAllowedChargingRateUnit", "l", _OR, "Current,Power", "RATE_UNITS", 2),
+    ("ChargingScheduleMaxPeriods", "i", _OR, 24, None, None),
+    ("ConnectorSwitch3to1PhaseSupported", "b", _OR, False, None, None),
+    ("MaxChargingProfilesInstalled", "i", _OR, 8, None, None),
 )
 
 _PERIOD_MS = const(1000)  # look at least this often

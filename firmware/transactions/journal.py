@@ -95,7 +95,7 @@ import time
 
 import fs
 import log
-from compat import const, epoch_offset
+from compat import MICROPYTHON, const, epoch_offset
 from firmware.ops import meter_values, start_transaction, stop_transaction
 
 _FORMAT = const(2)
@@ -160,6 +160,43 @@ def _dumps(obj):
 def _encode(seq, code, ref, payload, wh, t):
     body = _dumps(payload).encode()
     return ("J2 %d %s %d %d %d %d " % (seq, code, ref, wh, t, len(body))).encode() + body + b"\n"
+
+
+def _estimate(payload):
+    """Bytes a streamed line may take, for the room and free-flash checks made before it is
+    written (its exact length is known only afterwards): generous per sampled value."""
+    n = 256
+    for k in ("meterValue", "transactionData"):
+        for mv in payload.get(k) or ():
+            n += 64 + 160 * len(mv.get("sampledValue") or ())
+    return n
+
+
+def _stream_line(path, seq, code, ref, payload, wh, t):
+    """Append one J2 line with the JSON body streamed by json.dump straight into the file, so
+    no copy of the payload is made (a 1 KB MeterValues line would otherwise need a 1 KB block
+    of a fragmented heap: measured, the first thing to fail on a small heap). The body's
+    length, known only afterwards, goes into a fixed-width field; the newline is written last
+    and commits the line. Returns the bytes written."""
+    head = ("J2 %d %s %d %d %d " % (seq, code, ref, wh, t)).encode()
+    try:
+        f = open(path, "r+b")
+    except OSError:
+        f = open(path, "w+b")
+    try:
+        end = f.seek(0, 2)
+        f.write(head)
+        f.write(b"000000 ")
+        json.dump(payload, f, separators=(",", ":"))
+        n = f.tell() - end - len(head) - 7
+        f.seek(end + len(head))
+        f.write(b"%06d" % n)
+        f.seek(0, 2)
+        f.write(b"\n")
+        _sync(f)
+    finally:
+        f.close()
+    return len(head) + 7 + n + 1
 
 
 def _header(raw):
@@ -259,6 +296,7 @@ class Journal:
         self._tries = (0, 0, 0)  # (seq, CALLERRORs, timeouts)
         self._due = None
         self._full = False
+        self._torn = False  # an append failed half way and its partial line is not cut yet
         self._load()
 
     # ---- public: producing entries
@@ -502,20 +540,33 @@ class Journal:
 
     def _append(self, code, ref, payload, wh, t):
         seq = self._next
-        raw = _encode(seq, code, ref, payload, -1 if wh is None else wh, t)
-        self._make_room(len(raw))
-        self._check_free(len(raw))
+        if self._torn:  # a failed append left a partial line: never write after it
+            self._rewrite(None)
+            self._torn = False
+        wh = -1 if wh is None else wh
+        if MICROPYTHON:
+            size = _estimate(payload)
+        else:  # CPython: the line in one piece (heap is not scarce there)
+            raw = _encode(seq, code, ref, payload, wh, t)
+            size = len(raw)
+        self._make_room(size)
+        self._check_free(size)
         try:
-            with open(self._log, "ab") as f:
-                f.write(raw)
-                _sync(f)
-        except OSError as e:
-            log.error(_TAG, "append failed", e)
-            self._rewrite(None)  # cut any partial line
+            if MICROPYTHON:
+                size = _stream_line(self._log, seq, code, ref, payload, wh, t)
+            else:
+                with open(self._log, "ab") as f:
+                    f.write(raw)
+                    _sync(f)
+        except Exception as e:  # OSError, or MemoryError in the middle of the line
+            log.failed(_TAG, "append failed", e)
+            self._torn = True
+            self._rewrite(None)  # cut the partial line
+            self._torn = False
             raise
         self._next = seq + 1
         self.writes += 1
-        self._size += len(raw)
+        self._size += size
         self._live += 1
         if code == "S":
             self._starts.add(ref)

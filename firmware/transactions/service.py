@@ -52,7 +52,7 @@ import asyncio
 import log
 from compat import asleep_ms, const, ticks_diff, ticks_ms, wait_for_ms
 from firmware import clock
-from firmware.keys import API, BOOL, CSL, INT, MEASURANDS, OCPP, RO, STR
+from firmware.keys import CSL
 from firmware.ocpp.rpc import CallError, CallTimeout, ConnectionLost
 from firmware.ops import start_transaction, stop_transaction
 from firmware.transactions.journal import Journal
@@ -74,31 +74,32 @@ _CONF = {
 }
 
 
-_O = OCPP
-_OR = OCPP | RO
 # This feature's configuration keys (row format: firmware/keys.py TABLE); their meanings
 # are the "Configuration keys" lines of the module docstring (keys.doc, the README table).
+_A = const(16)  # API: a product key
+_O = const(8)  # OCPP: a standard key
+_OR = const(9)  # OCPP | RO
 KEYS = (
-    ("ClockAlignedDataInterval", INT, _O, 900, 0, 86400),
-    ("ConnectionTimeOut", INT, _O, 60, 1, 3600),
-    ("MaxEnergyOnInvalidId", INT, _O, 0, 0, 1000000),
-    ("MeterValuesAlignedData", CSL, _O, "Energy.Active.Import.Register", MEASURANDS,
+    ("ClockAlignedDataInterval", "i", _O, 900, 0, 86400),
+    ("ConnectionTimeOut", "i", _O, 60, 1, 3600),
+    ("MaxEnergyOnInvalidId", "i", _O, 0, 0, 1000000),
+    ("MeterValuesAlignedData", "l", _O, "Energy.Active.Import.Register", "MEASURANDS",
      "MeterValuesAlignedDataMaxLength"),
-    ("MeterValuesAlignedDataMaxLength", INT, _OR, 8, None, None),
+    ("MeterValuesAlignedDataMaxLength", "i", _OR, 8, None, None),
     ("MeterValuesSampledData", CSL, _O,
-     "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage", MEASURANDS,
+     "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage", "MEASURANDS",
      "MeterValuesSampledDataMaxLength"),
-    ("MeterValuesSampledDataMaxLength", INT, _OR, 8, None, None),
-    ("MeterValueSampleInterval", INT, _O, 60, 0, 86400),
-    ("StopTransactionOnEVSideDisconnect", BOOL, _O, True, None, None),
-    ("StopTransactionOnInvalidId", BOOL, _O, True, None, None),
-    ("StopTxnAlignedData", CSL, _O, "", MEASURANDS, "StopTxnAlignedDataMaxLength"),
-    ("StopTxnAlignedDataMaxLength", INT, _OR, 8, None, None),
-    ("StopTxnSampledData", CSL, _O, "", MEASURANDS, "StopTxnSampledDataMaxLength"),
-    ("StopTxnSampledDataMaxLength", INT, _OR, 8, None, None),
-    ("TransactionMessageAttempts", INT, _O, 3, 1, 10),
-    ("TransactionMessageRetryInterval", INT, _O, 60, 1, 3600),
-    ("ocppd", STR, API, "", 1, 20),
+    ("MeterValuesSampledDataMaxLength", "i", _OR, 8, None, None),
+    ("MeterValueSampleInterval", "i", _O, 60, 0, 86400),
+    ("StopTransactionOnEVSideDisconnect", "b", _O, True, None, None),
+    ("StopTransactionOnInvalidId", "b", _O, True, None, None),
+    ("StopTxnAlignedData", "l", _O, "", "MEASURANDS", "StopTxnAlignedDataMaxLength"),
+    ("StopTxnAlignedDataMaxLength", "i", _OR, 8, None, None),
+    ("StopTxnSampledData", "l", _O, "", "MEASURANDS", "StopTxnSampledDataMaxLength"),
+    ("StopTxnSampledDataMaxLength", "i", _OR, 8, None, None),
+    ("TransactionMessageAttempts", "i", _O, 3, 1, 10),
+    ("TransactionMessageRetryInterval", "i", _O, 60, 1, 3600),
+    ("ocppd", "s", _A, "", 1, 20),
 )
 
 
