@@ -65,6 +65,7 @@ FEATURES = (
     "firmware.smart_charging.service",  # cp.smart, cp.limits: the SmartCharging profile
     "firmware.evse.faultlog",  # cp.faultlog: the charger's fault counters on flash
     "firmware.remote_trigger",  # TriggerMessage
+    "firmware.reservation",  # cp.reservation: ReserveNow, CancelReservation
 )
 # Messages of the core itself (the session owns BootNotification and Heartbeat).
 OPS = ("change_configuration", "get_configuration")
@@ -111,7 +112,7 @@ class ChargePoint:
         self.smart = None  # firmware.smart_charging.profiles.SmartCharging
         self.limits = None  # firmware.smart_charging.service.Limits
         self.faultlog = None  # firmware.evse.faultlog.FaultLog
-        self.reservation = None  # the Reservation profile (not built yet)
+        self.reservation = None  # firmware.reservation.Reservation
         self.tasks = []
         # Transaction events, fn(event, tx) with event "started" | "stopped": the
         # transaction service is the only one that emits them.

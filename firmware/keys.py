@@ -9,7 +9,6 @@ NumberOfConnectors: Connectors of this charge point.
 SupportedFeatureProfiles: OCPP feature profiles this firmware implements.
 SupportedFeatureProfilesMaxLength: Maximum entries in SupportedFeatureProfiles.
 WebSocketPingInterval: Seconds between websocket pings; 0 turns them off.
-ReserveConnectorZeroSupported: ReserveNow for connector 0 is supported.
 AdditionalRootCertificateCheck: Only one CentralSystemRootCertificate (plus fallback).
 AuthorizationKey: HTTP Basic password for profiles 1 and 2 (write-only, 16-40 chars).
 CertificateSignedMaxChainSize: Maximum bytes of a CertificateSigned chain.
@@ -79,11 +78,10 @@ TABLE = (
     ("NumberOfConnectors", INT, _OR, 1, None, None),
     # Only the profiles whose every message works (tests_host/test_profiles.py checks it).
     ("SupportedFeatureProfiles", CSL, _OR,
-     "Core,LocalAuthListManagement,SmartCharging,RemoteTrigger", PROFILES,
+     "Core,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger", PROFILES,
      "SupportedFeatureProfilesMaxLength"),
     ("SupportedFeatureProfilesMaxLength", INT, _OR, 6, None, None),
     ("WebSocketPingInterval", INT, _O, 30, 0, 3600),
-    ("ReserveConnectorZeroSupported", BOOL, _OR, False, None, None),
     ("AdditionalRootCertificateCheck", BOOL, _OR, False, None, None),
     ("AuthorizationKey", STR, _O | SECRET, "", 16, 40),
     ("CertificateSignedMaxChainSize", INT, _OR, 5600, None, None),
