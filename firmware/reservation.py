@@ -161,13 +161,14 @@ class Reservation:
 
     async def run(self, boot=False):
         try:
-            if boot:
-                r = self.r
-                txn = self.cp.txn
-                if txn is not None and txn.journal.reservation_used(r["id"], r["t0"]):
-                    self.end("used by a transaction before the power cut")
             while self.r is not None:
                 try:
+                    if boot:  # restored from flash: was it used just before a power cut?
+                        boot = False
+                        r = self.r
+                        txn = self.cp.txn
+                        if txn is not None and txn.journal.reservation_used(r["id"], r["t0"]):
+                            self.end("used by a transaction before the power cut")
                     self.step()
                 except Exception as e:  # noqa: BLE001 - keep watching
                     log.error(_TAG, "watch: %r" % (e,))
