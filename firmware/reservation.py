@@ -32,8 +32,11 @@ and is removed. A power cut between the journaled StartTransaction and the remov
 file would leave a used reservation standing: at boot the watcher asks the journal whether a
 StartTransaction made since `t0` carries its id, and ends it if so.
 
-Heap: this module is always loaded (the checks above); the watcher task runs only while a
-reservation exists.
+Heap: this module is always loaded (keys.rows() reads its KEYS; the checks above); the
+watcher task runs only while a reservation exists. Measured on the 64-bit unix port from
+.mpy: 4.6 KB imported, 0.4 KB attached; the message modules 1.9 KB + 0.5 KB on first CALL.
+Splitting the watcher and persistence into a module loaded on demand would save 1.3 KB
+there (and next to nothing frozen), so it stays one module.
 
 API status key `rsv`: null, or {"id", "connectorId", "idTag", "parentIdTag" (when set),
 "expiryDate"} of the active reservation.
