@@ -67,6 +67,7 @@ FEATURES = (
     "firmware.remote_trigger",  # TriggerMessage
     "firmware.security.service",  # cp.security: security events and log, certificates
     "firmware.firmware_update.service",  # cp.firmware: UpdateFirmware, GetDiagnostics
+    "firmware.reservation",  # cp.reservation: ReserveNow, CancelReservation
 )
 # Messages of the core itself (the session owns BootNotification and Heartbeat).
 OPS = ("change_configuration", "get_configuration")
@@ -113,7 +114,7 @@ class ChargePoint:
         self.smart = None  # firmware.smart_charging.profiles.SmartCharging
         self.limits = None  # firmware.smart_charging.service.Limits
         self.faultlog = None  # firmware.evse.faultlog.FaultLog
-        self.reservation = None  # the Reservation profile (not built yet)
+        self.reservation = None  # firmware.reservation.Reservation
         self.security = None  # firmware.security.service.Security
         self.firmware = None  # firmware.firmware_update.service.Firmware
         self.tasks = []

@@ -9,7 +9,6 @@ NumberOfConnectors: Connectors of this charge point.
 SupportedFeatureProfiles: OCPP feature profiles this firmware implements.
 SupportedFeatureProfilesMaxLength: Maximum entries in SupportedFeatureProfiles.
 WebSocketPingInterval: Seconds between websocket pings; 0 turns them off.
-ReserveConnectorZeroSupported: ReserveNow for connector 0 is supported.
 ocppe: OCPP enabled.
 ocppu: OCPP server URL, ws:// or wss://, ending with the charge point identity.
 ocppg: Use the global CA store to verify the server.
@@ -77,12 +76,12 @@ TABLE = (
     ("HeartbeatInterval", "i", _O, 300, 1, 86400),
     ("NumberOfConnectors", "i", _OR, 1, None, None),
     # Only the profiles whose every message works (tests_host/test_profiles.py checks it).
-    ("SupportedFeatureProfiles", CSL, _OR,
-     "Core,FirmwareManagement,LocalAuthListManagement,SmartCharging,RemoteTrigger", "PROFILES",
+    ("SupportedFeatureProfiles", "l", _OR,
+     "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,"
+     "RemoteTrigger", "PROFILES",
      "SupportedFeatureProfilesMaxLength"),
     ("SupportedFeatureProfilesMaxLength", "i", _OR, 6, None, None),
     ("WebSocketPingInterval", "i", _O, 30, 0, 3600),
-    ("ReserveConnectorZeroSupported", "b", _OR, False, None, None),
     ("ocppe", "b", _A, False, None, None),
     ("ocppu", "s", _A, "", 0, 256),
     ("ocppg", "b", _A, True, None, None),

@@ -83,7 +83,8 @@ def test_defaults_for_a_single_connector_ac_wallbox(cfg):
     assert cfg.ocpp_get("NumberOfConnectors") == ("1", True)
     assert cfg.ocpp_get("HeartbeatInterval") == ("300", False)
     assert cfg.ocpp_get("SupportedFeatureProfiles") == (
-        "Core,FirmwareManagement,LocalAuthListManagement,SmartCharging,RemoteTrigger", True)
+        "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,"
+        "RemoteTrigger", True)
     assert cfg.ocpp_get("ConnectorSwitch3to1PhaseSupported") == ("false", True)
     assert cfg.get("ocppg") is True and cfg.get("ocppe") is False
     assert cfg.get("amp") == 16 and cfg.get("ama") == 16 and cfg.get("dwo") is None

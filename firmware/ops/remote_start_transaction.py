@@ -1,9 +1,10 @@
 """RemoteStartTransaction (OCPP 1.6 §5.11): Accepted or Rejected at once; the start follows.
 
 Rejected when the connector is not 1..NumberOfConnectors (0 included), unavailable
-(`cp.station.available`), faulted, already in a transaction, or when a chargingProfile is
-not a TxProfile (§5.11: only TxProfile may come with it). Accepted: the after-handler hands
-the idTag to the transaction service, which sends Authorize first when
+(`cp.station.available`), faulted, already in a transaction, reserved for another idTag
+(`cp.reservation.admit`: the parentIdTag as the local list or the cache know it), or when a
+chargingProfile is not a TxProfile (§5.11: only TxProfile may come with it). Accepted: the
+after-handler hands the idTag to the transaction service, which sends Authorize first when
 AuthorizeRemoteTxRequests is true, and starts the transaction once a car is plugged (within
 ConnectionTimeOut). The profile goes to smart charging once the transactionId is known.
 """
@@ -26,6 +27,9 @@ def remote_start_transaction(cp, payload):
         ok = bool(st.available(conn))
     if ok and (cp.txn.active(conn) is not None or cp.charger.err):
         ok = False
+    rsv = cp.reservation
+    if ok and rsv is not None:
+        ok = rsv.admit(conn, payload["idTag"])[0]  # reserved for another idTag
     prof = payload.get("chargingProfile")
     if ok and prof is not None and prof.get("chargingProfilePurpose") != "TxProfile":
         ok = False

@@ -477,6 +477,23 @@ class Journal:
         rec = self._open.get(connector)
         return None if rec is None else dict(rec)
 
+    def reservation_used(self, reservation_id, since):
+        """True when a StartTransaction journaled at or after `since` (Unix s) carries
+        `reservation_id`. Asked once at boot by the reservation feature (firmware/
+        reservation.py): a power cut between such a Start and the end of its reservation
+        must not leave the reservation standing."""
+        for _, raw in self._lines(0):
+            h = _header(raw)
+            if h is None or h[1] != "S" or h[5] is None or h[5] < since:
+                continue
+            if b'"reservationId"' in h[3]:
+                try:
+                    if json.loads(h[3]).get("reservationId") == reservation_id:
+                        return True
+                except Exception:  # noqa: BLE001 - an unreadable line is not that Start
+                    pass
+        return False
+
     def __len__(self):
         return self._live
 

@@ -6,9 +6,12 @@
     cp.txn.pending()                 journal entries not yet delivered
 
 A transaction starts when an idTag is authorized AND a car is plugged (§3: the transaction
-begins there, energy flows after); the StartTransaction is journaled
-(firmware/transactions/journal.py)
-before anything is sent, meterStart and timestamp frozen. It ends on unplug
+begins there, energy flows after), if a reservation of the connector admits the idTag
+(`cp.reservation.admit`, asked after the authorization and again at the start; the
+reservationId goes into the StartTransaction, which ends the reservation); the
+StartTransaction is journaled (firmware/transactions/journal.py) before anything is sent,
+meterStart and
+timestamp frozen. It ends on unplug
 (StopTransactionOnEVSideDisconnect, EVDisconnected), the same or a related card (Local),
 RemoteStop (Remote), an invalid idTag (DeAuthorized), frc=1 on the API (Local), another
 service (`stop`), or a power cut (PowerLoss: journal.recover at attach, before anything).
@@ -294,14 +297,28 @@ class Txn:
         self._events.append((event, data))
         self._wake.set()
 
+    def _admit(self, connector, id_tag, info):
+        """(may start, reservationId or None): asks the reservation feature, if any."""
+        rsv = self.cp.reservation
+        ok = (True, None) if rsv is None else rsv.admit(connector, id_tag, info)
+        if not ok[0]:
+            log.info(_TAG, "idTag", id_tag, "refused: connector", connector, "is reserved")
+        return ok
+
     def _start(self, id_tag, info, connector, profile=None):
         if self.journal.full():
             log.error(_TAG, "journal full: no new transaction")
             return None
+        ok, rid = self._admit(connector, id_tag, info)
+        if not ok:
+            self._pending = None
+            return None
         now = clock.now()
         wh = self._wh()
         w0 = self.journal.writes
-        ref = self.journal.start(connector, id_tag, wh, now)
+        ref = self.journal.start(connector, id_tag, wh, now, reservation_id=rid)
+        if rid is not None:
+            self.cp.reservation.used(rid)  # after the Start is on flash (see reservation.py)
         tx = Tx(connector, id_tag, ref, now, wh)
         tx.parent_id_tag = info.get("parentIdTag")
         tx.profile = profile
@@ -331,6 +348,8 @@ class Txn:
             info = await self.auth.authorize(id_tag)
         if info.get("status") != "Accepted":
             log.info(_TAG, "idTag", id_tag, "refused:", info.get("status"))
+            return
+        if not self._admit(connector, id_tag, info)[0]:
             return
         self._pending = [id_tag, info, ticks_ms(), connector, profile]
         self._try_start()
