@@ -192,3 +192,37 @@ def test_streamed_lines_on_micropython_are_the_lines_cpython_writes(tmp_path):
     # Each line is read back by the CPython loader, which is the board's loader.
     j2 = Journal(str(tmp_path / "mp"))
     assert len(j2) == 3
+
+
+def test_no_room_to_read_an_entry_never_quarantines_it(tmp_path, monkeypatch):
+    # Found on the 32-bit frozen build at 78 KiB: a MemoryError while parsing the head entry
+    # was taken for a damaged line, and every MeterValues went to bad.log.
+    from firmware.transactions import journal as jmod
+
+    d = str(tmp_path)
+    j = Journal(d)
+    j.start(1, "TAG", 1000, T0)
+    j.meter_values(1, mv(1100), T0 + 60, wh=1100)
+    real = __import__("json")
+
+    class Tight:
+        fail = 2
+
+        def loads(self, s):
+            if self.fail:
+                self.fail -= 1
+                raise MemoryError("memory allocation failed")
+            return real.loads(s)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    monkeypatch.setattr(jmod, "json", Tight())
+    for _ in range(2):
+        with pytest.raises(MemoryError):
+            j.peek()
+    monkeypatch.setattr(jmod, "json", real)
+    cs = CentralSystem()
+    drain(j, cs)
+    assert [a for a, _ in cs.got] == ["StartTransaction", "MeterValues"]
+    assert not os.path.exists(os.path.join(d, "journal", "bad.log"))

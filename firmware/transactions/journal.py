@@ -225,6 +225,8 @@ def _header(raw):
         if code not in _ACTIONS or len(body) != int(parts[-2]):
             return None
         return int(parts[1]), code, int(parts[3]), body, wh, t
+    except MemoryError:
+        raise  # our shortage, not a damaged line: never quarantine an entry for it
     except Exception:  # noqa: BLE001 - any damage means "unreadable", never a crash
         return None
 
@@ -236,6 +238,8 @@ def _parse(raw):
         return None
     try:
         p = json.loads(h[3])
+    except MemoryError:
+        raise  # no room to parse it now: the entry stays, the caller tries again later
     except Exception:  # noqa: BLE001
         return None
     if not isinstance(p, dict):
