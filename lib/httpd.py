@@ -189,6 +189,9 @@ class Server:
             return 400, {"error": "malformed query"}
         try:
             return self.handler(path, query, headers)
+        except MemoryError:  # short of memory: try again later (counted in `oom`)
+            log.memory("httpd", path)
+            return 503, {"error": "out of memory"}, {"Retry-After": "1"}
         except Exception as ex:
             log.error("httpd", "handler failed:", repr(ex))
             return 500, {"error": "internal error"}
