@@ -335,6 +335,10 @@ SETTINGS = settings(
 # the charger switched phases with the car asking for power (rule 11).
 @example(steps=[(("avail", False), 1), (("cp", "C"), 60), (("psm", 1), 310), (("cp", "B"), 160),
                 (("cp", "C"), 60)], auth=False, vent=False, ust=0, ps=True)  # fmt: skip
+# Found while restructuring the tick: an operator unlock in the tick that confirms C closed
+# the contactor on a socket whose lock had just started to open (rule 8).
+@example(steps=[(("cp", "B"), 60), (("cp", "C"), 1), (("release", True), 1)], auth=False,
+         vent=False, ust=2, ps=False)  # fmt: skip
 def test_safety_invariants_hold_for_random_sequences(steps, auth, vent, ust, ps):
     r = Rig(board={"ventilation": vent}, auth=auth, ust=ust, phase_switch=ps)
     chk = Checker(r, vent)

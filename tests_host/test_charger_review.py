@@ -327,3 +327,17 @@ def test_release_lock_jammed_gives_bounded_retries_and_unlock_fault():
     r.step(5000)
     assert r.hal.lock.pulses - pulses == 3
     assert r.c.err == ch.ERR_LOCK_LOCKED and r.c.cus == 2
+
+
+def test_release_lock_in_the_tick_the_car_asks_for_power_never_closes():
+    # Found while restructuring the tick: the lock was read as confirmed before the unlock
+    # pulse of that same tick started, so the contactor closed on a socket being unlocked.
+    r = Rig(ust=2)
+    r.sim(cp="B")
+    r.step(1000)
+    r.sim(cp="C")
+    r.step(20)  # the first reading of C: the next one confirms it and would close
+    ops = record_relay(r)
+    r.c.release_lock()
+    r.step(2000)
+    assert ops == [] and r.hal.lock.state() == "unlocked"

@@ -524,10 +524,13 @@ class Charger:
 
     def _may_close(self, want_pwm, safe):
         """Close on settled PWM with a diode check passed on it (re-read: starting the PWM
-        this tick cleared it), never within 1 s of an open (no chatter)."""
+        this tick cleared it), never within 1 s of an open (no chatter), never while an
+        operator unlock is pending (the lock read as confirmed before its unlock pulse of
+        this very tick started)."""
         return (
             want_pwm
             and safe
+            and not self._release
             and not self.hal.relay.closed
             and 0 < self._duty < 1000
             and self._diode
