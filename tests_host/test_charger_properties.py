@@ -87,6 +87,7 @@ class Raiser:
             return orig(*a)
 
         setattr(obj, name, call)
+        return left
 
 
 def _derate(temp, bmax):
@@ -112,7 +113,9 @@ class Checker:
         self.pwm_since = None
         self.prev_duty = None
         self.duty_change = None
-        self.meter_bad_since = None
+        self.meter_bad_since = None  # the simulated meter went offline or answers NaN
+        self.meter_raises = []  # armed meter read() raises: [calls left] each
+        self.meter_raise_since = None
         self.rcd_pass = None
         self.rcd_trip = None
         self.auth = False
@@ -171,9 +174,11 @@ class Checker:
                 self.meter_bad_since = r.t
         elif name == "raise":
             (part, method), n = v
-            self.raiser.arm(getattr(r.hal, part), method, n, part != "meter")
-            if part == "meter" and self.meter_bad_since is None:
-                self.meter_bad_since = r.t  # read() raises: lost for the next n polls
+            left = self.raiser.arm(getattr(r.hal, part), method, n, part != "meter")
+            if part == "meter":
+                self.meter_raises.append(left)  # read() raises: lost for the next n polls
+                if self.meter_raise_since is None:
+                    self.meter_raise_since = r.t
         apply(r, action)
 
     def hard_ok(self, pwm):
@@ -202,7 +207,8 @@ class Checker:
             b = 0
         else:
             b = min(b, _derate(h.temp_c, h.board["max_current"]))
-        if self.meter_bad_since is not None and r.t - self.meter_bad_since >= 1040:
+        if any(t is not None and r.t - t >= 1040 for t in (self.meter_bad_since,
+                                                             self.meter_raise_since)):  # fmt: skip
             b = min(b, 6)  # the meter task polls once a second
         return b
 
@@ -216,6 +222,9 @@ class Checker:
         duty = h.pilot.duty
         pwm = not h.pilot.f and 0 < duty < 1000
         raised = self.raiser.raised != self.raised
+        if self.meter_raises and not any(left[0] for left in self.meter_raises):
+            self.meter_raises = []  # the raises are spent: the next poll answers again
+            self.meter_raise_since = None
         self.raised = self.raiser.raised
         if pwm:
             if self.pwm_since is None:
