@@ -74,13 +74,14 @@ class Raiser:
     def __init__(self):
         self.raised = 0
         self.wrapped = set()
+        self.paused = False  # True while an action is applied: only time passing raises
 
     def arm(self, obj, name, n, in_tick=True):
         orig = getattr(obj, name)
         left = [n]
 
         def call(*a):
-            if left[0] > 0:
+            if left[0] > 0 and not self.paused:
                 left[0] -= 1
                 self.raised += in_tick  # meter reads run outside the tick
                 raise OSError("injected: " + name)
@@ -155,8 +156,9 @@ class Checker:
         r = self.r
         name, v = action
         if name == "jump":
-            # Time passed while ticking: windows that the checker judges rebase.
-            for k in ("bad_since", "off_since", "opened_at"):
+            # Time passed while ticking: conditions that held all along rebase (an open is
+            # an event in the past: the 1 s before a reclose passed during the jump).
+            for k in ("bad_since", "off_since"):
                 if getattr(self, k) is not None:
                     setattr(self, k, getattr(self, k) + v)
         elif name == "reset":
@@ -179,7 +181,13 @@ class Checker:
                 self.meter_raises.append(left)  # read() raises: lost for the next n polls
                 if self.meter_raise_since is None:
                     self.meter_raise_since = r.t
-        apply(r, action)
+        # The simulator's own report (control() reads lock.state()) and reset_fault() call
+        # the HAL outside a tick; the armed raises are for the ticks and the meter polls.
+        self.raiser.paused = name != "jump"
+        try:
+            apply(r, action)
+        finally:
+            self.raiser.paused = False
 
     def hard_ok(self, pwm):
         h = self.r.hal
