@@ -125,6 +125,7 @@ class Checker:
         self.switched = []
         self.unlock_drives = []
         self.tick_fault = False  # a tick raised: latched until reset or unplug
+        self.miss = False  # the charger reports a contactor that failed to close (err 10)
         lock = h.lock
         drive = lock.drive
 
@@ -273,6 +274,11 @@ class Checker:
             assert not self.tick_fault, "closed again after a failed tick"
         if self.was_closed and not closed:
             self.opened_at = now
+        # A contact the RCD hardware opened is a residual current fault, never a contactor
+        # that failed to close (err 10).
+        if "miss" in c.faults and not self.miss:
+            assert not h.rcd_latched, "an RCD trip reported as a contactor miss"
+        self.miss = "miss" in c.faults
         # Open within 100 ms of a hard condition failing.
         if self.hard_ok(pwm):
             self.bad_since = None
@@ -356,6 +362,9 @@ SETTINGS = settings(
 # the contactor on a socket whose lock had just started to open (rule 8).
 @example(steps=[(("cp", "B"), 60), (("cp", "C"), 1), (("release", True), 1)], auth=False,
          vent=False, ust=2, ps=False)  # fmt: skip
+# go-e issue: an RCD trip while charging also latched "contactor did not close" (err 10).
+@example(steps=[(("cp", "C"), 80), (("rcd", "trip"), 5)], auth=False, vent=False, ust=0,
+         ps=False)  # fmt: skip
 def test_safety_invariants_hold_for_random_sequences(steps, auth, vent, ust, ps):
     r = Rig(board={"ventilation": vent}, auth=auth, ust=ust, phase_switch=ps)
     chk = Checker(r, vent)

@@ -21,6 +21,10 @@ Decisions where the spec leaves a choice:
   (read_c() None) is a fault (err 12).
 - err codes: RCD trip 2 (FiDc, the 6 mA DC monitor), failed RCD self-test 11, welded 9,
   contactor miss 10, diode 6, PP invalid 7, pilot E / invalid level 12, lock 15 / 16.
+- Contactor miss (err 10): no power on the feedback 500 ms after closing, unless the RCD
+  shows a trip: the RCD hardware opens the contactor by itself, which is its fault (err 2),
+  not the contactor's. The feedback is read before the RCD in each tick, so a trip between
+  the two reads is seen as such.
 - RCD trip latches until reset_fault(); at most 3 resets until a session ends without a trip.
 - A welded contactor clears only by reset_fault() once the feedback shows no power.
 - frc=2 charges without authorization (never without the safety conditions).
@@ -267,7 +271,10 @@ class Charger:
         now = self._now()
         self._age(now)
 
-        # Sense: read every input once; latch the faults it shows.
+        # Sense: read every input once; latch the faults it shows. The contactor feedback
+        # is read before the RCD, so a trip that opens the contacts in between shows in the
+        # RCD's latch (it is never taken for a contactor that failed, err 10).
+        fb = self.hal.relay.feedback()
         self._sense_rcd()
         cp = self._read_pilot()
         plugged = cp != "A"
@@ -278,7 +285,7 @@ class Charger:
         tag = self.hal.reader.poll()
         if tag:
             self._emit("card", tag)
-        fb = self._sense_contactor()
+        self._judge_contactor(fb)
         self._sense_pilot(cp)
         self._sense_temps()
         cable = self._sense_cable(plugged)
@@ -356,16 +363,17 @@ class Charger:
             self._cand = c
         return self._cp
 
-    def _sense_contactor(self):
-        """The contactor feedback (None on boards without): welded, or failed to close."""
+    def _judge_contactor(self, fb):
+        """The contactor feedback (None on boards without): welded, or failed to close. No
+        power with the contactor commanded closed is the contactor's fault only when no
+        hardware protection opened it: a tripped RCD interrupts the coil by itself."""
+        if fb is None:
+            return
         relay = self.hal.relay
-        fb = relay.feedback()
-        if fb is not None:
-            if fb and not relay.closed and self._opening_ms is None:
-                self._weld()
-            if not fb and relay.closed and self._closing_ms is None:
-                self._fault("miss", ERR_MISS)
-        return fb
+        if fb and not relay.closed and self._opening_ms is None:
+            self._weld()
+        if not fb and relay.closed and self._closing_ms is None and "rcd" not in self.faults:
+            self._fault("miss", ERR_MISS)
 
     def _sense_pilot(self, cp):
         """Pilot level faults (state E, an invalid level) and the diode check."""
