@@ -62,6 +62,9 @@ MACROS = st.one_of(
     _macro(*_DAYS, (("weld", "1"), 60), (("cp", "C"), 100)),
     _macro((("cp", "C"), 300), (("limit", 10), 2), (("limit", None), 60)),
     _macro((("cp", "C"), 60), (("raise", (("temp", "read_c"), 1)), 60)),
+    # Temperatures are read once a second: derating, stop and a failed sensor while charging.
+    _macro((("cp", "C"), 60), (("temp", "70"), 40), (("temp", "90"), 60), (("temp", "25"), 60),
+           (("temp", "fail"), 60)),  # fmt: skip
 )
 SEQ = st.lists(st.one_of(STEP.map(lambda s: [s]), MACROS), min_size=1, max_size=12).map(
     lambda parts: [s for p in parts for s in p]
@@ -92,6 +95,8 @@ class Raiser:
 
 
 def _derate(temp, bmax):
+    if temp is None or temp >= 85:
+        return 0  # a failed sensor or over-temperature: no charging
     if temp >= 75:
         return bmax / 4
     if temp >= 65:
@@ -126,6 +131,10 @@ class Checker:
         self.unlock_drives = []
         self.tick_fault = False  # a tick raised: latched until reset or unplug
         self.miss = False  # the charger reports a contactor that failed to close (err 10)
+        # The charger reads the temperatures once a second: it may act on any the simulated
+        # sensor showed at a tick of the last second, (tick time, degrees or None) each.
+        self.temps = []
+        self.temp_bad_since = None
         lock = h.lock
         drive = lock.drive
 
@@ -199,8 +208,7 @@ class Checker:
             and diode
             and not h.rcd_latched
             and self.lock_state() == "locked"
-            and h.temp_c is not None
-        )
+        )  # a failed temperature sensor: see after_tick (judged once a second)
 
     def bound(self):
         """The most the pilot may offer right now (A)."""
@@ -212,10 +220,8 @@ class Checker:
             b = min(b, cable if cable > 0 else 0)
         if self.limit is not None:
             b = min(b, self.limit)
-        if h.temp_c is None or h.temp_c >= 85:
-            b = 0
-        else:
-            b = min(b, _derate(h.temp_c, h.board["max_current"]))
+        bmax = h.board["max_current"]
+        b = min(b, max(_derate(t, bmax) for _, t in self.temps))
         if any(t is not None and r.t - t >= 1040 for t in (self.meter_bad_since,
                                                              self.meter_raise_since)):  # fmt: skip
             b = min(b, 6)  # the meter task polls once a second
@@ -231,6 +237,9 @@ class Checker:
         duty = h.pilot.duty
         pwm = not h.pilot.f and 0 < duty < 1000
         raised = self.raiser.raised != self.raised
+        self.temps.append((now, h.temp_c))
+        while now - self.temps[0][0] >= 1000:
+            del self.temps[0]
         if self.meter_raises and not any(left[0] for left in self.meter_raises):
             self.meter_raises = []  # the raises are spent: the next poll answers again
             self.meter_raise_since = None
@@ -263,6 +272,8 @@ class Checker:
         # within 1 s of an open.
         if closed and not self.was_closed:
             assert self.hard_ok(pwm) and pwm and h.diode and not h.weld
+            # The closing tick reads the temperatures afresh (else once a second).
+            assert _derate(h.temp_c, h.board["max_current"]) >= pilot.current_for_duty(duty)
             assert now - self.pwm_since >= 40, now - self.pwm_since
             assert self.opened_at is None or now - self.opened_at >= 1000
             assert self.rcd_pass is not None and now - self.rcd_pass <= DAY + 60000
@@ -286,6 +297,13 @@ class Checker:
             self.bad_since = now - 20  # it failed at some instant since the last tick
         if closed and self.bad_since is not None:
             assert now - self.bad_since <= 100, (now, self.bad_since)
+        # A failed temperature sensor: open at the next reading, within a second.
+        if h.temp_c is not None:
+            self.temp_bad_since = None
+        elif self.temp_bad_since is None:
+            self.temp_bad_since = now
+        if closed and self.temp_bad_since is not None:
+            assert now - self.temp_bad_since < 1000, (now, self.temp_bad_since)
         # An EVSE stop (no PWM) keeps the contactor closed for at most 6 s.
         if closed and not pwm:
             if self.off_since is None:
@@ -365,6 +383,9 @@ SETTINGS = settings(
 # go-e issue: an RCD trip while charging also latched "contactor did not close" (err 10).
 @example(steps=[(("cp", "C"), 80), (("rcd", "trip"), 5)], auth=False, vent=False, ust=0,
          ps=False)  # fmt: skip
+# Temperatures are read once a second: the car asks for power just after the sensor failed.
+@example(steps=[(("cp", "B"), 60), (("temp", "fail"), 1), (("cp", "C"), 60)], auth=False,
+         vent=False, ust=0, ps=False)  # fmt: skip
 def test_safety_invariants_hold_for_random_sequences(steps, auth, vent, ust, ps):
     r = Rig(board={"ventilation": vent}, auth=auth, ust=ust, phase_switch=ps)
     chk = Checker(r, vent)

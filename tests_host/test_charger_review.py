@@ -107,24 +107,25 @@ def test_contactor_miss_detected_after_six_days_charging():
 
 
 # a failing tick --------------------------------------------------------------------------
-def flaky_temp(r, every):
-    orig = r.hal.temp.read_c
+def flaky_pp(r, every):
+    """The proximity pilot's ADC read (every tick) times out on every `every`-th call."""
+    orig = r.hal.pp.read_ohms
     n = [0]
 
-    def read_c():
+    def read_ohms():
         n[0] += 1
         if n[0] % every == 0:
             raise OSError("ADC timeout")
         return orig()
 
-    r.hal.temp.read_c = read_c
+    r.hal.pp.read_ohms = read_ohms
     return n
 
 
 def test_failing_tick_opens_latches_and_stays_open_in_run(monkeypatch):
     r = Rig().charge()
-    good = r.hal.temp.read_c
-    flaky_temp(r, 10)
+    good = r.hal.pp.read_ohms
+    flaky_pp(r, 10)
     ops = record_relay(r)
     start = r.t
 
@@ -145,7 +146,7 @@ def test_failing_tick_opens_latches_and_stays_open_in_run(monkeypatch):
     assert [o for _, o in ops] == ["O"]  # opened once, never closed again
     assert r.c.err == ch.ERR_UNKNOWN and "tick" in r.c.faults and r.c.car == 5
     assert r.hal.pilot.duty == 1000
-    r.hal.temp.read_c = good
+    r.hal.pp.read_ohms = good
     r.step(2000)
     assert not r.closed  # latched
     assert r.c.reset_fault()
@@ -173,7 +174,7 @@ def test_only_a_completed_tick_feeds_the_watchdog():
     fed = r.hal.wdt.feeds
     r.step(100)
     assert r.hal.wdt.feeds == fed + 5
-    r.hal.temp.read_c = lambda: 1 / 0
+    r.hal.pp.read_ohms = lambda: 1 / 0
     r.step(100)
     assert r.hal.wdt.feeds == fed + 5  # a stuck or failing tick lets the watchdog bite
 

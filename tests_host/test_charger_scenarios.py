@@ -394,16 +394,17 @@ def test_rule8_never_unlock_while_energised():
     assert r2.hal.lock.state() == "locked" and r2.hal.lock.pulses == 1
 
 
+# Rule 9: the temperatures are read once a second, so each reaction comes within 1 s.
 def test_rule9_overtemperature_derates_then_stops():
     r = Rig(board={"max_current": 32}, amp=32, ama=32).charge()
     r.sim(temp=70)
-    r.step(20)
+    r.step(1000)
     assert r.c.acu == 16
     r.sim(temp=80)
-    r.step(20)
+    r.step(1000)
     assert r.c.acu == 8
     r.sim(temp=90)
-    r.step(20)
+    r.step(1000)
     assert r.c.acu is None and r.c.err == ch.ERR_OVERTEMP
     r.sim(cp="B")
     r.step(20)
@@ -413,8 +414,32 @@ def test_rule9_overtemperature_derates_then_stops():
 def test_rule9_failed_temperature_sensor_is_a_fault():
     r = Rig().charge()
     r.sim(temp="fail")
-    r.step(20)
+    r.step(1000)
     assert not r.closed and r.c.err == ch.ERR_UNKNOWN
+
+
+def test_rule9_the_contactor_never_closes_on_a_stale_temperature_reading():
+    # Whenever in the 1 s between two readings the sensor fails or overheats, a car that
+    # asks for power right then does not get it: the closing tick reads afresh.
+    for temp in ("90", "fail"):
+        for offset in range(0, 1000, 60):
+            r = Rig()
+            r.sim(cp="B")
+            r.step(1000 + offset)
+            r.sim(temp=temp)
+            r.sim(cp="C")
+            r.step(1000)
+            assert not r.closed and r.c.err != 0, (temp, offset)
+
+
+def test_rule9_temperatures_are_read_once_a_second():
+    r = Rig().charge()
+    reads = []
+    read_c = r.hal.temp.read_c
+    r.hal.temp.read_c = lambda: (reads.append(r.t), read_c())[1]
+    r.step(10000)
+    assert len(reads) == 10 and {reads[k + 1] - reads[k] for k in range(9)} == {1000}
+    assert r.c.tma == [25.0]
 
 
 def test_rule10_meter_lost_falls_back_to_6a():

@@ -1,8 +1,10 @@
 """IEC 61851-1 charging state machine with the safety behaviours of REFERENCE.md section 2.
 
 Hardware (`hal`, see hal/base.py) and time (`now_ms`) are injected. `tick()` runs every
-20 ms from `run()`; it does no flash writes and no allocation beyond small tuples. It reads
-as sense, decide, actuate: the `_sense_*` steps read every input once and latch the faults
+20 ms from `run()`; it does no flash writes and, on the MicroPython VM, allocates no heap
+in steady state (integers, interned strings, constant tables; tests_host/
+test_charger_alloc.py measures it), so the garbage collector never runs because of it. It
+reads as sense, decide, actuate: the `_sense_*` steps read every input once and latch the faults
 it shows; the predicates `_may_offer` (soft conditions), `_want_pwm`, `_safe_to_power` (hard
 conditions) and `_may_close` decide; the `_drive_*` steps set the lock, the contactor and the
 pilot. A phase switch is a sequence of its own (`_ps`: `_PS_IDLE`, `_PS_WAIT`, `_PS_PAUSE`).
@@ -18,7 +20,10 @@ Decisions where the spec leaves a choice:
 - Meter lost (board with a meter): the offered current falls back to 6 A until it answers.
 - Over-temperature (hottest sensor): >= 65 C half, >= 75 C quarter of the board maximum,
   >= 85 C stop (err 13); each level clears 5 C below its threshold. A failed sensor
-  (read_c() None) is a fault (err 12).
+  (read_c() None) is a fault (err 12). Temperatures are read once a second (in the tick):
+  they change slowly, and a sensor driver's float math would allocate at 50 Hz. The tick
+  that would close the contactor reads them afresh, and closes only when that reading
+  changes nothing (else the next tick decides on it): power never comes on a stale reading.
 - err codes: RCD trip 2 (FiDc, the 6 mA DC monitor), failed RCD self-test 11, welded 9,
   contactor miss 10, diode 6, PP invalid 7, pilot E / invalid level 12, lock 15 / 16.
 - Contactor miss (err 10): no power on the feedback 500 ms after closing, unless the RCD
@@ -37,9 +42,9 @@ Decisions where the spec leaves a choice:
   and never within 1 s of an open (no chatter).
 - A tick that raises (a HAL call, a bug): contactor open, pilot off, fault "tick" (err 12)
   latched until reset_fault() or unplug. The watchdog is fed only by a completed tick.
-- Meter: a reading with a non-finite number counts as lost; no good reading for 5 s counts
-  as lost (a stuck meter task). Current > 0.5 A on any phase for >= 1 s with the contactor
-  open is a weld (the only weld detection on boards without relay feedback).
+- Meter: a reading with a non-finite number (or a non-number) counts as lost; no good reading
+  for 5 s counts as lost (a stuck meter task). Current > 0.5 A on any phase for >= 1 s with
+  the contactor open is a weld (the only weld detection on boards without relay feedback).
 - release_lock() (UnlockConnector) unlocks regardless of `ust` until the cable is removed
   (unplug; with PP, no cable), never while power may be on the output.
 """
@@ -56,13 +61,14 @@ _WELD_MS = const(200)  # feedback must show no power this long after opening
 _MISS_MS = const(500)  # feedback must show power within this after closing
 _RECLOSE_MS = const(1000)  # no close within this after an open
 _METER_STALE_MS = const(5000)  # no good meter reading this long: meter lost
-_WELD_MA = const(500)  # metered current with the contactor open: welded ...
+_WELD_A = 0.5  # metered current (A) with the contactor open: welded ...
 _WELD_CUR_MS = const(1000)  # ... when seen this long
 _LOCK_MS = const(1000)  # wait for lock feedback per motor pulse
 _LOCK_TRIES = const(3)
 _RCD_RESETS = const(3)
 _RCD_PERIOD_MS = const(86400000)  # RCD self-test every 24 h (when the contactor is open)
 _PS_F_MS = const(3000)  # pilot disconnect (state F) around a phase switch
+_TEMP_MS = const(1000)  # temperatures are read once a second
 _T_HALF = const(65)
 _T_QUARTER = const(75)
 _T_STOP = const(85)
@@ -96,6 +102,9 @@ _FAULTS = (
     ("unlock", ERR_LOCK_LOCKED),
 )
 _CUS = {"unlocked": 1, "locked": 3}
+_IEC = ("B1", "B2", "C1", "C2", "D1", "D2")  # `iec` in B, C, D: without and with PWM
+_INF = float("inf")
+_NINF = -_INF
 
 # The phase switch sequence (rule 11), Charger._ps:
 _PS_IDLE = const(0)  # the switch is where the phase mode wants it
@@ -111,18 +120,17 @@ def _left(t, now, ms):
     return t
 
 
-def _fin(x):
-    """x as a finite float; raises ValueError for NaN, infinities and non-numbers."""
-    x = float(x)
-    if x - x != 0:
+def _finite(x):
+    """Raises ValueError for NaN and infinities, TypeError for a non-number (comparisons
+    only: no float is made)."""
+    if not _NINF < x < _INF:
         raise ValueError("not finite")
-    return x
 
 
-def _vec(v):
-    if not v:
-        return (0.0, 0.0, 0.0)
-    return (_fin(v[0]), _fin(v[1]), _fin(v[2]))
+def _finite3(v):
+    _finite(v[0])
+    _finite(v[1])
+    _finite(v[2])
 
 
 class Charger:
@@ -148,7 +156,7 @@ class Charger:
         self.session_wh = 0.0
         self.energy_wh = None
         self.nrg = [0] * 16
-        self.tma = []
+        self.tma = ()
         self.cus = 0
         self.status = "available"
         self.offered = None
@@ -180,6 +188,7 @@ class Charger:
         self._rcd_test_ms = None  # last RCD self-test; None: >= 24 h ago (or never)
         self._meter_ms = now  # last good meter reading; None: > 5 s ago (meter lost)
         self._ps_pause_ms = None  # state F of a phase switch began; None: >= 3 s ago
+        self._temp_ms = None  # temperatures read; None: due (>= 1 s ago)
         self._evse_stop_ms = None  # PWM stopped with the contactor closed (rule 3), since
         self._amps_open_ms = None  # metered current with the contactor open, since
         # the cable lock
@@ -188,6 +197,7 @@ class Charger:
         self._release = False  # release_lock() pending until the cable is removed
         # the session
         self._temp_level = 0  # 0 normal, 1 half, 2 quarter, 3 stop
+        self._temp_cap = 0  # the current (A) of levels 1 and 2, set when the level changes
         self._start_wh = None
         self._charged = False
         self._done = False
@@ -287,7 +297,7 @@ class Charger:
             self._emit("card", tag)
         self._judge_contactor(fb)
         self._sense_pilot(cp)
-        self._sense_temps()
+        self._sense_temps(now)
         cable = self._sense_cable(plugged)
         self._self_test_rcd(plugged, now)
 
@@ -299,7 +309,8 @@ class Charger:
         self.offered = amps
         frc = self._cfg("frc", 0)
         authed = frc == 2 or not self.auth_required or self.authorized
-        locked = self._lock_confirmed()
+        lock = self.hal.lock
+        locked = not lock.present or lock.state() == "locked"
         phases = self._plan_phases()
         offer = self._may_offer(cp, frc, authed, amps)
         want_pwm = self._want_pwm(offer, locked)
@@ -309,7 +320,7 @@ class Charger:
         self._drive_lock(plugged, offer, fb, now)
         self._drive_contactor(safe, want_pwm, now)
         self._drive_pilot(want_pwm, amps, phases, plugged, fb, now)
-        if self._may_close(want_pwm, safe):
+        if self._may_close(want_pwm, safe) and self._temps_confirm(now):
             self._close(amps, now)
 
         self._status(cp, plugged, authed and not offer, want_pwm)
@@ -327,6 +338,7 @@ class Charger:
         self._lock_pulse_ms = _left(self._lock_pulse_ms, now, _LOCK_MS)
         self._rcd_test_ms = _left(self._rcd_test_ms, now, _RCD_PERIOD_MS)
         self._ps_pause_ms = _left(self._ps_pause_ms, now, _PS_F_MS)
+        self._temp_ms = _left(self._temp_ms, now, _TEMP_MS)
         if self._meter_ms is not None and ticks_diff(now, self._meter_ms) > _METER_STALE_MS:
             self._meter_ms = None
             if self.meter_ok:
@@ -397,27 +409,38 @@ class Charger:
             if self._diode_bad >= 2:
                 self._fault("diode", ERR_DIODE)
 
-    def _sense_temps(self):
+    def _sense_temps(self, now):
+        """Once a second: the temperatures, a failed sensor, the derating level."""
+        if self._temp_ms is not None:
+            return
         temps = self.hal.temp.read_c()
+        self._temp_ms = now  # after the read: a read that raises is tried again next tick
         if temps is None:
             self._fault("sensor", ERR_UNKNOWN)
-            self.tma = []
+            self.tma = ()
         else:
             self._clear("sensor")
             self.tma = temps
             self._derate(temps)
 
     def _derate(self, temps):
-        t = max(temps) if temps else None
-        if t is None:
-            self._temp_level = 0
-            return
-        up = 3 if t >= _T_STOP else 2 if t >= _T_QUARTER else 1 if t >= _T_HALF else 0
-        t += _T_HYST
-        down = 3 if t >= _T_STOP else 2 if t >= _T_QUARTER else 1 if t >= _T_HALF else 0
-        lv = max(up, min(self._temp_level, down))
+        lv = 0
+        if temps:
+            t = max(temps)
+            up = 3 if t >= _T_STOP else 2 if t >= _T_QUARTER else 1 if t >= _T_HALF else 0
+            # A level clears 5 C below its threshold.
+            down = (
+                3 if t >= _T_STOP - _T_HYST
+                else 2 if t >= _T_QUARTER - _T_HYST
+                else 1 if t >= _T_HALF - _T_HYST
+                else 0
+            )  # fmt: skip
+            lv = max(up, min(self._temp_level, down))
         if lv != self._temp_level:
-            log.info("charger", "temperature level", lv, temps)
+            bmax = self.hal.board["max_current"]
+            self._temp_cap = bmax / 2 if lv == 1 else bmax / 4  # made once per change
+            if temps:
+                log.info("charger", "temperature level", lv, temps)
         self._temp_level = lv
 
     def _sense_cable(self, plugged):
@@ -460,12 +483,10 @@ class Charger:
         for k in self._limits:
             a = min(a, self._limits[k])
         lv = self._temp_level
-        if lv == 1:
-            a = min(a, bmax / 2)
-        elif lv == 2:
-            a = min(a, bmax / 4)
-        elif lv >= 3:
+        if lv >= 3:
             a = 0
+        elif lv:
+            a = min(a, self._temp_cap)  # half or a quarter of the board maximum
         if not self.meter_ok and board.get("meter", "none") not in ("none", "", None):
             a = min(a, _SAFE_AMPS)
         if not a >= _pilot.MIN_AMPS:  # NaN included
@@ -473,10 +494,6 @@ class Charger:
         if a == int(a):
             a = int(a)
         return a
-
-    def _lock_confirmed(self):
-        lock = self.hal.lock
-        return not lock.present or lock.state() == "locked"
 
     def _plan_phases(self):
         """The phase count the phase mode wants (None: no phase switch on this board), and
@@ -545,6 +562,16 @@ class Charger:
             and self._settling_ms is None
             and self._reclose_hold_ms is None
         )
+
+    def _temps_confirm(self, now):
+        """A fresh temperature reading in the tick that would close (they are read once a
+        second): True when it changes nothing; else the next tick decides on it."""
+        if self._temp_ms == now:
+            return True  # read in this very tick
+        lv = self._temp_level
+        self._temp_ms = None
+        self._sense_temps(now)
+        return self._temp_level == lv and not self.faults
 
     # -- actuate
     def _drive_lock(self, plugged, offer, fb, now):
@@ -767,14 +794,15 @@ class Charger:
             if self._duty < _pilot.duty_for_current(a):
                 # A raise still held back (5 s rule): the current of the duty in force,
                 # rounded to the amps it was set for (8 A is 133 permille, read 7.98 A).
-                a = int(_pilot.current_for_duty(self._duty) + 0.5)
+                a = _pilot.amps_for_duty(self._duty)
             self.acu = int(a)
         if self._duty < 0:
             self.state = "F"
         else:
             self.state = "E" if cp == "X" else cp
         s = self.state
-        self.iec = s + ("2" if pwm else "1") if s in ("B", "C", "D") else s
+        i = "BCD".find(s)
+        self.iec = s if i < 0 else _IEC[2 * i + pwm]
         if err:
             self.car = 5
         elif not plugged:
@@ -814,12 +842,14 @@ class Charger:
                 pf = m.get("pf") or (0, 0, 0)
                 pt = m.get("p_total", 0)
                 e = m.get("e_wh")
-                for v in (u, i, p, pf):
-                    _vec(v)
-                _fin(pt)
+                _finite3(u)
+                _finite3(i)
+                _finite3(p)
+                _finite3(pf)
+                _finite(pt)
                 if e is not None:
-                    _fin(e)
-                imax = max(_vec(i))
+                    _finite(e)
+                imax = max(i[0], i[1], i[2])
             except Exception as ex:
                 log.error("charger", "bad meter reading", ex)
                 m = None
@@ -833,7 +863,7 @@ class Charger:
         self._meter_ms = now
         # Current with the contactor open (for >= 1 s): welded. Boards without feedback
         # have no other way to see it (hal/esp32/board_config.py).
-        if not self.hal.relay.closed and self._opening_ms is None and imax * 1000 > _WELD_MA:
+        if not self.hal.relay.closed and self._opening_ms is None and imax > _WELD_A:
             if self._amps_open_ms is None:
                 self._amps_open_ms = now
             elif ticks_diff(now, self._amps_open_ms) >= _WELD_CUR_MS:
