@@ -1,13 +1,15 @@
 """IEC 61851-1 charging state machine with the safety behaviours of REFERENCE.md section 2.
 
 Hardware (`hal`, see hal/base.py) and time (`now_ms`) are injected. `tick()` runs every
-20 ms from `run()`; it does no flash writes and, on the MicroPython VM, allocates no heap
-in steady state (integers, interned strings, constant tables; tests_host/
-test_charger_alloc.py measures it), so the garbage collector never runs because of it. It
-reads as sense, decide, actuate: the `_sense_*` steps read every input once and latch the faults
-it shows; the predicates `_may_offer` (soft conditions), `_want_pwm`, `_safe_to_power` (hard
-conditions) and `_may_close` decide; the `_drive_*` steps set the lock, the contactor and the
-pilot. A phase switch is a sequence of its own (`_ps`: `_PS_IDLE`, `_PS_WAIT`, `_PS_PAUSE`).
+20 ms from `run()`. It writes no flash, and on the MicroPython VM it allocates no heap in
+steady state (integers, interned strings, constant tables; measured by
+tests_host/test_charger_alloc.py), so the garbage collector never runs because of it.
+
+The tick reads as sense, decide, actuate: the `_sense_*` steps read every input once and
+latch the faults they show; the predicates `_may_offer` (soft conditions), `_want_pwm`,
+`_safe_to_power` (hard conditions) and `_may_close` decide; the `_drive_*` steps set the
+lock, the contactor and the pilot. A phase switch is a sequence of its own (`_ps`:
+`_PS_IDLE`, `_PS_WAIT`, `_PS_PAUSE`).
 
 Two kinds of reasons stop the power:
 - hard (safety): the car leaves C (or D with ventilation), RCD trip, diode or pilot fault,
