@@ -4,6 +4,9 @@ Used by `make sim` (real ticks) and the tests (an injected clock). Never deploye
 `SimHal.control(params)` implements the /api/sim names of CONTRACT.md section 3.
 The meter integrates lazily: every change of anything that affects the power first books
 the energy of the interval since the last change, so the integral is exact at any tick rate.
+What the charger's 20 ms tick reads (pilot levels, temperatures) comes from objects made
+once, so a heap measurement of the tick on the MicroPython VM sees the charger's own
+allocations only (tests_host/test_charger_alloc.py).
 """
 
 import compat
@@ -14,6 +17,13 @@ _V_NOM = 230.0
 _HIGH = {"A": 12.0, "B": 9.0, "C": 6.0, "D": 3.0, "E": 0.0}
 # The negative half without a diode: -12 V divided by 1 kOhm (EVSE) and the car's resistor.
 _LOW_NO_DIODE = {"B": -8.8, "C": -5.6, "D": -2.4}
+# pilot.read() answers, made once: steady +12 V (low = high), PWM with the car's diode (low
+# -12 V), PWM without it, state F or a 0 % duty, a shorted pilot (E) on PWM.
+_READ_STEADY = {s: (v, v) for s, v in _HIGH.items()}
+_READ_DIODE = {s: (v, -12.0) for s, v in _HIGH.items()}
+_READ_NO_DIODE = {s: (_HIGH[s], v) for s, v in _LOW_NO_DIODE.items()}
+_READ_F = (-12.0, -12.0)
+_READ_E = (0.0, 0.0)
 _LOCK_MS = 300  # lock motor travel time
 
 
@@ -63,15 +73,14 @@ class SimPilot(base.Pilot):
     def read(self):
         h = self._hal
         if self.f or self.duty == 0:
-            return (-12.0, -12.0)
-        high = _HIGH[h.cp]
+            return _READ_F
         if self.duty >= 1000:
-            return (high, high)
+            return _READ_STEADY[h.cp]
         if h.cp == "E":
-            return (0.0, 0.0)
+            return _READ_E
         if h.cp == "A" or h.diode:
-            return (high, -12.0)
-        return (high, _LOW_NO_DIODE[h.cp])
+            return _READ_DIODE[h.cp]
+        return _READ_NO_DIODE[h.cp]
 
 
 class SimPP(base.Proximity):
@@ -171,10 +180,14 @@ class SimLock(base.Lock):
 class SimTemp(base.Temp):
     def __init__(self, hal):
         self._hal = hal
+        self._out = [0.0]  # one list, updated in place
 
     def read_c(self):
         t = self._hal.temp_c
-        return None if t is None else [t]
+        if t is None:
+            return None
+        self._out[0] = t
+        return self._out
 
 
 class SimReader(base.Reader):

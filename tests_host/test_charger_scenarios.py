@@ -274,6 +274,116 @@ def test_rule7_contactor_that_does_not_close_is_a_fault():
     assert not r.closed and r.c.err == ch.ERR_MISS
 
 
+# Rule 7 the other way round: the RCD opens the contactor by hardware (REFERENCE.md section 1).
+# That is a residual current fault (err 2), never a contactor that failed to close (err 10),
+# whenever it happens: before the close, within the first 500 ms after it, while charging,
+# during an EVSE stop (PWM off, contactor still closed), and between any two HAL reads of a
+# tick.
+def _trip_and_watch(r, ms=2000):
+    """Trip the RCD now; tick `ms` and return the err codes seen (never err 10)."""
+    r.sim(rcd="trip")
+    seen = set()
+    for _ in range(ms // 20):
+        r.step(20)
+        assert "miss" not in r.c.faults, r.c.faults
+        seen.add(r.c.err)
+    assert not r.closed and r.c.err == ch.ERR_FI_DC and r.c.counters["rcd_trips"] == 1
+    return seen
+
+
+def _closed_for(ms, **rig):
+    r = Rig(**rig)
+    r.sim(cp="B")
+    r.step(1000)
+    r.sim(cp="C" if not rig else "D")
+    for _ in range(100):
+        r.step(20)
+        if r.closed:
+            break
+    assert r.closed
+    r.step(ms)
+    return r
+
+
+def test_rcd_trip_is_never_a_contactor_miss_before_the_close():
+    for cp in ("A", "B"):
+        r = Rig()
+        r.sim(cp=cp)
+        r.step(1000)
+        assert _trip_and_watch(r) == {ch.ERR_FI_DC}
+
+
+def test_rcd_trip_is_never_a_contactor_miss_after_the_close():
+    # 0..480 ms: the feedback is still allowed to lag; from 500 ms on it must show power.
+    for after_close in (0, 20, 240, 480, 500, 520, 3000, 60000):
+        r = _closed_for(after_close)
+        assert _trip_and_watch(r) == {ch.ERR_FI_DC}, after_close
+
+
+def test_rcd_trip_is_never_a_contactor_miss_in_state_d_with_ventilation():
+    r = _closed_for(2000, board={"ventilation": True})
+    assert r.hal.cp == "D" and _trip_and_watch(r) == {ch.ERR_FI_DC}
+
+
+def test_rcd_trip_is_never_a_contactor_miss_during_an_evse_stop():
+    r = _closed_for(2000)
+    r.cfg.d["frc"] = 1
+    r.step(1000)
+    assert r.closed and r.hal.pilot.duty == 1000  # the car has 6 s to go to B
+    assert _trip_and_watch(r) == {ch.ERR_FI_DC}
+
+
+_TICK_CALLS = (
+    ("relay", "feedback"), ("rcd", "tripped"), ("pilot", "read"), ("reader", "poll"),
+    ("temp", "read_c"), ("pp", "read_ohms"), ("lock", "state"), ("wdt", "feed"),
+)  # fmt: skip
+
+
+def _trip_before_call(r, k):
+    """The hardware RCD trips just before the k-th HAL call (of _TICK_CALLS) from now on;
+    returns the list of the calls made."""
+    calls = []
+    for part, name in _TICK_CALLS:
+        obj = getattr(r.hal, part)
+        orig = getattr(obj, name)
+
+        def call(*a, _orig=orig, _name=part + "." + name):
+            if len(calls) == k:
+                r.hal._book()  # as r.sim(rcd="trip"), which would read the lock itself
+                r.hal.rcd_fault = r.hal.rcd_latched = True
+            calls.append(_name)
+            return _orig(*a)
+
+        setattr(obj, name, call)
+    return calls
+
+
+def test_rcd_trip_between_any_two_reads_of_a_tick_is_never_a_contactor_miss():
+    probe = _closed_for(2000)
+    calls = _trip_before_call(probe, -1)
+    probe.step(20)
+    assert len(calls) >= 8 and not probe.c.faults, calls  # the HAL calls of one tick
+    for k, before in enumerate(calls):
+        r = _closed_for(2000)
+        _trip_before_call(r, k)
+        r.step(20)
+        assert r.hal.rcd_latched, before
+        for _ in range(50):
+            assert "miss" not in r.c.faults, (before, r.c.faults)
+            r.step(20)
+        assert not r.closed and r.c.err == ch.ERR_FI_DC, before
+
+
+def test_contactor_that_fails_after_an_rcd_reset_is_still_a_fault():
+    r = _closed_for(2000)
+    _trip_and_watch(r, 200)
+    r.sim(rcd="ok")
+    assert r.c.reset_fault()
+    r.hal.relay.contact = lambda: False  # now the contactor itself fails to close
+    r.step(3000)
+    assert not r.closed and r.c.err == ch.ERR_MISS and "rcd" not in r.c.faults
+
+
 def test_rule8_never_unlock_while_energised():
     r = Rig(ust=1).charge()
     r.hal.lock._pos = "unknown"  # feedback lost while charging
@@ -284,16 +394,17 @@ def test_rule8_never_unlock_while_energised():
     assert r2.hal.lock.state() == "locked" and r2.hal.lock.pulses == 1
 
 
+# Rule 9: the temperatures are read once a second, so each reaction comes within 1 s.
 def test_rule9_overtemperature_derates_then_stops():
     r = Rig(board={"max_current": 32}, amp=32, ama=32).charge()
     r.sim(temp=70)
-    r.step(20)
+    r.step(1000)
     assert r.c.acu == 16
     r.sim(temp=80)
-    r.step(20)
+    r.step(1000)
     assert r.c.acu == 8
     r.sim(temp=90)
-    r.step(20)
+    r.step(1000)
     assert r.c.acu is None and r.c.err == ch.ERR_OVERTEMP
     r.sim(cp="B")
     r.step(20)
@@ -303,8 +414,32 @@ def test_rule9_overtemperature_derates_then_stops():
 def test_rule9_failed_temperature_sensor_is_a_fault():
     r = Rig().charge()
     r.sim(temp="fail")
-    r.step(20)
+    r.step(1000)
     assert not r.closed and r.c.err == ch.ERR_UNKNOWN
+
+
+def test_rule9_the_contactor_never_closes_on_a_stale_temperature_reading():
+    # Whenever in the 1 s between two readings the sensor fails or overheats, a car that
+    # asks for power right then does not get it: the closing tick reads afresh.
+    for temp in ("90", "fail"):
+        for offset in range(0, 1000, 60):
+            r = Rig()
+            r.sim(cp="B")
+            r.step(1000 + offset)
+            r.sim(temp=temp)
+            r.sim(cp="C")
+            r.step(1000)
+            assert not r.closed and r.c.err != 0, (temp, offset)
+
+
+def test_rule9_temperatures_are_read_once_a_second():
+    r = Rig().charge()
+    reads = []
+    read_c = r.hal.temp.read_c
+    r.hal.temp.read_c = lambda: (reads.append(r.t), read_c())[1]
+    r.step(10000)
+    assert len(reads) == 10 and {reads[k + 1] - reads[k] for k in range(9)} == {1000}
+    assert r.c.tma == [25.0]
 
 
 def test_rule10_meter_lost_falls_back_to_6a():

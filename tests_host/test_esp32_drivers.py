@@ -299,6 +299,8 @@ def test_ntc_beta_formula_and_failed_sensor(hw):
     hw.ADCS[34].source = [round(65535 * 3588 / 13588)]  # 3588 ohm -> about 50 C
     c = t.read_c()
     assert c[0] == pytest.approx(25.0, abs=0.1) and c[1] == pytest.approx(50.0, abs=0.5)
+    hw.ADCS[35].source = [round(65535 * 3588 / 13588)]
+    assert t.read_c() is c and c[0] == pytest.approx(50.0, abs=0.5)  # one list, in place
     hw.ADCS[34].source = [65535]  # open sensor
     assert t.read_c() is None
 

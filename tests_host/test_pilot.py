@@ -40,6 +40,12 @@ def test_duty_is_legal_and_never_offers_more_than_asked(amps):
     # (duty <= 85 %: I = duty x 0.6), so it draws a little less: the standard's own seam.
 
 
+def test_amps_for_duty_is_the_float_formula_rounded_half_up_in_integers():
+    for d in range(1001):
+        assert pilot.amps_for_duty(d) == int(pilot.current_for_duty(d) + 0.5), d
+    assert pilot.amps_for_duty(133) == 8 and pilot.amps_for_duty(266) == 16
+
+
 def test_illegal_duties_are_recognised():
     for d in (0, 50, 99, 961, 999):
         assert not pilot.is_legal_duty(d)

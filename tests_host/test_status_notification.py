@@ -374,7 +374,7 @@ def test_real_faults_from_the_simulated_hardware(tmp_path):
         cp.txn.stop(1, "EVDisconnected")
         await cp.settle(200)
         cp.sim(temp="90")
-        await cp.settle(200)
+        await cp.settle(1000)  # the charger reads the temperatures once a second
         p = cp.session.sent[-1][1]
         assert (p["status"], p["errorCode"]) == ("Available", "HighTemperature")
 

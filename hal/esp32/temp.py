@@ -1,4 +1,7 @@
-"""NTC thermistors on ADC1 inputs (NTC to GND, series resistor to the 3.3 V reference)."""
+"""NTC thermistors on ADC1 inputs (NTC to GND, series resistor to the 3.3 V reference).
+
+The charger reads them once a second (the float math of the beta formula allocates); the
+answer is one list, updated in place."""
 
 import math
 
@@ -12,6 +15,7 @@ class Temp:
         self._r0 = r0
         self._inv_t0 = 1.0 / (t0_c + 273.15)
         self._beta = beta
+        self._out = [0.0] * len(self._adcs)
 
     def celsius(self, ratio):
         """Temperature from the divider ratio v/vref (0..1); None when open or shorted."""
@@ -21,10 +25,12 @@ class Temp:
         return 1.0 / (self._inv_t0 + math.log(r / self._r0) / self._beta) - 273.15
 
     def read_c(self):
-        out = []
+        out = self._out
+        k = 0
         for adc in self._adcs:
             c = self.celsius(adc.read_u16() / 65535)
             if c is None:
                 return None  # a failed sensor is a fault, not a reading
-            out.append(round(c, 1))
+            out[k] = round(c, 1)
+            k += 1
         return out
