@@ -155,6 +155,7 @@ class Txn:
         self._wake = asyncio.Event()
         self._kick = asyncio.Event()
         self._pending = None  # [id_tag, idTagInfo, since_ms, connector, profile]
+        self._asking = None  # connector whose idTag is being authorized
         self._plug_ms = 0
         self._dummy_done = False
         self._on_config(_CFG_KEYS)
@@ -206,6 +207,17 @@ class Txn:
 
     def remote_start(self, id_tag, connector_id=1, profile=None):
         self._queue("remote", (id_tag, connector_id, profile))
+
+    def start_pending(self, connector_id=1):
+        """A start is on its way on the connector: a RemoteStart queued or being authorized,
+        or an idTag authorized and waiting for the car (RemoteStart refuses then)."""
+        p = self._pending
+        if (p is not None and p[3] == connector_id) or self._asking == connector_id:
+            return True
+        for event, data in self._events:
+            if event == "remote" and data[1] == connector_id:
+                return True
+        return False
 
     # ---- used by the message modules and metering
 
@@ -315,7 +327,11 @@ class Txn:
         if remote and not self.cp.config.get("AuthorizeRemoteTxRequests"):
             info = {"status": "Accepted"}
         else:
-            info = await self.auth.authorize(id_tag)
+            self._asking = connector
+            try:
+                info = await self.auth.authorize(id_tag)
+            finally:
+                self._asking = None
         if info.get("status") != "Accepted":
             log.info(_TAG, "idTag", id_tag, "refused:", info.get("status"))
             return
