@@ -8,7 +8,9 @@ tears down all three, then the supervisor reconnects):
   noticed within two intervals and never shown as connected;
 - main: BootNotification until Accepted (Pending/Rejected retried after `interval`), then
   the on-accepted hooks (StatusNotification, journal delivery…), then Heartbeat every
-  HeartbeatInterval.
+  HeartbeatInterval. A BootNotification sent on TriggerMessage and answered Accepted ends
+  Pending (or Rejected) at once, as the scheduled one would (`boot_answer`): that is how
+  central systems provision a charger (Pending, configure, trigger, accept).
 
 Reconnect: jittered exponential backoff, 1 s doubling to a 60 s cap, each wait drawn
 uniformly from [b/2, b]; reset once a connection reaches Accepted. A change of `ocppe`,
@@ -57,6 +59,7 @@ class Session:
         self.on_accepted = []  # async fn(cp) run after every Accepted BootNotification
         self._ws = None
         self._kick = asyncio.Event()
+        self._booted = asyncio.Event()  # a triggered BootNotification was Accepted
         self._down = None
         cp.config.subscribe(self._on_config)
 
@@ -80,6 +83,12 @@ class Session:
         if rpc is None or self.accepted_ms is None:
             raise NotAccepted(action)
         return await rpc.call(action, payload)
+
+    def boot_answer(self, rpc, status):
+        """A BootNotification sent outside the boot loop (TriggerMessage) got `status` on
+        `rpc`: Accepted ends Pending at once, as any Accepted BootNotification does."""
+        if status == "Accepted" and rpc is self.rpc and self.accepted_ms is None:
+            self._booted.set()
 
     def _on_config(self, keys):
         for k in RECONNECT_KEYS:
@@ -218,8 +227,20 @@ class Session:
                 last_ping = now
                 await ws.ping()
 
+    async def _boot_wait(self, seconds):
+        """Wait until the next BootNotification is due; True as soon as a triggered one was
+        Accepted meanwhile (1 s steps: the interval may be any int the central system sent)."""
+        for _ in range(max(1, seconds)):
+            try:
+                await wait_for_ms(self._booted.wait(), 1000)
+                return True
+            except asyncio.TimeoutError:
+                pass
+        return False
+
     async def _main(self, rpc):
         cp = self.cp
+        self._booted.clear()
         while True:
             try:
                 status, wait_s = await boot_notification.send(cp, rpc)
@@ -230,7 +251,9 @@ class Session:
             if status == "Accepted":
                 break
             log.info("ocpp", "BootNotification %s, retry in %d s" % (status, wait_s))
-            await asyncio.sleep(wait_s)
+            if await self._boot_wait(wait_s):
+                self.boot_status = "Accepted"
+                break
         self.accepted_ms = uptime_ms()
         self.accepted.set()
         log.info("ocpp", "accepted by the central system")

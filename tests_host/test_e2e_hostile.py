@@ -1,0 +1,75 @@
+"""End-to-end, issue 14 (defects found by a hostile central system): the firmware on the
+MicroPython unix port against the demo central system (tools/csms.py, which checks every
+message against the official schemas; each recorded CALL is checked again here).
+
+- Provisioning: BootNotification Pending with a long interval, configuration by the central
+  system, TriggerMessage(BootNotification) answered Accepted: `ocppa` turns true at once
+  (not at the next scheduled retry) and a card charges.
+- A central system that answers StartTransaction with CALLERROR for a while: the session's
+  Start, MeterValues and Stop all reach it in the end, in order, under one transactionId.
+"""
+
+import time
+
+import pytest
+from conftest import check_ocpp
+from e2e import CsmsThread, Firmware
+from ocpp.v16 import call
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def fw_factory(tmp_path):
+    started = []
+
+    def make(url, **kw):
+        fw = Firmware(tmp_path / "data", url, **kw)
+        started.append(fw)
+        return fw.start()
+
+    yield make
+    for fw in started:
+        fw.stop()
+        print("---- firmware log ----\n" + fw.output())
+
+
+def received(c, action):
+    return [p for _, a, p in c.csms.received if a == action]
+
+
+def all_valid(c):
+    for _, action, payload in c.csms.received:
+        check_ocpp(action, payload)
+
+
+def test_provisioning_pending_configure_trigger_accepted(fw_factory):
+    # Pending with a retry interval far beyond the test: only the trigger can end it.
+    c = CsmsThread(boot_statuses=["Pending", "Accepted"], retry_interval=600)
+    c.start()
+    try:
+        fw = fw_factory(c.url())
+        c.wait_for(lambda: c.csms.boots == 1 and "CP1" in c.csms.charge_points)
+        # Configure while Pending (§4.2.1: the central system may send requests).
+        r = c.call("CP1", call.ChangeConfiguration(key="MeterValueSampleInterval", value="1"))
+        assert r.status == "Accepted"
+        assert fw.status("ocppa")["ocppa"] is False
+        r = c.call("CP1", call.TriggerMessage(requested_message="BootNotification"))
+        assert r.status == "Accepted"
+        c.wait_for(lambda: c.csms.boots == 2)
+        t0 = time.monotonic()
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",), timeout=10)
+        assert time.monotonic() - t0 < 10
+        assert c.csms.boots == 2  # no further BootNotification: the triggered one counted
+        # The accepted session runs: statuses, then a card charges.
+        c.wait_for(lambda: received(c, "StatusNotification"), timeout=10)
+        fw.sim(cp="B")
+        fw.sim(card="CARD1")
+        c.wait_for(lambda: received(c, "StartTransaction"), timeout=10)
+        assert received(c, "Authorize") == [{"idTag": "CARD1"}]
+        fw.sim(cp="C")
+        fw.wait_status(lambda s: s["car"] == 2, keys=("car",))
+        c.wait_for(lambda: received(c, "MeterValues"), timeout=10)
+        all_valid(c)
+    finally:
+        c.close()
