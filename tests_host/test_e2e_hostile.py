@@ -73,3 +73,43 @@ def test_provisioning_pending_configure_trigger_accepted(fw_factory):
         all_valid(c)
     finally:
         c.close()
+
+
+def test_start_refused_for_a_while_the_whole_session_arrives(fw_factory):
+    c = CsmsThread(heartbeat_interval=300)
+    c.start()
+    try:
+        fw = fw_factory(c.url())
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+        for key, value in (("TransactionMessageRetryInterval", "1"),
+                           ("MeterValueSampleInterval", "1")):
+            assert c.call("CP1", call.ChangeConfiguration(key=key, value=value)).status \
+                == "Accepted"
+        # More refusals than TransactionMessageAttempts (3): the old firmware dropped the
+        # Start here, and its MeterValues and Stop with it, while the car charged.
+        c.csms.refuse["StartTransaction"] = 4
+        fw.sim(cp="B")
+        fw.sim(card="CARD2")
+        fw.sim(cp="C")
+        fw.wait_status(lambda s: s["car"] == 2, keys=("car",))
+        # Retried, and visible as such: jr counts the refusals of the head.
+        fw.wait_status(lambda s: s["jr"] >= 3, keys=("jr",), timeout=20)
+        c.wait_for(lambda: c.csms.refuse["StartTransaction"] == 0, timeout=30)
+        c.wait_for(lambda: c.csms.transactions, timeout=30)
+        c.wait_for(lambda: received(c, "MeterValues"), timeout=20)
+        fw.sim(cp="A")
+        c.wait_for(lambda: received(c, "StopTransaction"), timeout=20)
+        (txid,) = c.csms.transactions
+        starts = received(c, "StartTransaction")
+        assert len(starts) == 5 and all(s == starts[0] for s in starts)  # byte-identical
+        acts = [a for _, a, p in c.csms.received if a in ("StartTransaction", "MeterValues",
+                                                           "StopTransaction")]
+        assert acts[:5] == ["StartTransaction"] * 5 and acts[-1] == "StopTransaction"
+        assert set(acts[5:-1]) == {"MeterValues"}
+        assert all(p["transactionId"] == txid for p in received(c, "MeterValues"))
+        assert received(c, "StopTransaction")[0]["transactionId"] == txid
+        st = fw.wait_status(lambda s: s["jq"] == 0, keys=("jq", "jd", "jr"))
+        assert st == {"jq": 0, "jd": 0, "jr": 0}
+        all_valid(c)
+    finally:
+        c.close()

@@ -21,10 +21,12 @@ and network waits happen in this service's task.
 
 Journal sender: while the session is Accepted it delivers the journal head through
 `cp.session.call`; CALLRESULT -> ack (StartTransaction.conf: transactionId, idTagInfo),
-CALLERROR -> failed() (TransactionMessageAttempts / TransactionMessageRetryInterval), timeout
-or lost link -> the head stays and is sent again. Each acknowledged StopTransaction logs
+CALLERROR, a malformed answer or a timeout -> failed() (the retry schedule and the
+never-drop policy for Start and Stop: firmware/transactions/journal.py), lost link -> the
+head stays and is sent again on the next connection. Each acknowledged StopTransaction logs
 `I txn: journal writes N` (flash writes of that session, from its Start to its Stop's ack);
-the API key `jw` shows the last one, `jq` the entries waiting.
+the API keys: `jw` the last one, `jq` the entries waiting, `jd` the messages never to be
+delivered, `jr` the failed attempts in a row of the head.
 
 Configuration keys:
 ClockAlignedDataInterval: Seconds between clock-aligned meter values; 0 turns them off.
@@ -41,8 +43,8 @@ StopTxnAlignedData: Clock-aligned measurands in StopTransaction's transactionDat
 StopTxnAlignedDataMaxLength: Maximum entries in StopTxnAlignedData.
 StopTxnSampledData: Sampled measurands in StopTransaction's transactionData.
 StopTxnSampledDataMaxLength: Maximum entries in StopTxnSampledData.
-TransactionMessageAttempts: Tries of a transaction message the central system rejects.
-TransactionMessageRetryInterval: Seconds before the first retry (doubled each retry).
+TransactionMessageAttempts: Tries of a refused or unanswered MeterValues; Start, Stop: no limit.
+TransactionMessageRetryInterval: Seconds to the 1st retry; n x it after n failures, then x2 to 1 h.
 ocppd: Dummy card idTag used when charging starts without a card ("" = none).
 """
 
@@ -122,17 +124,23 @@ class Tx:
 
 
 class TxnKeys:
-    """API provider: `jw` journal writes of the last session, `jq` entries waiting."""
+    """API provider: `jw` journal writes of the last session, `jq` entries waiting, `jd`
+    transaction messages never to be delivered (MeterValues given up or thinned; on flash),
+    `jr` failed attempts in a row of the entry at the head (a Start or Stop the central system
+    keeps refusing shows here while it is retried)."""
 
     def __init__(self, txn):
         self.txn = txn
 
     def status(self, out):
+        j = self.txn.journal
         out["jw"] = self.txn.last_writes
-        out["jq"] = len(self.txn.journal)
+        out["jq"] = len(j)
+        out["jd"] = j.dropped
+        out["jr"] = j.failures()
 
     def owns(self, key):
-        return key in ("jw", "jq")
+        return key in ("jw", "jq", "jd", "jr")
 
     def check(self, key, value):
         return "read-only"
@@ -434,6 +442,12 @@ class Txn:
                 log.error(_TAG, "journal sender:", repr(ex))
                 await asleep_ms(_FLASH_RETRY_MS)
 
+    def _failed(self, e, why, timeout=False):
+        retry, at = self.journal.failed(e["seq"], clock.now(), timeout)
+        if retry:
+            log.warning(_TAG, e["action"], e["seq"], why, "- attempt",
+                        self.journal.failures(), "- retry in %d s" % (at - clock.now()))
+
     async def _send_next(self):
         s = self.cp.session
         j = self.journal
@@ -445,21 +459,16 @@ class Txn:
             return
         try:
             conf = await s.call(e["action"], e["payload"])
-        except CallError as ex:
-            retry, at = j.failed(e["seq"], clock.now())
-            log.warning(_TAG, e["action"], e["seq"], "refused:", str(ex),
-                        "retry at %d" % at if retry else "dropped")
+        except CallError as ex:  # refused, or a malformed answer (BadResponse)
+            self._failed(e, "refused: " + str(ex))
             return
         except ConnectionLost as ex:  # the link went: the head is sent on the next one
             log.warning(_TAG, e["action"], e["seq"], "not delivered:", repr(ex))
             await asleep_ms(_RETRY_MS)
             return
         except CallTimeout:
-            # No answer: counted apart (journal.timeouts_cap()), so a message the central
-            # system never answers cannot block the queue forever.
-            retry, _ = j.failed(e["seq"], clock.now(), timeout=True)
-            log.warning(_TAG, e["action"], e["seq"], "no answer",
-                        "" if retry else "- dropped after too many timeouts")
+            # No answer: an attempt like a CALLERROR, the retry interval applies (journal).
+            self._failed(e, "no answer", True)
             # A real timeout took the whole call timeout; this pause only keeps a call that
             # fails at once from spinning the event loop.
             await asleep_ms(_TIMEOUT_PAUSE_MS)
@@ -469,7 +478,7 @@ class Txn:
             await asleep_ms(_RETRY_MS)
             return
         if not j.ack(e["seq"], conf):
-            j.failed(e["seq"], clock.now())
+            self._failed(e, "answer without a usable transactionId")
             return
         fn = _CONF.get(e["action"])
         if fn is not None:
