@@ -133,6 +133,7 @@ class Charger:
         self.energized = False
         self.session_wh = 0.0
         self.energy_wh = None
+        self.export_wh = None  # the meter's export register, Wh (None: not read)
         self.nrg = [0] * 16
         self.tma = []
         self.cus = 0
@@ -734,11 +735,14 @@ class Charger:
                 pf = m.get("pf") or (0, 0, 0)
                 pt = m.get("p_total", 0)
                 e = m.get("e_wh")
+                ex = m.get("e_exp_wh")
                 for v in (u, i, p, pf):
                     _vec(v)
                 _fin(pt)
                 if e is not None:
                     _fin(e)
+                if ex is not None:
+                    _fin(ex)
                 imax = max(_vec(i))
             except Exception as ex:
                 log.error("charger", "bad meter reading", ex)
@@ -771,6 +775,8 @@ class Charger:
         n[10] = 0
         n[11] = pt
         n[15] = 0
+        if ex is not None:
+            self.export_wh = ex
         if e is not None:
             self.energy_wh = e
             if self._plugged:
