@@ -65,6 +65,7 @@ FEATURES = (
     "firmware.smart_charging.service",  # cp.smart, cp.limits: the SmartCharging profile
     "firmware.evse.faultlog",  # cp.faultlog: the charger's fault counters on flash
     "firmware.remote_trigger",  # TriggerMessage
+    "firmware.remote_log",  # ocpprl: log lines to the central system (DataTransfer)
 )
 # Messages of the core itself (the session owns BootNotification and Heartbeat).
 OPS = ("change_configuration", "get_configuration")

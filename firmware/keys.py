@@ -21,7 +21,7 @@ ocppu: OCPP server URL, ws:// or wss://, ending with the charge point identity.
 ocppg: Use the global CA store to verify the server.
 ocppcn: Skip the certificate common-name check.
 ocppss: Skip server verification.
-ocpprl: Remote logging.
+ocpprl: Remote logging: log lines to the central system as DataTransfer (messageId Log).
 ocppck: Client key for TLS client authentication, PEM (write-only).
 ocppcc: Client certificate, PEM.
 ocppsc: Server CA certificate, PEM.

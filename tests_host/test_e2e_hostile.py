@@ -113,3 +113,21 @@ def test_start_refused_for_a_while_the_whole_session_arrives(fw_factory):
         all_valid(c)
     finally:
         c.close()
+
+
+def test_remote_logging_sends_log_lines_as_data_transfer(fw_factory):
+    c = CsmsThread(heartbeat_interval=300)
+    c.start()
+    try:
+        fw = fw_factory(c.url())
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+        assert fw.set(ocpprl=True) == (200, {"ocpprl": True})
+        c.send_raw("CP1", '[2, "x1", "FlyToTheMoon", {}]')  # logs a line
+        logs = c.wait_for(lambda: [p for p in received(c, "DataTransfer")
+                                   if p.get("messageId") == "Log"], timeout=20)
+        assert logs[0]["vendorId"] == "OpenWallbox"
+        lines = logs[0]["data"].split("\n")
+        assert any(" I rpc: FlyToTheMoon x1 -> NotImplemented" in x for x in lines), lines
+        all_valid(c)
+    finally:
+        c.close()
