@@ -35,3 +35,4 @@ def test_a_failing_core_task_is_restarted(monkeypatch):
     asyncio.run(main())
     assert len(runs) == 3
     assert any("MemoryError" in t for lv, tag, t in lines if lv == "E" and tag == "app")
+

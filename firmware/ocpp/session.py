@@ -13,7 +13,12 @@ tears down all three, then the supervisor reconnects):
   central systems provision a charger (Pending, configure, trigger, accept).
 
 Reconnect: jittered exponential backoff, 1 s doubling to a 60 s cap, each wait drawn
-uniformly from [b/2, b]; reset once a connection reaches Accepted. A change of `ocppe`,
+uniformly from [b/2, b]; reset once a connection reaches Accepted.
+
+Liveness: the supervisor's loop and the main task beat (`cp.beat("session")`) at every step,
+at least every ~30 s plus the waits on the one RPC lock; app._watch restarts a session that
+stops beating (a hang: a stream that never drains, a lock never released), and the
+teardown of the connection runs then too. A change of `ocppe`,
 `ocppu`, a TLS key or the AuthorizationKey closes the link and connects anew at once.
 """
 
@@ -31,6 +36,7 @@ _BACKOFF_MAX_MS = const(60000)
 _CALL_TIMEOUT_MS = const(30000)
 _HANDSHAKE_TIMEOUT_MS = const(15000)
 _MAX_MESSAGE = const(16384)
+_IDLE_MS = const(10000)
 
 RECONNECT_KEYS = (
     "ocppe", "ocppu", "ocppg", "ocppcn", "ocppss", "ocppcc", "ocppck", "ocppsc",
@@ -125,15 +131,19 @@ class Session:
         except asyncio.TimeoutError:
             pass
 
+    def _beat(self):
+        self.cp.beat("session")  # liveness: app._watch restarts a session silent too long
+
     async def run(self):
         backoff = _BACKOFF_MIN_MS
         cfg = self.cp.config
         while True:
+            self._beat()
             url = cfg.get("ocppu")
             self._running = True
             if not cfg.get("ocppe") or not url:
                 self._kick.clear()
-                await self._kick.wait()
+                await self._sleep_or_kick(_IDLE_MS)  # steps: beats while OCPP is off
                 continue
             self._kick.clear()
             if await self._connection(url):
@@ -142,6 +152,7 @@ class Session:
                 continue
             wait = backoff // 2 + random.randint(0, backoff // 2)
             log.info("ocpp", "reconnecting in %d ms" % wait)
+            self._beat()
             await self._sleep_or_kick(wait)
             backoff = min(backoff * 2, _BACKOFF_MAX_MS)
 
@@ -169,22 +180,25 @@ class Session:
             asyncio.create_task(self._guard(self._keepalive(ws), down, "keepalive")),
             asyncio.create_task(self._guard(self._main(rpc), down, "main")),
         ]
-        await down.wait()
-        reached = self.accepted_ms is not None
-        for t in tasks:
-            t.cancel()
-        self.rpc = None
-        self._down = None
-        self.accepted_ms = None
-        self.accepted.clear()
-        self.connected_ms = None
-        self._ws = None
-        rpc.close()
+        reached = False
         try:
-            await wait_for_ms(ws.close(), 2000)
-        except Exception:  # closing a dead link may fail in many ways; it is gone anyway
-            pass
-        log.info("ocpp", "disconnected")
+            await down.wait()
+            reached = self.accepted_ms is not None
+        finally:  # also when the supervisor itself is cancelled (a restart by app._watch)
+            for t in tasks:
+                t.cancel()
+            self.rpc = None
+            self._down = None
+            self.accepted_ms = None
+            self.accepted.clear()
+            self.connected_ms = None
+            self._ws = None
+            rpc.close()
+            try:
+                await wait_for_ms(ws.close(), 2000)
+            except BaseException:  # a dead link fails in many ways; it is gone anyway
+                pass
+            log.info("ocpp", "disconnected")
         return reached
 
     async def _guard(self, coro, down, name):
@@ -231,6 +245,7 @@ class Session:
         """Wait until the next BootNotification is due; True as soon as a triggered one was
         Accepted meanwhile (1 s steps: the interval may be any int the central system sent)."""
         for _ in range(max(1, seconds)):
+            self._beat()
             try:
                 await wait_for_ms(self._booted.wait(), 1000)
                 return True
@@ -242,6 +257,7 @@ class Session:
         cp = self.cp
         self._booted.clear()
         while True:
+            self._beat()
             try:
                 status, wait_s = await boot_notification.send(cp, rpc)
             except Exception as e:
@@ -258,12 +274,14 @@ class Session:
         self.accepted.set()
         log.info("ocpp", "accepted by the central system")
         for hook in self.on_accepted:
+            self._beat()
             try:
                 await hook(cp)
             except Exception as e:
                 log.error("ocpp", "on-accepted hook failed: %r" % (e,))
         last = ticks_ms()
         while True:
+            self._beat()
             await asleep_ms(1000)
             interval = cp.config.get("HeartbeatInterval")
             if interval > 0 and ticks_diff(ticks_ms(), last) >= interval * 1000:

@@ -406,6 +406,7 @@ class Txn:
 
     async def run(self):
         while True:
+            self.cp.beat("txn")
             try:
                 await wait_for_ms(self._wake.wait(), 1000)
             except asyncio.TimeoutError:
@@ -434,6 +435,7 @@ class Txn:
         flash error (ENOSPC, EIO) or a bug in one step is logged and retried later, since
         a dead sender would silently hold back every transaction message."""
         while True:
+            self.cp.beat("journal")  # liveness: app._watch restarts a silent sender
             try:
                 await self._send_next()
             except asyncio.CancelledError:
@@ -452,7 +454,11 @@ class Txn:
         s = self.cp.session
         j = self.journal
         if not s.accepted.is_set():
-            await s.accepted.wait()
+            try:  # in steps, so the loop beats while offline
+                await wait_for_ms(s.accepted.wait(), _IDLE_MS)
+            except asyncio.TimeoutError:
+                pass
+            return
         e = j.peek(clock.now())
         if e is None:
             await self._idle(_RETRY_MS if j.due() is not None else _IDLE_MS)
@@ -500,4 +506,6 @@ def attach(cp):
     txn = Txn(cp)
     cp.txn = txn
     cp.status_keys(TxnKeys(txn))
-    return [txn.run(), txn.sender(), txn.metering.run_sampled(), txn.metering.run_aligned()]
+    # The event loop and the journal sender are watched for hangs (app._watch).
+    return [cp.keep("txn", txn.run), cp.keep("journal", txn.sender),
+            txn.metering.run_sampled(), txn.metering.run_aligned()]
