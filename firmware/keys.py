@@ -21,7 +21,6 @@ ocppu: OCPP server URL, ws:// or wss://, ending with the charge point identity.
 ocppg: Use the global CA store to verify the server.
 ocppcn: Skip the certificate common-name check.
 ocppss: Skip server verification.
-ocpprl: Remote logging: log lines to the central system as DataTransfer (messageId Log).
 ocppck: Client key for TLS client authentication, PEM (write-only).
 ocppcc: Client certificate, PEM.
 ocppsc: Server CA certificate, PEM.
@@ -95,7 +94,6 @@ TABLE = (
     ("ocppg", BOOL, API, True, None, None),
     ("ocppcn", BOOL, API, False, None, None),
     ("ocppss", BOOL, API, False, None, None),
-    ("ocpprl", BOOL, API, False, None, None),
     ("ocppck", STR, API | SECRET, "", 0, 4096),
     ("ocppcc", STR, API, "", 0, 4096),
     ("ocppsc", STR, API, "", 0, 4096),

@@ -15,6 +15,9 @@ message then begins with `... W remote_log: N lines dropped`, as it does after a
 with the link), at most one DataTransfer every 10 s. Lines live in RAM only: what must never
 be lost goes through the transaction journal, not here. Off (the default): no sink, nothing
 kept, nothing sent.
+
+Configuration keys:
+ocpprl: Remote logging: log lines to the central system as DataTransfer (messageId Log).
 """
 
 import asyncio
@@ -22,12 +25,15 @@ import asyncio
 import log
 from compat import const, ticks_diff, ticks_ms, wait_for_ms
 from firmware import clock
+from firmware.keys import API, BOOL
 from firmware.ocpp.rpc import CallError
 
 _MAX_LINES = const(16)
 _MAX_LINE = const(160)
 _GAP_MS = const(10000)
 _TAG = "remote_log"
+OPS = ()  # sends only
+KEYS = (("ocpprl", BOOL, API, False, None, None),)  # row format: firmware/keys.py TABLE
 VENDOR = "OpenWallbox"
 MESSAGE_ID = "Log"
 
