@@ -13,13 +13,13 @@ tears down all three, then the supervisor reconnects):
   central systems provision a charger (Pending, configure, trigger, accept).
 
 Reconnect: jittered exponential backoff, 1 s doubling to a 60 s cap, each wait drawn
-uniformly from [b/2, b]; reset once a connection reaches Accepted.
+uniformly from [b/2, b]; reset once a connection reaches Accepted. A change of `ocppe`,
+`ocppu`, a TLS key or the AuthorizationKey closes the link and connects anew at once.
 
 Liveness: the supervisor's loop and the main task beat (`cp.beat("session")`) at every step,
 at least every ~30 s plus the waits on the one RPC lock; app._watch restarts a session that
 stops beating (a hang: a stream that never drains, a lock never released), and the
-teardown of the connection runs then too. A change of `ocppe`,
-`ocppu`, a TLS key or the AuthorizationKey closes the link and connects anew at once.
+teardown of the connection runs then too.
 """
 
 import asyncio
@@ -196,7 +196,7 @@ class Session:
             rpc.close()
             try:
                 await wait_for_ms(ws.close(), 2000)
-            except BaseException:  # a dead link fails in many ways; it is gone anyway
+            except (Exception, asyncio.CancelledError):  # a dead link fails in many ways
                 pass
             log.info("ocpp", "disconnected")
         return reached
