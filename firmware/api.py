@@ -116,7 +116,7 @@ class Api:
         for key in query:
             try:
                 value = json.loads(query[key])
-            except ValueError:
+            except Exception:  # ValueError; a deep nesting: RecursionError or MemoryError
                 errors[key] = "malformed JSON"
                 continue
             owner = None

@@ -8,10 +8,16 @@ Everything the OCPP message modules need hangs off the ChargePoint object `cp` t
 import asyncio
 
 import log
-from compat import asleep_ms, uptime_ms
+from compat import asleep_ms, const, ticks_diff, ticks_ms, uptime_ms
 
 VENDOR = "OpenWallbox"
 _RESTART_MS = 2000
+# Liveness (see _watch): a watched task that has not beaten for this long is restarted. The
+# longest legitimate silence is a queue of CALLs on the one RPC lock, each up to the 30 s call
+# timeout; nothing the tasks do takes minutes.
+DEADLINE_MS = const(300000)
+_AGAIN_MS = const(3600000)  # silent again within this of its restart: the board resets
+_CANCEL_TRIES = const(20)  # x 100 ms for a cancelled task to end
 SETUP_FILE = "setup.json"
 
 
@@ -68,6 +74,7 @@ FEATURES = (
     "firmware.security.service",  # cp.security: security events and log, certificates
     "firmware.firmware_update.service",  # cp.firmware: UpdateFirmware, GetDiagnostics
     "firmware.reservation",  # cp.reservation: ReserveNow, CancelReservation
+    "firmware.remote_log",  # ocpprl: log lines to the central system (DataTransfer)
 )
 # Messages of the core itself (the session owns BootNotification and Heartbeat).
 OPS = ("change_configuration", "get_configuration")
@@ -118,6 +125,10 @@ class ChargePoint:
         self.security = None  # firmware.security.service.Security
         self.firmware = None  # firmware.firmware_update.service.Firmware
         self.tasks = []
+        # Liveness: name -> ticks_ms of the watched task's last beat (cp.beat), and
+        # name -> [task, make, deadline_ms, ticks of its last restart or None] (app._keep).
+        self.beats = {}
+        self.watched = {}
         # Transaction events, fn(event, tx) with event "started" | "stopped": the
         # transaction service is the only one that emits them.
         self._tx_subs = []
@@ -138,6 +149,16 @@ class ChargePoint:
             except Exception as e:  # noqa: BLE001 - a broken listener must not stop us
                 log.error("app", "tx listener", event, repr(e))
 
+    def beat(self, name):
+        """A watched task is alive (it calls this at least once per DEADLINE_MS)."""
+        self.beats[name] = ticks_ms()
+
+    def keep(self, name, make, deadline_ms=DEADLINE_MS):
+        """The coroutine that runs make() for ever (restarted when it ends or fails) and,
+        with a deadline, watched: silent (no beat) past it, it is cancelled and restarted;
+        silent again, the board resets (app._watch)."""
+        return _keep(name, make, self, deadline_ms)
+
     def status_keys(self, provider):
         """A feature adds its local API status keys (read by firmware.api)."""
         if self.api is not None:
@@ -155,22 +176,85 @@ def _exception_handler(loop, context):
     log.error("app", "task failed:", context.get("exception", context.get("message")))
 
 
-async def _keep(name, make):
+async def _keep(name, make, cp=None, deadline_ms=0):
     """Run make()'s coroutine for ever: if it ends or fails (a MemoryError on a full heap,
     a bug) it is logged and started again after a pause, so the charger is never left
-    without its OCPP link or meter until a reboot."""
+    without its OCPP link or meter until a reboot. With `cp` and a deadline the task is
+    also watched for a hang (_watch)."""
     import gc
 
+    if cp is not None and deadline_ms:
+        w = cp.watched.get(name)
+        if w is None:
+            cp.watched[name] = [asyncio.current_task(), make, deadline_ms, None]
+        else:
+            w[0] = asyncio.current_task()
+        cp.beat(name)
     while True:
         try:
             await make()
             log.error("app", name, "ended; restarting")
-        except asyncio.CancelledError:
-            raise
+        except (asyncio.CancelledError, SystemExit, KeyboardInterrupt):
+            raise  # cancelled (a restart), or the reboot of the unix port (sys.exit)
         except BaseException as e:  # MemoryError included
             log.failed("app", name + " failed, restarting", e)
         gc.collect()
         await asleep_ms(_RESTART_MS)
+
+
+async def _stop(task):
+    """Cancel `task` until it has ended (a cancel can be swallowed by a wait_for racing it);
+    False when it does not end within ~2 s."""
+    for _ in range(_CANCEL_TRIES):
+        if task.done():
+            return True
+        task.cancel()
+        await asleep_ms(100)
+    return task.done()
+
+
+def _reset(cp, why):
+    """Reset the board through its normal path: the running transaction is stopped (reason
+    Reboot, journaled like any stop), then cp.reboot()."""
+    log.error("app", why, "- resetting the board")
+    try:
+        if cp.txn is not None and cp.txn.active(1) is not None:
+            cp.txn.stop(1, "Reboot")
+    except Exception as e:  # noqa: BLE001 - the reset must happen anyway
+        log.error("app", "stop before the reset:", repr(e))
+    for name in cp.watched:  # a reboot that returns (a test) is not asked for every second
+        cp.watched[name][3] = None
+        cp.beat(name)
+    cp.reboot()
+
+
+async def _watch(cp, now):
+    """Liveness: a watched task silent past its deadline (a hang: awaiting a lock, an event
+    or a stuck stream that never comes) is cancelled and started again; when it cannot be
+    cancelled, or is silent again within an hour of that restart, the board resets (_reset).
+    The watchdog stays fed by the charger's safety tick only: a hang here must not stop
+    the charger's protection, and the reset goes through the normal path instead."""
+    for name in list(cp.watched):
+        w = cp.watched[name]
+        last = cp.beats.get(name)
+        if last is None or ticks_diff(now, last) <= w[2]:
+            continue
+        log.error("app", name, "silent for %d s" % (ticks_diff(now, last) // 1000))
+        if w[3] is not None and ticks_diff(now, w[3]) < _AGAIN_MS:
+            _reset(cp, name + " silent again after its restart")
+            return
+        old = w[0]
+        if not await _stop(old):
+            _reset(cp, name + " cannot be cancelled")
+            return
+        log.error("app", name, "restarted")
+        w[3] = now
+        cp.beats[name] = now
+        t = asyncio.create_task(_keep(name, w[1], cp, w[2]))
+        w[0] = t
+        for i in range(len(cp.tasks)):  # keep a reference to every task (STYLE.md)
+            if cp.tasks[i] is old:
+                cp.tasks[i] = t
 
 
 async def _housekeeping(cp):
@@ -178,6 +262,7 @@ async def _housekeeping(cp):
     # board), so nothing here may feed it.
     while True:
         uptime_ms()  # keeps the unwrapped uptime exact across ticks_ms wraps
+        await _watch(cp, ticks_ms())
         await asleep_ms(1000)
 
 
@@ -195,7 +280,7 @@ async def main(cp, api_host, api_port, sim=None, page=None):
     coros = [
         cp.charger.run(),
         _keep("meter", cp.charger.run_meter),
-        _keep("session", cp.session.run),
+        cp.keep("session", cp.session.run),  # watched: beats from its loops
         _keep("housekeeping", lambda: _housekeeping(cp)),
     ]
     for name in FEATURES:

@@ -4,13 +4,25 @@ The ESP32 port counts time() from 2000-01-01, the unix port and CPython from 197
 the offset once (compat.epoch_offset) and work in Unix seconds everywhere. The clock is set
 from BootNotification.conf currentTime and Heartbeat.conf; until then is_set() is False and
 timestamps still come out (from whatever the RTC says) so nothing blocks on the network.
+
+What is refused (ValueError; the callers keep the clock and log it):
+- parse(): anything but a real instant in RFC 3339 form: day beyond its month (2026-02-30,
+  2026-02-29, 2100-02-29), hour 24, minute or second 60 (no leap seconds: the platforms
+  central systems run on never produce one), offsets beyond 23:59, non-ASCII digits, a `.`
+  without fraction digits, years of more than 4 digits. 9999-12-31T23:59:59Z itself parses
+  (central systems use it as "valid for ever" in validTo).
+- set(): times before 1970 or from 9999-01-01 on: a clock set to 9999-12-31T23:59:59Z would
+  write 10000-01-01T... a second later, which is not RFC 3339; one year of headroom is kept.
 """
 
 import time
 
-from compat import epoch_offset, ticks_diff, ticks_ms
+from compat import const, epoch_offset, ticks_diff, ticks_ms
 
 _EPOCH = epoch_offset()
+_MAX = const(253370764800)  # 9999-01-01T00:00:00Z: set() keeps a year before RFC 3339 ends
+_MONTH_DAYS = b"\x1f\x1c\x1f\x1e\x1f\x1e\x1f\x1f\x1e\x1f\x1e\x1f"
+_DIGITS = "0123456789"
 # Offset added to the local time() when the central system told us the time.
 _offset = 0
 _set = False
@@ -27,8 +39,11 @@ def now():
 
 
 def set(unix):
-    """Adopt `unix` (seconds since 1970) as the current time."""
+    """Adopt `unix` (seconds since 1970) as the current time; ValueError (clock unchanged)
+    before 1970 or from the year 9999 on."""
     global _offset, _set, _set_ticks
+    if not 0 <= unix < _MAX:
+        raise ValueError("time out of range: %r" % (unix,))
     _offset = int(unix) - _rtc()
     _set = True
     _set_ticks = ticks_ms()
@@ -81,11 +96,23 @@ def weekday(t):
     return (int(t) // 86400 + 3) % 7
 
 
-def _num(s, i, n):
-    part = s[i : i + n]
-    if len(part) != n or not part.isdigit():
+def _num(s, i, n, hi):
+    """The n ASCII digits at s[i:], at most hi."""
+    v = 0
+    for k in range(i, i + n):
+        c = s[k : k + 1]
+        if not c or c not in _DIGITS:
+            raise ValueError("bad timestamp: " + s)
+        v = v * 10 + ord(c) - 48
+    if v > hi:
         raise ValueError("bad timestamp: " + s)
-    return int(part)
+    return v
+
+
+def month_days(y, m):
+    if m == 2 and y % 4 == 0 and (y % 100 != 0 or y % 400 == 0):
+        return 29
+    return _MONTH_DAYS[m - 1]
 
 
 def parse(s):
@@ -93,32 +120,34 @@ def parse(s):
 
     Accepts `Z`, `+hh:mm`, `-hh:mm`, `+hhmm` offsets, a `T` or space separator and any
     number of fraction digits; a missing offset is taken as UTC (lenient, as central
-    systems in the wild send both).
+    systems in the wild send both). Only real instants: see the module docstring.
     """
     if not isinstance(s, str) or len(s) < 19:
         raise ValueError("bad timestamp: %r" % (s,))
-    y = _num(s, 0, 4)
-    mo = _num(s, 5, 2)
-    d = _num(s, 8, 2)
     if s[4] != "-" or s[7] != "-" or s[10] not in "Tt " or s[13] != ":" or s[16] != ":":
         raise ValueError("bad timestamp: " + s)
-    h = _num(s, 11, 2)
-    mi = _num(s, 14, 2)
-    sec = _num(s, 17, 2)
-    if not (1 <= mo <= 12 and 1 <= d <= 31 and h <= 23 and mi <= 59 and sec <= 60):
+    y = _num(s, 0, 4, 9999)
+    mo = _num(s, 5, 2, 12)
+    d = _num(s, 8, 2, 31)
+    if mo < 1 or d < 1 or d > month_days(y, mo):
         raise ValueError("bad timestamp: " + s)
+    h = _num(s, 11, 2, 23)
+    mi = _num(s, 14, 2, 59)
+    sec = _num(s, 17, 2, 59)
     i = 19
     if i < len(s) and s[i] == ".":
         i += 1
-        while i < len(s) and s[i].isdigit():
+        if i >= len(s) or s[i] not in _DIGITS:
+            raise ValueError("bad timestamp: " + s)
+        while i < len(s) and s[i] in _DIGITS:
             i += 1
     off = 0
     rest = s[i:]
     if rest in ("", "Z", "z"):
         pass
-    elif rest[0] in "+-" and len(rest) in (5, 6):
-        oh = _num(rest, 1, 2)
-        om = _num(rest, len(rest) - 2, 2)
+    elif rest[0] in "+-" and (len(rest) == 5 or (len(rest) == 6 and rest[3] == ":")):
+        oh = _num(rest, 1, 2, 23)
+        om = _num(rest, len(rest) - 2, 2, 59)
         off = (oh * 60 + om) * 60
         if rest[0] == "-":
             off = -off

@@ -216,17 +216,25 @@ class Config:
         maxlen = self._limit(e[5], pending)
         if len(items) > maxlen:
             return "too many values (max %d)" % maxlen
+        seen = set()
         for item in items:
             if t == CSL:
                 if item not in keys.allowed(e):
                     return "unsupported value " + item
+                key = item
             else:
+                # <connector>.<rotation>, the connector as OCPP writes it: 0..n, no leading
+                # zero ("01.RST" would be stored as given and misread), once per connector.
                 dot = item.find(".")
-                conn = item[:dot]
-                if dot < 1 or not conn.isdigit() or int(conn) > self.get("NumberOfConnectors"):
+                key = item[:dot]
+                if (dot < 1 or key.strip("0123456789") or (key[0] == "0" and dot > 1)
+                        or int(key) > self.get("NumberOfConnectors")):
                     return "expected <connector>.<rotation>"
                 if item[dot + 1 :] not in keys.ROTATIONS:
                     return "unsupported rotation " + item[dot + 1 :]
+            if key in seen:
+                return "duplicate " + key
+            seen.add(key)
         return None
 
     def _cross(self, new, changes):

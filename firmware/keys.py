@@ -14,7 +14,6 @@ ocppu: OCPP server URL, ws:// or wss://, ending with the charge point identity.
 ocppg: Use the global CA store to verify the server.
 ocppcn: Skip the certificate common-name check.
 ocppss: Skip server verification.
-ocpprl: Remote logging.
 ocppck: Client key for TLS client authentication, PEM (write-only).
 ocppcc: Client certificate, PEM.
 ocppsc: Server CA certificate, PEM.
@@ -87,7 +86,6 @@ TABLE = (
     ("ocppg", "b", _A, True, None, None),
     ("ocppcn", "b", _A, False, None, None),
     ("ocppss", "b", _A, False, None, None),
-    ("ocpprl", "b", _A, False, None, None),
     ("ocppck", "s", _AS, "", 0, 4096),
     ("ocppcc", "s", _A, "", 0, 4096),
     ("ocppsc", "s", _A, "", 0, 4096),

@@ -108,7 +108,8 @@ class Meter:
 
     async def read(self):
         """{"u": [v1, v2, v3], "i": [a1, a2, a3], "p": [w1, w2, w3], "pf": [f1, f2, f3],
-        "p_total": w, "e_wh": import energy Wh}, or None when it does not answer.
+        "p_total": w, "e_wh": import energy Wh, "e_exp_wh": export energy Wh (optional: a meter
+        without the register leaves it out)}, or None when it does not answer.
         Power factors are -1..1."""
         return None
 

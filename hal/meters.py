@@ -3,16 +3,17 @@
 Maps (REFERENCE.md section 3; ABB addresses and scales from the ABB B23/B24 Modbus map,
 document 2CMC485003M0201):
 - `sdm630`, `sdm72` (Eastron SDM630, SDM72D-M V2): input registers (0x04), float32 high word
-  first; per-phase registers step by 2; energy in kWh.
+  first; per-phase registers step by 2; energy in kWh (import 0x0048, export 0x004A: one
+  request).
 - `abb_b23` (ABB B23/B24): holding registers (0x03); U u32 0.1 V, I u32 0.01 A, P s32 0.01 W,
-  PF s16 0.001, import energy u64 0.01 kWh.
+  PF s16 0.001, import and export energy u64 0.01 kWh (0x5000, 0x5004: one request).
 Each map reads as few blocks as the meter's defined registers allow: the SDM block 0x00-0x23
 holds U, I, P, VA, var and PF of all three phases (one request); ABB 0x5B00-0x5B3D holds them
 all plus frequency and phase angles.
 
 `ModbusMeter.read()` returns {"u": [V]*3, "i": [A]*3, "p": [W]*3, "pf": [-1..1]*3,
-"p_total": W, "e_wh": import Wh} or None when the meter does not answer (then `online` is
-False).
+"p_total": W, "e_wh": import Wh, "e_exp_wh": export Wh} or None when the meter does not
+answer (then `online` is False).
 """
 
 import log
@@ -29,28 +30,30 @@ _I16 = const(4)
 # stride 0 = one value)
 _SDM = {
     "fc": modbus.READ_INPUT,
-    "blocks": ((0x0000, 36), (0x0034, 2), (0x0048, 2)),
+    "blocks": ((0x0000, 36), (0x0034, 2), (0x0048, 4)),
     "u": (0, 0x00, _F32, 1, 2),
     "i": (0, 0x06, _F32, 1, 2),
     "p": (0, 0x0C, _F32, 1, 2),
     "pf": (0, 0x1E, _F32, 1, 2),
     "p_total": (1, 0, _F32, 1, 0),
     "e_wh": (2, 0, _F32, 1000, 0),
+    "e_exp_wh": (2, 2, _F32, 1000, 0),
 }
 
 _ABB = {
     "fc": modbus.READ_HOLDING,
-    "blocks": ((0x5B00, 0x3E), (0x5000, 4)),
+    "blocks": ((0x5B00, 0x3E), (0x5000, 8)),
     "u": (0, 0x00, _U32, 0.1, 2),
     "i": (0, 0x0C, _U32, 0.01, 2),
     "p": (0, 0x16, _I32, 0.01, 2),
     "pf": (0, 0x3B, _I16, 0.001, 1),
     "p_total": (0, 0x14, _I32, 0.01, 0),
     "e_wh": (1, 0, _U64, 10, 0),
+    "e_exp_wh": (1, 4, _U64, 10, 0),
 }
 
 MAPS = {"sdm630": _SDM, "sdm72": _SDM, "abb_b23": _ABB}
-_FIELDS = ("u", "i", "p", "pf", "p_total", "e_wh")
+_FIELDS = ("u", "i", "p", "pf", "p_total", "e_wh", "e_exp_wh")
 
 # Eastron "meter code" (holding register 0xFC02)
 EASTRON_CODES = {0x0070: "sdm630", 0x0089: "sdm72"}

@@ -143,6 +143,7 @@ class SimMeter(base.Meter):
             "pf": [1.0 if x else 0.0 for x in i],
             "p_total": p[0] + p[1] + p[2],
             "e_wh": h.e_wh,
+            "e_exp_wh": 0.0,  # a car never feeds back here
         }
 
 

@@ -17,6 +17,11 @@ def add_sink(fn):
     _sinks.append(fn)
 
 
+def remove_sink(fn):
+    if fn in _sinks:
+        _sinks.remove(fn)
+
+
 def _emit(lv, ch, tag, args):
     if lv < level:
         return None

@@ -10,3 +10,5 @@ class FakeCP:
     on_tx = ChargePoint.on_tx
     tx_event = ChargePoint.tx_event
     status_keys = ChargePoint.status_keys
+    beat = ChargePoint.beat
+    keep = ChargePoint.keep

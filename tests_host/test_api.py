@@ -270,3 +270,13 @@ asyncio.run(main())
         p.stdout.close()
         p.stderr.close()
     assert Config(str(tmp_path)).get("amp") == 10  # the board wrote the same file format
+
+
+@pytest.mark.parametrize("text", ["[" * 5000, "{\"a\":" * 3000, "1e400", "-" + "9" * 5000])
+def test_set_with_nested_or_huge_json_is_a_400_and_changes_nothing(tmp_path, text):
+    """Issue 14 item 4, the same cause on the local API: json.loads of a deep nesting raises
+    RecursionError (MemoryError on MicroPython), not ValueError."""
+    api = Api(Config(str(tmp_path)), (Runtime(),))
+    status, body = api.set({"amp": text, "led": "1"})
+    assert status == 400 and "amp" in body
+    assert api.config.get("amp") == 16

@@ -468,3 +468,44 @@ def test_server_verification_cannot_be_turned_off_from_profile_2(cfg):
         errors = cfg.update({"ocppu": "wss://other/CP", k: True}, "api")
         assert "SecurityProfile 2" in errors[k]
         assert cfg.get("ocppu") == "wss://h/CP" and cfg.get(k) is False  # nothing applied
+
+
+# -- issue 14 item 6: ConnectorPhaseRotation has a grammar ---------------------------------
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_CONNECTORS = ("0", "1", "01", "00", "001", "+1", "-1", "2", "10", "\uff11", "\u0661", "", "1a")
+
+
+@given(st.lists(st.tuples(st.sampled_from(_CONNECTORS),
+                          st.sampled_from(keys.ROTATIONS + ("rst", "XYZ", "", "RST.RST"))),
+                max_size=3))
+def test_phase_rotation_takes_exactly_its_grammar(tmp_path_factory, items):
+    """`<connector>.<rotation>`: connector 0..NumberOfConnectors written without leading
+    zeros, sign or non-ASCII digits, each connector at most once, a known rotation."""
+    cfg = Config(str(tmp_path_factory.mktemp("rot")))
+    text = ",".join(c + "." + r for c, r in items)
+    conns = [c for c, _ in items]
+    valid = (all(c in ("0", "1") for c in conns) and len(set(conns)) == len(conns)
+             and all(r in keys.ROTATIONS for _, r in items))
+    status = cfg.ocpp_set("ConnectorPhaseRotation", text)
+    assert status == ("Accepted" if valid else "Rejected"), text
+    if valid:
+        want = dict(items).get("1")
+        assert cfg.get("ocppr") is (want not in (None, "RST", "Unknown", "NotApplicable"))
+        assert cfg.get("ConnectorPhaseRotation") == text
+    else:
+        assert cfg.get("ConnectorPhaseRotation") == "0.RST,1.RST"
+
+
+def test_phase_rotation_refuses_leading_zeros_and_duplicates(cfg):
+    for bad in ("01.RST", "0.RST,01.STR", "1.RST,1.STR", "0.RST,0.RST", "1.", ".RST", "1"):
+        assert cfg.ocpp_set("ConnectorPhaseRotation", bad) == "Rejected", bad
+    assert cfg.get("ConnectorPhaseRotation") == "0.RST,1.RST" and cfg.get("ocppr") is False
+    assert cfg.ocpp_set("ConnectorPhaseRotation", " 1.STR , 0.RST ") == "Accepted"
+    assert cfg.get("ocppr") is True
+
+
+def test_measurand_lists_refuse_duplicates(cfg):
+    assert cfg.ocpp_set("MeterValuesSampledData", "Voltage,Voltage") == "Rejected"
+    assert cfg.ocpp_set("MeterValuesSampledData", "Voltage,Current.Import") == "Accepted"

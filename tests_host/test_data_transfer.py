@@ -56,3 +56,64 @@ def test_unknown_vendor_and_message(tmp_path):
     assert dt(cp, vendorId="Acme", messageId="GetStatus") == {"status": "UnknownVendorId"}
     assert dt(cp, vendorId="OpenWallbox", messageId="Nope") == {"status": "UnknownMessageId"}
     assert dt(cp, vendorId="OpenWallbox") == {"status": "UnknownMessageId"}
+
+
+# ---- issue 14 item 4: any malformed, huge or overflowing number is Rejected, never a crash
+
+from hypothesis import example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_NUMBERISH = st.one_of(
+    st.text(alphabet="0123456789eE+-.[]{}\" infNaIty_", max_size=40),
+    st.floats().map(repr),
+    st.integers().map(str),
+    st.integers(-10**400, 10**400).map(lambda n: "%de%d" % (n % 100, n % 1000)),
+    st.text(max_size=30),
+    st.builds(lambda n, c: c * n, st.integers(1, 6000), st.sampled_from("[{\"-0 ")),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_NUMBERISH)
+@example("1e400")
+@example("-1e400")
+@example("[" * 5000)
+@example("[" * 5000 + "]" * 5000)
+@example("NaN")
+@example("Infinity")
+@example("1e308")
+@example("16.000000000000001")
+@example("10" * 2000)
+@example("1_0")
+@example("0x10")
+@example("\u0661\u0660")
+def test_set_current_answers_every_data_without_an_error(tmp_path_factory, data):
+    cp = CP(tmp_path_factory.mktemp("dt"))
+    r = dt(cp, vendorId="OpenWallbox", messageId="SetCurrent", data=data)
+    try:
+        v = json.loads(data)
+    except (ValueError, RecursionError):
+        v = None
+    ok = (type(v) in (int, float) and v == v and abs(v) != float("inf") and v == int(v)
+          and 6 <= v <= 16 and len(data) <= 32)
+    assert r["status"] == ("Accepted" if ok else "Rejected"), data
+    if ok:
+        assert cp.config.get("amp") == int(v)
+    else:
+        assert "amp" in json.loads(r["data"]) and cp.config.get("amp") == 16
+
+
+def test_set_current_huge_inputs_are_rejected_on_micropython(micropython):
+    code = (
+        "from firmware.ops import data_transfer as d\n"
+        "class C:\n"
+        "    def update(self, ch, o):\n"
+        "        return {}\n"
+        "class CP:\n"
+        "    config = C()\n"
+        "for s in ('1e400', '[' * 5000, '-1e400', 'nan', '1' * 400, '10', '1e1'):\n"
+        "    print(d.set_current(CP(), s)[0])\n"
+    )
+    r = micropython(code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["Rejected"] * 5 + ["Accepted"] * 2

@@ -8,7 +8,7 @@ import pytest
 from conftest import check_ocpp, mp_run
 
 import log
-from firmware.transactions.journal import Journal
+from firmware.transactions.journal import Journal, retry_wait
 
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
 
@@ -133,8 +133,9 @@ def test_meter_values_outside_a_transaction_are_not_journaled(tmp_path):
     assert len(j) == 0 and not os.path.exists(str(tmp_path / "journal" / "q.log"))
 
 
-def test_callerror_retries_wait_n_times_the_interval_then_drop(tmp_path, errors):
-    j = Journal(str(tmp_path))
+def test_meter_values_given_up_after_attempts_counted_on_flash(tmp_path, errors):
+    d = str(tmp_path)
+    j = Journal(d)
     j.attempts, j.retry_interval = 3, 60
     session(j, tag="A", n=1)
     cs = CentralSystem()
@@ -142,15 +143,18 @@ def test_callerror_retries_wait_n_times_the_interval_then_drop(tmp_path, errors)
     j.ack(e["seq"], cs.answer(e["action"], e["payload"]))
     e = j.peek(T0)
     assert e["action"] == "MeterValues"
-    assert j.failed(e["seq"], T0) == (True, T0 + 60)
+    assert j.failed(e["seq"], T0) == (True, T0 + 60)  # OCPP 1.6 §4.7: n x the interval
+    assert j.failures() == 1
     assert j.peek(T0 + 59) is None
     assert j.peek(T0 + 60)["seq"] == e["seq"]
     assert j.failed(e["seq"], T0 + 60) == (True, T0 + 60 + 120)
     assert j.peek(T0 + 179) is None
-    assert j.failed(e["seq"], T0 + 180) == (False, T0 + 180)  # third failure: discarded
+    assert j.failed(e["seq"], T0 + 180) == (False, T0 + 180)  # third failure: given up
+    assert j.dropped == 1 and j.failures() == 0
     nxt = j.peek(T0 + 180)
     assert nxt["action"] == "StopTransaction" and nxt["payload"]["transactionId"] == 100
     assert any("after 3 attempts" in x for x in errors)
+    assert Journal(d).dropped == 1  # the count is on flash with the decision
 
 
 def test_retry_counter_resets_after_a_success(tmp_path):
@@ -165,22 +169,99 @@ def test_retry_counter_resets_after_a_success(tmp_path):
     assert j.failed(e["seq"], T0 + 10) == (True, T0 + 20)  # first failure of this entry
 
 
-def test_start_dropped_after_attempts_drops_its_meter_values_and_stop(tmp_path, errors):
+@pytest.mark.parametrize("attempts,interval,waits", [
+    (3, 60, [60, 120, 180, 360, 720, 1440, 2880, 3600, 3600, 3600]),
+    (1, 60, [60, 120, 240, 480, 960, 1920, 3600, 3600]),
+    (5, 10, [10, 20, 30, 40, 50, 100, 200, 400, 800, 1600, 3200, 3600, 3600]),
+    (10, 3600, [3600 * k for k in range(1, 10)] + [36000, 36000]),
+    (3, 1, [1, 2, 3, 6, 12, 24, 48, 96, 192, 384, 768, 1536, 3072, 3600]),
+])
+def test_retry_schedule_linear_for_the_attempts_then_doubling_capped(attempts, interval,
+                                                                     waits):
+    """OCPP 1.6 §4.7 within TransactionMessageAttempts (interval x failures so far); after
+    them a Start or Stop is never given up: the wait doubles, capped at an hour (or at the
+    last wait of the spec's schedule when that is longer)."""
+    got = [retry_wait(n, attempts, interval) for n in range(1, len(waits) + 1)]
+    assert got == waits
+    assert retry_wait(10 ** 6, attempts, interval) == waits[-1]  # no overflow, still capped
+
+
+@pytest.mark.parametrize("refused", ["StartTransaction", "StopTransaction"])
+def test_start_and_stop_are_never_given_up(tmp_path, errors, refused):
+    """Issue 14 item 2: a Start refused three times took its MeterValues and Stop with it.
+    Now it is retried on the schedule until the central system takes it, then the rest of
+    the session follows, in order, under its transactionId."""
     d = str(tmp_path)
     j = Journal(d)
-    j.attempts, j.retry_interval = 2, 1
+    j.attempts, j.retry_interval = 3, 60
+    session(j, tag="A", n=2)
+    session(j, tag="B", n=0)
+    cs = CentralSystem()
+    now = T0
+    while j.peek(now)["action"] != refused:
+        e, now = j.peek(now), now + 1
+        j.ack(e["seq"], cs.answer(e["action"], e["payload"]))
+    head = j.peek(now)["seq"]
+    for n in range(1, 21):  # 20 CALLERRORs, timeouts and malformed answers, in any mix
+        e = j.peek(now)
+        assert e["seq"] == head and e["action"] == refused
+        retry, at = j.failed(e["seq"], now, timeout=n % 2 == 0)
+        assert retry and at == now + retry_wait(n, 3, 60)
+        assert j.peek(at - 1) is None and j.failures() == n
+        now = at
+        if n == 10:
+            j = Journal(d)  # a reboot: the head is kept, its count starts again
+            j.attempts, j.retry_interval = 3, 60
+            assert j.peek(now)["seq"] == head and j.failures() == 0
+            j._tries = (head, n)  # carry on with the schedule as before the reboot
+    drain(j, cs, now)
+    assert [a for a, _ in cs.got] == (["StartTransaction"] + ["MeterValues"] * 2
+                                      + ["StopTransaction", "StartTransaction",
+                                         "StopTransaction"])
+    assert [p["transactionId"] for a, p in cs.got if a != "StartTransaction"] == [100] * 3 + [
+        101]
+    assert j.dropped == 0 and Journal(d).dropped == 0
+    assert not any("drop" in x for x in errors)
+
+
+def test_malformed_start_answer_counts_as_a_failure_and_is_retried(tmp_path):
+    j = Journal(str(tmp_path))
+    j.attempts, j.retry_interval = 1, 5
+    session(j, n=1)
+    e = j.peek(T0)
+    assert j.ack(e["seq"], {"transactionId": "7", "idTagInfo": {"status": "Accepted"}}) is False
+    for n in range(1, 6):
+        assert j.failed(e["seq"], T0) == (True, T0 + retry_wait(n, 1, 5))
+    assert j.peek(T0 + 10 ** 6)["seq"] == e["seq"]  # still there, never dropped
+
+
+def test_clock_set_back_does_not_hold_the_retry(tmp_path):
+    j = Journal(str(tmp_path))
+    j.attempts, j.retry_interval = 3, 60
+    session(j, n=0)
+    e = j.peek(T0)
+    assert j.failed(e["seq"], T0) == (True, T0 + 60)
+    assert j.peek(T0 + 30) is None
+    # The central system set the clock a day back: the wait is never longer than scheduled.
+    assert j.peek(T0 - 86400)["seq"] == e["seq"]
+
+
+def test_legacy_dropped_start_still_takes_its_messages_along(tmp_path, errors):
+    """A journal from before: an older firmware gave a Start up (transactionId null in the
+    meta). Its MeterValues and Stop cannot be sent without an id: dropped and counted."""
+    d = str(tmp_path)
+    j = Journal(d)
     session(j, tag="LOST", n=2)
     session(j, tag="OK", n=1)
     e = j.peek(T0)
-    assert e["action"] == "StartTransaction"
-    j.failed(e["seq"], T0)
-    assert j.failed(e["seq"], T0 + 1) == (False, T0 + 1)
-    j = Journal(d)  # the decision survives a reboot
+    j._advance(e["seq"], "S", e["ref"], True, None)  # what the old failed() did
+    j = Journal(d)
     cs = CentralSystem()
     drain(j, cs)
     assert [a for a, _ in cs.got] == ["StartTransaction", "MeterValues", "StopTransaction"]
     assert cs.got[0][1]["idTag"] == "OK"
-    assert sum("of failed Start" in x for x in errors) == 3
+    assert sum("of a Start given up" in x for x in errors) == 3
+    assert j.dropped == 3 and Journal(d).dropped == 3
 
 
 def test_start_answer_without_transaction_id_is_not_an_ack(tmp_path):
@@ -467,7 +548,7 @@ class RAMBlock:
 bdev = RAMBlock(128)
 vfs.VfsLfs2.mkfs(bdev)
 vfs.mount(vfs.VfsLfs2(bdev), "/flash")
-from firmware.transactions.journal import Journal
+from firmware.transactions.journal import Journal, retry_wait
 j = Journal("/flash")
 mv = [{"timestamp": "2023-11-14T22:13:20Z", "sampledValue": [{"value": "1", "context":
       "Sample.Periodic", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]

@@ -107,18 +107,22 @@ def test_failed_meta_write_of_a_start_ack_keeps_the_start_unacknowledged(tmp_pat
         assert j2.peek()["payload"]["transactionId"] == 100
 
 
-def test_failed_meta_write_when_dropping_leaves_the_head(tmp_path, monkeypatch):
+def test_failed_meta_write_when_giving_up_leaves_the_head(tmp_path, monkeypatch):
     j = Journal(str(tmp_path))
     j.attempts = 1
     session(j, n=1)
+    cs = CentralSystem()
+    e, conf = _send(j, cs, T0)
+    j.ack(e["seq"], conf)
     e = j.peek(T0)
+    assert e["action"] == "MeterValues"
     monkeypatch.setattr(fs, "write_atomic", _enospc)
     with pytest.raises(OSError):
-        j.failed(e["seq"], T0)  # the drop of the Start cannot be persisted
+        j.failed(e["seq"], T0)  # giving the MeterValues up cannot be persisted
     monkeypatch.undo()
-    assert j.peek(T0)["seq"] == e["seq"] and j.dropped == 0 and len(j) == 3
+    assert j.peek(T0)["seq"] == e["seq"] and j.dropped == 0 and len(j) == 2
     assert j.failed(e["seq"], T0) == (False, T0)
-    assert j.peek(T0) is None and len(j) == 0  # MeterValues and Stop followed their Start
+    assert j.dropped == 1 and j.peek(T0)["action"] == "StopTransaction"
 
 
 def test_append_refused_when_the_filesystem_is_short_of_space(tmp_path, monkeypatch, errors):
@@ -233,26 +237,28 @@ def test_begin_and_end_samples_and_the_head_are_never_thinned(tmp_path):
     assert [a for a, _ in cs.got][-1] == "StopTransaction"
 
 
-# ---- item 5: timeouts are counted, an entry never answered is dropped
+# ---- item 5, revised by issue 14 item 10: a timeout is an attempt, the interval applies
 
 
-def test_timeouts_drop_the_head_after_ten_times_the_attempts(tmp_path, errors):
+def test_timeouts_count_as_attempts_and_wait_the_retry_interval(tmp_path, errors):
     j = Journal(str(tmp_path))
     j.attempts, j.retry_interval = 3, 60
-    session(j, n=0)
-    assert j.timeouts_cap() == 30
+    session(j, n=1)
     cs = CentralSystem()
-    e, conf = _send(j, cs)
+    e, conf = _send(j, cs, T0)
     j.ack(e["seq"], conf)
     e = j.peek(T0)
+    assert e["action"] == "MeterValues"
+    assert j.failed(e["seq"], T0, timeout=True) == (True, T0 + 60)
+    assert j.peek(T0 + 59) is None  # the interval applies after a timeout too
+    assert j.failed(e["seq"], T0 + 90, timeout=True) == (True, T0 + 90 + 120)
+    assert j.failed(e["seq"], T0 + 240) == (False, T0 + 240)  # third attempt: given up
+    e = j.peek(T0 + 240)
     assert e["action"] == "StopTransaction"
-    assert j.failed(e["seq"], T0) == (True, T0 + 60)  # one CALLERROR
-    for k in range(29):
-        assert j.failed(e["seq"], T0 + 60 + k, timeout=True) == (True, T0 + 60 + k)
-        assert j.peek(T0 + 60 + k)["seq"] == e["seq"]  # a timeout does not delay
-    assert j.failed(e["seq"], T0 + 99, timeout=True) == (False, T0 + 99)
-    assert j.peek(T0 + 99) is None and len(j) == 0
-    assert any("after 30 timeouts" in x for x in errors)
+    for _ in range(1, 40):  # a Stop never answered: retried on the schedule, never dropped
+        assert j.failed(e["seq"], T0, timeout=True)[0]
+    assert j.peek(T0 + 10 ** 6)["seq"] == e["seq"]
+    assert any("after 3 attempts" in x for x in errors)
 
 
 # ---- item 7: a failed Start append leaves the connector usable

@@ -13,6 +13,7 @@ def _charger(tmp_path):
     cp, _ = make(tmp_path)
     c = cp.charger
     c.energy_wh = 12345.6
+    c.export_wh = 321.9
     c.nrg[:] = [230, 231, 229.5, 0, 16, 15.5, 0, 3680, 3580, 0, 0, 7260, 100, 99, 0, 0]
     c.acu = 16
     c.tma = [31.5, 40]
@@ -28,7 +29,10 @@ def test_every_provided_measurand_with_unit_phase_and_context(tmp_path):
     for s in sv:
         assert s["context"] == "Sample.Periodic" and isinstance(s["value"], str)
         by.setdefault(s["measurand"], []).append(s)
-    assert "Energy.Active.Export.Register" not in by  # no source: skipped
+    # Issue 14 item 9: the meter's export register is reported (it was accepted, never sent).
+    assert by["Energy.Active.Export.Register"] == [{
+        "value": "321", "context": "Sample.Periodic", "measurand":
+        "Energy.Active.Export.Register", "unit": "Wh", "location": "Outlet"}]
     assert by["Energy.Active.Import.Register"][0]["value"] == "12345"
     assert by["Energy.Active.Import.Register"][0]["unit"] == "Wh"
     assert [s["phase"] for s in by["Current.Import"]] == ["L1", "L2", "L3"]
@@ -103,3 +107,22 @@ def test_clock_aligned_task_sends_outside_and_journals_inside_a_transaction(tmp_
     assert mv["meterValue"][0]["timestamp"].endswith("Z")
     assert txn.pending() >= 2  # Start + the clock-aligned MeterValues
     assert cp.tx.aligned["sampledValue"][0]["context"] == "Sample.Clock"
+
+
+def test_export_register_follows_the_meter(tmp_path):
+    """From the meter reading through the charger to the MeterValues: skipped while the
+    meter has not given it (a meter without the register), then reported; a silent meter
+    sends no stale export reading."""
+    cp, c = _charger(tmp_path)
+    c.export_wh = None
+    names = ["Energy.Active.Export.Register"]
+    assert metering.sampled_values(c, names, "Sample.Periodic") == []
+    c.on_meter({"u": [230] * 3, "i": [0] * 3, "p": [0] * 3, "pf": [1] * 3, "p_total": 0,
+                "e_wh": 2000.0, "e_exp_wh": 45.5})
+    assert c.export_wh == 45.5
+    (sv,) = metering.sampled_values(c, names, "Sample.Periodic")
+    assert sv["value"] == "45" and sv["unit"] == "Wh"
+    c.on_meter({"u": [230] * 3, "i": [0] * 3, "p": [0] * 3, "pf": [1] * 3, "p_total": 0,
+                "e_wh": 2000.0, "e_exp_wh": float("nan")})  # garbage: the reading is lost
+    assert not c.meter_ok and c.export_wh == 45.5
+    assert metering.sampled_values(c, names, "Sample.Periodic") == []

@@ -53,6 +53,7 @@ def sdm_bank(code=0x0070):
         f32_into(regs, 4, 0x1E + 2 * k, pf)
     f32_into(regs, 4, 0x34, 4725.0)
     f32_into(regs, 4, 0x48, 1234.5)
+    f32_into(regs, 4, 0x4A, 12.25)  # export, kWh
     regs[(3, 0xFC02)] = code
     return regs
 
@@ -70,9 +71,9 @@ def abb_bank():
         s32(0x5B16 + 2 * k, (-1) ** k * 230000)  # 0.01 W, signed
         regs[(3, 0x5B3B + k)] = (-750 if k == 2 else 990) & 0xFFFF  # 0.001
     s32(0x5B14, 230000)
-    e = 123456789  # 0.01 kWh, u64
-    for w in range(4):
-        regs[(3, 0x5000 + w)] = (e >> (16 * (3 - w))) & 0xFFFF
+    for at, e in ((0x5000, 123456789), (0x5004, 4321)):  # import, export: 0.01 kWh, u64
+        for w in range(4):
+            regs[(3, at + w)] = (e >> (16 * (3 - w))) & 0xFFFF
     return regs
 
 
@@ -89,8 +90,9 @@ def test_sdm630_map_decodes_every_field_in_three_requests():
     assert r["p"] == [2300.0, 2541.0, -116.0]
     assert r["pf"] == pytest.approx([1.0, 0.9, -0.5])
     assert r["p_total"] == 4725.0 and r["e_wh"] == 1234500.0
+    assert r["e_exp_wh"] == 12250.0  # export in the same request as import
     assert m.online
-    assert bank.requests == [(4, 0x0000, 36), (4, 0x0034, 2), (4, 0x0048, 2)]
+    assert bank.requests == [(4, 0x0000, 36), (4, 0x0034, 2), (4, 0x0048, 4)]
 
 
 def test_abb_b23_map_scales_and_signs_in_two_requests():
@@ -102,7 +104,8 @@ def test_abb_b23_map_scales_and_signs_in_two_requests():
     assert r["pf"] == pytest.approx([0.99, 0.99, -0.75])
     assert r["p_total"] == pytest.approx(2300.0)
     assert r["e_wh"] == 1234567890  # 1234567.89 kWh
-    assert bank.requests == [(3, 0x5B00, 0x3E), (3, 0x5000, 4)]
+    assert r["e_exp_wh"] == 43210  # 43.21 kWh
+    assert bank.requests == [(3, 0x5B00, 0x3E), (3, 0x5000, 8)]
 
 
 def test_meter_goes_offline_and_back():
@@ -151,7 +154,7 @@ def test_every_map_reads_all_interface_fields_within_modbus_limits():
         assert m["fc"] in (3, 4)
         for start, count in m["blocks"]:
             assert 1 <= count <= 125 and 0 <= start <= 0xFFFF - count
-        for name in ("u", "i", "p", "pf", "p_total", "e_wh"):
+        for name in ("u", "i", "p", "pf", "p_total", "e_wh", "e_exp_wh"):
             b, off, _typ, _scale, stride = m[name]
             width = {meters._I16: 1, meters._U64: 4}.get(_typ, 2)
             last = off + 2 * stride + width if stride else off + width

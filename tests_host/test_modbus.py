@@ -164,11 +164,14 @@ def test_decoders_word_orders():
 # ---------------------------------------------------------------- a real slave on a pty
 
 SDM630 = {"u": [230.1, 231.2, 229.9], "i": [16.0, 15.5, 0.25], "p": [3680.0, 3580.0, -57.5],
-          "pf": [0.99, 0.98, -0.5], "p_total": 7202.5, "kwh": 12345.5}  # fmt: skip
+          "pf": [0.99, 0.98, -0.5], "p_total": 7202.5, "kwh": 12345.5,
+          "kwh_exp": 3.5}  # fmt: skip
 SDM72 = {"u": [228.0, 0.0, 0.0], "i": [6.0, 0.0, 0.0], "p": [1368.0, 0.0, 0.0],
-         "pf": [1.0, 0.0, 0.0], "p_total": 1368.0, "kwh": 42.25}  # fmt: skip
+         "pf": [1.0, 0.0, 0.0], "p_total": 1368.0, "kwh": 42.25,
+         "kwh_exp": 0.0}  # fmt: skip
 ABB = {"u": [230.4, 229.5, 231.0], "i": [10.52, 10.0, 9.99], "p": [2400.12, 2300.0, -100.5],
-       "pf": [0.995, 0.9, -0.75], "p_total": 4599.62, "kwh": 98765.43}  # fmt: skip
+       "pf": [0.995, 0.9, -0.75], "p_total": 4599.62, "kwh": 98765.43,
+       "kwh_exp": 12.34}  # fmt: skip
 
 
 def _f32_regs(values):
@@ -187,6 +190,7 @@ def _sdm_input_regs(v):
     regs[0x1E:0x24] = _f32_regs(v["pf"])
     regs[0x34:0x36] = _f32_regs([v["p_total"]])
     regs[0x48:0x4A] = _f32_regs([v["kwh"]])
+    regs[0x4A:0x4C] = _f32_regs([v["kwh_exp"]])
     return regs
 
 
@@ -203,8 +207,10 @@ def _abb_holding(v):
         regs[0x16 + 2 * k : 0x18 + 2 * k] = _u32(round(v["p"][k] * 100))
         regs[0x3B + k] = round(v["pf"][k] * 1000) & 0xFFFF
     regs[0x14:0x16] = _u32(round(v["p_total"] * 100))
-    e = round(v["kwh"] * 100)
-    energy = [(e >> 48) & 0xFFFF, (e >> 32) & 0xFFFF, (e >> 16) & 0xFFFF, e & 0xFFFF]
+    energy = []
+    for kwh in (v["kwh"], v["kwh_exp"]):
+        e = round(kwh * 100)
+        energy += [(e >> 48) & 0xFFFF, (e >> 32) & 0xFFFF, (e >> 16) & 0xFFFF, e & 0xFFFF]
     return regs, energy
 
 
@@ -307,6 +313,7 @@ def _check_reading(r, v):
         assert r[key] == pytest.approx(v[key], abs=0.01), key
     assert r["p_total"] == pytest.approx(v["p_total"], abs=0.01)
     assert r["e_wh"] == pytest.approx(v["kwh"] * 1000, abs=1)
+    assert r["e_exp_wh"] == pytest.approx(v["kwh_exp"] * 1000, abs=1)
 
 
 @pytest.mark.parametrize("addr", [1, 2, 3])

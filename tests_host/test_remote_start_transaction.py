@@ -81,3 +81,76 @@ def test_profile_goes_to_smart_charging_once_the_id_is_known(tmp_path):
     assert got == []
     run(drain(txn))
     assert got == [(1, 3, 101)]
+
+
+# ---- issue 14 item 3: a second RemoteStart before the car came is Rejected, the first kept
+
+
+async def queued(txn):
+    """Handle the queued events as the service's task does (taking them off the queue)."""
+    while txn._events:
+        await events(txn, txn._events.pop(0))
+
+
+def test_second_remote_start_before_plug_in_is_rejected_and_the_first_keeps_its_profile(
+        tmp_path):
+    cp, txn = make(tmp_path)
+    got = []
+
+    class Smart:
+        def set_profile(self, conn, prof, tx=None, now=None):
+            got.append((prof["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"],
+                        tx.id_tag))
+            return "Accepted"
+
+    cp.smart = Smart()
+    eight = {**PROFILE, "chargingSchedule": {
+        "chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 8}]}}
+    assert call(cp, {"idTag": "R1", "chargingProfile": eight}) == "Accepted"
+    # Before the service has even looked at the first one: already refused.
+    assert call(cp, {"idTag": "R2"}) == "Rejected"
+    run(queued(txn))
+    assert call(cp, {"idTag": "R2"}) == "Rejected"
+    assert call(cp, {"idTag": "R1", "connectorId": 1}) == "Rejected"
+    run(queued(txn))
+    run(events(txn, "plugged"))
+    assert cp.tx.id_tag == "R1"
+    run(drain(txn))
+    assert got == [(8, "R1")]
+
+
+def test_remote_start_rejected_while_its_authorize_is_on_the_way(tmp_path):
+    cp, txn = make(tmp_path, AuthorizeRemoteTxRequests="true")
+    seen = []
+
+    def handler(action, payload):
+        if action == "Authorize":
+            seen.append(call(cp, {"idTag": "R2"}))  # arrives while R1 is being authorized
+        return cp.session.default(action, payload)
+
+    cp.session.handler = handler
+    assert call(cp, {"idTag": "R1"}) == "Accepted"
+    run(queued(txn))
+    assert seen == ["Rejected"]
+    run(events(txn, "plugged"))
+    assert cp.tx.id_tag == "R1"
+
+
+def test_remote_start_accepted_again_once_the_first_is_gone(tmp_path):
+    cp, txn = make(tmp_path, AuthorizeRemoteTxRequests="true")
+    cp.session.cards = {"R1": {"status": "Blocked"}}
+    assert call(cp, {"idTag": "R1"}) == "Accepted"
+    run(queued(txn))  # refused by the central system: nothing pending
+    assert call(cp, {"idTag": "R2"}) == "Accepted"
+    run(queued(txn))
+    txn._pending[2] -= 10 ** 6  # its ConnectionTimeOut passed without a car
+    txn._timers()
+    assert call(cp, {"idTag": "R3"}) == "Accepted"
+
+
+def test_remote_start_rejected_while_a_card_waits_for_the_car(tmp_path):
+    cp, txn = make(tmp_path)
+    run(events(txn, ("card", "C1")))
+    assert call(cp, {"idTag": "R1"}) == "Rejected"
+    run(events(txn, "plugged"))
+    assert cp.tx.id_tag == "C1"

@@ -65,11 +65,28 @@ def test_no_new_session_while_resetting(tmp_path):
         cp.txn.queue = 1
         await rpc_call(cp, "Reset", {"type": "Soft"})
         assert not cp.station.available(1) and not cp.charger.available
-        assert (await rpc_call(cp, "Reset", {"type": "Hard"}))["status"] == "Accepted"
+        # Issue 14 item 7: a Reset while one runs is Rejected, not Accepted and ignored.
+        for kind in ("Hard", "Soft"):
+            assert (await rpc_call(cp, "Reset", {"type": kind}))["status"] == "Rejected"
         w = asyncio.create_task(world(cp))
         await asyncio.wait_for(cp.station.reset_task, 20)
         w.cancel()
-        assert len(cp.reboots) == 1  # the second Reset joined the first
+        assert len(cp.reboots) == 1
+
+    run(go())
+
+
+def test_reset_accepted_again_after_a_failed_one(tmp_path):
+    async def go():
+        cp = CP(tmp_path, ResetRetries=0)
+        cp.reboot = lambda: None  # the reboot does not happen: ResetFailure, back to normal
+        await rpc_call(cp, "Reset", {"type": "Hard"})
+        w = asyncio.create_task(world(cp))
+        await asyncio.wait_for(cp.station.reset_task, 20)
+        w.cancel()
+        assert cp.station.reset_failed and not cp.station.resetting
+        assert (await rpc_call(cp, "Reset", {"type": "Hard"}))["status"] == "Accepted"
+        cp.station.reset_task.cancel()
 
     run(go())
 

@@ -107,3 +107,40 @@ def test_one_list_shared_with_the_authorization(tmp_path):
     assert authz.attach(cp) == []  # attached again (a second boot of the feature)
     assert send(cp, 1, "Full", entries("CARD9")) == "Accepted"
     assert cp.auth.known("CARD9") == OK
+
+
+# ---- issue 14 item 5: version 0 means "no list"; a list with entries never reports it
+
+def test_full_list_with_version_0_and_entries_fails(tmp_path):
+    cp = make(tmp_path)
+    assert send(cp, 3, "Full", entries("A")) == "Accepted"
+    assert send(cp, 0, "Full", entries("B")) == "Failed"
+    assert version(cp) == 3 and cp.auth.local.get("B", 0) is None
+    assert send(cp, 0, "Full", []) == "Accepted"  # version 0 for an empty list is right
+    assert version(cp) == 0 and len(cp.auth.local) == 0
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_ENTRY = st.tuples(st.sampled_from("ABC"), st.booleans())
+_REQ = st.tuples(st.sampled_from(("Full", "Differential")), st.integers(-1, 4),
+                 st.one_of(st.none(), st.lists(_ENTRY, max_size=3, unique_by=lambda e: e[0])))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_REQ, max_size=6))
+def test_version_is_0_exactly_when_the_list_is_empty(tmp_path_factory, reqs):
+    cp = make(tmp_path_factory.mktemp("ll"))
+    for kind, ver, items in reqs:
+        before = (version(cp), len(cp.auth.local))
+        body = None if items is None else [
+            {"idTag": t, "idTagInfo": OK} if keep else {"idTag": t} for t, keep in items]
+        status = send(cp, ver, kind, body)
+        n = len(cp.auth.local)
+        assert (version(cp) == 0) == (n == 0), (kind, ver, items, status)
+        if status == "Accepted" and n:
+            assert version(cp) == ver
+        if status != "Accepted":
+            assert (version(cp), len(cp.auth.local)) == before
+        assert LocalList(cp.data_dir).version() == version(cp)  # what a reboot finds

@@ -1,11 +1,12 @@
 """StartTransaction (firmware/ops/start_transaction.py): journaled frozen, answer applied."""
 
-from txnkit import drain, events, make, run
+from txnkit import drain, events, fast_retries, make, run
 
 from firmware.ops import start_transaction
 
 
-def test_start_is_frozen_and_resent_identically(tmp_path):
+def test_start_is_frozen_and_resent_identically(tmp_path, monkeypatch):
+    fast_retries(monkeypatch)  # a timeout waits TransactionMessageRetryInterval
     cp, txn = make(tmp_path)
     cp.session.handler = lambda a, p: None if a == "StartTransaction" else {}
     run(events(txn, "plugged"))

@@ -40,11 +40,15 @@ class Clock:
 class Session:
     def __init__(self):
         self.sent = []
+        self.boot_answers = []  # statuses of triggered BootNotifications (boot_answer)
         self.accepted_ms = None
         self.on_accepted = []
 
     def is_accepted(self):
         return self.accepted_ms is not None
+
+    def boot_answer(self, rpc, status):
+        self.boot_answers.append(status)
 
     async def call(self, action, payload):
         check_ocpp(action, payload)

@@ -108,6 +108,7 @@ def test_boot_notification_leaves_the_session_alone(tmp_path):
     assert cp.session.accepted_ms == 5  # same session, no new boot
     assert len(cp.session.sent) == sent  # the on-accepted hooks did not run again
     assert cp.config.get("HeartbeatInterval") == 120  # the answer applies as any boot's does
+    assert cp.session.boot_answers == ["Accepted"]  # told to the session (ends a Pending)
 
 
 def test_status_notification_all_or_one_with_current_values(tmp_path):

@@ -2,9 +2,10 @@
 config,
 charger and authorization parts, against a loopback central system (txnkit.LoopSession)."""
 
-from txnkit import drain, events, make, run
+from txnkit import drain, events, fast_retries, make, run
 
 from firmware.transactions.journal import Journal
+from firmware.transactions.service import TxnKeys
 
 
 def test_card_then_plug_journals_start_before_sending_then_fills_in_the_id(tmp_path):
@@ -202,16 +203,17 @@ def test_callerror_retries_per_config_and_keeps_order(tmp_path):
     assert cp.session.actions() == ["Authorize"] + ["StartTransaction"] * 3 + ["StopTransaction"]
 
 
-def test_timeout_and_offline_leave_the_head_for_later(tmp_path):
-    # The fake session times out at once (a real one after the call timeout): allow many
-    # timeouts (10 x attempts) so the head is still there when the central system answers.
-    cp, txn = make(tmp_path, TransactionMessageAttempts="10")
+def test_timeout_and_offline_leave_the_head_for_later(tmp_path, monkeypatch):
+    # The fake session times out at once (a real one after the call timeout); a timeout is
+    # an attempt, and a Start is never given up: it is there when the central system answers.
+    fast_retries(monkeypatch)
+    cp, txn = make(tmp_path, TransactionMessageAttempts="1")
     cp.session.handler = lambda a, p: None if a == "StartTransaction" else cp.session.default(a, p)
 
     async def go():
         await events(txn, "plugged", ("card", "A1"))
         await drain(txn, limit_s=0.3)
-        assert txn.pending() == 1
+        assert txn.pending() == 1 and len(cp.session.sent("StartTransaction")) > 1
         cp.session.handler = cp.session.default
         await drain(txn)
         assert txn.pending() == 0
@@ -254,13 +256,11 @@ def test_auth_required_follows_ocppe_then_acs(tmp_path):
 
 
 def test_status_keys(tmp_path):
-    from firmware.transactions.service import TxnKeys
-
     cp, txn = make(tmp_path)
     keys = TxnKeys(txn)
     out = {}
     keys.status(out)
-    assert out == {"jw": None, "jq": 0, "mvm": 0}
+    assert out == {"jw": None, "jq": 0, "jd": 0, "jr": 0, "mvm": 0}
     assert keys.owns("jw") and keys.check("jw", 1) == "read-only"
 
 
@@ -293,9 +293,12 @@ def test_a_flash_error_in_the_journal_does_not_stop_delivery(tmp_path, monkeypat
     assert len(starts) == 2 and starts[0] == starts[1]
 
 
-def test_a_message_never_answered_does_not_block_the_queue_forever(tmp_path):
-    cp, txn = make(tmp_path, TransactionMessageAttempts="1")
-    cap = txn.journal.timeouts_cap()
+def test_a_message_never_answered_does_not_block_the_queue_forever(tmp_path, monkeypatch):
+    """Issue 14 item 10: a MeterValues never answered held every later message for
+    10 x attempts x the call timeout. A timeout is an attempt: it is given up after
+    TransactionMessageAttempts, with the retry interval between, and the Stop goes."""
+    fast_retries(monkeypatch)
+    cp, txn = make(tmp_path, TransactionMessageAttempts="3")
     cp.session.handler = lambda a, p: None if a == "MeterValues" else cp.session.default(a, p)
 
     async def go():
@@ -308,6 +311,54 @@ def test_a_message_never_answered_does_not_block_the_queue_forever(tmp_path):
         await drain(txn, limit_s=3)
 
     run(go())
-    assert len(cp.session.sent("MeterValues")) == cap
+    assert len(cp.session.sent("MeterValues")) == 3
     assert cp.session.actions()[-1] == "StopTransaction"
     assert txn.pending() == 0
+    out = {}
+    TxnKeys(txn).status(out)
+    assert out["jd"] == 1 and out["jr"] == 0 and out["jq"] == 0
+
+
+def test_start_refused_three_times_keeps_the_whole_session(tmp_path, monkeypatch):
+    """Issue 14 item 2: with the defaults (3 attempts) a Start refused three times - by
+    CALLERROR or an answer without a usable transactionId - was dropped with its MeterValues
+    and its Stop while the car charged. Now it is retried until taken; `jr` shows the
+    refusals meanwhile; the session reaches the central system whole."""
+    from firmware.ocpp.rpc import CallError
+
+    fast_retries(monkeypatch)
+    cp, txn = make(tmp_path)
+    refusals = ["error", "string-id", "error", "error", "timeout", "error"]
+    seen = []
+
+    def hostile(action, payload):
+        if action == "StartTransaction" and refusals:
+            how = refusals.pop(0)
+            out = {}
+            TxnKeys(txn).status(out)
+            seen.append(out["jr"])
+            if how == "error":
+                raise CallError("InternalError", "busy")
+            if how == "timeout":
+                return None
+            return {"transactionId": "77", "idTagInfo": {"status": "Accepted"}}
+        return cp.session.default(action, payload)
+
+    cp.session.handler = hostile
+
+    async def go():
+        await events(txn, "plugged", ("card", "A1"))
+        txn.journal_meter_values(cp.tx, {"timestamp": "2026-11-24T10:00:00Z",
+                                         "sampledValue": [{"value": "1000"}]})
+        txn.stop(1, "Local")
+        await drain(txn, limit_s=5)
+
+    run(go())
+    assert seen == [0, 1, 2, 3, 4, 5]
+    assert cp.session.actions() == (["Authorize"] + ["StartTransaction"] * 7
+                                    + ["MeterValues", "StopTransaction"])
+    assert cp.session.sent("StopTransaction")[0]["transactionId"] == 101
+    assert cp.session.sent("MeterValues")[0]["transactionId"] == 101
+    out = {}
+    TxnKeys(txn).status(out)
+    assert out == {"jw": out["jw"], "jq": 0, "jd": 0, "jr": 0, "mvm": 0}

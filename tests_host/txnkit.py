@@ -15,7 +15,9 @@ from conftest import check_ocpp
 
 from firmware.app import ChargePoint
 from firmware.config import Config
-from firmware.ocpp.rpc import CallTimeout
+from firmware.ocpp import validate
+from firmware.ocpp.router import OCPPError
+from firmware.ocpp.rpc import BadResponse, CallTimeout
 from firmware.ocpp.session import NotAccepted
 from hal.sim import SimHal
 
@@ -47,6 +49,10 @@ class LoopSession:
         r = self.handler(action, payload)
         if r is None:
             raise CallTimeout(action)
+        try:  # a malformed answer fails the call as the real RPC layer does
+            validate.response(action, r)
+        except OCPPError as e:
+            raise BadResponse(e.code, e.description) from None
         check_ocpp(action, r, response=True)
         return r
 
@@ -127,6 +133,25 @@ async def events(txn, *evs):
             # plugged fact, the services read it there.
             txn.cp.charger._plugged = name == "plugged"
         await txn._handle(name, data)
+
+
+class FastClock:
+    """Stands in for firmware.clock in the transaction service: every look at the time is an
+    hour later, so the journal's retry waits (TransactionMessageRetryInterval and its
+    doubling) pass at once and a test needs no real time for them."""
+
+    def __init__(self, t=1_800_000_000):
+        self.t = t
+
+    def now(self):
+        self.t += 3600
+        return self.t
+
+
+def fast_retries(monkeypatch):
+    from firmware.transactions import service
+
+    monkeypatch.setattr(service, "clock", FastClock())
 
 
 _LOOP = []

@@ -20,7 +20,8 @@ FirmwareManagement: --files DIR serves DIR over HTTP (GET, and PUT for uploads) 
     diag [ftp|http]                         GetDiagnostics to DIR/diag/ (default ftp)
 
 Tests import `DemoCSMS` and drive it: `received` holds every CALL a charge point sent,
-`raw` every frame in both directions, `charge_points[id].call(...)` sends requests.
+`raw` every frame in both directions, `charge_points[id].call(...)` sends requests,
+`refuse[action] = n` answers the next n CALLs of that action with a CALLERROR.
 """
 
 import argparse
@@ -82,6 +83,11 @@ class CentralChargePoint(_OcppChargePoint):
         elif isinstance(msg, list) and msg and msg[0] in (3, 4):
             self.csms.answers.append((self.id, msg))
         try:
+            if call and self.csms.refuse.get(msg[2], 0) > 0:
+                # A central system that fails to process the message (tests).
+                self.csms.refuse[msg[2]] -= 1
+                await self._send(json.dumps([4, msg[1], "InternalError", "refused", {}]))
+                return
             await super().route_message(raw_msg)
         finally:
             # Recorded once its handler has run (a test that sees a StartTransaction here
@@ -195,6 +201,8 @@ class DemoCSMS:
         self._event = asyncio.Event()
         # Tests: fn(cp_id, action, payload) called on every CALL before it is answered.
         self.on_call = None
+        # Tests: {action: n}: answer the next n CALLs of `action` with CALLERROR InternalError.
+        self.refuse = {}
 
     # -- policy ------------------------------------------------------------------------
     def next_boot_status(self):

@@ -1,7 +1,8 @@
 """Local authorization list (OCPP 1.6 LocalAuthListManagement: SendLocalList,
 GetLocalListVersion), on flash, apart from the authorization cache (ClearCache leaves it).
 
-Version 0 means no list installed. A Full update replaces the list; a Differential one needs
+Version 0 means no list installed: an update that would leave entries under version 0 (or
+below) fails and changes nothing. A Full update replaces the list; a Differential one needs
 a listVersion above the installed one (else VersionMismatch), adds or replaces entries with an
 idTagInfo and removes those without. An update that would exceed `max_length`
 (LocalAuthListMaxLength) fails and changes nothing. File `locallist.json`:
@@ -69,8 +70,8 @@ class LocalList:
                 e[tag] = [info["status"], info.get("expiryDate"), info.get("parentIdTag")]
             else:
                 return "Failed"
-        if len(e) > self.max_length:
-            return "Failed"
+        if len(e) > self.max_length or (e and list_version < 1):
+            return "Failed"  # version 0 means "no list": never for a list with entries
         try:
             fs.write_json(self._path, {"v": _FORMAT, "ver": list_version, "e": e})
         except OSError as ex:

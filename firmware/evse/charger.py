@@ -165,6 +165,7 @@ class Charger:
         self.energized = False
         self.session_wh = 0.0
         self.energy_wh = None
+        self.export_wh = None  # the meter's export register, Wh (None: not read)
         self.nrg = [0] * 16
         self.tma = ()
         self.cus = 0
@@ -859,6 +860,9 @@ class Charger:
                 _finite(pt)
                 if e is not None:
                     _finite(e)
+                ex = m.get("e_exp_wh")
+                if ex is not None:
+                    _finite(ex)
                 imax = max(i[0], i[1], i[2])
             except Exception as ex:
                 log.error("charger", "bad meter reading", ex)
@@ -891,6 +895,8 @@ class Charger:
         n[NRG_P + 3] = 0
         n[NRG_P_TOTAL] = pt
         n[NRG_PF + 3] = 0
+        if ex is not None:
+            self.export_wh = ex
         if e is not None:
             self.energy_wh = e
             if self._plugged:

@@ -8,11 +8,18 @@ tears down all three, then the supervisor reconnects):
   noticed within two intervals and never shown as connected;
 - main: BootNotification until Accepted (Pending/Rejected retried after `interval`), then
   the on-accepted hooks (StatusNotification, journal delivery…), then Heartbeat every
-  HeartbeatInterval.
+  HeartbeatInterval. A BootNotification sent on TriggerMessage and answered Accepted ends
+  Pending (or Rejected) at once, as the scheduled one would (`boot_answer`): that is how
+  central systems provision a charger (Pending, configure, trigger, accept).
 
 Reconnect: jittered exponential backoff, 1 s doubling to a 60 s cap, each wait drawn
 uniformly from [b/2, b]; reset once a connection reaches Accepted. A change of `ocppe`,
 `ocppu`, a TLS key or the AuthorizationKey closes the link and connects anew at once.
+
+Liveness: the supervisor's loop and the main task beat (`cp.beat("session")`) at every step,
+at least every ~30 s plus the waits on the one RPC lock; app._watch restarts a session that
+stops beating (a hang: a stream that never drains, a lock never released), and the
+teardown of the connection runs then too.
 """
 
 import asyncio
@@ -30,6 +37,7 @@ _BACKOFF_MAX_MS = const(60000)
 _CALL_TIMEOUT_MS = const(30000)
 _HANDSHAKE_TIMEOUT_MS = const(15000)
 _MAX_MESSAGE = const(16384)
+_IDLE_MS = const(10000)
 
 RECONNECT_KEYS = (
     "ocppe", "ocppu", "ocppg", "ocppcn", "ocppss", "ocppcc", "ocppck", "ocppsc",
@@ -58,6 +66,7 @@ class Session:
         self.on_accepted = []  # async fn(cp) run after every Accepted BootNotification
         self._ws = None
         self._kick = asyncio.Event()
+        self._booted = asyncio.Event()  # a triggered BootNotification was Accepted
         self._down = None
         self._fail_kind = None
         cp.config.subscribe(self._on_config)
@@ -82,6 +91,12 @@ class Session:
         if rpc is None or self.accepted_ms is None:
             raise NotAccepted(action)
         return await rpc.call(action, payload)
+
+    def boot_answer(self, rpc, status):
+        """A BootNotification sent outside the boot loop (TriggerMessage) got `status` on
+        `rpc`: Accepted ends Pending at once, as any Accepted BootNotification does."""
+        if status == "Accepted" and rpc is self.rpc and self.accepted_ms is None:
+            self._booted.set()
 
     def _on_config(self, keys):
         for k in RECONNECT_KEYS:
@@ -145,15 +160,19 @@ class Session:
         except asyncio.TimeoutError:
             pass
 
+    def _beat(self):
+        self.cp.beat("session")  # liveness: app._watch restarts a session silent too long
+
     async def run(self):
         backoff = _BACKOFF_MIN_MS
         cfg = self.cp.config
         while True:
+            self._beat()
             url = cfg.get("ocppu")
             self._running = True
             if not cfg.get("ocppe") or not url:
                 self._kick.clear()
-                await self._kick.wait()
+                await self._sleep_or_kick(_IDLE_MS)  # steps: beats while OCPP is off
                 continue
             self._kick.clear()
             if await self._connection(url):
@@ -162,6 +181,7 @@ class Session:
                 continue
             wait = backoff // 2 + random.randint(0, backoff // 2)
             log.info("ocpp", "reconnecting in %d ms" % wait)
+            self._beat()
             await self._sleep_or_kick(wait)
             backoff = min(backoff * 2, _BACKOFF_MAX_MS)
 
@@ -191,22 +211,25 @@ class Session:
             asyncio.create_task(self._guard(self._keepalive(ws), down, "keepalive")),
             asyncio.create_task(self._guard(self._main(rpc), down, "main")),
         ]
-        await down.wait()
-        reached = self.accepted_ms is not None
-        for t in tasks:
-            t.cancel()
-        self.rpc = None
-        self._down = None
-        self.accepted_ms = None
-        self.accepted.clear()
-        self.connected_ms = None
-        self._ws = None
-        rpc.close()
+        reached = False
         try:
-            await wait_for_ms(ws.close(), 2000)
-        except Exception:  # closing a dead link may fail in many ways; it is gone anyway
-            pass
-        log.info("ocpp", "disconnected")
+            await down.wait()
+            reached = self.accepted_ms is not None
+        finally:  # also when the supervisor itself is cancelled (a restart by app._watch)
+            for t in tasks:
+                t.cancel()
+            self.rpc = None
+            self._down = None
+            self.accepted_ms = None
+            self.accepted.clear()
+            self.connected_ms = None
+            self._ws = None
+            rpc.close()
+            try:
+                await wait_for_ms(ws.close(), 2000)
+            except (Exception, asyncio.CancelledError):  # a dead link fails in many ways
+                pass
+            log.info("ocpp", "disconnected")
         return reached
 
     async def _guard(self, coro, down, name):
@@ -255,9 +278,23 @@ class Session:
                 last_ping = now
                 await ws.ping()
 
+    async def _boot_wait(self, seconds):
+        """Wait until the next BootNotification is due; True as soon as a triggered one was
+        Accepted meanwhile (1 s steps: the interval may be any int the central system sent)."""
+        for _ in range(max(1, seconds)):
+            self._beat()
+            try:
+                await wait_for_ms(self._booted.wait(), 1000)
+                return True
+            except asyncio.TimeoutError:
+                pass
+        return False
+
     async def _main(self, rpc):
         cp = self.cp
+        self._booted.clear()
         while True:
+            self._beat()
             try:
                 status, wait_s = await boot_notification.send(cp, rpc)
             except Exception as e:
@@ -267,17 +304,21 @@ class Session:
             if status == "Accepted":
                 break
             log.info("ocpp", "BootNotification %s, retry in %d s" % (status, wait_s))
-            await asyncio.sleep(wait_s)
+            if await self._boot_wait(wait_s):
+                self.boot_status = "Accepted"
+                break
         self.accepted_ms = uptime_ms()
         self.accepted.set()
         log.info("ocpp", "accepted by the central system")
         for hook in self.on_accepted:
+            self._beat()
             try:
                 await hook(cp)
             except Exception as e:
                 log.error("ocpp", "on-accepted hook failed: %r" % (e,))
         last = ticks_ms()
         while True:
+            self._beat()
             await asleep_ms(1000)
             interval = cp.config.get("HeartbeatInterval")
             if interval > 0 and ticks_diff(ticks_ms(), last) >= interval * 1000:

@@ -2,11 +2,15 @@
 
 Rejected when the connector is not 1..NumberOfConnectors (0 included), unavailable
 (`cp.station.available`), faulted, already in a transaction, reserved for another idTag
-(`cp.reservation.admit`: the parentIdTag as the local list or the cache know it), or when a
-chargingProfile is not a TxProfile (§5.11: only TxProfile may come with it). Accepted: the
-after-handler hands the idTag to the transaction service, which sends Authorize first when
-AuthorizeRemoteTxRequests is true, and starts the transaction once a car is plugged (within
-ConnectionTimeOut). The profile goes to smart charging once the transactionId is known.
+(`cp.reservation.admit`: the parentIdTag as the local list or the cache know it), already
+has a start on its way (an earlier RemoteStart or a card waiting for the car, until it starts
+or its ConnectionTimeOut passes: the first request is kept whole, TxProfile included; the
+spec is silent, and replacing it would silently drop what the first one asked for), or when
+a chargingProfile is not a TxProfile (§5.11: only TxProfile may come with it).
+Accepted: the after-handler hands the idTag to the transaction service, which sends
+Authorize first when AuthorizeRemoteTxRequests is true, and starts the transaction once a
+car is plugged (within ConnectionTimeOut). The profile goes to smart charging once the
+transactionId is known.
 """
 
 from firmware.ocpp import router
@@ -25,7 +29,8 @@ def remote_start_transaction(cp, payload):
     st = cp.station
     if ok and st is not None and hasattr(st, "available"):
         ok = bool(st.available(conn))
-    if ok and (cp.txn.active(conn) is not None or cp.charger.err):
+    if ok and (cp.txn.active(conn) is not None or cp.txn.start_pending(conn)
+               or cp.charger.err):
         ok = False
     rsv = cp.reservation
     if ok and rsv is not None:

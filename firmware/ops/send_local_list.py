@@ -4,8 +4,10 @@ The list is `cp.auth.local` (firmware/authorization/local_list.py, owned by the
 authorization feature; it persists every accepted update atomically). Answers:
 - NotSupported while LocalAuthListEnabled is false;
 - Failed for more than SendLocalListMaxLength entries in the request, a duplicate idTag
-  (§5.15: idTags must be unique), a negative listVersion, a result of more than
-  LocalAuthListMaxLength idTags, or a flash write error (nothing changes then);
+  (§5.15: idTags must be unique), a negative listVersion, listVersion 0 for a list that
+  would have entries (0 means "no list", §5.10: GetLocalListVersion could not tell them
+  apart), a result of more than LocalAuthListMaxLength idTags, or a flash write error
+  (nothing changes then);
 - VersionMismatch for a Differential update whose listVersion is not above the installed one;
 - Accepted otherwise. A list left empty is stored as version 0: GetLocalListVersion must
   report 0 for an empty list (§5.10), and a later Differential update is then checked

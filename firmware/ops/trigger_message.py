@@ -3,7 +3,9 @@
 Accepted, then (once the answer is on the wire, from a task of its own) the message is sent
 on the connection the request came on, with current information only:
 - BootNotification: the usual request; the answer sets the clock and the HeartbeatInterval
-  as any BootNotification.conf does, and the session is left as it is (no new boot);
+  as any BootNotification.conf does; Accepted while the session is Pending or Rejected
+  accepts the session at once (cp.session.boot_answer), otherwise the session is left as it
+  is (no new boot);
 - Heartbeat: sets the clock;
 - DiagnosticsStatusNotification / FirmwareStatusNotification: the status of the upload or
   update in progress (cp.firmware), Idle when none runs;
@@ -62,6 +64,7 @@ async def send(cp, rpc, msg, cid=None):
         if msg == "BootNotification":
             status, _ = await boot_notification.send(cp, rpc)
             log.info("trigger", "BootNotification", status)
+            cp.session.boot_answer(rpc, status)
         elif msg == "Heartbeat":
             await heartbeat.send(cp, rpc)
         elif msg == "MeterValues":

@@ -2,22 +2,37 @@
 
 StartTransaction, MeterValues inside a transaction and StopTransaction go through here; every
 other message does not. An entry is appended before it is sent and leaves only when the central
-system has answered (`ack`) or TransactionMessageAttempts CALLERRORs were spent (`failed`).
-Delivery is FIFO across outages and reboots (OCPP 1.6 §4.7 / 3.7).
+system has answered (`ack`), or, for a MeterValues only, when TransactionMessageAttempts
+attempts failed (`failed`). Delivery is FIFO across outages and reboots (OCPP 1.6 §4.7 / 3.7).
 
 Sender loop::
 
     e = j.peek(now)           # head entry, transactionId filled in; None if empty or waiting
     ... rpc.call(e["action"], e["payload"]) ...
-    j.ack(e["seq"], response)                  # CALLRESULT
-    retry, at = j.failed(e["seq"], now)        # CALLERROR: wait until `at`, or it was dropped
+    j.ack(e["seq"], response)                  # CALLRESULT (False: malformed, call failed())
+    retry, at = j.failed(e["seq"], now)        # CALLERROR: wait until `at`, or given up
     retry, at = j.failed(e["seq"], now, timeout=True)  # no answer within the call timeout
     # lost link: do nothing, the head is sent again on the next connection
 
-Timeouts count apart from CALLERRORs: an entry that got no answer 10 x attempts times in a
-row (`timeouts_cap()`) is dropped like one refused `attempts` times, so a message the central
-system never answers cannot block the queue forever; a timeout does not delay the next try
-(`at` is `now`). Both counters are RAM only and reset when the head changes or at boot.
+Retries (the spec allows discarding after TransactionMessageAttempts; a charger that people
+bill with must not lose the billing record, so the policy here is):
+- A CALLERROR, a malformed answer (e.g. a StartTransaction.conf without an integer
+  transactionId) and a call timeout are each one failed attempt of the head entry; after the
+  n-th failure in a row it waits `retry_wait(n)`: n x TransactionMessageRetryInterval while
+  n < TransactionMessageAttempts (OCPP 1.6 §4.7), then doubling from attempts x interval,
+  capped at one hour (or at attempts x interval when that is longer). At the defaults (3,
+  60 s): 60, 120, 180, 360, 720, 1440, 2880, then 3600 s.
+- StartTransaction and StopTransaction are never given up: they are retried on that
+  schedule for as long as it takes (the queue behind them waits: their MeterValues need the
+  transactionId, and order is kept).
+- A MeterValues is given up after TransactionMessageAttempts failed attempts (the spec's
+  discard), so one the central system refuses or never answers holds the Stop behind it for
+  minutes (3 attempts, 30 s call timeout: about 4.5 min), not a quarter of an hour.
+- `dropped` counts the entries that will never be delivered (MeterValues given up, thinned
+  when full, quarantined unreadable ones); it is kept in the meta file ("d"), written with
+  the decision itself (thinning's count goes to flash with the next meta write).
+The failure count and the wait are RAM only: they start again when the head changes or at
+boot (a Start waiting an hour is tried again right after a reboot).
 
 Errors: every flash error (OSError, e.g. ENOSPC, EIO) propagates to the caller and leaves the
 journal's RAM state as it was before the call, so the call can simply be retried (the meta
@@ -27,11 +42,11 @@ OSError(ENOSPC, "journal: ...") without writing anything.
 
 Transaction references: Stop and MeterValues may be journaled before StartTransaction.conf
 exists (offline session), so entries carry a local reference `ref` (the Start's seq) and
-`peek` fills in the transactionId the central system gave. A StartTransaction dropped after
-TransactionMessageAttempts CALLERRORs leaves no transactionId: its MeterValues and Stop are
-dropped too (log.error), since the central system never knew the transaction and a Stop with
-an invented id would be refused as well (MicroOcpp does the same); a MeterValues or Stop whose
-Start is gone for any other reason (quarantined) is quarantined, never sent without an id.
+`peek` fills in the transactionId the central system gave. Journals written by older
+firmware may hold a Start that was given up (transactionId null in the meta): its MeterValues
+and Stop are dropped too (log.error, counted), since a Stop with an invented id would be
+refused as well; a MeterValues or Stop whose Start is gone for any other reason (its line
+unreadable, quarantined) is quarantined, never sent without an id.
 A transaction whose Start is journaled is always stopped exactly once: by `stop`, or by
 `recover` after a power cut (even when its open record is lost, see below).
 
@@ -44,7 +59,8 @@ Files under <data_dir>/journal/ (littlefs; why: see the bench notes in the tests
   2.0) are still read. Removed when fully acknowledged and >= 4 KiB; the acknowledged prefix is
   cut (rewrite to q.log.new, rename) when it passes max_bytes / 2.
 - meta.json and meta2.json: {"v", "n", "ack": last seq acknowledged, "tx": {ref:
-  transactionId or null}, "o": {ref: [wh, t]} of the open transactions}, written atomically
+  transactionId or null}, "o": {ref: [wh, t]} of the open transactions, "d": `dropped`
+  (absent in older metas: 0)}, written atomically
   once per ack, alternately to one and the other; load takes the readable one with the higher
   "n", so a corrupt newest copy falls back to the previous state (at worst the last
   acknowledged entry is sent again).
@@ -106,7 +122,7 @@ _COMPACT_BYTES = const(4096)
 _BAD_MAX = const(16384)
 _FREE_MIN = const(8192)
 _SESSION_BYTES = const(256)
-_TIMEOUT_FACTOR = const(10)
+_RETRY_CAP_S = const(3600)
 _ENOSPC = const(28)
 _ALL = const(99)  # thinning level: every droppable MeterValues of the transaction
 
@@ -270,6 +286,17 @@ def _newer(a, b):
     return (max(a[0], b[0]), max(a[1], b[1]))
 
 
+def retry_wait(n, attempts, interval):
+    """Seconds to wait after the n-th failure in a row (n >= 1) of the head: OCPP 1.6 §4.7's
+    interval x failures while n < attempts, then doubling from attempts x interval, capped
+    at an hour (or at attempts x interval when that is longer)."""
+    a = max(1, attempts)
+    if n < a:
+        return n * interval
+    first = a * interval
+    return min(first << min(n - a, 16), max(_RETRY_CAP_S, first))
+
+
 class Journal:
     def __init__(self, data_dir, max_bytes=_MAX_BYTES, open_every_s=_OPEN_EVERY_S):
         self._dir = data_dir.rstrip("/") + "/journal"
@@ -297,7 +324,7 @@ class Journal:
         self._live = 0
         self._starts = set()
         self._stops = set()
-        self._tries = (0, 0, 0)  # (seq, CALLERRORs, timeouts)
+        self._tries = (0, 0)  # (seq, failures in a row of that head)
         self._due = None
         self._full = False
         self._torn = False  # an append failed half way and its partial line is not cut yet
@@ -401,12 +428,15 @@ class Journal:
                     self._quarantine_head()
                     continue
                 txid = self._tx[ref]
-                if txid is None:
-                    log.error(_TAG, "drop", _ACTIONS[code], seq, "of failed Start", ref)
-                    self._advance(seq, code, ref)
+                if txid is None:  # journals of older firmware gave Starts up
+                    log.error(_TAG, "drop", _ACTIONS[code], seq, "of a Start given up", ref)
+                    self._advance(seq, code, ref, gave_up=True)
                     continue
                 payload["transactionId"] = txid
-            if now is not None and self._due is not None and now < self._due:
+            due = self._due
+            # A due further away than its wait: the clock was set back; retry now.
+            if (now is not None and due is not None and now < due
+                    and due - now <= self._wait(self._tries[1])):
                 return None
             return {"seq": seq, "action": _ACTIONS[code], "payload": payload, "ref": ref}
         return None
@@ -435,40 +465,32 @@ class Journal:
         return True
 
     def failed(self, seq, now, timeout=False):
-        """CALLERROR (or, with timeout=True, no answer) for the head entry. Returns
-        (retry, at): retry after `at` (CALLERROR attempt n waits n x retry_interval, OCPP 1.6
-        §4.7; a timeout does not wait), or (False, now) when the entry was dropped: after
-        `attempts` CALLERRORs or `timeouts_cap()` timeouts in a row."""
+        """The head entry `seq` was not delivered: CALLERROR, a malformed answer, or (with
+        timeout=True) no answer within the call timeout: each is one attempt. Returns
+        (retry, at): retry not before `at` (retry_wait()), or (False, now) when a
+        MeterValues was given up after `attempts` attempts (counted in `dropped`). A Start
+        or Stop is never given up."""
         h = self._head_entry()
         if h is None or h[0] != seq:
             return False, now
-        same = self._tries[0] == seq
-        n = self._tries[1] if same else 0
-        k = self._tries[2] if same else 0
-        if timeout:
-            k += 1
-        else:
-            n += 1
-        if n >= max(1, self.attempts) or k >= self.timeouts_cap():
-            code, ref = h[1], h[2]
-            if timeout:
-                log.error(_TAG, "drop", _ACTIONS[code], seq, "after", k, "timeouts")
-            else:
-                log.error(_TAG, "drop", _ACTIONS[code], seq, "after", n, "attempts")
-            if code == "S":
-                self._advance(seq, code, ref, True, None)  # its MeterValues and Stop follow
-            else:
-                self._advance(seq, code, ref)
+        n = (self._tries[1] if self._tries[0] == seq else 0) + 1
+        code, ref = h[1], h[2]
+        if code == "M" and n >= max(1, self.attempts):
+            log.error(_TAG, "gave up", _ACTIONS[code], seq, "after", n, "attempts",
+                      "(last: no answer)" if timeout else "")
+            self._advance(seq, code, ref, gave_up=True)
             return False, now
-        self._tries = (seq, n, k)
-        if timeout:
-            return True, now
-        self._due = now + n * self.retry_interval
+        self._tries = (seq, n)
+        self._due = now + self._wait(n)
         return True, self._due
 
-    def timeouts_cap(self):
-        """Timeouts in a row after which the head is dropped (10 x attempts)."""
-        return _TIMEOUT_FACTOR * max(1, self.attempts)
+    def _wait(self, n):
+        return retry_wait(n, self.attempts, self.retry_interval)
+
+    def failures(self):
+        """Failed attempts in a row of the head entry (0 when it has none; reset whenever the
+        head leaves). Reads nothing: the API asks it."""
+        return self._tries[1]
 
     # ---- public: state
 
@@ -544,7 +566,7 @@ class Journal:
         if _remove(self._dir + "/o%d.json" % c):
             self.writes += 1
 
-    def _save_meta(self, ack, tx):
+    def _save_meta(self, ack, tx, dropped):
         t = {}
         for k in tx:
             t[str(k)] = tx[k]
@@ -553,7 +575,7 @@ class Journal:
             rec = self._open[c]
             o[str(rec["r"])] = [rec["m"], rec["t"]]
         slot = 1 - self._slot
-        data = {"v": _FORMAT, "n": self._mn + 1, "ack": ack, "tx": t, "o": o}
+        data = {"v": _FORMAT, "n": self._mn + 1, "ack": ack, "tx": t, "o": o, "d": dropped}
         fs.write_atomic(self._dir + "/" + _METAS[slot], _dumps(data).encode())
         self._mn += 1
         self._slot = slot
@@ -614,19 +636,21 @@ class Journal:
         e = self._head[0]
         self._quarantine(_encode(e[0], e[1], e[2], e[3], -1 if e[4] is None else e[4],
                                  e[5] or 0))
-        self._advance(e[0], e[1], e[2])
-        self.dropped += 1
+        self._advance(e[0], e[1], e[2], gave_up=True)
 
-    def _advance(self, seq, code, ref, set_tx=False, txid=None):
-        """The head `seq` leaves the queue: one meta write (watermark + transactionIds),
-        made before any RAM state changes, so a flash error leaves everything as it was."""
+    def _advance(self, seq, code, ref, set_tx=False, txid=None, gave_up=False):
+        """The head `seq` leaves the queue: one meta write (watermark, transactionIds, the
+        count of entries never delivered), made before any RAM state changes, so a flash
+        error leaves everything as it was."""
         n = self._head[1]
         tx = dict(self._tx)
         if set_tx:
             tx[ref] = txid
         if code == "T":
             tx.pop(ref, None)
-        self._save_meta(seq, tx)  # raises: nothing changed
+        dropped = self.dropped + (1 if gave_up else 0)
+        self._save_meta(seq, tx, dropped)  # raises: nothing changed
+        self.dropped = dropped
         self._tx = tx
         self._ack = seq
         if code == "S":
@@ -636,7 +660,7 @@ class Journal:
         self._head = None
         self._head_off += n
         self._live -= 1
-        self._tries = (0, 0, 0)
+        self._tries = (0, 0)
         self._due = None
         if self._head_off >= self._size and self._size >= _COMPACT_BYTES:
             # The meta just written holds the open transactions' readings ("o").
@@ -811,6 +835,10 @@ class Journal:
         self._mn = max(n, 0)
         self._slot = i
         self._ack = int(m.get("ack", 0))
+        try:
+            self.dropped = max(0, int(m.get("d", 0)))
+        except Exception:  # noqa: BLE001 - only a counter
+            pass
         tx = m.get("tx") or {}
         for k in tx:
             t = tx[k]

@@ -14,8 +14,10 @@
   No history in RAM: one sample each, so the Stop stays small whatever the session length.
 
 Only measurands the meter and charger provide are sent (a configured one without a source is
-skipped): energy from `energy_wh`, the per-phase values from `nrg`, Current.Offered from the
-pilot, Temperature from `tma`. Values are strings (SampledValue.value), energy in whole Wh.
+skipped): energy from `energy_wh`, the export register (Energy.Active.Export.Register, every
+meter map of hal/meters.py has it) from `export_wh`, the per-phase values from `nrg`,
+Current.Offered from the pilot, Temperature from `tma`. Values are strings
+(SampledValue.value), energy in whole Wh.
 """
 
 import log
@@ -65,6 +67,9 @@ def sampled_values(charger, names, context, phases=3):
                 _sv(out, str(int(charger.energy_wh)), context, m, "Wh", None, "Outlet")
         elif not ok and m != "Current.Offered" and m != "Temperature":
             continue  # meter silent: no stale electrical readings
+        elif m == "Energy.Active.Export.Register":
+            if charger.export_wh is not None:
+                _sv(out, str(int(charger.export_wh)), context, m, "Wh", None, "Outlet")
         elif m == "Power.Active.Import":
             _sv(out, _num(n[NRG_P_TOTAL]), context, m, "W", None, "Outlet")
         elif m == "Current.Import":
@@ -81,7 +86,6 @@ def sampled_values(charger, names, context, phases=3):
         elif m == "Temperature":
             if charger.tma:
                 _sv(out, _num(max(charger.tma)), context, m, "Celsius", None, "Body")
-        # Energy.Active.Export.Register and the rest: no source on this hardware.
     return out
 
 

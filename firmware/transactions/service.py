@@ -25,10 +25,12 @@ and network waits happen in this service's task.
 
 Journal sender: while the session is Accepted it delivers the journal head through
 `cp.session.call`; CALLRESULT -> ack (StartTransaction.conf: transactionId, idTagInfo),
-CALLERROR -> failed() (TransactionMessageAttempts / TransactionMessageRetryInterval), timeout
-or lost link -> the head stays and is sent again. Each acknowledged StopTransaction logs
+CALLERROR, a malformed answer or a timeout -> failed() (the retry schedule and the
+never-drop policy for Start and Stop: firmware/transactions/journal.py), lost link -> the
+head stays and is sent again on the next connection. Each acknowledged StopTransaction logs
 `I txn: journal writes N` (flash writes of that session, from its Start to its Stop's ack);
-the API key `jw` shows the last one, `jq` the entries waiting.
+the API keys: `jw` the last one, `jq` the entries waiting, `jd` the messages never to be
+delivered, `jr` the failed attempts in a row of the head.
 
 Configuration keys:
 ClockAlignedDataInterval: Seconds between clock-aligned meter values; 0 turns them off.
@@ -45,8 +47,8 @@ StopTxnAlignedData: Clock-aligned measurands in StopTransaction's transactionDat
 StopTxnAlignedDataMaxLength: Maximum entries in StopTxnAlignedData.
 StopTxnSampledData: Sampled measurands in StopTransaction's transactionData.
 StopTxnSampledDataMaxLength: Maximum entries in StopTxnSampledData.
-TransactionMessageAttempts: Tries of a transaction message the central system rejects.
-TransactionMessageRetryInterval: Seconds before the first retry (doubled each retry).
+TransactionMessageAttempts: Tries of a refused or unanswered MeterValues; Start, Stop: no limit.
+TransactionMessageRetryInterval: Seconds to the 1st retry; n x it after n failures, then x2 to 1 h.
 ocppd: Dummy card idTag used when charging starts without a card ("" = none).
 """
 
@@ -127,19 +129,25 @@ class Tx:
 
 
 class TxnKeys:
-    """API provider: `jw` journal writes of the last session, `jq` entries waiting, `mvm`
-    periodic meter samples that could not be taken (memory pressure; counted, not made up)."""
+    """API provider: `jw` journal writes of the last session, `jq` entries waiting, `jd`
+    transaction messages never to be delivered (MeterValues given up or thinned; on flash),
+    `jr` failed attempts in a row of the entry at the head (a Start or Stop the central system
+    keeps refusing shows here while it is retried), `mvm` periodic meter samples that could
+    not be taken (memory pressure; counted, not made up)."""
 
     def __init__(self, txn):
         self.txn = txn
 
     def status(self, out):
+        j = self.txn.journal
         out["jw"] = self.txn.last_writes
-        out["jq"] = len(self.txn.journal)
+        out["jq"] = len(j)
+        out["jd"] = j.dropped
+        out["jr"] = j.failures()
         out["mvm"] = self.txn.metering.missed
 
     def owns(self, key):
-        return key in ("jw", "jq", "mvm")
+        return key in ("jw", "jq", "jd", "jr", "mvm")
 
     def check(self, key, value):
         return "read-only"
@@ -162,6 +170,7 @@ class Txn:
         self._wake = asyncio.Event()
         self._kick = asyncio.Event()
         self._pending = None  # [id_tag, idTagInfo, since_ms, connector, profile]
+        self._asking = None  # connector whose idTag is being authorized
         self._plug_ms = 0
         self._local_ok = False  # OCPP off: the last card was accepted locally
         self._dummy_done = False
@@ -214,6 +223,17 @@ class Txn:
 
     def remote_start(self, id_tag, connector_id=1, profile=None):
         self._queue("remote", (id_tag, connector_id, profile))
+
+    def start_pending(self, connector_id=1):
+        """A start is on its way on the connector: a RemoteStart queued or being authorized,
+        or an idTag authorized and waiting for the car (RemoteStart refuses then)."""
+        p = self._pending
+        if (p is not None and p[3] == connector_id) or self._asking == connector_id:
+            return True
+        for event, data in self._events:
+            if event == "remote" and data[1] == connector_id:
+                return True
+        return False
 
     # ---- used by the message modules and metering
 
@@ -345,7 +365,11 @@ class Txn:
         if remote and not self.cp.config.get("AuthorizeRemoteTxRequests"):
             info = {"status": "Accepted"}
         else:
-            info = await self.auth.authorize(id_tag)
+            self._asking = connector
+            try:
+                info = await self.auth.authorize(id_tag)
+            finally:
+                self._asking = None
         if info.get("status") != "Accepted":
             log.info(_TAG, "idTag", id_tag, "refused:", info.get("status"))
             return
@@ -415,6 +439,7 @@ class Txn:
 
     async def run(self):
         while True:
+            self.cp.beat("txn")
             try:
                 await wait_for_ms(self._wake.wait(), 1000)
             except asyncio.TimeoutError:
@@ -443,6 +468,7 @@ class Txn:
         flash error (ENOSPC, EIO) or a bug in one step is logged and retried later, since
         a dead sender would silently hold back every transaction message."""
         while True:
+            self.cp.beat("journal")  # liveness: app._watch restarts a silent sender
             try:
                 await self._send_next()
             except asyncio.CancelledError:
@@ -451,32 +477,37 @@ class Txn:
                 log.failed(_TAG, "journal sender", ex)
                 await asleep_ms(_FLASH_RETRY_MS)
 
+    def _failed(self, e, why, timeout=False):
+        retry, at = self.journal.failed(e["seq"], clock.now(), timeout)
+        if retry:
+            log.warning(_TAG, e["action"], e["seq"], why, "- attempt",
+                        self.journal.failures(), "- retry in %d s" % (at - clock.now()))
+
     async def _send_next(self):
         s = self.cp.session
         j = self.journal
         if not s.accepted.is_set():
-            await s.accepted.wait()
+            try:  # in steps, so the loop beats while offline
+                await wait_for_ms(s.accepted.wait(), _IDLE_MS)
+            except asyncio.TimeoutError:
+                pass
+            return
         e = j.peek(clock.now())
         if e is None:
             await self._idle(_RETRY_MS if j.due() is not None else _IDLE_MS)
             return
         try:
             conf = await s.call(e["action"], e["payload"])
-        except CallError as ex:
-            retry, at = j.failed(e["seq"], clock.now())
-            log.warning(_TAG, e["action"], e["seq"], "refused:", str(ex),
-                        "retry at %d" % at if retry else "dropped")
+        except CallError as ex:  # refused, or a malformed answer (BadResponse)
+            self._failed(e, "refused: " + str(ex))
             return
         except ConnectionLost as ex:  # the link went: the head is sent on the next one
             log.warning(_TAG, e["action"], e["seq"], "not delivered:", repr(ex))
             await asleep_ms(_RETRY_MS)
             return
         except CallTimeout:
-            # No answer: counted apart (journal.timeouts_cap()), so a message the central
-            # system never answers cannot block the queue forever.
-            retry, _ = j.failed(e["seq"], clock.now(), timeout=True)
-            log.warning(_TAG, e["action"], e["seq"], "no answer",
-                        "" if retry else "- dropped after too many timeouts")
+            # No answer: an attempt like a CALLERROR, the retry interval applies (journal).
+            self._failed(e, "no answer", True)
             # A real timeout took the whole call timeout; this pause only keeps a call that
             # fails at once from spinning the event loop.
             await asleep_ms(_TIMEOUT_PAUSE_MS)
@@ -486,7 +517,7 @@ class Txn:
             await asleep_ms(_RETRY_MS)
             return
         if not j.ack(e["seq"], conf):
-            j.failed(e["seq"], clock.now())
+            self._failed(e, "answer without a usable transactionId")
             return
         fn = _CONF.get(e["action"])
         if fn is not None:
@@ -508,4 +539,6 @@ def attach(cp):
     txn = Txn(cp)
     cp.txn = txn
     cp.status_keys(TxnKeys(txn))
-    return [txn.run(), txn.sender(), txn.metering.run_sampled(), txn.metering.run_aligned()]
+    # The event loop and the journal sender are watched for hangs (app._watch).
+    return [cp.keep("txn", txn.run), cp.keep("journal", txn.sender),
+            txn.metering.run_sampled(), txn.metering.run_aligned()]
