@@ -27,6 +27,7 @@ def load_config(data_dir):
     if setup is not None:
         # Written by `make setup` (tools/setup_board.py): WiFi, OCPP URL, API password.
         errors = cfg.update(setup, "api") if isinstance(setup, dict) else {"setup": "not a dict"}
+        cfg.flush(force=True)
         import os
 
         if errors:
@@ -138,8 +139,13 @@ class ChargePoint:
         if self.api is not None:
             self.api.providers.append(provider)
 
+    def shutdown(self):
+        """A proper shutdown or reboot: settings kept in RAM (config LAZY keys) reach flash."""
+        self.config.flush(force=True)
+
     def reboot(self):
         log.info("app", "rebooting")
+        self.shutdown()
         self._reboot()
 
 
@@ -158,8 +164,8 @@ async def _keep(name, make):
         try:
             await make()
             log.error("app", name, "ended; restarting")
-        except asyncio.CancelledError:
-            raise
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            raise  # a shutdown (SIGINT in the simulator) is not a failure
         except BaseException as e:  # MemoryError included
             log.error("app", name, "failed, restarting:", repr(e))
         gc.collect()
@@ -171,6 +177,7 @@ async def _housekeeping(cp):
     # board), so nothing here may feed it.
     while True:
         uptime_ms()  # keeps the unwrapped uptime exact across ticks_ms wraps
+        cp.config.flush()  # LAZY settings (amp, frc, ...) at most once per 5 minutes
         await asleep_ms(1000)
 
 
@@ -206,4 +213,8 @@ def run(hal, data_dir, info, reboot, config=None, api_host="127.0.0.1", api_port
     load_ops()
     cp = ChargePoint(hal, data_dir, info, reboot, config)
     log.info("app", "%s %s firmware %s" % (info["vendor"], info["model"], info["fw"]))
-    asyncio.run(main(cp, api_host, api_port, sim))
+    try:
+        asyncio.run(main(cp, api_host, api_port, sim))
+    finally:
+        # SIGINT in the simulator (KeyboardInterrupt), a reboot (SystemExit on the unix port).
+        cp.shutdown()

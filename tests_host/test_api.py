@@ -149,9 +149,17 @@ def test_one_bad_key_makes_400_and_applies_nothing(served, bad, reason):
 def test_rules_across_keys_see_the_whole_request(served):
     code, body = served.get("/api/set?" + q(ama=32, amp=20))
     assert code == 200
-    code, body = served.get("/api/set?" + q(ama=16, amp=20, led=1))
-    assert code == 400 and "amp" in body
+    code, body = served.get("/api/set?" + q(ama=16, amp=20, led=5))
+    assert code == 400 and list(body) == ["led"]
     assert served.config.get("ama") == 32 and served.runtime.led == 0
+
+
+def test_amp_up_to_32_and_dwo_as_a_number_as_go_e_clients_send_them(served):
+    # evcc sends its own maximum (amp=32) where ama is 16; goecharger-api-lite dwo=2500.0.
+    assert served.get("/api/set?amp=32&dwo=2500.0") == (200, {"amp": True, "dwo": True})
+    assert served.get("/api/status?filter=amp,ama,dwo")[1] == {"amp": 32, "ama": 16,
+                                                               "dwo": 2500.0}
+    assert served.get("/api/set?dwo=null")[0] == 200 and served.config.get("dwo") is None
 
 
 def test_set_without_keys_is_400(served):

@@ -36,6 +36,7 @@ def test_set_current_sets_amp_persisted(tmp_path):
     assert dt(cp, vendorId="OpenWallbox", messageId="SetCurrent", data="10") == {
         "status": "Accepted"}
     assert cp.config.get("amp") == 10
+    cp.config.flush(force=True)  # on flash at a proper shutdown or 5 minutes later
     assert CP(tmp_path).config.get("amp") == 10
     cp.sim(cp="C")
     cp.txn.start()

@@ -13,16 +13,16 @@ Configuration keys:
 ConnectorPhaseRotation: Wiring of each connector to the grid, `<connector>.<rotation>` list.
 ConnectorPhaseRotationMaxLength: Maximum entries in ConnectorPhaseRotation.
 UnlockConnectorOnEVSideDisconnect: Unlock the cable when it leaves the car.
-amp: Requested current, A (6..ama).
+amp: Requested current, A (6..32); the offer never exceeds ama, the cable or a limit.
 ama: Maximum current of this installation, A.
 frc: Force state: 0 neutral, 1 off, 2 on.
 psm: Phase mode: 0 auto, 1 one phase, 2 three phases.
 ust: Cable lock: 0 unlock when car unlocks, 1 automatic, 2 always locked.
-dwo: Charging energy limit, Wh, or null.
+dwo: Charging energy limit, Wh (a number, float accepted), or null.
 acs: 0 open charging, 1 authorization required.
 """
 
-from firmware.keys import API, BOOL, INT, NINT, OCPP, RO, ROT
+from firmware.keys import API, BOOL, INT, LAZY, NUM, OCPP, RO, ROT
 
 VERSION = "0.1.0"
 _KEYS = ("car", "err", "acu", "alw", "nrg", "eto", "wh", "cus", "tma", "var", "fwv")
@@ -36,12 +36,12 @@ KEYS = (
     ("ConnectorPhaseRotation", ROT, _O, "0.RST,1.RST", None, "ConnectorPhaseRotationMaxLength"),
     ("ConnectorPhaseRotationMaxLength", INT, _OR, 2, None, None),
     ("UnlockConnectorOnEVSideDisconnect", BOOL, _O, True, None, None),
-    ("amp", INT, API, 16, 6, "ama"),
+    ("amp", INT, API | LAZY, 16, 6, 32),
     ("ama", INT, API, 16, 6, 32),
-    ("frc", INT, API, 0, 0, 2),
-    ("psm", INT, API, 0, 0, 2),
+    ("frc", INT, API | LAZY, 0, 0, 2),
+    ("psm", INT, API | LAZY, 0, 0, 2),
     ("ust", INT, API, 0, 0, 2),
-    ("dwo", NINT, API, None, 0, 100000000),
+    ("dwo", NUM, API, None, 0, 100000000),
     ("acs", INT, API, 0, 0, 1),
 )
 

@@ -9,8 +9,8 @@ vendorId "OpenWallbox" (the BootNotification chargePointVendor), messages:
   status of connector 0 and 1, e.g. `{"car": 2, "amp": 16, "ocs": ["Available",
   "Charging"], ...}`. Unknown names in the filter are left out.
 - messageId "SetCurrent": `data` the requested current in A as JSON (`"10"`); sets `amp`
-  (persisted, 6..ama), as `/api/set?amp=10` would. Answer Accepted, or Rejected with `data`
-  the reason as a JSON object (`{"amp": "out of range"}`).
+  (6..32, persisted like any `amp`), as `/api/set?amp=10` would. Answer Accepted, or
+  Rejected with `data` the reason as a JSON object (`{"amp": "out of range"}`).
 
 Any other messageId: UnknownMessageId; any other vendorId: UnknownVendorId.
 """
