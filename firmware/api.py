@@ -79,7 +79,7 @@ class Api:
         self.sim = sim
         self.server = None
 
-    async def start(self, host="127.0.0.1", port=80, max_conns=2):
+    async def start(self, host="127.0.0.1", port=80, max_conns=4):
         self.server = httpd.Server(self.handle, auth=self.authorized, max_conns=max_conns)
         await self.server.start(host, port)
         return self.server
