@@ -66,6 +66,9 @@ FEATURES = (
     "firmware.smart_charging.service",  # cp.smart, cp.limits: the SmartCharging profile
     "firmware.evse.faultlog",  # cp.faultlog: the charger's fault counters on flash
     "firmware.remote_trigger",  # TriggerMessage
+    "firmware.cards",  # cp.cards: RFID cards by name and their energy (go-e cards, trx)
+    "firmware.goe",  # go-e API v2 keys of the whole charger: sse, typ, modelStatus, su, rst
+    "firmware.solar",  # cp.solar: charging on the PV surplus (go-e ids, fup)
 )
 # Messages of the core itself (the session owns BootNotification and Heartbeat).
 OPS = ("change_configuration", "get_configuration")
@@ -112,6 +115,8 @@ class ChargePoint:
         self.smart = None  # firmware.smart_charging.profiles.SmartCharging
         self.limits = None  # firmware.smart_charging.service.Limits
         self.faultlog = None  # firmware.evse.faultlog.FaultLog
+        self.cards = None  # firmware.cards.Cards: RFID cards by name (go-e cards, trx)
+        self.solar = None  # firmware.solar.Solar: follows the PV surplus (go-e ids, fup)
         self.reservation = None  # the Reservation profile (not built yet)
         self.tasks = []
         # Transaction events, fn(event, tx) with event "started" | "stopped": the
@@ -215,6 +220,8 @@ def run(hal, data_dir, info, reboot, config=None, api_host="127.0.0.1", api_port
     log.info("app", "%s %s firmware %s" % (info["vendor"], info["model"], info["fw"]))
     try:
         asyncio.run(main(cp, api_host, api_port, sim))
+    except KeyboardInterrupt:
+        log.info("app", "shutdown")
     finally:
         # SIGINT in the simulator (KeyboardInterrupt), a reboot (SystemExit on the unix port).
         cp.shutdown()

@@ -35,7 +35,7 @@ AuthorizationKey CertificateSignedMaxChainSize CertificateStoreMaxLength CpoName
 SecurityProfile""".split()
 
 PRODUCT_KEYS = """ocppe ocppu ocppg ocppcn ocppss ocppd ocpprl ocppck ocppcc ocppsc ocpph ocppi
-ocppai ocppr amp ama frc psm ust dwo acs wss wke apw""".split()
+ocppai ocppr amp ama frc psm ust dwo acs wss wke apw fup""".split()
 
 MP_PATH = ".frozen" + os.pathsep + MICROPYPATH  # asyncio (imported by compat) is frozen
 

@@ -365,9 +365,12 @@ class Txn:
                 log.info(_TAG, "card", tag, "may not stop transaction", tx.local_ref)
             return
         if not self._ocpp():
-            # OCPP off (acs=1): the local list and cache decide, no transaction.
+            # OCPP off (acs=1): the local list, the cache and the cards (firmware/cards.py)
+            # decide, no transaction.
             info = self.auth.known(tag)
-            self.cp.charger.authorize(info is not None and info["status"] == "Accepted")
+            cards = self.cp.cards
+            self.cp.charger.authorize((info is not None and info["status"] == "Accepted")
+                                      or (cards is not None and cards.slot(tag) is not None))
             return
         # Again before a car came: authorized anew, the ConnectionTimeOut window restarts.
         await self._authorize(tag)
