@@ -437,3 +437,22 @@ def test_idle_and_slow_connections_cannot_lock_out_polling_clients(fw):
         return [c for c, _ in codes]
 
     assert asyncio.run(go()) == [200] * 45
+
+
+def test_goecharger_api_lite_with_the_api_password_in_its_host(fw):
+    """`apw` stays opt-in; a client that takes a host can still send HTTP Basic: aiohttp
+    turns the user info of the URL into an Authorization header."""
+    from goecharger_api_lite import GoeCharger
+    from goecharger_api_lite.exception import GoeChargerError
+
+    assert fw.set(apw="s3cret-pw")[0] == 200
+    assert fw.get("/api/status?filter=car")[0] == 401
+    without = GoeCharger("127.0.0.1:%d" % fw.api_port)
+    with pytest.raises(GoeChargerError):
+        without.get_status()
+    del without
+    charger = GoeCharger("owner:s3cret-pw@127.0.0.1:%d" % fw.api_port)
+    assert charger.get_status(("car",)) == {"car_state": "Idle"}
+    charger.set_charge_limit(1000)
+    assert charger.get_charge_limit() == {"charge_limit": 1000.0}
+    del charger
