@@ -286,3 +286,21 @@ asyncio.run(main())
         p.stdout.close()
         p.stderr.close()
     assert Config(str(tmp_path)).get("amp") == 10  # the board wrote the same file format
+
+
+def test_a_filtered_read_asks_only_the_providers_of_its_keys(tmp_path):
+    class Costly(Runtime):
+        calls = 0
+
+        def status(self, out):
+            Costly.calls += 1
+            out["cards"] = [{}] * 10
+
+        def owns(self, key):
+            return key == "cards"
+
+    api = Api(Config(str(tmp_path)), (Runtime(), Costly()))
+    assert api.status(["car", "amp", "nope"]) == {"car": 1, "amp": 16}
+    assert Costly.calls == 0
+    assert api.status(["cards"]) == {"cards": [{}] * 10} and Costly.calls == 1
+    assert "cards" in api.status() and Costly.calls == 2
