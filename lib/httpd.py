@@ -267,16 +267,39 @@ class Server:
 
     async def _respond(self, writer, res):
         status, obj = res[0], res[1]
-        body = json.dumps(obj).encode()
+        # The body goes out member by member (twice: its length first), so a large answer
+        # such as the full /api/status never exists as one string on the heap.
+        length = 0
+        for piece in _pieces(obj):
+            length += len(piece.encode())
         head = "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % (
             status,
             _REASONS.get(status, "Error"),
-            len(body),
+            length,
         )
         if len(res) > 2:
             for k in res[2]:
                 head += "%s: %s\r\n" % (k, res[2][k])
         head += "Connection: close\r\n\r\n"
         writer.write(head.encode())
-        writer.write(body)
+        pending = 0
+        for piece in _pieces(obj):
+            data = piece.encode()
+            writer.write(data)
+            pending += len(data)
+            if pending >= _CHUNK:
+                await writer.drain()
+                pending = 0
         await writer.drain()
+
+
+def _pieces(obj):
+    """The JSON text of `obj` in small pieces: a dict member by member."""
+    if not isinstance(obj, dict) or not obj:
+        yield json.dumps(obj)
+        return
+    sep = "{"
+    for k in obj:
+        yield sep + json.dumps(k) + ":" + json.dumps(obj[k])
+        sep = ","
+    yield "}"

@@ -369,3 +369,18 @@ def test_heap_per_connection_slot_on_micropython():
     per_full = (full["alloc"] - base["alloc"]) / n
     print("heap per HTTP slot: idle %d B, 1.9 KB head pending %d B" % (per_idle, per_full))
     assert per_idle < 2500 and per_full < 5000
+
+
+def test_a_large_answer_is_sent_member_by_member_with_its_exact_length():
+    big = {"k%d" % i: {"n": i, "s": "äöü €", "l": [1.5, None, True]} for i in range(200)}
+
+    def handler(path, query, headers):
+        return 200, big if path == "/big" else []
+
+    async def t(srv):
+        return (_parse(await _raw(srv.port, b"GET /big HTTP/1.1\r\n\r\n")),
+                _parse(await _raw(srv.port, b"GET /list HTTP/1.1\r\n\r\n")))
+
+    (status, _, body), (s2, _, b2) = serve(t, handler=handler)
+    assert status == 200 and body == big  # _parse checked Content-Length against the bytes
+    assert s2 == 200 and b2 == []
