@@ -19,7 +19,8 @@ needs HTTP Basic with that password (any user name), else 401 with WWW-Authentic
 
 Providers. Parts of the firmware add keys without touching this module: a provider is any
 object with
-    status(out)          add its readable keys to the dict `out`
+    status(out)          add its readable keys to the dict `out` (only keys it owns: a
+                         filtered read asks only the providers owning a key of the filter)
     owns(key) -> bool    whether `key` belongs to it
     check(key, value)    None when `value` (JSON-decoded) may be set, else the reason string
                          ("read-only" for keys that cannot be written)
@@ -83,7 +84,7 @@ class Api:
         self.page = page
         self.server = None
 
-    async def start(self, host="127.0.0.1", port=80, max_conns=2):
+    async def start(self, host="127.0.0.1", port=80, max_conns=4):
         self.server = httpd.Server(self.handle, auth=self.authorized, max_conns=max_conns)
         await self.server.start(host, port)
         return self.server
@@ -102,7 +103,10 @@ class Api:
     def status(self, keys=None):
         out = {}
         for p in self.providers:
-            p.status(out)
+            # A filtered read asks only the providers that own a key of it (no 10 cards
+            # built for ?filter=car).
+            if keys is None or any(p.owns(k) for k in keys):
+                p.status(out)
         if keys is None:
             return out
         return {k: out[k] for k in keys if k in out}

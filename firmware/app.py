@@ -33,6 +33,7 @@ def load_config(data_dir):
     if setup is not None:
         # Written by `make setup` (tools/setup_board.py): WiFi, OCPP URL, API password.
         errors = cfg.update(setup, "api") if isinstance(setup, dict) else {"setup": "not a dict"}
+        cfg.flush(force=True)
         import os
 
         if errors:
@@ -75,6 +76,9 @@ FEATURES = (
     "firmware.firmware_update.service",  # cp.firmware: UpdateFirmware, GetDiagnostics
     "firmware.reservation",  # cp.reservation: ReserveNow, CancelReservation
     "firmware.remote_log",  # ocpprl: log lines to the central system (DataTransfer)
+    "firmware.cards",  # cp.cards: RFID cards by name and their energy (go-e cards, trx)
+    "firmware.goe",  # go-e API v2 keys of the whole charger: sse, typ, modelStatus, su, rst
+    "firmware.solar",  # cp.solar: charging on the PV surplus (go-e ids, fup)
 )
 # Messages of the core itself (the session owns BootNotification and Heartbeat).
 OPS = ("change_configuration", "get_configuration")
@@ -124,6 +128,8 @@ class ChargePoint:
         self.reservation = None  # firmware.reservation.Reservation
         self.security = None  # firmware.security.service.Security
         self.firmware = None  # firmware.firmware_update.service.Firmware
+        self.cards = None  # firmware.cards.Cards: RFID cards by name (go-e cards, trx)
+        self.solar = None  # firmware.solar.Solar: follows the PV surplus (go-e ids, fup)
         self.tasks = []
         # Liveness: name -> ticks_ms of the watched task's last beat (cp.beat), and
         # name -> [task, make, deadline_ms, ticks of its last restart or None] (app._keep).
@@ -164,10 +170,15 @@ class ChargePoint:
         if self.api is not None:
             self.api.providers.append(provider)
 
+    def shutdown(self):
+        """A proper shutdown or reboot: settings kept in RAM (config LAZY keys) reach flash."""
+        self.config.flush(force=True)
+
     def reboot(self):
         log.info("app", "rebooting")
         if self.security is not None:
             self.security.event("ResetOrReboot")
+        self.shutdown()
         self._reboot()
 
 
@@ -263,6 +274,7 @@ async def _housekeeping(cp):
     while True:
         uptime_ms()  # keeps the unwrapped uptime exact across ticks_ms wraps
         await _watch(cp, ticks_ms())
+        cp.config.flush()  # LAZY settings (amp, frc, ...) at most once per 5 minutes
         await asleep_ms(1000)
 
 
@@ -300,4 +312,10 @@ def run(hal, data_dir, info, reboot, config=None, api_host="127.0.0.1", api_port
     load_ops()
     cp = ChargePoint(hal, data_dir, info, reboot, config)
     log.info("app", "%s %s firmware %s" % (info["vendor"], info["model"], info["fw"]))
-    asyncio.run(main(cp, api_host, api_port, sim, page))
+    try:
+        asyncio.run(main(cp, api_host, api_port, sim, page))
+    except KeyboardInterrupt:
+        log.info("app", "shutdown")
+    finally:
+        # SIGINT in the simulator (KeyboardInterrupt), a reboot (SystemExit on the unix port).
+        cp.shutdown()

@@ -6,6 +6,14 @@ downgrade safe), a corrupt file gives the defaults and a log.error, never an exc
 Every applied update rewrites the file atomically (fs.write_atomic), then calls the
 subscribers with the set of changed names (canonical names plus their product aliases).
 
+Settings a controller writes often (rows flagged LAZY: `amp`, `frc`, `psm`, `fup`; a
+solar-surplus controller changes `amp` every few seconds) take effect at once in RAM but
+are written to flash at most once per 5 minutes (`flush()`, called every second by the app,
+writes them once the oldest unsaved change is 5 minutes old), and at once on a proper
+shutdown or reboot (`flush(force=True)`). So a day of such control costs at most 288 writes
+of the file; a power cut loses at most the last 5 minutes of them. Any other update writes
+the whole file at once, lazy values included.
+
 Access: origin "ocpp" reaches the standard keys (CamelCase), origin "api" the product keys
 (short names, aliases included). Secrets are returned by `get` for internal use only:
 `ocpp_get`, `entries` and `api_view` never show them.
@@ -13,11 +21,13 @@ Access: origin "ocpp" reaches the standard keys (CamelCase), origin "api" the pr
 
 import fs
 import log
+from compat import const, ticks_diff, ticks_ms
 from firmware import keys
-from firmware.keys import API, BOOL, CSL, INT, NINT, OCPP, REBOOT, RO, ROT, SECRET, STR
+from firmware.keys import API, BOOL, CSL, INT, LAZY, NINT, NUM, OCPP, REBOOT, RO, ROT, SECRET, STR
 
 _FILE = "/config.json"
 _MISSING = object()
+LAZY_MS = const(300000)  # unsaved LAZY changes reach flash at most this late
 
 
 def url_host(url):
@@ -44,13 +54,17 @@ def _rot_set(text, on):
 
 
 class Config:
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, now_ms=ticks_ms):
         self._path = data_dir.rstrip("/") + _FILE
+        self._now = now_ms
         self._keys = {}
         for e in keys.rows():
             self._keys[e[0]] = e
         self._subs = []
         self._v = {}
+        self._saved = {}  # what the file holds
+        self._dirty = None  # ticks of the oldest LAZY change not on flash yet
+        self.writes = 0  # flash writes of the file since start
         data = fs.read_json(self._path, None)  # corrupt: log.error inside, defaults
         if data is None:
             return
@@ -69,6 +83,7 @@ class Config:
             # Written by a firmware that did not bind the key: it belongs to the central
             # system configured now (persisted with the next update).
             self._v["AuthorizationKeyHost"] = url_host(self.get("ocppu"))
+        self._saved = dict(self._v)
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, name):
@@ -178,6 +193,29 @@ class Config:
     def subscribe(self, fn):
         self._subs.append(fn)
 
+    def _write(self):
+        fs.write_json(self._path, self._v)
+        self.writes += 1
+        self._saved = dict(self._v)
+        self._dirty = None
+
+    def flush(self, force=False):
+        """Write unsaved LAZY changes once the oldest is LAZY_MS old (or now, with `force`:
+        shutdown, reboot). True when the file was written. Never raises."""
+        d = self._dirty
+        if d is None or not (force or ticks_diff(self._now(), d) >= LAZY_MS):
+            return False
+        if self._v == self._saved:
+            self._dirty = None  # changed back to what the file holds
+            return False
+        try:
+            self._write()
+        except OSError as ex:
+            self._dirty = self._now()  # tried again one period later
+            log.error("config", "write failed", ex)
+            return False
+        return True
+
     def _limit(self, bound, pending):
         if isinstance(bound, str):
             return pending[bound] if bound in pending else self.get(bound)
@@ -190,11 +228,14 @@ class Config:
         name = e[0]
         if t == BOOL:
             return None if isinstance(value, bool) else "expected bool"
-        if t == INT or t == NINT:
-            if value is None and t == NINT:
+        if t == INT or t == NINT or t == NUM:
+            if value is None and t != INT:
                 return None
-            if not isinstance(value, int) or isinstance(value, bool):
-                return "expected int"
+            if t == NUM and isinstance(value, float):
+                if value - value != 0:
+                    return "expected a finite number"
+            elif not isinstance(value, int) or isinstance(value, bool):
+                return "expected a number" if t == NUM else "expected int"
             lo = self._limit(e[4], pending)
             hi = self._limit(e[5], pending)
             if (lo is not None and value < lo) or (hi is not None and value > hi):
@@ -307,10 +348,6 @@ class Config:
             new[canon] = value
         if errors:
             return new, errors
-        # Lowering ama below amp lowers amp with it (go-e behaviour); amp above ama is refused.
-        if "ama" in new and "amp" not in new and isinstance(new["ama"], int):
-            if self.get("amp") > new["ama"] >= 6:
-                new["amp"] = new["ama"]
         for canon in new:
             reason = self._check(self._keys[canon], new[canon], new)
             if reason is not None:
@@ -328,27 +365,34 @@ class Config:
         return new, self._cross(new, changes)
 
     def update(self, changes, origin):
-        """Apply all of `changes` and persist, or nothing: {} or {key: reason}."""
+        """Apply all of `changes` and persist, or nothing: {} or {key: reason}. Changes of
+        LAZY keys only are persisted later (flush)."""
         new, errors = self._prepare(changes, origin)
         if errors:
             return errors
         changed = set()
         old = dict(self._v)
+        lazy = True
         for canon in new:
             if new[canon] != self.get(canon):
                 changed.add(canon)
+                lazy = lazy and bool(self._keys[canon][2] & LAZY)
                 if new[canon] == self._keys[canon][3]:
                     self._v.pop(canon, None)
                 else:
                     self._v[canon] = new[canon]
         if not changed:
             return {}
-        try:
-            fs.write_json(self._path, self._v)
-        except OSError as ex:
-            self._v = old
-            log.error("config", "write failed", ex)
-            return {name: "storage error" for name in changes}
+        if lazy:
+            if self._dirty is None:
+                self._dirty = self._now()
+        else:
+            try:
+                self._write()
+            except OSError as ex:
+                self._v = old
+                log.error("config", "write failed", ex)
+                return {name: "storage error" for name in changes}
         for a in keys.ALIASES:
             if keys.ALIASES[a] in changed:
                 changed.add(a)

@@ -30,6 +30,7 @@ INT = "i"
 STR = "s"
 CSL = "l"  # comma-separated list, elements from an allowed set
 NINT = "n"  # null or int
+NUM = "d"  # null or a number (int or float), e.g. go-e's dwo
 ROT = "r"  # ConnectorPhaseRotation list
 
 # Flags.
@@ -38,6 +39,7 @@ SECRET = const(2)  # write-only: no read returns the value
 REBOOT = const(4)  # takes effect after a reboot (ChangeConfiguration -> RebootRequired)
 OCPP = const(8)  # standard key: GetConfiguration / ChangeConfiguration
 API = const(16)  # product key: local API
+LAZY = const(32)  # written often (amp, frc, psm, fup): kept in RAM, persisted on a debounce
 
 MEASURANDS = (
     "Energy.Active.Import.Register",

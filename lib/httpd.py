@@ -1,6 +1,6 @@
 """Tiny asyncio HTTP/1.0-1.1 server for a local JSON API (same code on MicroPython and CPython).
 
-    srv = httpd.Server(handler, auth=None, max_conns=2, timeout_ms=5000)
+    srv = httpd.Server(handler, auth=None, max_conns=4, timeout_ms=2000)
     await srv.start("127.0.0.1", 8080)     # srv.port: the bound port (CPython also for 0)
     ...
     await srv.close()
@@ -16,9 +16,15 @@ pieces. An exception in it becomes 500 and a log line.
 
 Only GET (405 otherwise). The request head is read into one bounded buffer: more than
 `_MAX_HEAD` bytes or `_MAX_HEADERS` header lines gives 431, a request line over
-`_MAX_LINE` or a malformed head or query gives 400, a client slower than `timeout_ms` is
-dropped. At most `max_conns` connections are served at once, the others get 503: each one
-costs its buffer and a task.
+`_MAX_LINE` or a malformed head or query gives 400, a client that has not sent its whole
+head within `timeout_ms` gets 408.
+
+At most `max_conns` connections are served at once (each costs its buffer, a task and a
+socket: see the README for the measured heap per slot). Idle or slow clients cannot lock the
+others out: when every slot is taken, a new connection evicts the one that has been waiting
+longest for its request head (it gets 408); clients send their head at once, so they are
+served. Only when no slot is waiting for a head (all are answering) is the newcomer sent 503.
+The limit applies before the password check, which needs the head.
 """
 
 import binascii
@@ -134,14 +140,16 @@ def _parse_head(head):
 
 
 class Server:
-    def __init__(self, handler, auth=None, max_conns=2, timeout_ms=5000):
+    def __init__(self, handler, auth=None, max_conns=4, timeout_ms=2000):
         self.handler = handler
         self.auth = auth
         self.max_conns = max_conns
         self.timeout_ms = timeout_ms
         self.active = 0
+        self.evicted = 0
         self.port = None
         self._srv = None
+        self._waiting = []  # [task, evicted] of connections reading their head, oldest first
 
     async def start(self, host="127.0.0.1", port=80):
         self._srv = await asyncio.start_server(self._serve, host, port)
@@ -196,16 +204,37 @@ class Server:
             log.error("httpd", "handler failed:", repr(ex))
             return 500, {"error": "internal error"}
 
+    def _evict(self):
+        """Free a slot: cancel the connection waiting longest for its head. False if none."""
+        if not self._waiting:
+            return False
+        slot = self._waiting.pop(0)
+        slot[1] = True
+        slot[0].cancel()
+        self.evicted += 1
+        return True
+
+    def _unwait(self, slot):
+        if slot in self._waiting:
+            self._waiting.remove(slot)
+
     async def _serve(self, reader, writer):
         unread = True  # the request may still be arriving: drain before closing
-        if self.active >= self.max_conns:
+        if self.active >= self.max_conns and not self._evict():
             res = (503, {"error": "busy"})
         else:
             self.active += 1
+            slot = [asyncio.current_task(), False]
+            self._waiting.append(slot)
             try:
                 head = await wait_for_ms(self._read_head(reader), self.timeout_ms)
+                self._unwait(slot)  # from here on it is answered, never evicted
                 unread = False
                 res = self._dispatch(*_parse_head(head))
+            except asyncio.CancelledError:
+                if not slot[1]:
+                    raise  # the server is shutting down
+                res = (408, {"error": "timeout"})  # evicted for a newer client
             except HttpError as ex:
                 res = (ex.status, {"error": ex.reason})
             except asyncio.TimeoutError:
@@ -214,6 +243,7 @@ class Server:
                 log.debug("httpd", "read failed", repr(ex))
                 res = None
             finally:
+                self._unwait(slot)
                 self.active -= 1
         try:
             if res is not None:
@@ -226,25 +256,30 @@ class Server:
         try:
             writer.close()
             await writer.wait_closed()
-        except Exception:
-            pass
+        except (Exception, asyncio.CancelledError):
+            pass  # the socket is closed either way
 
     async def _drain(self, reader):
         for _ in range(_MAX_HEAD // _CHUNK * 4):
             try:
                 if not await wait_for_ms(reader.read(_CHUNK), 100):
                     return
-            except Exception:
+            except (Exception, asyncio.CancelledError):
+                # Timeout, reset; on MicroPython a read after an eviction (cancel) of the
+                # same stream raises CancelledError again: stop, the socket is closed next.
                 return
 
     async def _respond(self, writer, res):
         status, obj = res[0], res[1]
-        if hasattr(obj, "stream"):  # a body sent in pieces (httpfile.File)
-            body = None
+        streamed = hasattr(obj, "stream")  # a body sent in pieces (httpfile.File)
+        if streamed:
             ctype, size = obj.ctype, obj.size
         else:
-            body = json.dumps(obj).encode()
-            ctype, size = "application/json", len(body)
+            # A JSON body goes out member by member (twice: its length first), so a large
+            # answer such as the full /api/status never exists as one string on the heap.
+            ctype, size = "application/json", 0
+            for piece in _pieces(obj):
+                size += len(piece.encode())
         head = "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n" % (
             status,
             _REASONS.get(status, "Error"),
@@ -256,9 +291,28 @@ class Server:
                 head += "%s: %s\r\n" % (k, res[2][k])
         head += "Connection: close\r\n\r\n"
         writer.write(head.encode())
-        if body is None:
+        if streamed:
             # A client that stops reading is dropped, not waited for.
             await wait_for_ms(obj.stream(writer), 2 * self.timeout_ms)
             return
-        writer.write(body)
+        pending = 0
+        for piece in _pieces(obj):
+            data = piece.encode()
+            writer.write(data)
+            pending += len(data)
+            if pending >= _CHUNK:
+                await writer.drain()
+                pending = 0
         await writer.drain()
+
+
+def _pieces(obj):
+    """The JSON text of `obj` in small pieces: a dict member by member."""
+    if not isinstance(obj, dict) or not obj:
+        yield json.dumps(obj)
+        return
+    sep = "{"
+    for k in obj:
+        yield sep + json.dumps(k) + ":" + json.dumps(obj[k])
+        sep = ","
+    yield "}"

@@ -27,6 +27,7 @@ wait_accepted.
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -247,8 +248,10 @@ class Firmware:
             self.proc.wait(10)
 
     def stop(self):
+        """An orderly shutdown: SIGINT (KeyboardInterrupt on the unix port, which cannot
+        catch SIGTERM), as `make sim` does on SIGTERM/SIGINT; SIGKILL if it hangs."""
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:

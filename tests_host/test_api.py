@@ -149,9 +149,17 @@ def test_one_bad_key_makes_400_and_applies_nothing(served, bad, reason):
 def test_rules_across_keys_see_the_whole_request(served):
     code, body = served.get("/api/set?" + q(ama=32, amp=20))
     assert code == 200
-    code, body = served.get("/api/set?" + q(ama=16, amp=20, led=1))
-    assert code == 400 and "amp" in body
+    code, body = served.get("/api/set?" + q(ama=16, amp=20, led=5))
+    assert code == 400 and list(body) == ["led"]
     assert served.config.get("ama") == 32 and served.runtime.led == 0
+
+
+def test_amp_up_to_32_and_dwo_as_a_number_as_go_e_clients_send_them(served):
+    # evcc sends its own maximum (amp=32) where ama is 16; goecharger-api-lite dwo=2500.0.
+    assert served.get("/api/set?amp=32&dwo=2500.0") == (200, {"amp": True, "dwo": True})
+    assert served.get("/api/status?filter=amp,ama,dwo")[1] == {"amp": 32, "ama": 16,
+                                                               "dwo": 2500.0}
+    assert served.get("/api/set?dwo=null")[0] == 200 and served.config.get("dwo") is None
 
 
 def test_set_without_keys_is_400(served):
@@ -280,3 +288,21 @@ def test_set_with_nested_or_huge_json_is_a_400_and_changes_nothing(tmp_path, tex
     status, body = api.set({"amp": text, "led": "1"})
     assert status == 400 and "amp" in body
     assert api.config.get("amp") == 16
+
+
+def test_a_filtered_read_asks_only_the_providers_of_its_keys(tmp_path):
+    class Costly(Runtime):
+        calls = 0
+
+        def status(self, out):
+            Costly.calls += 1
+            out["cards"] = [{}] * 10
+
+        def owns(self, key):
+            return key == "cards"
+
+    api = Api(Config(str(tmp_path)), (Runtime(), Costly()))
+    assert api.status(["car", "amp", "nope"]) == {"car": 1, "amp": 16}
+    assert Costly.calls == 0
+    assert api.status(["cards"]) == {"cards": [{}] * 10} and Costly.calls == 1
+    assert "cards" in api.status() and Costly.calls == 2

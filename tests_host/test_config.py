@@ -36,7 +36,7 @@ AuthorizationKey CertificateSignedMaxChainSize CertificateStoreMaxLength CpoName
 SecurityProfile""".split()
 
 PRODUCT_KEYS = """ocppe ocppu ocppg ocppcn ocppss ocppd ocpprl ocppck ocppcc ocppsc ocpph ocppi
-ocppai ocppr amp ama frc psm ust dwo acs wss wke apw""".split()
+ocppai ocppr amp ama frc psm ust dwo acs wss wke apw fup""".split()
 
 MP_PATH = ".frozen" + os.pathsep + MICROPYPATH  # asyncio (imported by compat) is frozen
 
@@ -98,11 +98,12 @@ def test_update_persists_only_non_defaults_and_reloads(tmp_path, cfg):
     again = Config(str(tmp_path))
     assert again.get("amp") == 10 and again.get("ocppu") == "wss://x/CP1"
     assert cfg.update({"amp": 16}, "api") == {}
+    assert cfg.flush(force=True)  # amp is kept in RAM until a flush (see the lazy tests)
     assert _file(tmp_path) == {"ocppu": "wss://x/CP1"}
 
 
 def test_one_bad_key_applies_nothing(tmp_path, cfg):
-    assert cfg.update({"amp": 10}, "api") == {}
+    assert cfg.update({"amp": 10, "ust": 1}, "api") == {}
     before = _file(tmp_path)
     seen = []
     cfg.subscribe(seen.append)
@@ -167,21 +168,131 @@ def test_ocppr_maps_to_connector_one_rotation(cfg):
     assert set(cfg.update({"ocppr": 1}, "api")) == {"ocppr"}
 
 
-def test_amp_never_above_ama(cfg):
-    assert cfg.update({"ama": 32}, "api") == {}
-    assert cfg.update({"amp": 32}, "api") == {}
-    assert set(cfg.update({"amp": 20, "ama": 16}, "api")) == {"amp"}
-    assert cfg.update({"ama": 20}, "api") == {}  # lowering ama lowers amp with it
-    assert cfg.get("amp") == 20
-    assert set(cfg.update({"amp": 21}, "api")) == {"amp"}
+def test_amp_is_accepted_up_to_32_whatever_ama_says(cfg):
+    # go-e's range: clients such as evcc send their own maximum (often 32) where the
+    # installation allows 16; the charger offers min(amp, ama, cable, limits).
+    assert cfg.get("ama") == 16
+    assert cfg.update({"amp": 32}, "api") == {} and cfg.get("amp") == 32
+    assert cfg.update({"ama": 10}, "api") == {} and cfg.get("amp") == 32
+    assert set(cfg.update({"amp": 33}, "api")) == {"amp"}
     assert set(cfg.update({"amp": 5}, "api")) == {"amp"}
     assert set(cfg.update({"ama": 33}, "api")) == {"ama"}
 
 
+def test_dwo_is_a_number_as_go_e_defines_it(cfg):
+    # goecharger-api-lite sends set_charge_limit(2500) as dwo=2500.0.
+    assert cfg.update({"dwo": 2500.0}, "api") == {} and cfg.get("dwo") == 2500.0
+    assert cfg.update({"dwo": 7}, "api") == {} and cfg.get("dwo") == 7
+    assert cfg.update({"dwo": None}, "api") == {} and cfg.get("dwo") is None
+    assert set(cfg.update({"dwo": -0.5}, "api")) == {"dwo"}
+    assert set(cfg.update({"dwo": float("nan")}, "api")) == {"dwo"}
+    assert set(cfg.update({"dwo": float("inf")}, "api")) == {"dwo"}
+    assert set(cfg.update({"dwo": True}, "api")) == {"dwo"}
+    assert set(cfg.update({"dwo": "100"}, "api")) == {"dwo"}
+
+
 def test_storage_failure_applies_nothing(tmp_path, errors):
     cfg = Config(str(tmp_path / "missing_dir"))
-    assert cfg.update({"amp": 10}, "api") == {"amp": "storage error"}
-    assert cfg.get("amp") == 16 and errors
+    assert cfg.update({"ama": 10}, "api") == {"ama": "storage error"}
+    assert cfg.get("ama") == 16 and errors
+
+
+# -- settings written often: RAM first, flash on a debounce -----------------------------------
+class Clock:
+    def __init__(self):
+        self.t = 1000
+
+    def __call__(self):
+        return self.t
+
+
+@pytest.fixture
+def writes(monkeypatch):
+    """Every flash write of a file (lib/fs.py write_atomic), by path."""
+    import fs
+
+    seen = []
+    real = fs.write_atomic
+
+    def counting(path, data):
+        seen.append(path)
+        real(path, data)
+
+    monkeypatch.setattr(fs, "write_atomic", counting)
+    return seen
+
+
+def test_ten_amp_changes_in_two_seconds_write_nothing_then_once(tmp_path, writes):
+    clock = Clock()
+    cfg = Config(str(tmp_path), now_ms=clock)
+    seen = []
+    cfg.subscribe(seen.append)
+    for i in range(10):
+        assert cfg.update({"amp": 6 + i}, "api") == {}
+        assert cfg.get("amp") == 6 + i  # in force at once
+        clock.t += 200
+        assert not cfg.flush()
+    assert cfg.update({"frc": 2, "psm": 1}, "api") == {}
+    assert writes == [] and len(seen) == 11
+    clock.t = 1000 + 299999
+    assert not cfg.flush() and writes == []
+    clock.t = 1000 + 300000  # 5 minutes after the first unsaved change
+    assert cfg.flush() and len(writes) == 1
+    assert _file(tmp_path) == {"amp": 15, "frc": 2, "psm": 1}
+    assert not cfg.flush() and len(writes) == 1  # nothing new
+    assert Config(str(tmp_path)).get("amp") == 15
+
+
+def test_a_lazy_change_undone_before_the_debounce_writes_nothing(tmp_path, writes):
+    clock = Clock()
+    cfg = Config(str(tmp_path), now_ms=clock)
+    assert cfg.update({"amp": 10}, "api") == {}
+    assert cfg.update({"amp": 16}, "api") == {}
+    clock.t += 400000
+    assert not cfg.flush() and writes == []
+
+
+def test_shutdown_writes_unsaved_settings_at_once(tmp_path, writes):
+    cfg = Config(str(tmp_path), now_ms=Clock())
+    assert cfg.update({"amp": 11}, "api") == {}
+    assert cfg.flush(force=True) and len(writes) == 1
+    assert Config(str(tmp_path)).get("amp") == 11
+
+
+def test_any_other_update_writes_the_lazy_values_with_it(tmp_path, writes):
+    cfg = Config(str(tmp_path), now_ms=Clock())
+    assert cfg.update({"amp": 12}, "api") == {}
+    assert cfg.update({"ocpph": 60}, "api") == {} and len(writes) == 1
+    assert _file(tmp_path) == {"amp": 12, "HeartbeatInterval": 60}
+    assert not cfg.flush(force=True) and len(writes) == 1
+
+
+def test_a_day_of_solar_control_writes_flash_a_bounded_number_of_times(tmp_path, writes):
+    """amp changed every 5 s for 24 h, the app's flush every second: at most one write per
+    5 minutes (288 a day) instead of 17280."""
+    clock = Clock()
+    cfg = Config(str(tmp_path), now_ms=clock)
+    for s in range(86400):
+        clock.t = (1000 + s * 1000) & ((1 << 30) - 1)  # ticks_ms wraps
+        if s % 5 == 0:
+            assert cfg.update({"amp": 6 + (s // 5) % 10}, "api") == {}
+        cfg.flush()
+    assert 280 <= len(writes) <= 288
+
+
+def test_a_failed_lazy_write_is_logged_and_tried_again(tmp_path, errors):
+    clock = Clock()
+    d = tmp_path / "gone"
+    d.mkdir()
+    cfg = Config(str(d), now_ms=clock)
+    assert cfg.update({"amp": 9}, "api") == {}
+    d.rmdir()
+    clock.t += 300000
+    assert not cfg.flush() and errors and cfg.get("amp") == 9
+    d.mkdir()
+    assert not cfg.flush()  # waits another period
+    clock.t += 300000
+    assert cfg.flush() and Config(str(d)).get("amp") == 9
 
 
 # -- OCPP access ----------------------------------------------------------------------------
@@ -300,6 +411,7 @@ c = Config(%r)
 print(c.get("amp"), c.get("HeartbeatInterval"), c.get("ocppr"))
 print(c.update({"frc": 2, "amp": 40}, "api"))
 print(c.update({"frc": 2}, "api"), c.ocpp_set("LocalPreAuthorize", "true"))
+print(c.update({"amp": 10}, "api"), c.flush(), c.flush(True))
 """ % (d,)
     r = subprocess.run(
         [micropython_binary(), "-c", code],
@@ -311,10 +423,11 @@ print(c.update({"frc": 2}, "api"), c.ocpp_set("LocalPreAuthorize", "true"))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert lines[0] == "9 77 True"
-    assert lines[1] == "{'amp': 'out of range 6..16'}"
+    assert lines[1] == "{'amp': 'out of range 6..32'}"
     assert lines[2] == "{} Accepted"
+    assert lines[3] == "{} False True"
     c = Config(d)
-    assert (c.get("frc"), c.get("amp"), c.get("LocalPreAuthorize")) == (2, 9, True)
+    assert (c.get("frc"), c.get("amp"), c.get("LocalPreAuthorize")) == (2, 10, True)
 
 
 # -- power cuts -----------------------------------------------------------------------------

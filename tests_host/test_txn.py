@@ -362,3 +362,95 @@ def test_start_refused_three_times_keeps_the_whole_session(tmp_path, monkeypatch
     out = {}
     TxnKeys(txn).status(out)
     assert out == {"jw": out["jw"], "jq": 0, "jd": 0, "jr": 0, "mvm": 0}
+
+
+# -- frc=2 with OCPP on: energy only within a transaction -------------------------------------
+def _offer(cp):
+    """The current the pilot offers the car after a tick (acu; None: no charging)."""
+    cp.charger.tick()
+    return cp.charger.acu
+
+
+async def _pump(txn):
+    while txn._events:
+        await txn._handle(*txn._events.pop(0))
+
+
+async def _plug(cp, txn):
+    """The car plugged in as the charger sees it (its tick emits "plugged")."""
+    cp.hal.lock.present = False  # no lock motor to wait for
+    cp.hal.cp = "B"
+    cp.charger.tick()
+    cp.charger.tick()
+    assert cp.charger.plugged
+    await _pump(txn)
+
+
+def test_frc_on_with_ocpp_and_no_card_does_not_bypass_authorization(tmp_path):
+    cp, txn = make(tmp_path)
+
+    async def go():
+        assert cp.config.update({"frc": 2}, "api") == {}
+        await _plug(cp, txn)
+        assert _offer(cp) is None and cp.tx is None  # no ocppd: nothing to start with
+        await events(txn, ("card", "A1"))  # a card: the central system sees a transaction
+        assert cp.tx is not None and _offer(cp) == 16
+        assert txn.stop(1, "Local")
+        assert _offer(cp) is None  # no energy after it either
+
+    run(go())
+
+
+def test_frc_on_with_ocpp_starts_a_transaction_with_the_dummy_card(tmp_path):
+    cp, txn = make(tmp_path, ocppd="FREE")
+
+    async def go():
+        await _plug(cp, txn)
+        assert txn._events == []  # frc=0: the dummy waits for ConnectionTimeOut
+        assert cp.config.update({"frc": 2}, "api") == {}
+        assert txn._events == [("card", "FREE")]
+        await _pump(txn)
+        assert cp.tx is not None and cp.tx.id_tag == "FREE" and _offer(cp) == 16
+        await drain(txn)
+
+    run(go())
+    assert [p["idTag"] for p in cp.session.sent("Authorize")] == ["FREE"]
+    assert cp.session.sent("StartTransaction")[0]["idTag"] == "FREE"
+
+
+def test_frc_on_with_the_dummy_card_when_the_car_comes_later(tmp_path):
+    cp, txn = make(tmp_path, ocppd="FREE", frc=2)
+
+    async def go():
+        assert _offer(cp) is None
+        await _plug(cp, txn)
+        assert cp.tx.id_tag == "FREE" and _offer(cp) == 16
+
+    run(go())
+
+
+def test_frc_on_with_an_invalid_transaction_delivers_no_more_energy(tmp_path):
+    cp, txn = make(tmp_path, frc=2, StopTransactionOnInvalidId="false")
+
+    async def go():
+        await _plug(cp, txn)
+        await events(txn, ("card", "A1"))
+        tx = cp.tx
+        assert _offer(cp) == 16
+        txn.invalidated(tx, "Invalid")
+        txn.meter_tick(tx)  # MaxEnergyOnInvalidId 0: spent at once
+        assert tx.suspended and _offer(cp) is None and cp.tx is tx
+
+    run(go())
+
+
+def test_frc_on_without_ocpp_charges_without_a_card_as_before(tmp_path):
+    cp, txn = make(tmp_path, ocppe=False, acs=1)
+
+    async def go():
+        await _plug(cp, txn)
+        assert _offer(cp) is None  # acs=1: a card is needed
+        assert cp.config.update({"frc": 2}, "api") == {}
+        assert _offer(cp) == 16 and cp.tx is None and txn._events == []
+
+    run(go())

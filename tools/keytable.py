@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "lib"), ROOT]
 
 TYPES = {"b": "bool", "i": "integer", "s": "string", "l": "CSL", "n": "integer or null",
-         "r": "CSL"}
+         "d": "number or null", "r": "CSL"}
 MARKERS = {
     "ocpp": ("<!-- keys:ocpp -->", "<!-- /keys:ocpp -->"),
     "api": ("<!-- keys:api -->", "<!-- /keys:api -->"),

@@ -116,6 +116,21 @@ def start_demo_csms(port=9000):
     return "ws://127.0.0.1:%d/ocpp/CP1" % port
 
 
+def _wait(child, stopping, grace_s=5.0):
+    """The child's exit status; once `stopping()`, it gets grace_s to shut down in order."""
+    deadline = None
+    while True:
+        try:
+            return child.wait(0.2)
+        except subprocess.TimeoutExpired:
+            pass
+        if stopping():
+            if deadline is None:
+                deadline = time.monotonic() + grace_s
+            elif time.monotonic() > deadline:
+                child.kill()
+
+
 def main():
     ap = argparse.ArgumentParser(description="Run the firmware in the simulator.")
     ap.add_argument("--data", default=".sim/")
@@ -144,16 +159,18 @@ def main():
     stopping = False
 
     def stop(signum, frame):
+        # SIGINT is the firmware's orderly shutdown on the unix port (KeyboardInterrupt:
+        # settings kept in RAM are written); the MicroPython unix port cannot catch SIGTERM.
         nonlocal stopping
         stopping = True
         if child is not None and child.poll() is None:
-            child.terminate()
+            child.send_signal(signal.SIGINT)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     while True:
         child = subprocess.Popen(firmware_cmd(a.heap, exe), env=env, cwd=ROOT)
-        status = child.wait()
+        status = _wait(child, lambda: stopping)
         if stopping:
             return 0
         if status == REBOOT_STATUS:

@@ -13,12 +13,12 @@ Configuration keys:
 ConnectorPhaseRotation: Wiring of each connector to the grid, `<connector>.<rotation>` list.
 ConnectorPhaseRotationMaxLength: Maximum entries in ConnectorPhaseRotation.
 UnlockConnectorOnEVSideDisconnect: Unlock the cable when it leaves the car.
-amp: Requested current, A (6..ama).
+amp: Requested current, A (6..32); the offer never exceeds ama, the cable or a limit.
 ama: Maximum current of this installation, A.
 frc: Force state: 0 neutral, 1 off, 2 on.
 psm: Phase mode: 0 auto, 1 one phase, 2 three phases.
 ust: Cable lock: 0 unlock when car unlocks, 1 automatic, 2 always locked.
-dwo: Charging energy limit, Wh, or null.
+dwo: Charging energy limit, Wh (a number, float accepted), or null.
 acs: 0 open charging, 1 authorization required.
 """
 
@@ -31,18 +31,19 @@ _KEYS = ("car", "err", "acu", "alw", "nrg", "eto", "wh", "cus", "tma", "var", "f
 # This feature's configuration keys (row format: firmware/keys.py TABLE); their meanings
 # are the "Configuration keys" lines of the module docstring (keys.doc, the README table).
 _A = const(16)  # API: a product key
+_AL = const(48)  # API | LAZY: written often, persisted on a debounce
 _O = const(8)  # OCPP: a standard key
 _OR = const(9)  # OCPP | RO
 KEYS = (
     ("ConnectorPhaseRotation", "r", _O, "0.RST,1.RST", None, "ConnectorPhaseRotationMaxLength"),
     ("ConnectorPhaseRotationMaxLength", "i", _OR, 2, None, None),
     ("UnlockConnectorOnEVSideDisconnect", "b", _O, True, None, None),
-    ("amp", "i", _A, 16, 6, "ama"),
+    ("amp", "i", _AL, 16, 6, 32),
     ("ama", "i", _A, 16, 6, 32),
-    ("frc", "i", _A, 0, 0, 2),
-    ("psm", "i", _A, 0, 0, 2),
+    ("frc", "i", _AL, 0, 0, 2),
+    ("psm", "i", _AL, 0, 0, 2),
     ("ust", "i", _A, 0, 0, 2),
-    ("dwo", "n", _A, None, 0, 100000000),
+    ("dwo", "d", _A, None, 0, 100000000),
     ("acs", "i", _A, 0, 0, 1),
 )
 

@@ -9,10 +9,11 @@ vendorId "OpenWallbox" (the BootNotification chargePointVendor), messages:
   status of connector 0 and 1, e.g. `{"car": 2, "amp": 16, "ocs": ["Available",
   "Charging"], ...}`. Unknown names in the filter are left out.
 - messageId "SetCurrent": `data` the requested current in A as a JSON number (`"10"`, `"1e1"`
-  and `"10.0"` too; at most 32 characters, whole, finite); sets `amp` (persisted, 6..ama), as
-  `/api/set?amp=10` would. Answer Accepted, or Rejected with `data` the reason as a JSON
-  object (`{"amp": "out of range"}`, `{"amp": "not an integer"}` for anything else: a
-  malformed, overflowing (1e400) or nested value is Rejected, never an error).
+  and `"10.0"` too; at most 32 characters, whole, finite); sets `amp` (6..32, persisted like
+  any `amp`), as `/api/set?amp=10` would. Answer Accepted, or Rejected with `data` the
+  reason as a JSON object (`{"amp": "out of range"}`, `{"amp": "not an integer"}` for
+  anything else: a malformed, overflowing (1e400) or nested value is Rejected, never an
+  error).
 
 Any other messageId: UnknownMessageId; any other vendorId: UnknownVendorId.
 """

@@ -154,6 +154,9 @@ class Limits:
         want = None
         if phases == 1 and self._cfg("ConnectorSwitch3to1PhaseSupported", False):
             want = 1
+        solar = self.cp.solar
+        if solar is not None and solar.phases == 1:
+            want = 1  # the PV surplus controller (firmware/solar.py) asks for one phase
         if want != ch.phases_asked:
             ch.phases_asked = want
             log.info("limits", "phases asked", want or "default")

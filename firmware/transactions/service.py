@@ -16,9 +16,17 @@ timestamp frozen. It ends on unplug
 RemoteStop (Remote), an invalid idTag (DeAuthorized), frc=1 on the API (Local), another
 service (`stop`), or a power cut (PowerLoss: journal.recover at attach, before anything).
 
-Sources of an idTag: the card reader, RemoteStartTransaction, and the dummy card `ocppd` when
-the car is plugged and no card came within ConnectionTimeOut, or charging begins without one
-(frc=2). An authorization without a car expires after ConnectionTimeOut.
+Sources of an idTag: the card reader (or `card(tag)`: the API's trx), RemoteStartTransaction,
+and the dummy card `ocppd` when the car is plugged and no card came within ConnectionTimeOut,
+or frc=2 asks for charging without one. An authorization without a car expires after
+ConnectionTimeOut.
+
+frc=2 with OCPP on: every delivery of energy is a transaction the central system sees, so
+frc=2 does not bypass the authorization as it does standalone (the charger's rule): while no
+transaction runs (or it is suspended for an invalid idTag) the charger gets the limit 0 A
+(source "frc"). frc=2 then starts a transaction with `ocppd` when set (authorized like a
+card); without it charging waits for a card or a RemoteStartTransaction. With OCPP off,
+frc=2 charges without authorization, as before.
 
 The charger's listener runs in its 20 ms safety tick: it only queues the event; flash writes
 and network waits happen in this service's task.
@@ -216,6 +224,7 @@ class Txn:
                           transaction_data=data)
         del self._tx[connector_id]
         self._grant()
+        self._gate()
         log.info(_TAG, "stopped", tx.local_ref, "id", tx.transaction_id, reason, wh, "Wh")
         self._notify("stopped", tx)
         self._kick.set()
@@ -234,6 +243,10 @@ class Txn:
             if event == "remote" and data[1] == connector_id:
                 return True
         return False
+
+    def card(self, id_tag):
+        """An idTag as if held to the reader (the API's trx=n)."""
+        self._queue("card", id_tag)
 
     # ---- used by the message modules and metering
 
@@ -265,6 +278,7 @@ class Txn:
             if tx.last_wh - tx.invalid_wh >= self.cp.config.get("MaxEnergyOnInvalidId"):
                 tx.suspended = True
                 self._grant()
+                self._gate()
                 log.info(_TAG, "suspended: invalid idTag, energy allowance spent")
 
     def journal_meter_values(self, tx, mv):
@@ -304,6 +318,25 @@ class Txn:
         if "frc" in keys and c("frc") == 1:
             for conn in list(self._tx):
                 self.stop(conn, "Local")
+        self._gate()
+        if "frc" in keys:
+            self._frc_start()
+
+    def _gate(self):
+        """OCPP on and frc=2: no energy outside a transaction (see the module docstring)."""
+        tx = self._tx.get(1)
+        block = (self._ocpp() and self.cp.config.get("frc") == 2
+                 and (tx is None or tx.suspended))
+        self.cp.charger.set_limit(0 if block else None, "frc")
+
+    def _frc_start(self):
+        """frc=2 with OCPP on and a car: a transaction with the dummy card `ocppd`."""
+        c = self.cp.config.get
+        dummy = c("ocppd")
+        if (dummy and c("frc") == 2 and self._ocpp() and self.cp.charger.plugged
+                and self._tx.get(1) is None and self._pending is None):
+            log.info(_TAG, "frc=2 without a card: dummy card", dummy)
+            self._queue("card", dummy)
 
     def _on_charger(self, event, data):
         # In the safety tick: queue only.
@@ -350,6 +383,7 @@ class Txn:
         self._pending = None
         self._local_ok = False  # a transaction's end never falls back to an old local card
         self._grant()
+        self._gate()
         log.info(_TAG, "started", ref, id_tag, wh, "Wh")
         self._notify("started", tx)
         self._kick.set()
@@ -387,9 +421,12 @@ class Txn:
                 log.info(_TAG, "card", tag, "may not stop transaction", tx.local_ref)
             return
         if not self._ocpp():
-            # OCPP off (acs=1): the local list and cache decide, no transaction.
+            # OCPP off (acs=1): the local list, the cache and the cards (firmware/cards.py)
+            # decide, no transaction.
             info = self.auth.known(tag)
-            self._local_ok = info is not None and info["status"] == "Accepted"
+            cards = self.cp.cards
+            self._local_ok = ((info is not None and info["status"] == "Accepted")
+                              or (cards is not None and cards.slot(tag) is not None))
             self._grant()
             return
         # Again before a car came: authorized anew, the ConnectionTimeOut window restarts.
@@ -404,6 +441,7 @@ class Txn:
             if tx is not None:
                 self._grant()  # came back (StopTransactionOnEVSideDisconnect off)
             self._try_start()
+            self._frc_start()
         elif event == "unplugged":
             self._pending = None
             if self._tx.get(1) is not None and self.cp.config.get(
