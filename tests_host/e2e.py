@@ -25,6 +25,7 @@ wait_accepted.
 """
 
 import asyncio
+import http.client
 import json
 import os
 import signal
@@ -176,9 +177,9 @@ class Firmware:
                 code = self.proc.returncode
                 raise RuntimeError("firmware exited %s:\n%s" % (code, self.output()))
             try:
-                self.get("/api/status")
+                self.get("/api/status?filter=rbt")  # a small answer: the API is up
                 return
-            except (OSError, urllib.error.URLError):
+            except (OSError, urllib.error.URLError, http.client.HTTPException):
                 time.sleep(0.1)
         raise TimeoutError("local API did not come up:\n" + self.output())
 

@@ -6,6 +6,7 @@ Skipped where ../shared/tools/micropython32/build is absent. main.py logs where
 firmware.app came from: "firmware/app.py" for a frozen module, a file path otherwise.
 """
 
+import http.client
 import os
 import signal
 import subprocess
@@ -133,8 +134,13 @@ TIGHT = "80k"
 def _status(fw, pred, keys, timeout):
     """Poll the status; an answer refused for want of memory (503) is asked again."""
     deadline = time.monotonic() + timeout
+    body = None
     while time.monotonic() < deadline:
-        code, body = fw.get("/api/status?filter=" + ",".join(keys))
+        try:
+            code, body = fw.get("/api/status?filter=" + ",".join(keys))
+        except http.client.HTTPException:  # an answer cut short for want of memory
+            time.sleep(0.3)
+            continue
         if code == 200 and pred(body):
             return body
         assert code in (200, 503), (code, body)
