@@ -20,6 +20,10 @@ _FILE = "/config.json"
 _MISSING = object()
 
 
+def _no():
+    return False
+
+
 def url_host(url):
     """The authority of a ws:// or wss:// URL (host[:port] as written, lowercase, without
     user info): the central system an AuthorizationKey belongs to."""
@@ -51,6 +55,8 @@ class Config:
             self._keys[e[0]] = e
         self._subs = []
         self._v = {}
+        # () -> True when a client certificate came by OCPP (set by firmware/security).
+        self.client_cert = _no
         data = fs.read_json(self._path, None)  # corrupt: log.error inside, defaults
         if data is None:
             return
@@ -242,7 +248,7 @@ class Config:
                 errors["SecurityProfile"] = "cannot be lowered"
             elif sp in (1, 2) and not val("AuthorizationKey"):
                 errors["SecurityProfile"] = "AuthorizationKey not set"
-            elif sp == 3 and not (val("ocppcc") and val("ocppck")):
+            elif sp == 3 and not (val("ocppcc") and val("ocppck")) and not self.client_cert():
                 errors["SecurityProfile"] = "client certificate not set"
         url = val("ocppu")
         if sp >= 2 and url and not url.startswith("wss://"):

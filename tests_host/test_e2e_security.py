@@ -222,3 +222,118 @@ def test_installed_central_system_root_verifies_the_link(tmp_path, firmware_fact
     finally:
         a.close()
         b.close()
+
+
+def _sign(ca_pem, ca_key_pem, csr_pem, days=30):
+    """The central system's CA signs a CSR (the test's stand-in for a CPO's PKI)."""
+    import datetime
+
+    from cryptography import x509 as cx
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    ca = cx.load_pem_x509_certificate(ca_pem.encode())
+    key = serialization.load_pem_private_key(ca_key_pem.encode(), None)
+    req = cx.load_pem_x509_csr(csr_pem.encode())
+    assert req.is_signature_valid
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (cx.CertificateBuilder().subject_name(req.subject).issuer_name(ca.subject)
+            .public_key(req.public_key()).serial_number(cx.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(cx.BasicConstraints(ca=False, path_length=None), True)
+            .add_extension(cx.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _csrs(c):
+    return [p["csr"] for _, a, p in c.csms.received if a == "SignCertificate"]
+
+
+def _trigger_csr(c, n):
+    r = c.call("CP1", call.ExtendedTriggerMessage(
+        requested_message="SignChargePointCertificate"))
+    assert r.status == "Accepted"
+    c.wait_for(lambda: len(_csrs(c)) >= n, timeout=30)
+    return _csrs(c)[n - 1]
+
+
+def test_profile_3_key_made_on_the_charger_csr_signed_then_mutual_tls(tmp_path,
+                                                                      firmware_factory):
+    """SignCertificate / CertificateSigned end to end: the key is made on the charger, the
+    CSR signed by the central system's CA, the chain checked and installed, and the link
+    reconnects presenting it to a server that requires client certificates."""
+    from cryptography import x509 as cx
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import NameOID
+    from tlsutil import make_pki, server_context
+
+    pki = make_pki(tmp_path)
+    (tmp_path / "w").mkdir()
+    wrong = make_pki(tmp_path / "w")
+    import ssl
+
+    ctx = server_context(pki)  # asks for a client certificate, does not require one
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.load_verify_locations(cafile=pki["ca"])
+    a = CsmsThread(heartbeat_interval=60)
+    a.start(ssl_context=ctx)
+    b = CsmsThread(heartbeat_interval=60)  # requires a client certificate of the CA
+    b.start(ssl_context=server_context(pki, client_auth=True))
+    try:
+        fw = firmware_factory()
+        code, body = fw.set(ocppsc=pki["ca_pem"], ocppg=False, ocppu=a.url(scheme="wss"),
+                            ocppe=True)
+        assert code == 200, body
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",), timeout=40)
+        assert a.csms.peer_certs == [None]
+        r = a.call("CP1", call.ChangeConfiguration(key="CpoName", value="Test CPO"))
+        assert r.status == "Accepted"
+        r = a.call("CP1", call.ChangeConfiguration(key="SecurityProfile", value="3"))
+        assert r.status == "Rejected"  # no client certificate yet
+        # A chain with no request outstanding.
+        r = a.call("CP1", call.CertificateSigned(certificate_chain=pki["client_cert_pem"]))
+        assert r.status == "Rejected"
+
+        csr = cx.load_pem_x509_csr(_trigger_csr(a, 1).encode())
+        assert csr.is_signature_valid
+        assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "SIM-0001"
+        assert csr.subject.get_attributes_for_oid(
+            NameOID.ORGANIZATION_NAME)[0].value == "Test CPO"
+        assert csr.public_key().curve.name == "secp256r1"
+        csr_pem = csr.public_bytes(serialization.Encoding.PEM).decode()
+        # Signed by a CA the charger does not trust; a certificate for another key.
+        for bad in (_sign(wrong["ca_pem"], wrong["ca_key_pem"], csr_pem),
+                    pki["client_cert_pem"]):
+            r = a.call("CP1", call.CertificateSigned(certificate_chain=bad))
+            assert r.status == "Rejected"
+        a.wait_for(lambda: sum(p["type"] == "InvalidChargePointCertificate"
+                               for p in _events(a)) >= 3, timeout=30)
+        assert not (tmp_path / "data" / "security" / "cp.pem").exists()
+
+        good = _sign(pki["ca_pem"], pki["ca_key_pem"], csr_pem)
+        good_der = cx.load_pem_x509_certificate(good.encode()).public_bytes(
+            serialization.Encoding.DER)
+        r = a.call("CP1", call.CertificateSigned(certificate_chain=good))
+        assert r.status == "Accepted"
+        a.wait_for(lambda: a.csms.peer_certs[-1] == good_der and "CP1" in
+                   a.csms.charge_points, timeout=40)  # reconnected presenting it
+        # The server that requires client certificates takes it.
+        assert fw.set(ocppu=b.url(scheme="wss"))[0] == 200
+        b.wait_for(lambda: "BootNotification" in b.csms.actions(), timeout=40)
+        assert b.csms.peer_certs[-1] == good_der
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",), timeout=40)
+        r = b.call("CP1", call.ChangeConfiguration(key="SecurityProfile", value="3"))
+        assert r.status == "Accepted"
+        b.wait_for(lambda: len(b.csms.peer_certs) >= 2 and "CP1" in b.csms.charge_points,
+                   timeout=40)
+        assert b.csms.peer_certs[-1] == good_der
+        # The key is never readable: not over OCPP, not over the local API.
+        r = b.call("CP1", call.GetConfiguration())
+        assert "PRIVATE" not in repr(r)
+        assert "PRIVATE" not in repr(fw.status())
+        _assert_all_valid(a, b)
+    finally:
+        a.close()
+        b.close()

@@ -46,7 +46,8 @@ KEYS = (
     ("CpoName", STR, _O, "", 0, 64),
     ("SecurityProfile", INT, _O, 0, 0, 3),
 )
-OPS = ("install_certificate", "delete_certificate", "get_installed_certificate_ids")
+OPS = ("install_certificate", "delete_certificate", "get_installed_certificate_ids",
+       "certificate_signed", "extended_trigger_message")
 
 CRITICAL = (
     "FirmwareUpdated", "SettingSystemTime", "StartupOfTheDevice", "ResetOrReboot",
@@ -76,6 +77,7 @@ class Security:
         self._wake = asyncio.Event()
         self._host = None
         self.sent = 0
+        self.log_status = None  # (LogStatusNotification status, requestId) of a GetLog
 
     def event(self, kind, tech=None):
         ts = clock.rfc3339()
@@ -95,6 +97,15 @@ class Security:
         if len(self._loose) > _LOOSE_MAX:
             self._loose.pop(0)
         self._wake.set()
+
+    def has_client_cert(self):
+        """A charge point certificate installed by CertificateSigned (security/cp.pem)."""
+        import os
+
+        try:
+            return os.stat(self.dir + "/cp.pem")[6] > 0
+        except OSError:
+            return False
 
     def on_config(self, changed):
         from firmware.config import url_host
@@ -163,5 +174,6 @@ def attach(cp):
     sec._host = url_host(cp.config.get("ocppu"))
     cp.security = sec
     cp.config.subscribe(sec.on_config)
+    cp.config.client_cert = sec.has_client_cert
     sec.event("StartupOfTheDevice", "firmware " + cp.info.get("fw", ""))
     return [sec.run()]
