@@ -235,7 +235,7 @@ class Config:
                     return "unsupported rotation " + item[dot + 1 :]
         return None
 
-    def _cross(self, new, changes):
+    def _cross(self, new, changes, origin):
         """Rules that span keys, on the state after the update."""
         errors = {}
 
@@ -244,7 +244,7 @@ class Config:
 
         sp = val("SecurityProfile")
         if "SecurityProfile" in new:
-            if new["SecurityProfile"] < self.get("SecurityProfile"):
+            if new["SecurityProfile"] < self.get("SecurityProfile") and origin != "fallback":
                 errors["SecurityProfile"] = "cannot be lowered"
             elif sp in (1, 2) and not val("AuthorizationKey"):
                 errors["SecurityProfile"] = "AuthorizationKey not set"
@@ -323,7 +323,7 @@ class Config:
             # The key is sent only to the central system it was given for (firmware.ocpp.
             # session): bind it to the host of the URL in force when it is set.
             new["AuthorizationKeyHost"] = url_host(new.get("ocppu") or self.get("ocppu"))
-        return new, self._cross(new, changes)
+        return new, self._cross(new, changes, origin)
 
     def update(self, changes, origin):
         """Apply all of `changes` and persist, or nothing: {} or {key: reason}."""

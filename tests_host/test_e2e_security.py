@@ -330,10 +330,49 @@ def test_profile_3_key_made_on_the_charger_csr_signed_then_mutual_tls(tmp_path,
                    timeout=40)
         assert b.csms.peer_certs[-1] == good_der
         # The key is never readable: not over OCPP, not over the local API.
-        r = b.call("CP1", call.GetConfiguration())
+        r = b.call("CP1", call.GetConfiguration(key=["SecurityProfile", "CpoName"]))
+        assert [k["value"] for k in r.configuration_key] == ["3", "Test CPO"]
         assert "PRIVATE" not in repr(r)
         assert "PRIVATE" not in repr(fw.status())
         _assert_all_valid(a, b)
     finally:
         a.close()
         b.close()
+
+
+def test_a_raised_profile_that_cannot_connect_falls_back(tmp_path, firmware_factory):
+    """2 -> 3 on a central system that still wants HTTP Basic: profile 3 sends none, every
+    attempt is refused (401); after 5 attempts in a row the charger goes back to 2, says so
+    with a security event, and connects again."""
+    from tlsutil import make_pki, server_context
+
+    pki = make_pki(tmp_path)
+    c = CsmsThread(heartbeat_interval=60)
+    c.start(ssl_context=server_context(pki))
+    try:
+        fw = firmware_factory()
+        for kw in ({"ocppcc": pki["client_cert_pem"]}, {"ocppck": pki["client_key_pem"]},
+                   {"ocppsc": pki["ca_pem"], "ocppg": False, "ocppe": True,
+                    "ocppu": c.url(scheme="wss")}):
+            code, body = fw.set(**kw)
+            assert code == 200, body
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",), timeout=40)
+        _give_key_and_profile(c, 2)
+        c.csms.basic_auth = ("CP1", KEY)  # from now on the server wants the key
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",), timeout=40)
+        r = c.call("CP1", call.ChangeConfiguration(key="SecurityProfile", value="1"))
+        assert r.status == "Rejected"  # never lowered
+        before = len(c.csms.auth_headers)
+        r = c.call("CP1", call.ChangeConfiguration(key="SecurityProfile", value="3"))
+        assert r.status == "Accepted"
+        c.wait_for(lambda: any("back to 2" in p.get("techInfo", "") for p in _events(c)),
+                   timeout=90)
+        c.wait_for(lambda: len(c.csms.auth_headers) > before, timeout=30)
+        # The five profile-3 attempts were refused (401, never let in); back at 2, Basic.
+        assert set(c.csms.auth_headers[before:]) == {_basic(KEY)}
+        assert fw.output().count("HTTP 401") >= 5
+        r = c.call("CP1", call.GetConfiguration(key=["SecurityProfile"]))
+        assert r.configuration_key[0]["value"] == "2"
+        _assert_all_valid(c)
+    finally:
+        c.close()

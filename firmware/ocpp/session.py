@@ -56,6 +56,7 @@ class Session:
         self.boot_status = None
         self.accepted = asyncio.Event()
         self.on_accepted = []  # async fn(cp) run after every Accepted BootNotification
+        self.on_attempt = []  # fn(reached) after every connection: True if it was Accepted
         self._ws = None
         self._kick = asyncio.Event()
         self._down = None
@@ -165,10 +166,13 @@ class Session:
                 await self._kick.wait()
                 continue
             self._kick.clear()
-            if await self._connection(url):
+            reached = await self._connection(url)
+            if reached:
                 backoff = _BACKOFF_MIN_MS
             if self._kick.is_set():
                 continue
+            for fn in self.on_attempt:
+                fn(reached)
             wait = backoff // 2 + random.randint(0, backoff // 2)
             log.info("ocpp", "reconnecting in %d ms" % wait)
             await self._sleep_or_kick(wait)

@@ -62,6 +62,7 @@ _SECURITY_KEYS = ("SecurityProfile", "AuthorizationKey", "ocppss", "ocppcn", "oc
 _LOOSE_MAX = const(8)
 _REFUSALS = const(3)
 _RETRY_MS = const(5000)
+_FALLBACK_TRIES = const(5)
 
 
 class Security:
@@ -78,6 +79,10 @@ class Security:
         self._host = None
         self.sent = 0
         self.log_status = None  # (LogStatusNotification status, requestId) of a GetLog
+        self._profile = cp.config.get("SecurityProfile")
+        d = fs.read_json(self.dir + "/fallback.json", None)
+        self._prev = d.get("prev") if isinstance(d, dict) else None  # profile to go back to
+        self._fails = 0
 
     def event(self, kind, tech=None):
         ts = clock.rfc3339()
@@ -107,10 +112,57 @@ class Security:
         except OSError:
             return False
 
+    # -- SecurityProfile fallback (README "Security profiles") ------------------------------
+    def _profile_changed(self):
+        new = self.cp.config.get("SecurityProfile")
+        if new > self._profile:
+            self._prev = self._profile
+            try:
+                fs.write_json(self.dir + "/fallback.json", {"prev": self._prev})
+            except OSError as e:
+                log.error("security", "fallback not kept:", e)
+            self._fails = 0
+        self._profile = new
+
+    def _confirm(self):
+        if self._prev is not None:
+            log.info("security", "SecurityProfile %d confirmed" % self._profile)
+            self._prev = None
+            try:
+                import os
+
+                os.remove(self.dir + "/fallback.json")
+            except OSError:
+                pass
+
+    async def on_accepted(self, cp):
+        self._confirm()
+
+    def on_attempt(self, reached):
+        """After a connection attempt: the raised profile falls back after _FALLBACK_TRIES
+        attempts in a row that did not reach Accepted."""
+        if self._prev is None or reached:
+            return
+        self._fails += 1
+        if self._fails < _FALLBACK_TRIES:
+            return
+        prev, cur = self._prev, self._profile
+        errors = self.cp.config.update({"SecurityProfile": prev}, "fallback")
+        if errors:
+            log.error("security", "fallback to profile %d impossible: %r" % (prev, errors))
+            self._prev = None
+            return
+        self._confirm()
+        self.event("ReconfigurationOfSecurityParameters",
+                   "SecurityProfile %d failed %d times: back to %d"
+                   % (cur, _FALLBACK_TRIES, prev))
+
     def on_config(self, changed):
         from firmware.config import url_host
 
         c = self.cp.config.get
+        if "SecurityProfile" in changed:
+            self._profile_changed()
         names = [k for k in _SECURITY_KEYS if k in changed]
         if "ocppu" in changed:
             host = url_host(c("ocppu"))
@@ -175,5 +227,7 @@ def attach(cp):
     cp.security = sec
     cp.config.subscribe(sec.on_config)
     cp.config.client_cert = sec.has_client_cert
+    cp.session.on_accepted.append(sec.on_accepted)
+    cp.session.on_attempt.append(sec.on_attempt)
     sec.event("StartupOfTheDevice", "firmware " + cp.info.get("fw", ""))
     return [sec.run()]
