@@ -45,7 +45,7 @@ async def send(cp, rpc, msg, cid=None):
     if msg == "SignChargePointCertificate":
         from firmware.ops import sign_certificate
 
-        await sign_certificate.send(cp)
+        await sign_certificate.send(cp, rpc)
         return
     if msg == "LogStatusNotification":
         from firmware.ops import log_status_notification as lsn

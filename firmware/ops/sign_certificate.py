@@ -8,8 +8,9 @@ import log
 ACTION = "SignCertificate"
 
 
-async def send(cp):
-    """Make a key and its CSR, send it; the answer's status, or None when not sent."""
+async def send(cp, rpc=None):
+    """Make a key and its CSR, send it (on `rpc`, else the session's link); the answer's
+    status, or None when not sent."""
     from firmware.security import identity
 
     try:
@@ -18,7 +19,7 @@ async def send(cp):
         log.error("security", "no CSR: %r" % (e,))
         return None
     try:
-        r = await cp.session.call(ACTION, {"csr": csr})
+        r = await (rpc or cp.session).call(ACTION, {"csr": csr})
     except Exception as e:  # link down, CALLERROR: the central system may trigger again
         log.warning("security", "SignCertificate not sent: %r" % (e,))
         return None
