@@ -376,3 +376,57 @@ def test_a_raised_profile_that_cannot_connect_falls_back(tmp_path, firmware_fact
         _assert_all_valid(c)
     finally:
         c.close()
+
+
+def _log_statuses(c):
+    return [(p["status"], p.get("requestId")) for _, a, p in c.csms.received
+            if a == "LogStatusNotification"]
+
+
+def test_get_log_uploads_the_security_and_the_diagnostics_log(tmp_path, firmware_factory):
+    import fileserver
+    from e2e import free_port
+
+    root = tmp_path / "srv"
+    (root / "diag").mkdir(parents=True)  # FTP STOR does not make directories
+    http = fileserver.serve_http(str(root))
+    ftp = fileserver.serve_ftp(str(root))
+    c = CsmsThread(heartbeat_interval=60)
+    c.start()
+    try:
+        fw = firmware_factory(c.url())
+        fw.wait_status(lambda s: s["ocppa"], keys=("ocppa",))
+        r = c.call("CP1", call.GetLog(log_type="SecurityLog", request_id=5,
+                                      log={"remoteLocation": http.url("sec/")}))
+        assert r.status == "Accepted" and r.filename.startswith("security-SIM-0001-")
+        c.wait_for(lambda: ("Uploaded", 5) in _log_statuses(c), timeout=30)
+        text = (root / "sec" / r.filename).read_text()
+        assert text.count("StartupOfTheDevice firmware") == 1
+        # Only the events up to a time: none before the firmware started.
+        r = c.call("CP1", call.GetLog(log_type="SecurityLog", request_id=6, log={
+            "remoteLocation": http.url("old/"), "latestTimestamp": "2000-01-01T00:00:00Z"}))
+        c.wait_for(lambda: ("Uploaded", 6) in _log_statuses(c), timeout=30)
+        assert (root / "old" / r.filename).read_text() == ""
+        r = c.call("CP1", call.GetLog(log_type="DiagnosticsLog", request_id=7,
+                                      log={"remoteLocation": ftp.url("diag/")}))
+        assert r.status == "Accepted"
+        c.wait_for(lambda: ("Uploaded", 7) in _log_statuses(c), timeout=30)
+        diag = (root / "diag" / r.filename).read_text()
+        assert "## configuration" in diag and KEY not in diag
+        r = c.call("CP1", call.GetLog(log_type="SecurityLog", request_id=8, retries=2,
+                                      retry_interval=1, log={
+                                          "remoteLocation": "ftp://u:p@127.0.0.1:%d/"
+                                                            % free_port()}))
+        assert r.status == "Accepted"
+        c.wait_for(lambda: ("UploadFailure", 8) in _log_statuses(c), timeout=30)
+        r = c.call("CP1", call.GetLog(log_type="SecurityLog", request_id=9,
+                                      log={"remoteLocation": "file:///etc/"}))
+        assert r.status == "Rejected"
+        assert [s for s in _log_statuses(c)] == [
+            ("Uploading", 5), ("Uploaded", 5), ("Uploading", 6), ("Uploaded", 6),
+            ("Uploading", 7), ("Uploaded", 7), ("Uploading", 8), ("UploadFailure", 8)]
+        _assert_all_valid(c)
+    finally:
+        c.close()
+        http.stop()
+        ftp.stop()

@@ -47,7 +47,7 @@ KEYS = (
     ("SecurityProfile", INT, _O, 0, 0, 3),
 )
 OPS = ("install_certificate", "delete_certificate", "get_installed_certificate_ids",
-       "certificate_signed", "extended_trigger_message")
+       "certificate_signed", "extended_trigger_message", "get_log")
 
 CRITICAL = (
     "FirmwareUpdated", "SettingSystemTime", "StartupOfTheDevice", "ResetOrReboot",
