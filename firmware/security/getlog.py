@@ -20,7 +20,6 @@ from compat import asleep_ms
 from firmware import clock
 
 
-
 def file_name(cp, kind):
     t = clock.now() if clock.is_set() else 0
     return "%s-%s-%s.txt" % ("security" if kind == "SecurityLog" else "diagnostics",
