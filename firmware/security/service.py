@@ -17,6 +17,12 @@ and InvalidCentralSystemCertificate (TLS verification failed), once per failing 
 The whitepaper lists ReconfigurationOfSecurityParameters as not critical; it is journaled
 here anyway, because a moved central system is what an attacker would do.
 
+SecurityProfile fallback: a raised profile stays on trial (security/fallback.json holds the
+previous one) until a connection reaches Accepted; _FALLBACK_TRIES attempts in a row that
+do not put the previous profile back (config origin "fallback", the only way down) with a
+ReconfigurationOfSecurityParameters event. The charge point certificate (SignCertificate,
+CertificateSigned): firmware/security/identity.py; GetLog: firmware/security/getlog.py.
+
 Configuration keys:
 AdditionalRootCertificateCheck: Only one CentralSystemRootCertificate (plus fallback).
 AuthorizationKey: HTTP Basic password for profiles 1 and 2 (write-only, 16-40 chars).
