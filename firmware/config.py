@@ -30,6 +30,10 @@ _MISSING = object()
 LAZY_MS = const(300000)  # unsaved LAZY changes reach flash at most this late
 
 
+def _no():
+    return False
+
+
 def url_host(url):
     """The authority of a ws:// or wss:// URL (host[:port] as written, lowercase, without
     user info): the central system an AuthorizationKey belongs to."""
@@ -65,6 +69,8 @@ class Config:
         self._saved = {}  # what the file holds
         self._dirty = None  # ticks of the oldest LAZY change not on flash yet
         self.writes = 0  # flash writes of the file since start
+        # () -> True when a client certificate came by OCPP (set by firmware/security).
+        self.client_cert = _no
         data = fs.read_json(self._path, None)  # corrupt: log.error inside, defaults
         if data is None:
             return
@@ -278,7 +284,7 @@ class Config:
             seen.add(key)
         return None
 
-    def _cross(self, new, changes):
+    def _cross(self, new, changes, origin):
         """Rules that span keys, on the state after the update."""
         errors = {}
 
@@ -287,11 +293,11 @@ class Config:
 
         sp = val("SecurityProfile")
         if "SecurityProfile" in new:
-            if new["SecurityProfile"] < self.get("SecurityProfile"):
+            if new["SecurityProfile"] < self.get("SecurityProfile") and origin != "fallback":
                 errors["SecurityProfile"] = "cannot be lowered"
             elif sp in (1, 2) and not val("AuthorizationKey"):
                 errors["SecurityProfile"] = "AuthorizationKey not set"
-            elif sp == 3 and not (val("ocppcc") and val("ocppck")):
+            elif sp == 3 and not (val("ocppcc") and val("ocppck")) and not self.client_cert():
                 errors["SecurityProfile"] = "client certificate not set"
         url = val("ocppu")
         if sp >= 2 and url and not url.startswith("wss://"):
@@ -362,7 +368,7 @@ class Config:
             # The key is sent only to the central system it was given for (firmware.ocpp.
             # session): bind it to the host of the URL in force when it is set.
             new["AuthorizationKeyHost"] = url_host(new.get("ocppu") or self.get("ocppu"))
-        return new, self._cross(new, changes)
+        return new, self._cross(new, changes, origin)
 
     def update(self, changes, origin):
         """Apply all of `changes` and persist, or nothing: {} or {key: reason}. Changes of

@@ -356,6 +356,11 @@ def test_security_profile_rules(cfg):
     assert cfg.ocpp_set("SecurityProfile", "2") == "Accepted"
     assert set(cfg.update({"ocppu": "ws://h/CP"}, "api")) == {"ocppu"}
     assert cfg.ocpp_set("SecurityProfile", "3") == "Rejected"  # no client certificate
+    cfg.client_cert = lambda: True  # one installed by CertificateSigned (firmware/security)
+    assert cfg.ocpp_set("SecurityProfile", "3") == "Accepted"
+    assert cfg.update({"SecurityProfile": 2}, "ocpp") != {}
+    assert cfg.update({"SecurityProfile": 2}, "fallback") == {}  # the fallback only
+    assert cfg.get("SecurityProfile") == 2
 
 
 # -- secrets --------------------------------------------------------------------------------

@@ -181,11 +181,12 @@ def test_known_but_unsupported_action_gets_notsupported(csms, start_firmware):
     start_firmware(csms.url(), accepted=True)
     # A valid request of the Security Whitepaper that this firmware does not offer (yet):
     # known, so NotSupported.
-    payload = {"log": {"remoteLocation": "ftp://127.0.0.1/x"}, "logType": "SecurityLog",
-               "requestId": 1}
-    check_ocpp("GetLog", payload)
+    payload = {"requestId": 1, "firmware": {
+        "location": "ftp://127.0.0.1/x", "retrieveDateTime": "2026-01-01T00:00:00Z",
+        "signingCertificate": "-----BEGIN CERTIFICATE-----", "signature": "AAAA"}}
+    check_ocpp("SignedUpdateFirmware", payload)
     before = len(csms.csms.answers)
-    csms.send_raw("CP1", json.dumps([2, "ns1", "GetLog", payload]))
+    csms.send_raw("CP1", json.dumps([2, "ns1", "SignedUpdateFirmware", payload]))
     csms.wait_for(lambda: len(csms.csms.answers) > before, timeout=10)
     frame = csms.csms.answers[before][1]
     assert frame[:3] == [4, "ns1", "NotSupported"], frame

@@ -16,7 +16,9 @@ from firmware.ocpp.rpc import RPC, BadResponse, CallError, CallTimeout, Connecti
 LOG = []
 log.add_sink(lambda lv, tag, text: LOG.append((lv, tag, text)))
 
-GETLOG = {"log": {"remoteLocation": "ftp://x/"}, "logType": "SecurityLog", "requestId": 1}
+SIGNED_UPDATE = {"requestId": 1, "firmware": {
+    "location": "ftp://x/f", "retrieveDateTime": "2026-01-01T00:00:00Z",
+    "signingCertificate": "-----BEGIN CERTIFICATE-----", "signature": "AAAA"}}
 
 
 class Peer:
@@ -111,7 +113,8 @@ MALFORMED = [
     ('[2, "m1", "Reset", {"type": "Soft"}, {}]', "m1", "FormationViolation"),
     ('[2, "m1", 5, {}]', "m1", "FormationViolation"),
     ('[2, "m1", "NoSuchAction", {}]', "m1", "NotImplemented"),
-    ('[2, "m1", "GetLog", %s]' % json.dumps(GETLOG), "m1", "NotSupported"),
+    ('[2, "m1", "SignedUpdateFirmware", %s]' % json.dumps(SIGNED_UPDATE), "m1",
+     "NotSupported"),
     ('[2, "m1", "Reset", []]', "m1", "FormationViolation"),
     ('[2, "m1", "Reset", {}]', "m1", "OccurenceConstraintViolation"),
     ('[2, "m1", "Reset", {"type": 5}]', "m1", "TypeConstraintViolation"),

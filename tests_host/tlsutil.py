@@ -6,6 +6,7 @@ server certificate for another name (for host name mismatch tests). Everything i
 PEM files in `tmpdir` and returned as paths and PEM strings:
 
     pki["ca_pem"], pki["ca"]                  CA certificate (PEM text, path)
+    pki["ca_key_pem"]                         its private key (to sign CSRs in tests)
     pki["server_cert"], pki["server_key"]     paths; *_pem: PEM text
     pki["other_cert"], pki["other_key"]       server cert for "other.example" only
     pki["client_cert"], pki["client_key"]     client cert for mutual TLS (CN "CP1")
@@ -125,6 +126,7 @@ def make_pki(tmpdir):
     cli_key, cli = _make_leaf(ca_key, ca, "CP1", None, ExtendedKeyUsageOID.CLIENT_AUTH)
     items = {
         "ca": _cert_pem(ca),
+        "ca_key": _key_pem(ca_key),
         "wrong_ca": _cert_pem(wrong_ca),
         "server_cert": _cert_pem(srv),
         "server_key": _key_pem(srv_key),

@@ -194,6 +194,7 @@ class DemoCSMS:
         self.charge_points = {}
         self.connections = 0
         self.auth_headers = []
+        self.peer_certs = []  # DER of the client certificate of each connection (or None)
         self.transactions = {}
         self.transactions_by_key = {}
         self.next_tx_id = 0
@@ -257,6 +258,8 @@ class DemoCSMS:
         path = ws.request.path
         cp_id = path.rstrip("/").split("/")[-1]
         self.auth_headers.append(ws.request.headers.get("Authorization"))
+        tls = ws.transport.get_extra_info("ssl_object")
+        self.peer_certs.append(tls.getpeercert(binary_form=True) if tls else None)
         self.connections += 1
         cp = CentralChargePoint(cp_id, _Conn(ws, self, cp_id), self)
         self.charge_points[cp_id] = cp

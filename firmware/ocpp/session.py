@@ -64,6 +64,7 @@ class Session:
         self.boot_status = None
         self.accepted = asyncio.Event()
         self.on_accepted = []  # async fn(cp) run after every Accepted BootNotification
+        self.on_attempt = []  # fn(reached) after every connection: True if it was Accepted
         self._ws = None
         self._kick = asyncio.Event()
         self._booted = asyncio.Event()  # a triggered BootNotification was Accepted
@@ -101,18 +102,22 @@ class Session:
     def _on_config(self, keys):
         for k in RECONNECT_KEYS:
             if k in keys:
-                log.info("ocpp", "settings changed (%s): reconnecting" % k)
-                self._kick.set()
-                if self._down is not None:
-                    self._down.set()
+                self.reconnect("settings changed (%s)" % k)
                 return
+
+    def reconnect(self, why):
+        """Close the link (if up) and connect anew at once."""
+        log.info("ocpp", why + ": reconnecting")
+        self._kick.set()
+        if self._down is not None:
+            self._down.set()
 
     def _auth(self, url):
         """HTTP Basic credentials, only for the central system the key was given for: after
         a change of the URL's host (or port) the key is withheld until it is set again."""
         c = self.cp.config.get
         key = c("AuthorizationKey")
-        if not key:
+        if not key or c("SecurityProfile") == 3:  # profile 3: the client certificate only
             return None
         if url_host(url) != c("AuthorizationKeyHost"):
             log.warning("ocpp", "AuthorizationKey withheld: set for another central system")
@@ -127,17 +132,22 @@ class Session:
         c = self.cp.config.get
         strict = c("SecurityProfile") >= 2  # the Whitepaper: TLS always verifies the server
         cadata = c("ocppsc")
+        cert = c("ocppcc") or None
+        key = c("ocppck") or None
         if self.cp.security is not None:  # installed CentralSystemRootCertificates
             from firmware.security import certs
 
             cadata += certs.trusted_pem(self.cp)
+            pair = certs.client_pair(self.cp)  # from CertificateSigned: wins over ocppcc
+            if pair is not None:
+                cert, key = pair
         return {
             "cadata": cadata or None,
             "use_global_ca": bool(c("ocppg")),
             "check_hostname": strict or not c("ocppcn"),
             "verify": strict or not c("ocppss"),
-            "cert": c("ocppcc") or None,
-            "key": c("ocppck") or None,
+            "cert": cert,
+            "key": key,
             "ca_file": self.cp.data_dir + "/ca.pem",
         }
 
@@ -175,10 +185,13 @@ class Session:
                 await self._sleep_or_kick(_IDLE_MS)  # steps: beats while OCPP is off
                 continue
             self._kick.clear()
-            if await self._connection(url):
+            reached = await self._connection(url)
+            if reached:
                 backoff = _BACKOFF_MIN_MS
             if self._kick.is_set():
                 continue
+            for fn in self.on_attempt:
+                fn(reached)
             wait = backoff // 2 + random.randint(0, backoff // 2)
             log.info("ocpp", "reconnecting in %d ms" % wait)
             self._beat()
@@ -198,6 +211,12 @@ class Session:
         except Exception as e:  # every failure here means: try again later
             log.error("ocpp", "connect to %s failed: %r" % (url, e))
             self._failed(url, e)
+            return False
+        if self._kick.is_set():  # the settings changed while connecting: they win
+            try:
+                await wait_for_ms(ws.close(), 2000)
+            except Exception:
+                pass
             return False
         log.info("ocpp", "connected to", url)
         self._fail_kind = None

@@ -31,14 +31,14 @@ from firmware.ops import boot_notification, heartbeat
 ACTION = "TriggerMessage"
 _SIMPLE = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
            "Heartbeat")
-_PER_CONNECTOR = ("MeterValues", "StatusNotification")
+PER_CONNECTOR = ("MeterValues", "StatusNotification")
 task = None  # the last sending task (a reference keeps it alive)
 
 
 @router.on(ACTION)
 def trigger_message(cp, payload):
     msg = payload["requestedMessage"]
-    if msg in _PER_CONNECTOR:
+    if msg in PER_CONNECTOR:
         cid = payload.get("connectorId")
         if cid is not None and not 0 <= cid <= cp.config.get("NumberOfConnectors"):
             return {"status": "Rejected"}

@@ -55,6 +55,19 @@ def trusted_pem(cp):
     return "".join(out)
 
 
+def client_pair(cp):
+    """(certificate chain PEM, key PEM) installed by CertificateSigned, or None."""
+    try:
+        text = _read(cp.data_dir.rstrip("/") + "/security/cp.pem")
+    except OSError:
+        return None
+    i = text.find("-----BEGIN EC PRIVATE KEY")
+    if i <= 0:
+        log.error("certs", "cp.pem unusable")
+        return None
+    return text[:i], text[i:]
+
+
 def install(cp, kind, pem):
     """"Accepted" | "Rejected" | "Failed" (InstallCertificate.conf status)."""
     import der

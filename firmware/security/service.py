@@ -17,6 +17,12 @@ and InvalidCentralSystemCertificate (TLS verification failed), once per failing 
 The whitepaper lists ReconfigurationOfSecurityParameters as not critical; it is journaled
 here anyway, because a moved central system is what an attacker would do.
 
+SecurityProfile fallback: a raised profile stays on trial (security/fallback.json holds the
+previous one) until a connection reaches Accepted; _FALLBACK_TRIES attempts in a row that
+do not put the previous profile back (config origin "fallback", the only way down) with a
+ReconfigurationOfSecurityParameters event. The charge point certificate (SignCertificate,
+CertificateSigned): firmware/security/identity.py; GetLog: firmware/security/getlog.py.
+
 Configuration keys:
 AdditionalRootCertificateCheck: Only one CentralSystemRootCertificate (plus fallback).
 AuthorizationKey: HTTP Basic password for profiles 1 and 2 (write-only, 16-40 chars).
@@ -46,7 +52,8 @@ KEYS = (
     ("CpoName", "s", _O, "", 0, 64),
     ("SecurityProfile", "i", _O, 0, 0, 3),
 )
-OPS = ("install_certificate", "delete_certificate", "get_installed_certificate_ids")
+OPS = ("install_certificate", "delete_certificate", "get_installed_certificate_ids",
+       "certificate_signed", "extended_trigger_message", "get_log")
 
 CRITICAL = (
     "FirmwareUpdated", "SettingSystemTime", "StartupOfTheDevice", "ResetOrReboot",
@@ -61,6 +68,7 @@ _SECURITY_KEYS = ("SecurityProfile", "AuthorizationKey", "ocppss", "ocppcn", "oc
 _LOOSE_MAX = const(8)
 _REFUSALS = const(3)
 _RETRY_MS = const(5000)
+_FALLBACK_TRIES = const(5)
 
 
 class Security:
@@ -76,6 +84,11 @@ class Security:
         self._wake = asyncio.Event()
         self._host = None
         self.sent = 0
+        self.log_status = None  # (LogStatusNotification status, requestId) of a GetLog
+        self._profile = cp.config.get("SecurityProfile")
+        d = fs.read_json(self.dir + "/fallback.json", None)
+        self._prev = d.get("prev") if isinstance(d, dict) else None  # profile to go back to
+        self._fails = 0
 
     def event(self, kind, tech=None):
         ts = clock.rfc3339()
@@ -96,10 +109,66 @@ class Security:
             self._loose.pop(0)
         self._wake.set()
 
+    def has_client_cert(self):
+        """A charge point certificate installed by CertificateSigned (security/cp.pem)."""
+        import os
+
+        try:
+            return os.stat(self.dir + "/cp.pem")[6] > 0
+        except OSError:
+            return False
+
+    # -- SecurityProfile fallback (README "Security profiles") ------------------------------
+    def _profile_changed(self):
+        new = self.cp.config.get("SecurityProfile")
+        if new > self._profile:
+            self._prev = self._profile
+            try:
+                fs.write_json(self.dir + "/fallback.json", {"prev": self._prev})
+            except OSError as e:
+                log.error("security", "fallback not kept:", e)
+            self._fails = 0
+        self._profile = new
+
+    def _confirm(self):
+        if self._prev is not None:
+            log.info("security", "SecurityProfile %d confirmed" % self._profile)
+            self._prev = None
+            try:
+                import os
+
+                os.remove(self.dir + "/fallback.json")
+            except OSError:
+                pass
+
+    async def on_accepted(self, cp):
+        self._confirm()
+
+    def on_attempt(self, reached):
+        """After a connection attempt: the raised profile falls back after _FALLBACK_TRIES
+        attempts in a row that did not reach Accepted."""
+        if self._prev is None or reached:
+            return
+        self._fails += 1
+        if self._fails < _FALLBACK_TRIES:
+            return
+        prev, cur = self._prev, self._profile
+        errors = self.cp.config.update({"SecurityProfile": prev}, "fallback")
+        if errors:
+            log.error("security", "fallback to profile %d impossible: %r" % (prev, errors))
+            self._prev = None
+            return
+        self._confirm()
+        self.event("ReconfigurationOfSecurityParameters",
+                   "SecurityProfile %d failed %d times: back to %d"
+                   % (cur, _FALLBACK_TRIES, prev))
+
     def on_config(self, changed):
         from firmware.config import url_host
 
         c = self.cp.config.get
+        if "SecurityProfile" in changed:
+            self._profile_changed()
         names = [k for k in _SECURITY_KEYS if k in changed]
         if "ocppu" in changed:
             host = url_host(c("ocppu"))
@@ -163,5 +232,8 @@ def attach(cp):
     sec._host = url_host(cp.config.get("ocppu"))
     cp.security = sec
     cp.config.subscribe(sec.on_config)
+    cp.config.client_cert = sec.has_client_cert
+    cp.session.on_accepted.append(sec.on_accepted)
+    cp.session.on_attempt.append(sec.on_attempt)
     sec.event("StartupOfTheDevice", "firmware " + cp.info.get("fw", ""))
     return [sec.run()]

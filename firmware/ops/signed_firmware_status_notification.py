@@ -1,0 +1,24 @@
+"""SignedFirmwareStatusNotification (Security Whitepaper), sent by the charge point: the
+progress of a SignedUpdateFirmware (and the answer to ExtendedTriggerMessage
+FirmwareStatusNotification). The conf is empty."""
+
+ACTION = "SignedFirmwareStatusNotification"
+STATUSES = (
+    "Downloaded", "DownloadFailed", "Downloading", "DownloadScheduled", "DownloadPaused",
+    "Idle", "InstallationFailed", "Installing", "Installed", "InstallRebooting",
+    "InstallScheduled", "InstallVerificationFailed", "InvalidSignature", "SignatureVerified",
+)
+
+
+def payload(status, request_id=None):
+    if status not in STATUSES:
+        raise ValueError(status)
+    p = {"status": status}
+    if request_id is not None:
+        p["requestId"] = request_id
+    return p
+
+
+async def send(cp, status, request_id=None):
+    """Raises when the link is down or the central system answers a CALLERROR."""
+    return await cp.session.call(ACTION, payload(status, request_id))

@@ -1,0 +1,116 @@
+"""CertificateSigned (firmware/ops/certificate_signed.py, firmware/security/identity.py): a
+chain is installed only when it holds the key of the last CSR, names the serial and CpoName,
+is valid now and chains to a trusted root; anything else is Rejected, changes nothing and
+raises InvalidChargePointCertificate. Certificates made with `cryptography` (cryptokit)."""
+
+import datetime
+
+import pytest
+from conftest import check_ocpp
+from cpkit import FakeCP
+from cryptography import x509 as cx
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptokit import ec_key, make_cert, name
+
+from firmware import clock
+from firmware.config import Config
+from firmware.ops import certificate_signed
+from firmware.security import certs, identity
+
+
+class Events:
+    def __init__(self):
+        self.got = []
+
+    def event(self, kind, tech=None):
+        self.got.append(kind)
+
+
+class CP(FakeCP):
+    def __init__(self, data_dir):
+        self._declare()
+        self.data_dir = str(data_dir)
+        self.config = Config(self.data_dir)
+        self.info = {"serial": "SN-1", "fw": "0.1.0"}
+        self.security = Events()
+
+
+@pytest.fixture
+def cp(tmp_path):
+    clock.set(int(datetime.datetime(2025, 7, 1).timestamp()))
+    cp = CP(tmp_path)
+    assert cp.config.ocpp_set("CpoName", "CPO") == "Accepted"
+    return cp
+
+
+def _issue(csr_pem, issuer, cn="SN-1", o="CPO", days=365):
+    req = cx.load_pem_x509_csr(csr_pem.encode())
+    now = datetime.datetime(2025, 6, 1, tzinfo=datetime.timezone.utc)
+    b = (cx.CertificateBuilder().subject_name(name(cn, o)).issuer_name(issuer.cert.subject)
+         .public_key(req.public_key()).serial_number(7).not_valid_before(now)
+         .not_valid_after(now + datetime.timedelta(days=days)))
+    return b.sign(issuer.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _answer(cp, chain):
+    p = {"certificateChain": chain}
+    check_ocpp("CertificateSigned", p)
+    r = certificate_signed.certificate_signed(cp, p)
+    check_ocpp("CertificateSigned", r, response=True)
+    return r["status"]
+
+
+def _pki(cp):
+    root = make_cert("Root", ec_key(), ca=True)
+    sub = make_cert("Sub", ec_key(), issuer=root, ca=True)
+    assert certs.install(cp, certs.TYPES[0], root.pem) == "Accepted"
+    return root, sub
+
+
+def test_a_chain_through_a_sub_ca_is_installed_with_the_key(cp):
+    root, sub = _pki(cp)
+    csr = identity.new_csr(cp)
+    chain = _issue(csr, sub) + sub.pem
+    assert _answer(cp, chain) == "Accepted"
+    cert, key = certs.client_pair(cp)
+    assert cert.count("BEGIN CERTIFICATE") == 2 and key.startswith("-----BEGIN EC PRIVATE")
+    assert cp.security.got == []
+    assert _answer(cp, chain) == "Rejected"  # one certificate per request
+
+
+@pytest.mark.parametrize("bad", ["other_key", "cn", "o", "untrusted", "expired", "ca_leaf",
+                                 "too_long", "garbage"])
+def test_a_bad_chain_is_rejected_and_changes_nothing(cp, bad):
+    root, sub = _pki(cp)
+    csr = identity.new_csr(cp)
+    if bad == "other_key":
+        chain = make_cert("SN-1", ec_key(), issuer=root, o="CPO").pem
+    elif bad == "cn":
+        chain = _issue(csr, root, cn="SN-2")
+    elif bad == "o":
+        chain = _issue(csr, root, o="Other")
+    elif bad == "untrusted":
+        chain = _issue(csr, make_cert("Root", ec_key(), ca=True))
+    elif bad == "expired":
+        chain = _issue(csr, root, days=10)
+    elif bad == "ca_leaf":
+        chain = sub.pem
+    elif bad == "too_long":
+        chain = _issue(csr, root) + "\n" * 6000
+    else:
+        chain = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    assert _answer(cp, chain) == "Rejected"
+    assert certs.client_pair(cp) is None
+    assert cp.security.got == ["InvalidChargePointCertificate"]
+    assert _answer(cp, _issue(csr, root)) == "Accepted"  # the request is still open
+
+
+def test_profile_3_needs_a_client_certificate(cp):
+    from firmware.security.service import Security
+
+    sec = Security.__new__(Security)
+    sec.dir = cp.data_dir + "/security"
+    assert not sec.has_client_cert()
+    root, _ = _pki(cp)
+    assert _answer(cp, _issue(identity.new_csr(cp), root)) == "Accepted"
+    assert sec.has_client_cert()
