@@ -4,6 +4,8 @@ fetch(): download the file (lib/xfer.py: http, https with the OCPP link's TLS se
 ftp) to `<data>/fw.bundle`, unpack it into the inactive A/B slot (lib/bundle.py checks
 every file's size and SHA-256; a corrupt bundle fails here, before anything is installed),
 remove the download. activate(): switch the slot pointer (lib/slots.py), the last step.
+discard(): remove what an attempt cut short by a power cut left (the partial download, the
+half-unpacked inactive slot).
 """
 
 import os
@@ -64,3 +66,15 @@ def activate(data, st):
     if not slots.usable(data, slot):
         raise OSError("staged slot %s is missing" % slot)
     slots.switch(data, slot)
+
+
+def discard(data):
+    """Remove a partial download and the staged slot (never the running one, nor the one a
+    slot on trial would roll back to)."""
+    base = data.rstrip("/") + "/"
+    try:
+        os.remove(base + BUNDLE)
+    except OSError:
+        pass
+    if slots.read(data).get("ok"):
+        rmtree(base + slots.inactive(data))

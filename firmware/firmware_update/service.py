@@ -58,6 +58,10 @@ class Firmware:
             log.error("firmware", "update file unreadable, dropped:", st)
             st = None
         self.state = st
+        # An installation that rebooted (or lost power after its pointer step): judged at
+        # the first Accepted. Not one that reaches that step in this run (a restart in
+        # stage "install" installs again, maybe before the Accepted callbacks ran).
+        self.rebooted = st is not None and st["stage"] == "reboot"
         self.current = None  # the status in progress (Downloading, Downloaded, Installing)
         self.diag = None  # the diagnostics upload in progress (Uploading) or None
         self.diag_task = None
@@ -148,7 +152,10 @@ class Firmware:
                 await self._install(st)
 
     async def _download(self, st):
-        if st["tries"] <= 0:
+        if st["tries"] <= 0:  # the last attempt was cut short by a power cut
+            from firmware.firmware_update import install
+
+            install.discard(self.data)
             self._save(None)
             await self.notify("DownloadFailed")
             return
@@ -226,13 +233,14 @@ class Firmware:
             del d["failed"]
             slots.write(self.data, d)
         st = self.state
-        if st is not None and st["stage"] == "reboot":
+        if self.rebooted and st is not None and st["stage"] == "reboot":
             ok = not failed and cp.info["fw"] == st.get("ver")
             if not ok:
                 log.error("firmware", "installation of", st.get("ver"), "failed; running",
                           cp.info["fw"])
             if await self.notify("Installed" if ok else "InstallationFailed"):
                 self._save(None)  # else told at the next Accepted
+                self.rebooted = False
 
     async def trial_watch(self):
         """A slot on trial that never reaches Accepted reboots (counted by lib/slots.py)."""
