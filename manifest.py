@@ -30,6 +30,7 @@ package(
         "esp32/board_config.py",
         "esp32/lock.py",
         "esp32/meter.py",
+        "esp32/ota.py",
         "esp32/pilot.py",
         "esp32/pilot_viper.py",
         "esp32/rcd.py",

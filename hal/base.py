@@ -23,8 +23,11 @@ phase_switch  None, or PhaseSwitch for boards that switch between 1 and 3 phases
 board         dict: max_current (A), phases (1/3), model_kw (11/22), meter (type string),
               has_relay_feedback, has_lock, has_pp, ventilation (bools).
 
-Optional members (beyond the interface above; the charger works without them) are listed
-here when added. None so far.
+Optional members (beyond the interface above; the charger works without them):
+ota           None, or the whole-image OTA driver of a board with OTA app partitions
+              (hal/esp32/ota.py: open(total) -> download sink, activate(label), running(),
+              confirm(), label()); absent or None: UpdateFirmware takes application bundles
+              only. The simulator has none.
 
 Units: volts, amps, ohms, degrees Celsius, watts, watt hours. Time is never read here:
 drivers that need time take a `now_ms` callable (compat.ticks_ms by default).

@@ -9,7 +9,7 @@ TYPE I (binary). SIZE, when the server answers it, is checked before the downloa
 """
 
 from compat import const
-from xfer import Sink, TransferError, connect, copy, send, split_url, unquote
+from xfer import TransferError, connect, copy, open_sink, send, split_url, unquote
 
 _MAX_LINES = const(100)
 _BUF = const(1024)
@@ -114,7 +114,7 @@ async def retr(url, path, max_bytes, progress, timeout_ms):
                 size = int(text[4:])
             except ValueError:
                 pass
-        sink = Sink(path, size, max_bytes, progress)
+        sink = open_sink(path, size, max_bytes, progress)
         try:
             d = await ctl.data()
             try:

@@ -3,7 +3,8 @@
     size, sha = await xfer.download("https://h/fw.bundle", "fw.tmp", tls=tls, max_bytes=n)
     size, sha = await xfer.upload("ftp://user:pw@h:21/diag/cp1.log", "log.txt")
 
-`download` writes the body to `path` (the caller renames it into place) and returns
+`download` writes the body to `path` (the caller renames it into place; or a sink factory,
+see open_sink) and returns
 (bytes, SHA-256 hex), both computed while streaming through one 1 KiB buffer: a file never
 sits in RAM. Before writing it checks the announced size (Content-Length, FTP SIZE) against
 `max_bytes` and the free flash (keeping 8 KiB spare); without an announced size max_bytes is
@@ -221,6 +222,17 @@ class Sink:
             pass
 
 
+def open_sink(path, total, max_bytes, progress):
+    """A file Sink for a path; else `path` is a factory: path(total) -> an object with
+    write(mv), done() -> (size, sha256 hex) and fail() (e.g. hal/esp32/ota.py's partition)."""
+    if isinstance(path, str):
+        return Sink(path, total, max_bytes, progress)
+    try:
+        return path(total)
+    except OSError as e:
+        raise TransferError(str(e))
+
+
 async def copy(conn, sink, buf, n=None):
     """n bytes (None: until the peer closes) from conn into sink, through buf."""
     mv = memoryview(buf)
@@ -340,7 +352,7 @@ async def _get(url, path, tls, max_bytes, progress, timeout_ms):
                 continue
             if status != 200:
                 raise TransferError("HTTP %d from %s" % (status, _safe(url)))
-            sink = Sink(path, length, max_bytes, progress)
+            sink = open_sink(path, length, max_bytes, progress)
             try:
                 buf = bytearray(_BUF)
                 if chunked:

@@ -335,3 +335,112 @@ def test_update_during_a_charging_session_waits_for_its_end(csms, runner, http):
     wait_fw(csms, "Installed")
     assert fw.status("fwv")["fwv"] == "9.9.9"
     assert_all_valid(csms)
+
+
+# -- power cuts (SIGKILL) during the download and the installation ---------------------------
+@pytest.fixture
+def slow_http(bundles):
+    """good.bundle at about 40 KB/s: a download takes seconds, time to cut the power."""
+    s = fileserver.serve_http(bundles, throttle=40000)
+    yield s
+    s.stop()
+
+
+def _cut_while_downloading(csms, runner, srv, **kw):
+    """Start an update, SIGKILL the firmware once a third of the bundle went over the wire,
+    then start it again on the same data (the server at full speed) -> the new process."""
+    fw = runner.start()
+    csms.wait_for(lambda: boots(csms))
+    size = os.path.getsize(os.path.join(srv.httpd.root, "good.bundle"))
+    update(csms, srv.url("good.bundle"), **kw)
+    csms.wait_for(lambda: srv.httpd.sent > size // 3, 60)
+    fw.kill()
+    assert srv.httpd.sent < size, "the download ended before the power cut"
+    assert fw_statuses(csms) == ["Downloading"]
+    assert (runner.data / "fw.bundle").exists()  # a partial download lies on flash
+    srv.httpd.throttle = None
+    n = len(boots(csms))
+    fw = runner.start()
+    csms.wait_for(lambda: len(boots(csms)) > n)
+    return fw
+
+
+def test_power_cut_during_download_retries_and_installs(csms, runner, slow_http):
+    fw = _cut_while_downloading(csms, runner, slow_http, retries=2, retry_interval=0)
+    assert fw.status("fwv")["fwv"] != "9.9.9"  # the old version booted
+    wait_fw(csms, "Installing")
+    fw = runner.reboot(fw)
+    wait_fw(csms, "Installed")
+    assert fw_statuses(csms) == ["Downloading", "Downloading", "Downloaded", "Installing",
+                                 "Installed"]
+    assert fw.status("fwv")["fwv"] == "9.9.9"
+    assert not (runner.data / "fw.bundle").exists()
+    assert_all_valid(csms)
+
+
+def test_power_cut_during_the_last_download_attempt_is_download_failed(csms, runner,
+                                                                       slow_http):
+    fw = _cut_while_downloading(csms, runner, slow_http)  # retries: 1 attempt, now used
+    old = fw.status("fwv")["fwv"]
+    assert old != "9.9.9"
+    wait_fw(csms, "DownloadFailed")
+    assert fw_statuses(csms) == ["Downloading", "DownloadFailed"]
+    assert fw.proc.poll() is None and fw.status("fwv")["fwv"] == old
+    # Nothing half-written is left, nothing can boot it.
+    assert not (runner.data / "fw.bundle").exists()
+    assert not (runner.data / "app_a").exists()
+    assert not (runner.data / "slot.json").exists()
+    assert not (runner.data / "fwupdate.json").exists()
+    assert_all_valid(csms)
+
+
+def _settle(csms, runner, fw, since, timeout=90):
+    """Run the firmware (restarting it when it reboots) until the update after `since`
+    ends with Installed or InstallationFailed -> (fw, that status)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = [s for s in fw_statuses(csms, since) if s in ("Installed", "InstallationFailed",
+                                                              "DownloadFailed")]
+        if done:
+            return fw, done[0]
+        if fw.proc.poll() is not None:
+            assert fw.proc.returncode == 3, fw.output()  # a reboot, never a crash
+            fw = runner.start()
+        time.sleep(0.1)
+    raise AssertionError("the update never ended: %s" % fw_statuses(csms))
+
+
+@pytest.mark.parametrize("when", ["Installing", "pointer"])
+def test_power_cut_while_installing_boots_a_working_version(csms, runner, http, when):
+    """SIGKILL as Installing reaches the central system (the pointer not yet switched, or
+    just being switched), or right after slot.json names the new slot (before the orderly
+    reboot): the next start runs the old version or the new one, never a half slot, and the
+    update ends with Installed (new version) or InstallationFailed (old version)."""
+    fw = runner.start()
+    csms.wait_for(lambda: boots(csms))
+    old = fw.status("fwv")["fwv"]
+    update(csms, http.url("good.bundle"))
+    if when == "Installing":
+        wait_fw(csms, "Installing")
+    else:
+        ptr = runner.data / "slot.json"
+        csms.wait_for(lambda: ptr.exists() and "app_a" in ptr.read_text(), 60)
+    fw.kill()
+    since = len(csms.csms.received)
+    fw = runner.start()
+    fw, end = _settle(csms, runner, fw, since)
+    ver = fw.status("fwv")["fwv"]
+    assert (end, ver) in (("Installed", "9.9.9"), ("InstallationFailed", old)), (end, ver)
+    if when == "pointer":
+        assert end == "Installed"
+    assert boots(csms)[-1]["firmwareVersion"] == ver
+    ptr = json.loads((runner.data / "slot.json").read_text())
+    assert ptr["ok"] is True
+    # Stable: another restart runs the same version, nothing more to report.
+    n = len(csms.csms.received)
+    fw.stop()
+    fw = runner.start()
+    csms.wait_for(lambda: len(boots(csms)) > 0 and fw.status("ocppa")["ocppa"])
+    assert fw.status("fwv")["fwv"] == ver
+    assert fw_statuses(csms, n) == []
+    assert_all_valid(csms)

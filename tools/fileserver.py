@@ -9,7 +9,9 @@ system, tests). Each runs in a daemon thread on its own port.
     http.stop(); ftp.stop()
 
 serve_http(..., ssl_context=ctx) serves https; chunked=True answers every GET with chunked
-transfer encoding; redirects={"/old": (302, "/new")} answers those paths with a redirect.
+transfer encoding; redirects={"/old": (302, "/new")} answers those paths with a redirect;
+throttle=N sends GET bodies at about N bytes/s (1 KiB pieces: a slow link, for power-cut
+tests), `http.httpd.sent` counting the body bytes sent so far.
 A path outside root is refused (403). PUT takes a Content-Length or a chunked body, streamed
 to `<file>.part` and renamed into place once complete.
 
@@ -87,17 +89,29 @@ class FileHandler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True
         if self.command == "HEAD":
             return
+        size = 1024 if srv.throttle else _BLOCK if not srv.chunked else 777  # odd chunks
+        try:
+            self._send(path, size)
+        except (BrokenPipeError, ConnectionResetError):  # the client went away (power cut)
+            return
+        if srv.chunked:
+            self.wfile.write(b"0\r\n\r\n")
+
+    def _send(self, path, size):
+        srv = self.server
         with open(path, "rb") as f:
             while True:
-                block = f.read(_BLOCK if not srv.chunked else 777)  # odd chunk sizes
+                block = f.read(size)
                 if not block:
                     break
                 if srv.chunked:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block))
                 else:
                     self.wfile.write(block)
-        if srv.chunked:
-            self.wfile.write(b"0\r\n\r\n")
+                if srv.throttle:
+                    self.wfile.flush()
+                    time.sleep(len(block) / srv.throttle)
+                srv.sent += len(block)
 
     do_HEAD = do_GET
 
@@ -171,13 +185,15 @@ class Server:
 
 
 def serve_http(root, host="127.0.0.1", port=0, ssl_context=None, chunked=False,
-               redirects=None, handler=FileHandler, quiet=True):
+               redirects=None, handler=FileHandler, quiet=True, throttle=None):
     """Start the HTTP(S) file server for `root` in a thread -> Server."""
     srv = _HTTPServer((host, port), handler)
     if ssl_context is not None:
         srv.socket = ssl_context.wrap_socket(srv.socket, server_side=True)
     srv.root = str(root)
     srv.chunked = chunked
+    srv.throttle = throttle
+    srv.sent = 0
     srv.redirects = dict(redirects or {})
     srv.quiet = quiet
     srv.uploads = []

@@ -16,8 +16,11 @@ meanwhile the connector shows Unavailable (cp.station.hold, not persisted). Inst
 once the BootNotification is Accepted, the slot is confirmed and Installed is sent when the
 running version is the bundle's; a rollback (the new slot did not reach Accepted within
 slots.MAX_TRIES boots, or TRIAL_MS after its start) gives InstallationFailed. A board with
-OTA partitions takes whole images the same way (hal/esp32/ota.py) when the file is not a
-bundle. A new UpdateFirmware replaces one still waiting for its retrieveDate; one that
+OTA partitions takes whole images (location `.bin` / `.app-bin`) the same way, streamed into
+the next OTA partition (cp.hal.ota, hal/esp32/ota.py; "ota": its label on flash instead of
+"ver"); set_boot() at Installing, mark_app_valid_cancel_rollback() at every Accepted, and
+Installed when that partition runs after the reboot (else the bootloader rolled back:
+InstallationFailed). A new UpdateFirmware replaces one still waiting for its retrieveDate; one that
 arrives while a download or installation runs is ignored (logged).
 
 GetDiagnostics: firmware/firmware_update/diagnostics.py (loaded only then); the flash log it
@@ -58,6 +61,10 @@ class Firmware:
             log.error("firmware", "update file unreadable, dropped:", st)
             st = None
         self.state = st
+        # An installation that rebooted (or lost power after its pointer step): judged at
+        # the first Accepted. Not one that reaches that step in this run (a restart in
+        # stage "install" installs again, maybe before the Accepted callbacks ran).
+        self.rebooted = st is not None and st["stage"] == "reboot"
         self.current = None  # the status in progress (Downloading, Downloaded, Installing)
         self.diag = None  # the diagnostics upload in progress (Uploading) or None
         self.diag_task = None
@@ -148,7 +155,10 @@ class Firmware:
                 await self._install(st)
 
     async def _download(self, st):
-        if st["tries"] <= 0:
+        if st["tries"] <= 0:  # the last attempt was cut short by a power cut
+            from firmware.firmware_update import install
+
+            install.discard(self.data)
             self._save(None)
             await self.notify("DownloadFailed")
             return
@@ -160,7 +170,7 @@ class Firmware:
         self.current = "Downloading"
         await self.notify("Downloading")
         try:
-            ver = await install.fetch(self.cp, st["loc"], self.data)
+            got = await install.fetch(self.cp, st["loc"], self.data)
         except Exception as e:  # TransferError, BundleError, OSError: one failed attempt
             log.error("firmware", "download failed:", getattr(e, "reason", repr(e)))
             self.current = None
@@ -172,7 +182,7 @@ class Firmware:
                 await self.notify("DownloadFailed")
             return
         st["stage"] = "install"
-        st["ver"] = ver
+        st.update(got)
         self._save(st)
         self.current = "Downloaded"
         await self.notify("Downloaded")
@@ -197,7 +207,7 @@ class Firmware:
         st["stage"] = "reboot"
         try:
             self._save(st)
-            install.activate(self.data, st)
+            install.activate(cp, self.data, st)
         except Exception as e:
             log.error("firmware", "installation failed: %r" % (e,))
             self._save(None)
@@ -205,7 +215,7 @@ class Firmware:
             self._hold(False)
             await self.notify("InstallationFailed")
             return
-        log.info("firmware", "installed", st.get("ver"), "- rebooting")
+        log.info("firmware", "installed", st.get("ver") or st.get("ota"), "- rebooting")
         await asleep_ms(200)  # the notification on the wire
         cp.reboot()
 
@@ -219,6 +229,9 @@ class Firmware:
     async def on_accepted(self, cp):
         """After every Accepted BootNotification: confirm the running slot, report the end
         of an installation that rebooted."""
+        ota = getattr(cp.hal, "ota", None)
+        if ota is not None:
+            ota.confirm()  # the running image works: no rollback at the next reset
         d = slots.confirm(self.data)
         failed = d.get("failed")
         if failed:  # a rollback: the version check below reports it from now on
@@ -226,17 +239,23 @@ class Firmware:
             del d["failed"]
             slots.write(self.data, d)
         st = self.state
-        if st is not None and st["stage"] == "reboot":
-            ok = not failed and cp.info["fw"] == st.get("ver")
+        if self.rebooted and st is not None and st["stage"] == "reboot":
+            if "ota" in st:  # the bootloader rolled back unless the new partition runs
+                ok = ota is not None and ota.running() == st["ota"]
+            else:
+                ok = not failed and cp.info["fw"] == st.get("ver")
             if not ok:
-                log.error("firmware", "installation of", st.get("ver"), "failed; running",
-                          cp.info["fw"])
+                log.error("firmware", "installation of", st.get("ver") or st.get("ota"),
+                          "failed; running", cp.info["fw"])
             if await self.notify("Installed" if ok else "InstallationFailed"):
                 self._save(None)  # else told at the next Accepted
+                self.rebooted = False
 
     async def trial_watch(self):
         """A slot on trial that never reaches Accepted reboots (counted by lib/slots.py)."""
-        if slots.read(self.data).get("ok"):
+        st = self.state
+        image = self.rebooted and st is not None and "ota" in st  # an OTA image on trial
+        if slots.read(self.data).get("ok") and not image:
             return
         try:
             await wait_for_ms(self.cp.session.accepted.wait(), TRIAL_MS)

@@ -109,6 +109,12 @@ def _reader(desc):
     return Reader(**desc["reader"])
 
 
+def _ota():
+    from hal.esp32 import ota
+
+    return ota.detect()  # None without OTA partitions: application bundles only
+
+
 def make_hal(board_desc=None):
     desc = load_desc() if board_desc is None else board_desc
     from hal.esp32.pilot import Pilot, Proximity
@@ -123,4 +129,4 @@ def make_hal(board_desc=None):
     ps = PhaseSwitch(**desc["phase_switch"]) if desc.get("phase_switch") else None
     return Hal(relay=relay, pilot=pilot, pp=pp, rcd=rcd, meter=_meter(desc), lock=_lock(desc),
                temp=_temp(desc), reader=_reader(desc), wdt=Watchdog(desc.get("wdt_ms", 8000)),
-               phase_switch=ps, board=board_info(desc), desc=desc)  # fmt: skip
+               phase_switch=ps, board=board_info(desc), desc=desc, ota=_ota())  # fmt: skip
