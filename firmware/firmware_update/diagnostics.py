@@ -57,26 +57,33 @@ def build(cp, path, start, stop):
     return os.stat(path)[6]
 
 
+async def upload(cp, url, path, retries, interval, tag, what):
+    """Upload `path` to `url` (FTP STOR / HTTP PUT; https with the OCPP link's TLS settings),
+    `retries` attempts `interval` s apart: True once one worked. Shared by GetDiagnostics
+    and the Security Whitepaper's GetLog."""
+    tls = cp.session.tls() if url.startswith("https:") else None
+    for attempt in range(max(1, retries)):
+        if attempt:
+            await asleep_ms(interval * 1000)
+        try:
+            await xfer.upload(url, path, tls=tls)
+            return True
+        except xfer.TransferError as e:
+            log.error(tag, what, "upload failed:", e.reason)
+    return False
+
+
 async def run(fw, location, name, start, stop, retries, interval):
     cp = fw.cp
     path = cp.data_dir.rstrip("/") + "/" + FILE
     url = location.rstrip("/") + "/" + name
-    tls = cp.session.tls() if url.startswith("https:") else None
     fw.diag = "Uploading"
     await fw.notify_diag("Uploading")
     ok = False
     try:
         size = build(cp, path, start, stop)
         log.info("firmware", "diagnostics: %d bytes" % size)
-        for attempt in range(max(1, retries)):
-            if attempt:
-                await asleep_ms(interval * 1000)
-            try:
-                await xfer.upload(url, path, tls=tls)
-                ok = True
-                break
-            except xfer.TransferError as e:
-                log.error("firmware", "diagnostics upload failed:", e.reason)
+        ok = await upload(cp, url, path, retries, interval, "firmware", "diagnostics")
     except OSError as e:
         log.error("firmware", "diagnostics file: %r" % (e,))
     finally:

@@ -15,8 +15,6 @@ import asyncio
 import os
 
 import log
-import xfer
-from compat import asleep_ms
 from firmware import clock
 
 
@@ -59,20 +57,11 @@ async def run(sec, kind, url, request_id, start, stop, retries, interval):
     try:
         if kind == "SecurityLog":
             _security(cp, path, start, stop)
-        else:
-            from firmware.firmware_update import diagnostics
+        from firmware.firmware_update import diagnostics
 
+        if kind != "SecurityLog":
             diagnostics.build(cp, path, start, stop)
-        tls = cp.session.tls() if url.startswith("https:") else None
-        for attempt in range(max(1, retries)):
-            if attempt:
-                await asleep_ms(interval * 1000)
-            try:
-                await xfer.upload(url, path, tls=tls)
-                ok = True
-                break
-            except xfer.TransferError as e:
-                log.error("security", "log upload failed:", e.reason)
+        ok = await diagnostics.upload(cp, url, path, retries, interval, "security", "log")
     except asyncio.CancelledError:  # a newer GetLog replaced this one
         sec.log_status = None
         raise
