@@ -1,9 +1,11 @@
 """The work of an UpdateFirmware, loaded only when one runs (the transfer code with it).
 
 fetch(): download the file (lib/xfer.py: http, https with the OCPP link's TLS settings,
-ftp) to `<data>/fw.bundle`, unpack it into the inactive A/B slot (lib/bundle.py checks
-every file's size and SHA-256; a corrupt bundle fails here, before anything is installed),
-remove the download. activate(): switch the slot pointer (lib/slots.py), the last step.
+ftp) to `<data>/fw.bundle`, await `check(sha256_hex)` when given (a SignedUpdateFirmware
+verifies the file's signature there; it raises to stop), unpack it into the inactive A/B
+slot (lib/bundle.py checks every file's size and SHA-256; a corrupt bundle fails here, before
+anything is installed), remove the download. activate(): switch the slot pointer
+(lib/slots.py), the last step.
 """
 
 import os
@@ -33,7 +35,7 @@ def rmtree(path):
         pass
 
 
-async def fetch(cp, url, data):
+async def fetch(cp, url, data, check=None):
     """Download and stage the bundle -> its version (raises on any failure)."""
     base = data.rstrip("/") + "/"
     path = base + BUNDLE
@@ -41,6 +43,8 @@ async def fetch(cp, url, data):
     try:
         size, sha = await xfer.download(url, path, tls=tls)
         log.info("firmware", "downloaded %d bytes, sha256 %s" % (size, sha))
+        if check is not None:
+            await check(sha)
         dest = base + slots.inactive(data)
         rmtree(dest)
         try:

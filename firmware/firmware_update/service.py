@@ -5,6 +5,12 @@ UpdateFirmware: the request is kept in `<data>/fwupdate.json` (atomic) and survi
 
     {"v": 1, "loc": url, "at": unix s, "tries": attempts left, "gap": s, "stage": s, "ver": v}
 
+A SignedUpdateFirmware (firmware/firmware_update/signed.py) adds "req" (its requestId), "sig"
+(the signature, base64) and "inst" (installDateTime, unix s) and keeps the signing certificate
+in `<data>/fwsign.pem`: its statuses go out as SignedFirmwareStatusNotification, the file's
+signature is checked between the download and the unpacking (install.fetch's `check`), and
+Installing is followed by InstallRebooting.
+
 stage "wait": at `at` (retrieveDate) an attempt starts (`tries` is decremented on flash
 first, so a power cut counts as a failed attempt): Downloading, the bundle is downloaded
 (firmware/firmware_update/install.py, loaded only then) and unpacked into the inactive A/B
@@ -45,7 +51,7 @@ _STEP_MS = const(60000)
 TRIAL_MS = 600000  # a slot on trial that is not Accepted by then reboots (a failed boot)
 
 KEYS = (("SupportedFileTransferProtocols", "s", 9, "FTP,HTTP,HTTPS", 0, 50),)  # 9: OCPP | RO
-OPS = ("update_firmware", "get_diagnostics")
+OPS = ("update_firmware", "get_diagnostics", "signed_update_firmware")
 
 
 class Firmware:
@@ -58,24 +64,29 @@ class Firmware:
             log.error("firmware", "update file unreadable, dropped:", st)
             st = None
         self.state = st
+        self.req = None if st is None else st.get("req")  # requestId of a signed update
         self.current = None  # the status in progress (Downloading, Downloaded, Installing)
         self.diag = None  # the diagnostics upload in progress (Uploading) or None
         self.diag_task = None
         self._wake = asyncio.Event()
 
     # -- UpdateFirmware -------------------------------------------------------------------
-    def request(self, location, at, retries, interval):
-        """Keep an UpdateFirmware request (the answer is sent already or about to be)."""
+    def request(self, location, at, retries, interval, signed=None):
+        """Keep an UpdateFirmware request (the answer is sent already or about to be);
+        signed: {"req", "sig", "inst"?} of a SignedUpdateFirmware."""
         if self.current is not None:
             log.warning("firmware", "update in progress: new request ignored")
             return False
         st = {"v": _FORMAT, "loc": location, "at": at, "tries": max(1, retries),
               "gap": max(0, interval), "stage": "wait"}
+        if signed:
+            st.update(signed)
         try:
             self._save(st)
         except OSError as e:
             log.error("firmware", "update request not saved:", e)
             return False
+        self.req = st.get("req")
         log.info("firmware", "update from", _safe(location), "at", clock.rfc3339(at))
         self._wake.set()
         return True
@@ -116,10 +127,15 @@ class Firmware:
                         % (status, e))
 
     async def notify(self, status):
-        from firmware.ops import firmware_status_notification as fsn
-
         try:
-            await fsn.send(self.cp, status)
+            if self.req is not None:
+                from firmware.firmware_update import signed
+
+                await signed.send(self.cp, status, self.req)
+            else:
+                from firmware.ops import firmware_status_notification as fsn
+
+                await fsn.send(self.cp, status)
             return True
         except Exception as e:  # link down: the status is lost, TriggerMessage can ask
             log.warning("firmware", "FirmwareStatusNotification %s not sent: %r" % (status, e))
@@ -159,10 +175,19 @@ class Firmware:
 
         self.current = "Downloading"
         await self.notify("Downloading")
+        check = None
+        if "sig" in st:
+            from firmware.firmware_update import signed
+
+            check = signed.checker(self, st)
         try:
-            ver = await install.fetch(self.cp, st["loc"], self.data)
+            ver = await install.fetch(self.cp, st["loc"], self.data, check)
         except Exception as e:  # TransferError, BundleError, OSError: one failed attempt
             log.error("firmware", "download failed:", getattr(e, "reason", repr(e)))
+            if self.current == "InvalidSignature":  # told already; no retry of a bad file
+                self.current = None
+                self._save(None)
+                return
             self.current = None
             if st["tries"] > 0:
                 st["at"] = clock.now() + st["gap"]
@@ -174,12 +199,18 @@ class Firmware:
         st["stage"] = "install"
         st["ver"] = ver
         self._save(st)
-        self.current = "Downloaded"
-        await self.notify("Downloaded")
+        if check is None:  # a signed file was Downloaded and SignatureVerified already
+            self.current = "Downloaded"
+            await self.notify("Downloaded")
 
     async def _install(self, st):
         cp = self.cp
         self.current = "Downloaded"
+        if st.get("inst", 0) > clock.now():  # installDateTime of a SignedUpdateFirmware
+            self.current = "InstallScheduled"
+            await self.notify("InstallScheduled")
+            while st.get("inst", 0) > clock.now():
+                await asleep_ms(min(_STEP_MS, (st["inst"] - clock.now()) * 1000))
         held = False
         while True:
             if cp.tx is None:
@@ -206,6 +237,8 @@ class Firmware:
             await self.notify("InstallationFailed")
             return
         log.info("firmware", "installed", st.get("ver"), "- rebooting")
+        if self.req is not None:
+            await self.notify("InstallRebooting")
         await asleep_ms(200)  # the notification on the wire
         cp.reboot()
 
@@ -231,6 +264,8 @@ class Firmware:
             if not ok:
                 log.error("firmware", "installation of", st.get("ver"), "failed; running",
                           cp.info["fw"])
+            if ok and cp.security is not None:
+                cp.security.event("FirmwareUpdated", "firmware " + str(st.get("ver")))
             if await self.notify("Installed" if ok else "InstallationFailed"):
                 self._save(None)  # else told at the next Accepted
 
@@ -249,7 +284,8 @@ def _valid(st):
     try:
         return (st["v"] == _FORMAT and isinstance(st["loc"], str) and isinstance(st["at"], int)
                 and isinstance(st["tries"], int) and isinstance(st["gap"], int)
-                and st["stage"] in ("wait", "install", "reboot"))
+                and st["stage"] in ("wait", "install", "reboot")
+                and isinstance(st.get("req", 0), int) and isinstance(st.get("inst", 0), int))
     except (KeyError, TypeError):
         return False
 
