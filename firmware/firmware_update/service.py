@@ -264,10 +264,10 @@ class Firmware:
             if not ok:
                 log.error("firmware", "installation of", st.get("ver"), "failed; running",
                           cp.info["fw"])
-            if ok and cp.security is not None:
-                cp.security.event("FirmwareUpdated", "firmware " + str(st.get("ver")))
             if await self.notify("Installed" if ok else "InstallationFailed"):
                 self._save(None)  # else told at the next Accepted
+                if ok and cp.security is not None:  # once, with the Installed that went out
+                    cp.security.event("FirmwareUpdated", "firmware " + str(st.get("ver")))
 
     async def trial_watch(self):
         """A slot on trial that never reaches Accepted reboots (counted by lib/slots.py)."""
