@@ -39,6 +39,18 @@ def sign(key, data):
     return base64.b64encode(sig).decode()
 
 
+@pytest.fixture(autouse=True)
+def clock_set():
+    """The clock set to now (other tests leave it anywhere): certificates are checked
+    against it."""
+    from firmware import clock
+
+    saved = (clock._offset, clock._set, clock._set_ticks)
+    clock.set(int(NOW.timestamp()))
+    yield
+    clock._offset, clock._set, clock._set_ticks = saved
+
+
 class Security:
     def __init__(self):
         self.events = []
@@ -117,17 +129,7 @@ def test_invalid_certificate_without_a_chain_to_an_installed_root(tmp_path, pki,
     assert cp.firmware.state is None and not (tmp_path / signed.CERT).exists()
 
 
-@pytest.fixture
-def clock_set():
-    from firmware import clock
-
-    saved = (clock._offset, clock._set, clock._set_ticks)
-    clock.set(int(NOW.timestamp()))
-    yield
-    clock._offset, clock._set, clock._set_ticks = saved
-
-
-def test_invalid_certificate_when_expired_or_garbage(tmp_path, pki, clock_set):
+def test_invalid_certificate_when_expired_or_garbage(tmp_path, pki):
     cp = make_cp(tmp_path, pki["root"])
     assert answer(cp, request(pki["ec"])) == "Accepted"  # in its validity
     cp = make_cp(tmp_path / "2", pki["root"])
