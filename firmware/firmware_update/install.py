@@ -5,11 +5,13 @@ is streamed straight into the next OTA partition (cp.hal.ota, hal/esp32/ota.py; 
 without one fails the download). Any other file is an application bundle (lib/bundle.py).
 
 fetch(): download the file (lib/xfer.py: http, https with the OCPP link's TLS settings,
-ftp) to `<data>/fw.bundle`, unpack it into the inactive A/B slot (lib/bundle.py checks
-every file's size and SHA-256; a corrupt bundle fails here, before anything is installed),
-remove the download. activate(): switch the slot pointer (lib/slots.py), the last step.
-discard(): remove what an attempt cut short by a power cut left (the partial download, the
-half-unpacked inactive slot).
+ftp) to `<data>/fw.bundle`, await `check(sha256_hex)` when given (a SignedUpdateFirmware
+verifies the file's signature there; it raises to stop), unpack it into the inactive A/B
+slot (lib/bundle.py checks every file's size and SHA-256; a corrupt bundle fails here, before
+anything is installed), remove the download. An application image (`.bin`, `.app-bin`)
+streams into the next OTA partition instead. activate(): switch the slot pointer
+(lib/slots.py) or the boot partition, the last step. discard(): remove what an attempt cut
+short by a power cut left (the partial download, the half-unpacked inactive slot).
 """
 
 import os
@@ -45,7 +47,7 @@ def is_image(url):
     return path.endswith(".bin") or path.endswith(".app-bin")
 
 
-async def fetch(cp, url, data):
+async def fetch(cp, url, data, check=None):
     """Download and stage the file -> the fields it adds to the request kept on flash:
     {"ver": bundle version} or {"ota": partition label} (raises on any failure)."""
     tls = cp.session.tls() if url.startswith("https:") else None
@@ -55,12 +57,16 @@ async def fetch(cp, url, data):
             raise OSError("an application image, but this board has no OTA partition")
         size, sha = await xfer.download(url, ota.open, tls=tls)  # straight into the slot
         log.info("firmware", "image of %d bytes, sha256 %s in %s" % (size, sha, ota.label()))
+        if check is not None:
+            await check(sha)  # a bad signature: the partition is never made the boot one
         return {"ota": ota.label()}
     base = data.rstrip("/") + "/"
     path = base + BUNDLE
     try:
         size, sha = await xfer.download(url, path, tls=tls)
         log.info("firmware", "downloaded %d bytes, sha256 %s" % (size, sha))
+        if check is not None:
+            await check(sha)
         dest = base + slots.inactive(data)
         rmtree(dest)
         try:

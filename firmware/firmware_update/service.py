@@ -5,6 +5,12 @@ UpdateFirmware: the request is kept in `<data>/fwupdate.json` (atomic) and survi
 
     {"v": 1, "loc": url, "at": unix s, "tries": attempts left, "gap": s, "stage": s, "ver": v}
 
+A SignedUpdateFirmware (firmware/firmware_update/signed.py) adds "req" (its requestId), "sig"
+(the signature, base64) and "inst" (installDateTime, unix s) and keeps the signing certificate
+in `<data>/fwsign.pem`: its statuses go out as SignedFirmwareStatusNotification, the file's
+signature is checked between the download and the unpacking (install.fetch's `check`), and
+Installing is followed by InstallRebooting.
+
 stage "wait": at `at` (retrieveDate) an attempt starts (`tries` is decremented on flash
 first, so a power cut counts as a failed attempt): Downloading, the bundle is downloaded
 (firmware/firmware_update/install.py, loaded only then) and unpacked into the inactive A/B
@@ -48,7 +54,7 @@ _STEP_MS = const(60000)
 TRIAL_MS = 600000  # a slot on trial that is not Accepted by then reboots (a failed boot)
 
 KEYS = (("SupportedFileTransferProtocols", "s", 9, "FTP,HTTP,HTTPS", 0, 50),)  # 9: OCPP | RO
-OPS = ("update_firmware", "get_diagnostics")
+OPS = ("update_firmware", "get_diagnostics", "signed_update_firmware")
 
 
 class Firmware:
@@ -65,24 +71,29 @@ class Firmware:
         # the first Accepted. Not one that reaches that step in this run (a restart in
         # stage "install" installs again, maybe before the Accepted callbacks ran).
         self.rebooted = st is not None and st["stage"] == "reboot"
+        self.req = None if st is None else st.get("req")  # requestId of a signed update
         self.current = None  # the status in progress (Downloading, Downloaded, Installing)
         self.diag = None  # the diagnostics upload in progress (Uploading) or None
         self.diag_task = None
         self._wake = asyncio.Event()
 
     # -- UpdateFirmware -------------------------------------------------------------------
-    def request(self, location, at, retries, interval):
-        """Keep an UpdateFirmware request (the answer is sent already or about to be)."""
+    def request(self, location, at, retries, interval, signed=None):
+        """Keep an UpdateFirmware request (the answer is sent already or about to be);
+        signed: {"req", "sig", "inst"?} of a SignedUpdateFirmware."""
         if self.current is not None:
             log.warning("firmware", "update in progress: new request ignored")
             return False
         st = {"v": _FORMAT, "loc": location, "at": at, "tries": max(1, retries),
               "gap": max(0, interval), "stage": "wait"}
+        if signed:
+            st.update(signed)
         try:
             self._save(st)
         except OSError as e:
             log.error("firmware", "update request not saved:", e)
             return False
+        self.req = st.get("req")
         log.info("firmware", "update from", _safe(location), "at", clock.rfc3339(at))
         self._wake.set()
         return True
@@ -123,10 +134,15 @@ class Firmware:
                         % (status, e))
 
     async def notify(self, status):
-        from firmware.ops import firmware_status_notification as fsn
-
         try:
-            await fsn.send(self.cp, status)
+            if self.req is not None:
+                from firmware.firmware_update import signed
+
+                await signed.send(self.cp, status, self.req)
+            else:
+                from firmware.ops import firmware_status_notification as fsn
+
+                await fsn.send(self.cp, status)
             return True
         except Exception as e:  # link down: the status is lost, TriggerMessage can ask
             log.warning("firmware", "FirmwareStatusNotification %s not sent: %r" % (status, e))
@@ -169,10 +185,19 @@ class Firmware:
 
         self.current = "Downloading"
         await self.notify("Downloading")
+        check = None
+        if "sig" in st:
+            from firmware.firmware_update import signed
+
+            check = signed.checker(self, st)
         try:
-            got = await install.fetch(self.cp, st["loc"], self.data)
+            got = await install.fetch(self.cp, st["loc"], self.data, check)
         except Exception as e:  # TransferError, BundleError, OSError: one failed attempt
             log.error("firmware", "download failed:", getattr(e, "reason", repr(e)))
+            if self.current == "InvalidSignature":  # told already; no retry of a bad file
+                self.current = None
+                self._save(None)
+                return
             self.current = None
             if st["tries"] > 0:
                 st["at"] = clock.now() + st["gap"]
@@ -184,12 +209,18 @@ class Firmware:
         st["stage"] = "install"
         st.update(got)
         self._save(st)
-        self.current = "Downloaded"
-        await self.notify("Downloaded")
+        if check is None:  # a signed file was Downloaded and SignatureVerified already
+            self.current = "Downloaded"
+            await self.notify("Downloaded")
 
     async def _install(self, st):
         cp = self.cp
         self.current = "Downloaded"
+        if st.get("inst", 0) > clock.now():  # installDateTime of a SignedUpdateFirmware
+            self.current = "InstallScheduled"
+            await self.notify("InstallScheduled")
+            while st.get("inst", 0) > clock.now():
+                await asleep_ms(min(_STEP_MS, (st["inst"] - clock.now()) * 1000))
         held = False
         while True:
             if cp.tx is None:
@@ -216,6 +247,8 @@ class Firmware:
             await self.notify("InstallationFailed")
             return
         log.info("firmware", "installed", st.get("ver") or st.get("ota"), "- rebooting")
+        if self.req is not None:
+            await self.notify("InstallRebooting")
         await asleep_ms(200)  # the notification on the wire
         cp.reboot()
 
@@ -250,6 +283,8 @@ class Firmware:
             if await self.notify("Installed" if ok else "InstallationFailed"):
                 self._save(None)  # else told at the next Accepted
                 self.rebooted = False
+                if ok and cp.security is not None:  # once, with the Installed that went out
+                    cp.security.event("FirmwareUpdated", "firmware " + str(st.get("ver")))
 
     async def trial_watch(self):
         """A slot on trial that never reaches Accepted reboots (counted by lib/slots.py)."""
@@ -268,7 +303,8 @@ def _valid(st):
     try:
         return (st["v"] == _FORMAT and isinstance(st["loc"], str) and isinstance(st["at"], int)
                 and isinstance(st["tries"], int) and isinstance(st["gap"], int)
-                and st["stage"] in ("wait", "install", "reboot"))
+                and st["stage"] in ("wait", "install", "reboot")
+                and isinstance(st.get("req", 0), int) and isinstance(st.get("inst", 0), int))
     except (KeyError, TypeError):
         return False
 

@@ -5,6 +5,10 @@
 FirmwareStatusNotification. A location that is not http://, https:// or ftp://, or a
 retrieveDate that is not a date, is answered as usual and reported as DownloadFailed
 (the conf has no status); nothing is stored then.
+
+Once a ManufacturerRootCertificate is installed, the charger installs only signed firmware
+(SignedUpdateFirmware): an UpdateFirmware is answered with a CALLERROR SecurityError and
+nothing else happens (firmware/firmware_update/signed.py explains the choice).
 """
 
 import asyncio
@@ -32,6 +36,11 @@ def parse(payload):
 
 @router.on(ACTION)
 def update_firmware(cp, payload):
+    from firmware.security import certs
+
+    if certs.files(cp, certs.TYPES[1]):
+        raise router.OCPPError(router.SECURITY_ERROR,
+                               "signed firmware only: use SignedUpdateFirmware")
     return {}
 
 
