@@ -99,7 +99,9 @@ class Runner:
         os.makedirs(self.data, exist_ok=True)
         if setup:
             (self.data / "setup.json").write_text(json.dumps(setup))
-        fw = Firmware(self.data, self.url)
+        # From source on the 64-bit VM the firmware, the transfer code and the crypto of a
+        # signed update all sit on the heap: more than the simulator's default 512k.
+        fw = Firmware(self.data, self.url, heap="1m")
         self.all.append(fw)
         return fw.start()
 

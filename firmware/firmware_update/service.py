@@ -166,9 +166,21 @@ class Firmware:
                     except asyncio.TimeoutError:
                         pass
                     continue
-                await self._download(st)
+                await self._step(self._download, st)
             else:
-                await self._install(st)
+                await self._step(self._install, st)
+
+    async def _step(self, fn, st):
+        # One step must not end the loop (a MemoryError importing the transfer or crypto
+        # code on a busy heap): logged and counted, the request stays on flash, and the
+        # next turn tries again after a pause.
+        try:
+            await fn(st)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            log.failed("firmware", "update step", e)
+            await asleep_ms(_STEP_MS)
 
     async def _download(self, st):
         if st["tries"] <= 0:  # the last attempt was cut short by a power cut
@@ -186,11 +198,11 @@ class Firmware:
         self.current = "Downloading"
         await self.notify("Downloading")
         check = None
-        if "sig" in st:
-            from firmware.firmware_update import signed
-
-            check = signed.checker(self, st)
         try:
+            if "sig" in st:
+                from firmware.firmware_update import signed
+
+                check = signed.checker(self, st)
             got = await install.fetch(self.cp, st["loc"], self.data, check)
         except Exception as e:  # TransferError, BundleError, OSError: one failed attempt
             log.error("firmware", "download failed:", getattr(e, "reason", repr(e)))
