@@ -8,6 +8,7 @@ from compat import uptime_ms
 last_error = None
 last_error_ms = None
 oom = 0  # MemoryErrors survived (the `oom` status key): work refused, never data invented
+on_memory = None  # fn() at the first MemoryError after boot (the security event)
 _sinks = []
 level = 1  # 0 debug, 1 info, 2 warning, 3 error
 
@@ -49,9 +50,15 @@ def warning(tag, *args):
 
 def memory(tag, *args):
     """A MemoryError that was caught: counted, logged as an error (so `ocpple` shows it)."""
-    global oom
+    global oom, on_memory
     oom += 1
     error(tag, "out of memory:", *args)
+    fn, on_memory = on_memory, None  # once per boot: a shortage must not flood the flash
+    if fn is not None:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - no room even for that: the count stands
+            pass
 
 
 def failed(tag, what, e):

@@ -6,7 +6,7 @@ Accepted, the HeartbeatInterval (stored, shown as `ocpph`).
 """
 
 import log
-from firmware import clock
+from firmware.ops import heartbeat
 
 ACTION = "BootNotification"
 # Used when the central system answers Pending/Rejected with interval 0.
@@ -33,10 +33,7 @@ def payload(cp):
 def on_conf(cp, conf):
     """Apply a BootNotification.conf; returns (status, seconds until the next step)."""
     status = conf["status"]
-    try:
-        clock.set(clock.parse(conf["currentTime"]))
-    except ValueError:
-        log.warning("ocpp", "BootNotification: bad currentTime", conf.get("currentTime"))
+    heartbeat.set_clock(cp, conf, "BootNotification")
     interval = conf["interval"]
     if status == "Accepted":
         if interval > 0 and interval != cp.config.get("HeartbeatInterval"):

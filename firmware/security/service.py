@@ -236,4 +236,7 @@ def attach(cp):
     cp.session.on_accepted.append(sec.on_accepted)
     cp.session.on_attempt.append(sec.on_attempt)
     sec.event("StartupOfTheDevice", "firmware " + cp.info.get("fw", ""))
+    # The first MemoryError after a boot (lib/log.py memory()) is the critical event
+    # MemoryExhaustion; later ones are only counted (`oom`).
+    log.on_memory = lambda: sec.event("MemoryExhaustion", "out of memory")
     return [sec.run()]
