@@ -2,6 +2,7 @@
 against real central systems on 127.0.0.1 (tools/csms.py over ws and wss)."""
 
 import base64
+import concurrent.futures
 import time
 
 import pytest
