@@ -30,27 +30,17 @@ import binascii
 import log
 from firmware import clock
 
+# The message module builds and sends the notification (one module per message); this
+# feature only decides when.
+from firmware.ops.signed_firmware_status_notification import (  # noqa: F401
+    ACTION,
+    STATUSES,
+    payload,
+    send,
+)
+
 CERT = "fwsign.pem"
-ACTION = "SignedFirmwareStatusNotification"
-STATUSES = ("Downloaded", "DownloadFailed", "Downloading", "DownloadScheduled",
-            "DownloadPaused", "Idle", "InstallationFailed", "Installing", "Installed",
-            "InstallRebooting", "InstallScheduled", "InstallVerificationFailed",
-            "InvalidSignature", "SignatureVerified")
 SCHEMES = ("http://", "https://", "ftp://")
-
-
-def payload(status, req=None):
-    if status not in STATUSES:
-        raise ValueError(status)
-    p = {"status": status}
-    if req is not None:
-        p["requestId"] = req
-    return p
-
-
-async def send(cp, status, req):
-    """Raises when the link is down or the central system answers a CALLERROR."""
-    return await cp.session.call(ACTION, payload(status, req))
 
 
 def _path(cp):
