@@ -9,6 +9,13 @@ import sys
 
 MICROPYTHON = sys.implementation.name == "micropython"
 
+# One scratch buffer for the two steady-state users of a ~1.5 KB block: the journal reading
+# its next entry (firmware/transactions/journal.py) and the websocket building a frame
+# (lib/ws.py). Taken when this module is first imported, at boot, while the heap is whole:
+# later a fragmented heap may have many KiB free and no block this long. Each user holds it
+# only in code without an await, so they never overlap.
+SCRATCH = bytearray(1536)
+
 try:
     from micropython import const
 except ImportError:

@@ -15,13 +15,16 @@ import asyncio
 import binascii
 import gc
 import hashlib
+import json
 import os
 
-from compat import MICROPYTHON, const, ticks_ms
+from compat import MICROPYTHON, SCRATCH, const, ticks_ms
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_CHUNK = const(512)  # masking granularity: bounds the temporary big ints
+_CHUNK = const(256)  # masking granularity: bounds the temporary big ints (~3 x 256 B)
 _ONE_WRITE = const(4096)  # frames up to this go out in one write (one TCP segment)
+_OUT = const(1536)  # frames up to this are built in compat.SCRATCH (taken at boot)
+_SEPARATORS = (",", ":")
 _CLOSE_WAIT_MS = const(2000)
 _MAX_HEADER_LINES = const(40)
 _HEAD = const(64)  # bytes of a frame kept when there is no room for the whole of it
@@ -205,6 +208,62 @@ def _xor(mv, mask, mfull):
     return (int.from_bytes(mv, "big") ^ m).to_bytes(k, "big")
 
 
+class _Full(Exception):
+    pass
+
+
+if MICROPYTHON:
+    import io
+
+    class _Sink(io.IOBase):
+        """json.dump's stream: the payload goes straight into the link's frame buffer, after
+        room for the longest header this buffer can need (2 + 2 bytes, the 4-byte mask);
+        raises _Full past the buffer's end, before anything was sent."""
+
+        def __init__(self):
+            self.mv = None
+            self.n = 8
+
+        def write(self, b):
+            n = self.n
+            k = len(b)
+            if n + k > len(self.mv):
+                raise _Full
+            self.mv[n : n + k] = b
+            self.n = n + k
+            return k
+
+    _SINK = _Sink()
+
+
+def _header(op, n):
+    if n < 126:
+        return bytes((0x80 | op, 0x80 | n))
+    if n < 65536:
+        return bytes((0x80 | op, 0xFE)) + n.to_bytes(2, "big")
+    return bytes((0x80 | op, 0xFF)) + n.to_bytes(8, "big")
+
+
+def _mask(buf, at, n, mask):
+    """XOR buf[at:at+n] in place with the repeated mask, a chunk at a time."""
+    mfull = int.from_bytes(mask * (_CHUNK // 4), "big") if n >= _CHUNK else 0
+    mv = memoryview(buf)
+    i = 0
+    while i < n:
+        k = n - i if n - i < _CHUNK else _CHUNK
+        buf[at + i : at + i + k] = _xor(mv[at + i : at + i + k], mask, mfull)
+        i += k
+
+
+def _frame_into(buf, hdr, mask, mv):
+    h = len(hdr) + 4
+    n = len(mv)
+    buf[: h - 4] = hdr
+    buf[h - 4 : h] = mask
+    buf[h : h + n] = mv
+    _mask(buf, h, n, mask)
+
+
 class WebSocket:
     def __init__(self, reader, writer, max_size):
         self._r = reader
@@ -220,41 +279,38 @@ class WebSocket:
         self.last_rx_ms = ticks_ms()
 
     async def _write_frame(self, op, data):
-        n = len(data)
-        if n < 126:
-            hdr = bytes((0x80 | op, 0x80 | n))
-        elif n < 65536:
-            hdr = bytes((0x80 | op, 0xFE)) + n.to_bytes(2, "big")
-        else:
-            hdr = bytes((0x80 | op, 0xFF)) + n.to_bytes(8, "big")
-        mask = os.urandom(4)
-        mfull = int.from_bytes(mask * (_CHUNK // 4), "big") if n >= _CHUNK else 0
         mv = memoryview(data)
+        n = len(mv)  # bytes (a str on MicroPython: its UTF-8 bytes)
+        hdr = _header(op, n)
+        mask = os.urandom(4)
         w = self._w
         async with self._lock:
+            h = len(hdr) + 4
             if n < _CHUNK:  # one write for the whole frame
                 w.write(hdr + mask + _xor(mv, mask, 0) if n else hdr + mask)
             elif n <= _ONE_WRITE:
                 # Still one write: a frame split over several TCP segments waits for the
                 # peer's delayed ACK (Nagle; MicroPython has no TCP_NODELAY): +40 ms.
-                h = len(hdr) + 4
-                buf = bytearray(h + n)
-                buf[: h - 4] = hdr
-                buf[h - 4 : h] = mask
-                i = 0
-                while i < n:
-                    k = n - i if n - i < _CHUNK else _CHUNK
-                    buf[h + i : h + i + k] = _xor(mv[i : i + k], mask, mfull)
-                    i += k
-                w.write(buf)
+                # Frames that fit the buffer the link keeps take no block from the heap.
+                if MICROPYTHON and h + n <= _OUT:  # (CPython's transport may keep a view)
+                    # Built and written without an await: MicroPython's stream copies what
+                    # the socket does not take at once, so SCRATCH is free again at once.
+                    _frame_into(SCRATCH, hdr, mask, mv)
+                    w.write(memoryview(SCRATCH)[: h + n])
+                else:
+                    buf = bytearray(h + n)
+                    _frame_into(buf, hdr, mask, mv)
+                    w.write(buf)
+                    buf = None
             else:  # chunk by chunk, drained, so no second copy of the message builds up
+                mfull = int.from_bytes(mask * (_CHUNK // 4), "big")
                 w.write(hdr + mask)
                 i = 0
                 while i < n:
                     k = n - i if n - i < _CHUNK else _CHUNK
                     w.write(_xor(mv[i : i + k], mask, mfull))
                     i += k
-                    if i % (8 * _CHUNK) == 0:
+                    if i % (32 * _CHUNK) == 0:
                         await w.drain()
             await w.drain()
 
@@ -262,9 +318,44 @@ class WebSocket:
         if self.closed or self._close_sent:
             raise ConnectionClosed(self.close_code or 1006, self.close_reason)
         if isinstance(msg, str):
-            await self._write_frame(_TEXT, msg.encode())
+            # MicroPython: a str is a buffer of its UTF-8 bytes, no copy needed.
+            await self._write_frame(_TEXT, msg if MICROPYTHON else msg.encode())
         else:
             await self._write_frame(_BIN, msg)
+
+    async def send_json(self, obj):
+        """`obj` as one text message of JSON (json.dumps' form). MicroPython: encoded
+        straight into compat.SCRATCH, masked there and written at once, so
+        a message (a MeterValues of ~1.1 KB) costs neither a str nor a frame-sized block of
+        a fragmented heap; longer ones go the way of send(). Raises what json.dumps raises
+        for `obj` before anything is sent."""
+        if self.closed or self._close_sent:
+            raise ConnectionClosed(self.close_code or 1006, self.close_reason)
+        if MICROPYTHON:
+            async with self._lock:
+                # From the encoding to the write without an await (see _write_frame).
+                buf = SCRATCH
+                sink = _SINK
+                sink.mv = memoryview(buf)
+                sink.n = 8
+                try:
+                    json.dump(obj, sink, separators=_SEPARATORS)
+                    n = sink.n - 8
+                except _Full:
+                    n = -1
+                finally:
+                    sink.mv = None
+                if n >= 0:
+                    hdr = _header(_TEXT, n)
+                    at = 8 - len(hdr) - 4
+                    buf[at : 8 - 4] = hdr
+                    mask = os.urandom(4)
+                    buf[4:8] = mask
+                    _mask(buf, 8, n, mask)
+                    self._w.write(memoryview(buf)[at : 8 + n])
+                    await self._w.drain()
+                    return
+        await self.send(json.dumps(obj, separators=_SEPARATORS))
 
     async def ping(self, data=b""):
         if self.closed or self._close_sent:

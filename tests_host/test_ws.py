@@ -68,6 +68,29 @@ async def s_large(cfg):
     await c.close()
     return out
 
+async def s_json(cfg):
+    # send_json at every size class: a short frame, one in the link's buffer, one at its
+    # edge, longer ones (send's way), non-ASCII text; then (CPython) an object JSON cannot
+    # encode, which must raise before anything goes out (the next message arrives intact).
+    c = await ws.connect(url(cfg, "echo", "json"), max_size=100000)
+    out = {}
+    for n in (0, 60, 100, 600, 1470, 1473, 1474, 1480, 3000, 9000):
+        obj = [2, "id-%d" % n, "X€", {"d": "y" * n, "n": n, "f": 1.5, "z": None}]
+        await c.send_json(obj)
+        r = await c.recv()
+        out[str(n)] = [json.loads(r) == obj, len(r.encode())]
+    out["bad"] = "TypeError"  # MicroPython's json encodes any object (its repr)
+    if sys.implementation.name != "micropython":
+        try:
+            await c.send_json([2, "bad", {"s": set()}])
+            out["bad"] = "sent"
+        except Exception as e:
+            out["bad"] = type(e).__name__
+    await c.send_json(["after"])
+    out["after"] = await c.recv()
+    await c.close()
+    return out
+
 async def s_raw_len(cfg):
     out = {}
     for leaf in ("len16", "len64"):
@@ -343,6 +366,19 @@ def test_large_messages_all_length_forms(run):
     assert res["large"] == {k: True for k in
                             ("125", "126", "300", "65535", "65536", "70000", "bin76800")}
     assert res["raw_len"] == {"len16": [300, 7, 7], "len64": [70000, 9, 9]}
+
+
+def test_send_json_frames_every_size_exactly(run):
+    res, _, _ = run
+    got = res["json"]
+    sizes = {k: v for k, v in got.items() if k.isdigit()}
+    assert sizes and all(ok for ok, _ in sizes.values()), got
+    # The sizes straddle the 125-byte header form and the end of the link's frame buffer.
+    lengths = sorted(n for _, n in sizes.values())
+    assert lengths[0] < 126 < lengths[2] and any(1500 < n < 1536 for n in lengths)
+    assert lengths[-1] > 9000
+    assert got["bad"] == "TypeError"
+    assert got["after"] == '["after"]'
 
 
 def test_message_over_cap_closes_1009_and_raises(run):

@@ -108,8 +108,11 @@ def _random_prefix():
 
 
 class RPC:
-    def __init__(self, send, cp, timeout_ms=30000, id_source=None):
+    def __init__(self, send, cp, timeout_ms=30000, id_source=None, send_json=None):
+        # send(text); send_json(message) encodes it itself (ws.WebSocket.send_json: straight
+        # into the link's frame buffer, no str of the message on the heap).
         self._send = send
+        self._send_json = send_json
         self.cp = cp
         self.timeout_ms = timeout_ms
         self._ids = id_source or self._next_id
@@ -138,14 +141,16 @@ class RPC:
             if self.closed:
                 raise ConnectionLost("connection closed")
             uid = self._ids()
-            text = json.dumps([_CALL, uid, action, payload])
+            msg = [_CALL, uid, action, payload]
+            text = None if self._send_json else json.dumps(msg)
             self._done.clear()
             self._result = None
             self._id = uid
             self._action = action
             ms = self.timeout_ms if timeout_ms is None else timeout_ms
             try:
-                await self._send(text)
+                await (self._send(text) if text is not None else self._send_json(msg))
+                msg = None
                 await wait_for_ms(self._done.wait(), ms)
             except asyncio.TimeoutError:
                 log.warning("rpc", "%s %s: no answer within %d ms" % (action, uid, ms))
@@ -172,7 +177,12 @@ class RPC:
             details = {}
         if type(description) is not str:
             description = str(description)
-        await self._send(json.dumps([_CALLERROR, uid, code, description[:_MAX_DESC], details]))
+        await self._out([_CALLERROR, uid, code, description[:_MAX_DESC], details])
+
+    def _out(self, msg):
+        if self._send_json is not None:
+            return self._send_json(msg)
+        return self._send(json.dumps(msg))
 
     async def _reject(self, uid, code, description):
         log.warning("rpc", "frame refused, %s: %s" % (code, description))
@@ -268,11 +278,17 @@ class RPC:
 
     async def _reply(self, uid, action, payload, res):
         try:
-            text = json.dumps([_CALLRESULT, uid, res])
-        except Exception as e:
-            await self._crash(uid, action, e)
+            if self._send_json is None:
+                text = json.dumps([_CALLRESULT, uid, res])
+            else:  # encoded and sent in one step; encoding fails before anything is sent
+                await self._send_json([_CALLRESULT, uid, res])
+                text = None
+        except (TypeError, ValueError, RuntimeError, OverflowError, MemoryError) as e:
+            await self._crash(uid, action, e)  # what encoding raises; a lost link goes up
             return
-        await self._send(text)
+        if text is not None:
+            await self._send(text)
+            text = None
         fn = router.AFTER.get(action)
         if fn is not None:
             try:

@@ -222,7 +222,7 @@ class Session:
         self._fail_kind = None
         self._ws = ws
         self.connected_ms = uptime_ms()
-        rpc = RPC(ws.send, self.cp, timeout_ms=_CALL_TIMEOUT_MS)
+        rpc = RPC(ws.send, self.cp, timeout_ms=_CALL_TIMEOUT_MS, send_json=ws.send_json)
         self.rpc = rpc
         down = self._down = asyncio.Event()
         tasks = [

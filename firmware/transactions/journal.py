@@ -111,7 +111,7 @@ import time
 
 import fs
 import log
-from compat import MICROPYTHON, const, epoch_offset
+from compat import MICROPYTHON, SCRATCH, const, epoch_offset
 from firmware.ops import meter_values, start_transaction, stop_transaction
 
 _FORMAT = const(2)
@@ -125,6 +125,7 @@ _SESSION_BYTES = const(256)
 _RETRY_CAP_S = const(3600)
 _ENOSPC = const(28)
 _ALL = const(99)  # thinning level: every droppable MeterValues of the transaction
+_J2_HEAD = const(72)  # covers "J2 seq code ref wh t length " of any real line
 
 _ACTIONS = {"S": "StartTransaction", "M": "MeterValues", "T": "StopTransaction"}
 _METAS = ("meta.json", "meta2.json")
@@ -621,6 +622,10 @@ class Journal:
         if self._head is None and self._head_off < self._size:
             with open(self._log, "rb") as f:
                 f.seek(self._head_off)
+                self._head = self._read_j2(f)
+                if self._head is not None:
+                    return self._head[0]
+                f.seek(self._head_off)
                 raw = f.readline()
             e = _parse(raw)
             if e is None:  # damaged after load (flash error): never block the queue
@@ -631,6 +636,48 @@ class Journal:
                 return self._head_entry()
             self._head = (e, len(raw))
         return None if self._head is None else self._head[0]
+
+    def _read_j2(self, f):
+        """The J2 line at f's position as (entry, line length), its body read into
+        compat.SCRATCH (taken at boot; a longer line gets its own block), so sending an
+        entry allocates no line-sized block in a heap that is fragmented by then (a readline
+        plus the header's copies of the body were three ~0.8 KB blocks, the first thing to
+        fail under memory pressure). None for anything but a whole, well-formed J2 line:
+        the caller then reads it with readline and _parse, which decide as before."""
+        h = f.read(_J2_HEAD)
+        parts = h.split(b" ", 7)
+        if len(parts) != 8 or parts[0] != b"J2":
+            return None
+        try:
+            code = parts[2].decode()
+            n = int(parts[6])
+            wh = int(parts[4])
+            e = [int(parts[1]), code, int(parts[3]), None, None if wh < 0 else wh,
+                 int(parts[5])]
+        except ValueError:
+            return None
+        if code not in _ACTIONS or n < 0:
+            return None
+        head = len(h) - len(parts[7])
+        if h.find(b"\n", 0, head) >= 0:
+            return None
+        buf = SCRATCH if n < len(SCRATCH) else bytearray(n + 1)  # (no await below)
+        mv = memoryview(buf)
+        f.seek(f.tell() - len(parts[7]))
+        got = f.readinto(mv[: n + 1])
+        # A body is JSON without raw newlines: the first newline must be the one after it.
+        if got != n + 1 or buf[n] != 10 or buf.find(b"\n", 0, n) >= 0:
+            return None
+        try:
+            p = json.loads(mv[:n] if MICROPYTHON else bytes(mv[:n]))
+        except MemoryError:
+            raise  # no room to parse it now: the entry stays, the caller tries again later
+        except Exception:  # noqa: BLE001 - damaged: readline and _parse decide
+            return None
+        if not isinstance(p, dict):
+            return None
+        e[3] = p
+        return tuple(e), head + n + 1
 
     def _quarantine_head(self):
         e = self._head[0]
