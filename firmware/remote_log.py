@@ -23,7 +23,7 @@ ocpprl: Remote logging: log lines to the central system as DataTransfer (message
 import asyncio
 
 import log
-from compat import const, ticks_diff, ticks_ms, wait_for_ms
+from compat import const, nap, ticks_diff, ticks_ms
 from firmware import clock
 from firmware.keys import API, BOOL
 from firmware.ocpp.rpc import CallError
@@ -116,10 +116,7 @@ class RemoteLog:
 
     async def run(self):
         while True:
-            try:
-                await wait_for_ms(self._wake.wait(), _GAP_MS)
-            except asyncio.TimeoutError:
-                pass
+            await nap(self._wake, _GAP_MS)
             self._wake.clear()
             try:
                 await self.step()

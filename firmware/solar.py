@@ -36,7 +36,7 @@ fup: Follow the PV surplus pushed in ids (go-e usePvSurplus).
 
 import asyncio
 
-from compat import const, ticks_diff, ticks_ms, wait_for_ms
+from compat import const, nap, ticks_diff, ticks_ms
 from firmware.goe import phases_in_use
 from firmware.keys import API, BOOL, LAZY
 
@@ -223,10 +223,7 @@ class Solar:
     async def run(self):
         while True:
             self.step()
-            try:
-                await wait_for_ms(self._wake.wait(), _STEP_MS)
-            except asyncio.TimeoutError:
-                pass
+            await nap(self._wake, _STEP_MS)
             self._wake.clear()
 
 

@@ -37,7 +37,7 @@ import asyncio
 
 import fs
 import log
-from compat import asleep_ms, const, ticks_diff, ticks_ms, wait_for_ms
+from compat import asleep_ms, const, nap, ticks_diff, ticks_ms
 from firmware import clock
 from firmware.ops import status_notification as sn
 
@@ -244,10 +244,7 @@ class Station:
 
     async def run(self):
         while True:
-            try:
-                await wait_for_ms(self._wake.wait(), _POLL_MS)
-            except asyncio.TimeoutError:
-                pass
+            await nap(self._wake, _POLL_MS)
             self._wake.clear()
             try:
                 await self.step()

@@ -21,7 +21,7 @@ import os
 from compat import MICROPYTHON, SCRATCH, const, ticks_ms
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_CHUNK = const(256)  # masking granularity: bounds the temporary big ints (~3 x 256 B)
+_CHUNK = const(128)  # masking granularity: bounds the temporary big ints (~3 x 128 B)
 _ONE_WRITE = const(4096)  # frames up to this go out in one write (one TCP segment)
 _OUT = const(1536)  # frames up to this are built in compat.SCRATCH (taken at boot)
 _SEPARATORS = (",", ":")

@@ -2,6 +2,7 @@
 liveness tests inject into the OCPP session. Runs on CPython and on the MicroPython VM."""
 
 import asyncio
+import json
 
 from compat import ticks_ms
 
@@ -22,6 +23,9 @@ class StuckWS:
     async def send(self, text):
         self.sent.append(text)
         await never()
+
+    async def send_json(self, obj):
+        await self.send(json.dumps(obj))
 
     async def recv(self):
         await never()

@@ -43,7 +43,7 @@ import asyncio
 import fs
 import log
 import slots
-from compat import asleep_ms, const, wait_for_ms
+from compat import asleep_ms, const, nap, wait_for_ms
 from firmware import clock
 
 FILE = "fwupdate.json"
@@ -161,10 +161,7 @@ class Firmware:
                 left = st["at"] - clock.now()
                 if left > 0:
                     self._wake.clear()
-                    try:
-                        await wait_for_ms(self._wake.wait(), min(left * 1000, _STEP_MS))
-                    except asyncio.TimeoutError:
-                        pass
+                    await nap(self._wake, min(left * 1000, _STEP_MS))
                     continue
                 await self._step(self._download, st)
             else:

@@ -27,7 +27,7 @@ import random
 
 import log
 import ws as wsmod
-from compat import asleep_ms, const, ticks_diff, ticks_ms, uptime_ms, wait_for_ms
+from compat import asleep_ms, const, nap, ticks_diff, ticks_ms, uptime_ms, wait_for_ms
 from firmware.config import url_host
 from firmware.ocpp.rpc import RPC
 from firmware.ops import boot_notification, heartbeat
@@ -165,10 +165,7 @@ class Session:
                 self.cp.security.event(kind, text)
 
     async def _sleep_or_kick(self, ms):
-        try:
-            await wait_for_ms(self._kick.wait(), ms)
-        except asyncio.TimeoutError:
-            pass
+        await nap(self._kick, ms)
 
     def _beat(self):
         self.cp.beat("session")  # liveness: app._watch restarts a session silent too long

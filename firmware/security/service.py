@@ -36,7 +36,7 @@ import asyncio
 
 import fs
 import log
-from compat import asleep_ms, const, wait_for_ms
+from compat import asleep_ms, const, nap
 from firmware import clock
 
 _O = const(8)  # OCPP: a standard key
@@ -192,10 +192,7 @@ class Security:
             head = self.queue.peek()
             payload = head[1] if head is not None else (self._loose[0] if self._loose else None)
             if payload is None:
-                try:
-                    await wait_for_ms(self._wake.wait(), _RETRY_MS)
-                except asyncio.TimeoutError:
-                    pass
+                await nap(self._wake, _RETRY_MS)
                 continue
             try:
                 await sen.send(session, payload)

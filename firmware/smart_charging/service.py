@@ -39,7 +39,7 @@ MaxChargingProfilesInstalled: Maximum charging profiles installed at once.
 import asyncio
 
 import log
-from compat import const, wait_for_ms
+from compat import const, nap
 from firmware import clock
 from firmware.evse.charger import NRG_U
 from firmware.smart_charging.profiles import FileStore, SmartCharging, floor_tenth
@@ -170,10 +170,7 @@ class Limits:
             except Exception as e:  # a bad profile must not stop the loop
                 log.error("limits", "step", e)
                 ms = _PERIOD_MS
-            try:
-                await wait_for_ms(ev.wait(), ms)
-            except asyncio.TimeoutError:
-                pass
+            await nap(ev, ms)
             ev.clear()
 
 

@@ -63,7 +63,7 @@ ocppd: Dummy card idTag used when charging starts without a card ("" = none).
 import asyncio
 
 import log
-from compat import asleep_ms, const, ticks_diff, ticks_ms, wait_for_ms
+from compat import asleep_ms, const, nap, ticks_diff, ticks_ms, wait_for_ms
 from firmware import clock
 from firmware.keys import CSL
 from firmware.ocpp.rpc import CallError, CallTimeout, ConnectionLost
@@ -478,10 +478,7 @@ class Txn:
     async def run(self):
         while True:
             self.cp.beat("txn")
-            try:
-                await wait_for_ms(self._wake.wait(), 1000)
-            except asyncio.TimeoutError:
-                pass
+            await nap(self._wake, 1000)
             self._wake.clear()
             while self._events:
                 event, data = self._events.pop(0)
@@ -495,10 +492,7 @@ class Txn:
                 log.error(_TAG, "timers:", repr(e))
 
     async def _idle(self, ms):
-        try:
-            await wait_for_ms(self._kick.wait(), ms)
-        except asyncio.TimeoutError:
-            pass
+        await nap(self._kick, ms)
         self._kick.clear()
 
     async def sender(self):
