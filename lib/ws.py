@@ -25,6 +25,13 @@ _CHUNK = const(128)  # masking granularity: bounds the temporary big ints (~3 x 
 _ONE_WRITE = const(4096)  # frames up to this go out in one write (one TCP segment)
 _OUT = const(1536)  # frames up to this are built in compat.SCRATCH (taken at boot)
 _SEPARATORS = (",", ":")
+# Text frames longer than this are read compacted (_compacted, recv(raw=True)), into small
+# pieces (Pieces, parsed with json.load), strings longer than _KEEP bytes replaced by CUT.
+# No field of an OCPP 1.6 request the firmware uses is that long (certificate chains:
+# CertificateSignedMaxChainSize, 5600).
+_COMPACT = const(2048)
+_KEEP = const(6144)
+CUT = "\x00cut"  # what json.loads makes of lib/wsbig.py's _CUT
 _CLOSE_WAIT_MS = const(2000)
 _MAX_HEADER_LINES = const(40)
 _HEAD = const(64)  # bytes of a frame kept when there is no room for the whole of it
@@ -270,6 +277,7 @@ class WebSocket:
         self._w = writer
         self._max = max_size
         self._lock = asyncio.Lock()
+        self.cut = 0  # strings replaced by CUT in the last message recv(raw=True) returned
         self._close_sent = False
         self._reading = False
         self._got_close = asyncio.Event()
@@ -448,11 +456,7 @@ class WebSocket:
             try:
                 buf = bytearray(n)
             except MemoryError:
-                head = await self._r.readexactly(n if n < _HEAD else _HEAD)
-                left = n - len(head)
-                while left > 0:
-                    left -= len(await self._r.read(left if left < 256 else 256) or b"x")
-                raise TooLarge(n, head)
+                await self._drop(n, await self._r.readexactly(n if n < _HEAD else _HEAD))
         mv = memoryview(buf)
         i = 0
         while i < n:
@@ -463,6 +467,27 @@ class WebSocket:
                 i += k
         return buf
 
+    async def _drop(self, n, head):
+        """The rest of an n-byte frame whose first bytes are `head`, read and dropped in
+        small pieces (the link stays in step); raises TooLarge."""
+        left = n - len(head)
+        while left > 0:
+            left -= len(await self._r.read(left if left < 256 else 256) or b"x")
+        raise TooLarge(n, head)
+
+    async def _compacted(self, n, keep):
+        """A text frame of n bytes of JSON as Pieces: read 256 bytes at a time and kept in
+        pieces of about that size, so a frame of 7 KB needs no 7 KB block of a fragmented
+        heap; every string longer than `keep` bytes is replaced by CUT (the string
+        "\\u0000cut"), so a DataTransfer of 16 KiB costs its short remainder, not the frame
+        plus its decoded `data`. The rest is kept byte for byte: json.load still checks the
+        whole structure. Cut strings are not checked (escapes, UTF-8); self.cut counts them.
+        A MemoryError on the way: the rest of the frame is read and dropped (the link stays
+        in step) and TooLarge carries its first bytes, as _payload does."""
+        from wsbig import compacted  # rare: loaded with the first long frame
+
+        return await compacted(self, n, keep)
+
     async def recv(self, raw=False):
         """Next message: str (text) or bytes (binary). Raises ConnectionClosed, or TooLarge
         for a message the heap had no room for (the link stays usable). raw=True: a text
@@ -471,6 +496,7 @@ class WebSocket:
         if self.closed:
             raise ConnectionClosed(self.close_code, self.close_reason)
         self._reading = True
+        self.cut = 0
         try:
             return await self._recv(raw)
         except (EOFError, OSError) as e:
@@ -495,6 +521,9 @@ class WebSocket:
                 size += n
                 if size > self._max:
                     await self._fail(1009, "message larger than %d bytes" % self._max)
+                if raw and MICROPYTHON and fin and parts is None and op == _TEXT and \
+                        n > _COMPACT:
+                    return await self._compacted(n, _KEEP)
                 data = await self._payload(n)
                 if parts is None:
                     if fin:

@@ -11,6 +11,7 @@ from test_rpc import Peer, assert_still_answers, routes  # noqa: F401 - fixture
 
 import log
 import ws
+import wsbig
 from firmware.ocpp import rpc as rpcmod
 from firmware.ocpp.rpc import RPC
 
@@ -119,15 +120,39 @@ def _frame(op, payload):
     return hdr + payload
 
 
+def _tight(limit):
+    real = bytearray
+
+    def tight(n=0):  # the heap has no room for anything above `limit` bytes
+        if isinstance(n, int) and n > limit:
+            raise MemoryError
+        return real(n)
+
+    return tight
+
+
+def test_a_long_frame_is_read_in_small_pieces_with_its_long_string_cut(monkeypatch):
+    big = b'[2,"m1","DataTransfer",{"vendorId":"v","data":"' + b"x" * 9000 + b'"}]'
+    small = b'[2,"m2","Heartbeat",{}]'
+    monkeypatch.setattr(ws, "MICROPYTHON", True)
+    monkeypatch.setattr(ws, "bytearray", _tight(1000), raising=False)
+    sock = ws.WebSocket(_Reader(_frame(1, big) + _frame(1, small)), None, 16384)
+
+    async def main():
+        msg = await sock.recv(raw=True)
+        assert sock.cut == 1
+        assert rpcmod._loads(msg) == [2, "m1", "DataTransfer", {"vendorId": "v", "data": ws.CUT}]
+        assert bytes(await sock.recv(raw=True)) == small and sock.cut == 0
+        assert not sock.closed
+
+    run(main())
+
+
 def test_a_frame_without_room_is_skipped_whole_and_the_next_one_reads(monkeypatch):
     big = b'[2,"m1","DataTransfer",{"vendorId":"v","data":"' + b"x" * 9000 + b'"}]'
     small = b'[2,"m2","Heartbeat",{}]'
-    real = bytearray
-
-    def tight(n=0):  # the heap has no room for anything above 1 KB
-        if isinstance(n, int) and n > 1000:
-            raise MemoryError
-        return real(n)
+    tight = _tight(100)
+    monkeypatch.setattr(wsbig, "bytearray", tight, raising=False)
 
     monkeypatch.setattr(ws, "MICROPYTHON", True)
     monkeypatch.setattr(ws, "bytearray", tight, raising=False)

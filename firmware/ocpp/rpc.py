@@ -40,6 +40,7 @@ from firmware.ocpp.router import (
     FORMATION_VIOLATION,
     GENERIC_ERROR,
     INTERNAL_ERROR,
+    PROPERTY_CONSTRAINT_VIOLATION,
     PROTOCOL_ERROR,
     OCPPError,
 )
@@ -57,10 +58,17 @@ _HEAD = const(64)
 
 def _loads(text):
     try:
-        return json.loads(text)
+        return _parse(text)
     except MemoryError:
         gc.collect()  # once more with the garbage gone; a second failure propagates
+        return _parse(text)
+
+
+def _parse(text):
+    if type(text) in (str, bytes, bytearray):
         return json.loads(text)
+    text._i = text._at = 0  # ws.Pieces, a stream: from its start (a retry reads it again)
+    return json.load(text)
 
 
 def _peek_call_id(head):
@@ -195,9 +203,11 @@ class RPC:
         if uid is not None:
             await self._error(uid, INTERNAL_ERROR, "out of memory")
 
-    async def on_frame(self, text):
+    async def on_frame(self, text, cut=0):
         """Handle one incoming frame (str, bytes or bytearray of UTF-8 JSON). Errors of
-        `send` propagate."""
+        `send` propagate. `cut`: strings the websocket replaced by ws.CUT because they were
+        too long to keep (lib/ws.py _compacted): only DataTransfer's `data` may be that
+        long (its handler answers it); in any other CALL a field is beyond its maxLength."""
         try:
             msg = _loads(text)
         except MemoryError:
@@ -229,6 +239,8 @@ class RPC:
             await self._reject(rid, FORMATION_VIOLATION, "CALL must have 4 elements")
         elif type(msg[2]) is not str:
             await self._reject(rid, FORMATION_VIOLATION, "action must be a string")
+        elif cut and msg[2] != "DataTransfer":
+            await self._reject(rid, PROPERTY_CONSTRAINT_VIOLATION, "a string over 6 KiB")
         else:
             await self._call(uid, msg[2], msg[3])
 

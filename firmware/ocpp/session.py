@@ -271,7 +271,7 @@ class Session:
             if isinstance(msg, bytes):
                 log.warning("ocpp", "binary frame ignored (%d bytes)" % len(msg))
             else:
-                await rpc.on_frame(msg)
+                await rpc.on_frame(msg, ws.cut)
                 msg = None
 
     async def _keepalive(self, ws):

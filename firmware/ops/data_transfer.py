@@ -15,13 +15,15 @@ vendorId "OpenWallbox" (the BootNotification chargePointVendor), messages:
   anything else: a malformed, overflowing (1e400) or nested value is Rejected, never an
   error).
 
-Any other messageId: UnknownMessageId; any other vendorId: UnknownVendorId.
+Any other messageId: UnknownMessageId; any other vendorId: UnknownVendorId. A `data` longer
+than 6 KiB (read compacted by lib/ws.py, never decoded) is Rejected, `{"data": "too long"}`.
 """
 
 import json
 
 from compat import const
 from firmware.ocpp import router
+from ws import CUT
 
 _MAX_DATA = const(32)
 ACTION = "DataTransfer"
@@ -109,6 +111,8 @@ def data_transfer(cp, payload):
     fn = _MESSAGES.get(payload.get("messageId"))
     if fn is None:
         return {"status": "UnknownMessageId"}
+    if payload.get("data") == CUT:  # longer than any message of ours takes (see lib/ws.py)
+        return {"status": "Rejected", "data": json.dumps({"data": "too long"})}
     status, data = fn(cp, payload.get("data"))
     res = {"status": status}
     if data is not None:

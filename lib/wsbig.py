@@ -1,0 +1,179 @@
+"""Long websocket text frames read in small pieces (WebSocket._compacted in lib/ws.py, for
+frames over 2 KiB): loaded with the first such frame, so the code costs nothing until a
+central system sends one.
+
+The frame is read 256 bytes at a time and kept in pieces of about that size (Pieces, a stream
+json.load parses), so a frame of 7 KB needs no 7 KB block of a fragmented heap; every string
+longer than `keep` bytes is replaced by _CUT (ws.CUT once parsed), so a DataTransfer of 16 KiB
+costs its short remainder, not the frame plus its decoded `data`. The rest is kept byte for
+byte: json.load still checks the whole structure. Cut strings are not checked (escapes,
+UTF-8); the socket's `cut` counts them.
+"""
+
+import gc
+import io
+
+from compat import MICROPYTHON, const
+from ws import TooLarge
+
+_PIECE_OUT = const(256)  # what is kept in one piece before a new one starts
+_HEAD = const(64)  # first bytes of a frame kept for TooLarge (as in lib/ws.py)
+_CUT = b"\\u0000cut"
+
+_Base = io.IOBase if MICROPYTHON else object
+
+
+class Pieces(_Base):
+    """A message read in pieces (compacted()): a stream for json.load, so no
+    block as long as the message is ever needed; len() and [:k] (the first bytes) like the
+    bytearray recv(raw=True) returns for shorter messages."""
+
+    def __init__(self, pieces):
+        self.pieces = pieces
+        self._i = self._at = 0
+
+    def __len__(self):
+        return sum(len(p) for p in self.pieces)
+
+    def __getitem__(self, sl):
+        return b"".join(self.pieces)[sl]  # only for a few bytes of a message in trouble
+
+    def readinto(self, buf):
+        n = 0
+        want = len(buf)
+        while n < want and self._i < len(self.pieces):
+            p = self.pieces[self._i]
+            k = len(p) - self._at
+            if k > want - n:
+                k = want - n
+            buf[n : n + k] = p[self._at : self._at + k]
+            n += k
+            self._at += k
+            if self._at == len(p):
+                self._i += 1
+                self._at = 0
+        return n
+
+    def read(self, n=-1):  # CPython's json.load
+        return b"".join(self.pieces)
+
+
+class _Compact:
+    """The state of compacted() over the pieces of one frame."""
+
+    def __init__(self, keep):
+        self.keep = keep
+        self.pieces = []  # done
+        self.spieces = []  # of the open string, after self.pieces
+        self.out = bytearray()  # the tail; the open string's bytes from self.start
+        self.start = 0
+        self.slen = 0
+        self.instr = self.skip = False
+        self.bs = 0  # backslashes before this piece, in the open string
+        self.cut = 0
+
+    def _flush(self):
+        out = self.out
+        if self.instr:
+            if self.start:
+                self.pieces.append(bytes(out[: self.start]))
+            if not self.skip:
+                self.spieces.append(bytes(out[self.start :]))
+        else:
+            self.pieces.append(bytes(out))
+        self.out = bytearray()
+        self.start = 0
+
+    def feed(self, piece, k):
+        if len(self.out) > _PIECE_OUT:
+            self._flush()
+        out = self.out
+        i = 0
+        while i < k:
+            if not self.instr:
+                j = piece.find(b'"', i, k)
+                if j < 0:
+                    out.extend(memoryview(piece)[i:k])
+                    return
+                out.extend(memoryview(piece)[i : j + 1])
+                self.instr = True
+                self.start = len(out)
+                self.slen = self.bs = 0
+                i = j + 1
+                continue
+            j = piece.find(b'"', i, k)
+            while j >= 0:  # a quote after an odd run of backslashes is escaped
+                m = j
+                while m > i and piece[m - 1] == 0x5C:
+                    m -= 1
+                if not (j - m + (self.bs if m == i else 0)) & 1:
+                    break
+                j = piece.find(b'"', j + 1, k)
+            end = k if j < 0 else j
+            if not self.skip:
+                self.slen += end - i
+                if self.slen > self.keep:
+                    out[self.start :] = b""
+                    self.spieces = []
+                    self.skip = True
+                    self.cut += 1
+                else:
+                    out.extend(memoryview(piece)[i:end])
+            m = end
+            while m > i and piece[m - 1] == 0x5C:
+                m -= 1
+            self.bs = end - m + (self.bs if m == i else 0)
+            if j < 0:
+                return
+            if self.skip:
+                out.extend(_CUT)
+                self.skip = False
+            elif self.spieces:
+                # The string's earlier bytes went to spieces: they come before this tail.
+                tail = bytes(out[self.start :])
+                out[self.start :] = b""
+                self._flush()
+                self.pieces.extend(self.spieces)
+                self.spieces = []
+                out = self.out
+                out.extend(tail)
+            out.append(0x22)
+            self.instr = False
+            i = j + 1
+
+    def done(self):
+        self.pieces.append(bytes(self.out))
+        return Pieces(self.pieces)
+
+
+
+async def compacted(sock, n, keep):
+    """The n-byte text frame whose header `sock` (a ws.WebSocket) just read, as Pieces. A
+    MemoryError on the way: the rest of the frame is read and dropped (the link stays in
+    step) and TooLarge carries its first bytes, as WebSocket._payload does."""
+    try:
+        piece = bytearray(256)
+        st = _Compact(keep)
+    except MemoryError:
+        gc.collect()
+        await sock._drop(n, await sock._r.readexactly(_HEAD))
+    left = n
+    head = None
+    while left > 0:
+        k = await sock._r.readinto(memoryview(piece)[: left if left < 256 else 256])
+        if not k:
+            raise EOFError
+        left -= k
+        if head is None:
+            head = bytes(piece[: k if k < _HEAD else _HEAD])
+        if st is None:
+            continue
+        try:
+            st.feed(piece, k)
+        except MemoryError:
+            st = None
+            gc.collect()
+    if st is None:
+        raise TooLarge(n, head)
+    sock.cut = st.cut
+    return st.done()

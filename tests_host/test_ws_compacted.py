@@ -1,0 +1,123 @@
+"""A text frame over 2 KiB is read in 256-byte pieces with every string longer than 6 KiB
+replaced by ws.CUT (lib/ws.py WebSocket._compacted), so a 16 KiB DataTransfer costs its short
+remainder instead of the frame plus its decoded `data`. These tests feed the reader frames
+of every shape, cut into pieces at every kind of boundary (inside escapes, between the
+backslashes before a quote, inside multi-byte UTF-8), and check the result is exactly the
+frame with the long strings replaced; then the firmware answers such frames end to end."""
+
+import asyncio
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ws
+
+
+class Pieces:
+    """A stream reader handing out `data` in the given piece sizes (readinto)."""
+
+    def __init__(self, data, sizes):
+        self.data = data
+        self.sizes = sizes
+        self.i = 0
+        self.n = 0
+
+    async def readinto(self, mv):
+        k = min(len(mv), self.sizes[self.n % len(self.sizes)], len(self.data) - self.i)
+        self.n += 1
+        mv[:k] = self.data[self.i : self.i + k]
+        self.i += k
+        return k
+
+
+def compact(data, sizes, keep):
+    sock = ws.WebSocket(Pieces(data, sizes), None, 1 << 20)
+    out = asyncio.run(sock._compacted(len(data), keep))
+    assert all(len(p) <= 3 * 256 for p in out.pieces), [len(p) for p in out.pieces]
+    return b"".join(out.pieces), sock.cut
+
+
+def expected(obj, keep):
+    """obj with every string (key or value) whose JSON-escaped bytes exceed keep -> CUT."""
+    def raw(s):
+        return len(json.dumps(s, ensure_ascii=False)[1:-1].encode())
+
+    if isinstance(obj, str):
+        return ws.CUT if raw(obj) > keep else obj
+    if isinstance(obj, list):
+        return [expected(x, keep) for x in obj]
+    if isinstance(obj, dict):
+        return {expected(k, keep): expected(v, keep) for k, v in obj.items()}
+    return obj
+
+
+def count_cut(obj, keep):
+    if isinstance(obj, str):
+        return len(json.dumps(obj, ensure_ascii=False)[1:-1].encode()) > keep
+    if isinstance(obj, list):
+        return sum(count_cut(x, keep) for x in obj)
+    if isinstance(obj, dict):
+        return sum(count_cut(k, keep) + count_cut(v, keep) for k, v in obj.items())
+    return 0
+
+
+# Strings rich in what makes the scan hard: quotes, runs of backslashes, escapes, UTF-8.
+_chars = st.sampled_from(['"', "\\", "\\\\", "a", "é", "€", "\U0001f600", "\n", "\u0001", "/",
+                          "x" * 7])
+_text = st.lists(_chars, max_size=150).map("".join)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | _text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(obj=_json, sizes=st.lists(st.integers(1, 256), min_size=1, max_size=5),
+       keep=st.integers(0, 40) | st.integers(100, 5000), pad=st.integers(0, 3))
+def test_long_strings_are_cut_and_everything_else_kept_at_any_piece_boundary(
+        obj, sizes, keep, pad):
+    data = (" " * pad + json.dumps(obj, ensure_ascii=pad % 2 == 0)).encode()
+    out, cut = compact(data, sizes, keep)
+    if pad % 2 == 0:  # \uXXXX escapes: lengths as escaped
+        def raw_len(s):
+            return len(json.dumps(s)[1:-1].encode())
+    else:
+        raw_len = None
+    got = json.loads(bytes(out))
+    if raw_len is None:
+        assert got == expected(obj, keep)
+        assert cut == count_cut(obj, keep)
+    else:
+        def exp(o):
+            if isinstance(o, str):
+                return ws.CUT if raw_len(o) > keep else o
+            if isinstance(o, list):
+                return [exp(x) for x in o]
+            if isinstance(o, dict):
+                return {exp(k): exp(v) for k, v in o.items()}
+            return o
+        assert got == exp(obj)
+
+
+def test_a_16_kib_data_transfer_keeps_only_its_short_fields():
+    payload = {"vendorId": "Other", "messageId": "x", "data": "d\\\"" * 5400}
+    data = json.dumps([2, "id-1", "DataTransfer", payload]).encode()
+    assert len(data) > 16000
+    out, cut = compact(data, [256], 6144)
+    assert cut == 1 and len(out) < 120
+    assert json.loads(bytes(out)) == [2, "id-1", "DataTransfer",
+                                      {"vendorId": "Other", "messageId": "x", "data": ws.CUT}]
+
+
+def test_a_malformed_frame_stays_malformed():
+    # Only string contents are dropped: a broken structure still fails to parse.
+    for bad in (b'[2,"a","DataTransfer",{"data":"' + b"x" * 9000 + b'"', b"[2,," + b" " * 9000,
+                b'[2,"a"]' + b" " * 9000 + b"]"):
+        out, _ = compact(bad, [256], 6144)
+        try:
+            json.loads(bytes(out))
+        except ValueError:
+            continue
+        raise AssertionError(bad[:40])
