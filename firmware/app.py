@@ -23,6 +23,9 @@ SETUP_FILE = "setup.json"
 
 def load_config(data_dir):
     """The persisted configuration, with a pending first-time setup file merged in."""
+    import compat
+
+    compat.scratch()  # first thing at boot, while the heap is whole (see lib/compat.py)
     import fs
     from firmware.config import Config
 
@@ -307,6 +310,9 @@ async def main(cp, api_host, api_port, sim=None, page=None):
 def run(hal, data_dir, info, reboot, config=None, api_host="127.0.0.1", api_port=80, sim=None,
         page=None):
     """`page`: path of the gzipped web page on flash, served at GET / (firmware.api)."""
+    import compat
+
+    compat.scratch()  # (load_config took it already, when it ran)
     if config is None:
         config = load_config(data_dir)
     load_ops()

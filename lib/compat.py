@@ -11,10 +11,16 @@ MICROPYTHON = sys.implementation.name == "micropython"
 
 # One scratch buffer for the two steady-state users of a ~1.5 KB block: the journal reading
 # its next entry (firmware/transactions/journal.py) and the websocket building a frame
-# (lib/ws.py). Taken when this module is first imported, at boot, while the heap is whole:
-# later a fragmented heap may have many KiB free and no block this long. Each user holds it
-# only in code without an await, so they never overlap.
-SCRATCH = bytearray(1536)
+# (lib/ws.py). The firmware takes it at boot (firmware/app.py run()), while the heap is
+# whole: later a fragmented heap may have many KiB free and no block this long. Each user
+# holds it only in code without an await, so they never overlap.
+_scratch = []
+
+
+def scratch():
+    if not _scratch:
+        _scratch.append(bytearray(1536))
+    return _scratch[0]
 
 try:
     from micropython import const

@@ -18,12 +18,12 @@ import hashlib
 import json
 import os
 
-from compat import MICROPYTHON, SCRATCH, const, ticks_ms
+from compat import MICROPYTHON, const, scratch, ticks_ms
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _CHUNK = const(128)  # masking granularity: bounds the temporary big ints (~3 x 128 B)
 _ONE_WRITE = const(4096)  # frames up to this go out in one write (one TCP segment)
-_OUT = const(1536)  # frames up to this are built in compat.SCRATCH (taken at boot)
+_OUT = const(1536)  # frames up to this are built in compat.scratch() (taken at boot)
 _SEPARATORS = (",", ":")
 # Text frames longer than this are read compacted (_compacted, recv(raw=True)), into small
 # pieces (Pieces, parsed with json.load), strings longer than _KEEP bytes replaced by CUT.
@@ -302,9 +302,10 @@ class WebSocket:
                 # Frames that fit the buffer the link keeps take no block from the heap.
                 if MICROPYTHON and h + n <= _OUT:  # (CPython's transport may keep a view)
                     # Built and written without an await: MicroPython's stream copies what
-                    # the socket does not take at once, so SCRATCH is free again at once.
-                    _frame_into(SCRATCH, hdr, mask, mv)
-                    w.write(memoryview(SCRATCH)[: h + n])
+                    # the socket does not take at once, so the buffer is free again at once.
+                    buf = scratch()
+                    _frame_into(buf, hdr, mask, mv)
+                    w.write(memoryview(buf)[: h + n])
                 else:
                     buf = bytearray(h + n)
                     _frame_into(buf, hdr, mask, mv)
@@ -333,7 +334,7 @@ class WebSocket:
 
     async def send_json(self, obj):
         """`obj` as one text message of JSON (json.dumps' form). MicroPython: encoded
-        straight into compat.SCRATCH, masked there and written at once, so
+        straight into compat.scratch(), masked there and written at once, so
         a message (a MeterValues of ~1.1 KB) costs neither a str nor a frame-sized block of
         a fragmented heap; longer ones go the way of send(). Raises what json.dumps raises
         for `obj` before anything is sent."""
@@ -342,7 +343,7 @@ class WebSocket:
         if MICROPYTHON:
             async with self._lock:
                 # From the encoding to the write without an await (see _write_frame).
-                buf = SCRATCH
+                buf = scratch()
                 sink = _SINK
                 sink.mv = memoryview(buf)
                 sink.n = 8

@@ -1,4 +1,4 @@
-"""The journal reads the entry it sends next into compat.SCRATCH (Journal._read_j2), not with
+"""The journal reads the entry it sends next into compat.scratch() (Journal._read_j2), not with
 readline: on a fragmented heap the line-sized blocks of readline and its copies were
 the first allocations to fail. These tests hold the buffered read to the readline reading
 (`_parse`) it replaces, over the whole class of inputs: every line damaged at every byte, in
@@ -85,7 +85,7 @@ def test_a_line_cut_at_any_byte_is_never_read_through_the_buffer(tmp_path):
 
 
 def test_a_line_longer_than_the_scratch_buffer_is_read_whole(tmp_path):
-    from compat import SCRATCH
+    from compat import scratch
 
     d = str(tmp_path)
     j = Journal(d)
@@ -95,7 +95,7 @@ def test_a_line_longer_than_the_scratch_buffer_is_read_whole(tmp_path):
     with open(path, "rb") as f:
         data = f.read()
     off, raw = _lines(data)[1]
-    assert len(raw) > len(SCRATCH)
+    assert len(raw) > len(scratch())
     fast, slow = _both(j, path, off)
     assert fast is not None and fast == slow
     assert len(fast[0][3]["meterValue"]) == 20

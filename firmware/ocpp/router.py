@@ -113,6 +113,7 @@ HANDLERS = {}  # action -> handler(cp, payload) -> dict
 OFFERED = {}  # action -> firmware/ops module name, imported on the action's first CALL
 AFTER = {}  # action -> after(cp, payload, response)
 SCHEMAS = {}  # action -> spec string overriding firmware.ocpp.specs (rarely needed)
+LOADED = {}  # action -> firmware/ops module name the router imported, until done(action)
 
 
 def on(action, schema=None):
@@ -152,10 +153,34 @@ def lookup(action):
         return fn
     name = OFFERED.get(action)
     if name is not None:
-        __import__("firmware.ops." + name)  # registers the handler (and its after-handler)
-        fn = HANDLERS.get(action)
+        mod = __import__("firmware.ops." + name, None, None, ("RESIDENT",))
+        fn = HANDLERS.get(action)  # registered by the import (and its after-handler)
         if fn is not None:
+            if not getattr(mod, "RESIDENT", False):
+                LOADED[action] = name
             return fn
     if action in KNOWN:
         raise OCPPError(NOT_SUPPORTED, action + " not supported")
     raise OCPPError(NOT_IMPLEMENTED, "unknown action " + action)
+
+
+def done(action):
+    """A CALL of `action` is answered (its after-handler has run): the message module the
+    router imported for it is dropped again (its handlers, its sys.modules entry), so a
+    request the central system sends once a month holds no heap in between (from .mpy
+    files: its bytecode). Modules with state that outlives the answer (a task in progress,
+    a request kept for the after-handler) say RESIDENT = True and stay. What a running
+    handler or task still references lives on until it is done."""
+    name = LOADED.pop(action, None)
+    if name is None:
+        return
+    import sys
+
+    HANDLERS.pop(action, None)
+    AFTER.pop(action, None)
+    SCHEMAS.pop(action, None)
+    sys.modules.pop("firmware.ops." + name, None)
+    pkg = sys.modules.get("firmware.ops")
+    if pkg is not None and getattr(pkg, name, None) is not None:
+        delattr(pkg, name)
+

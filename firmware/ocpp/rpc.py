@@ -245,6 +245,15 @@ class RPC:
             await self._call(uid, msg[2], msg[3])
 
     async def _call(self, uid, action, payload):
+        spawned = False
+        try:
+            spawned = await self._call1(uid, action, payload)
+        finally:
+            if not spawned:
+                router.done(action)
+
+    async def _call1(self, uid, action, payload):
+        """True when an async handler answers later (_finish) instead."""
         try:
             fn = router.lookup(action)
             validate.request(action, payload)
@@ -254,17 +263,24 @@ class RPC:
                     # An async handler (e.g. UnlockConnector waits for the lock): it answers
                     # when it finishes, in its own task, so frames keep being read meanwhile.
                     asyncio.create_task(self._finish(uid, action, payload, res))
-                    return
+                    return True
                 raise TypeError("handler returned " + str(type(res)))
         except OCPPError as e:
             await self._fail_call(uid, action, e)
-            return
+            return False
         except Exception as e:
             await self._crash(uid, action, e)
-            return
+            return False
         await self._reply(uid, action, payload, res)
+        return False
 
     async def _finish(self, uid, action, payload, coro):
+        try:
+            await self._finish1(uid, action, payload, coro)
+        finally:
+            router.done(action)
+
+    async def _finish1(self, uid, action, payload, coro):
         try:
             res = await wait_for_ms(coro, _HANDLER_MS)
             if type(res) is not dict:

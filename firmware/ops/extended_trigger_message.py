@@ -18,6 +18,7 @@ from firmware.ocpp import router
 from firmware.ops import trigger_message as tm
 
 ACTION = "ExtendedTriggerMessage"
+RESIDENT = True  # kept loaded (router.done): its sending task
 task = None  # the last sending task (a reference keeps it alive)
 
 

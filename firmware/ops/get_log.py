@@ -11,6 +11,7 @@ from firmware import clock
 from firmware.ocpp import router
 
 ACTION = "GetLog"
+RESIDENT = True  # kept loaded (router.done): the upload in progress, see get_log()
 SCHEMES = ("http://", "https://", "ftp://")
 task = None  # the upload in progress (a reference keeps it alive)
 

@@ -8,6 +8,7 @@ once the answer is on the wire, so its first status never overtakes it."""
 from firmware.ocpp import router
 
 ACTION = "SignedUpdateFirmware"
+RESIDENT = True  # kept loaded (router.done): _req, from handler to after-handler
 _req = None  # the accepted request, from the handler to the after-handler
 
 

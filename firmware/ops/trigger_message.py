@@ -29,6 +29,7 @@ from firmware.ocpp import router
 from firmware.ops import boot_notification, heartbeat
 
 ACTION = "TriggerMessage"
+RESIDENT = True  # kept loaded (router.done): its task; extended_trigger_message uses it
 _SIMPLE = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
            "Heartbeat")
 PER_CONNECTOR = ("MeterValues", "StatusNotification")

@@ -18,6 +18,7 @@ from firmware import clock
 from firmware.ocpp import router
 
 ACTION = "UpdateFirmware"
+RESIDENT = True  # kept loaded (router.done): its DownloadFailed task
 SCHEMES = ("http://", "https://", "ftp://")
 task = None  # a reference keeps the DownloadFailed task alive
 

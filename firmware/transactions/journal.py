@@ -111,7 +111,7 @@ import time
 
 import fs
 import log
-from compat import MICROPYTHON, SCRATCH, const, epoch_offset
+from compat import MICROPYTHON, const, epoch_offset, scratch
 from firmware.ops import meter_values, start_transaction, stop_transaction
 
 _FORMAT = const(2)
@@ -639,7 +639,7 @@ class Journal:
 
     def _read_j2(self, f):
         """The J2 line at f's position as (entry, line length), its body read into
-        compat.SCRATCH (taken at boot; a longer line gets its own block), so sending an
+        compat.scratch() (taken at boot; a longer line gets its own block), so sending an
         entry allocates no line-sized block in a heap that is fragmented by then (a readline
         plus the header's copies of the body were three ~0.8 KB blocks, the first thing to
         fail under memory pressure). None for anything but a whole, well-formed J2 line:
@@ -661,7 +661,9 @@ class Journal:
         head = len(h) - len(parts[7])
         if h.find(b"\n", 0, head) >= 0:
             return None
-        buf = SCRATCH if n < len(SCRATCH) else bytearray(n + 1)  # (no await below)
+        buf = scratch()
+        if n >= len(buf):
+            buf = bytearray(n + 1)  # (no await below: scratch() is ours meanwhile)
         mv = memoryview(buf)
         f.seek(f.tell() - len(parts[7]))
         got = f.readinto(mv[: n + 1])
