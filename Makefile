@@ -42,8 +42,14 @@ typecheck: $(STAMP)
 mpy: $(STAMP)
 	$(BIN)/python tools/build.py mpy build/board
 
+# Most of the suite's wall time is the firmware's own real-time waits (meter intervals,
+# reconnect backoffs, power cuts at random moments), not CPU: pytest-xdist workers overlap
+# them, more workers than cores. Every test already uses free ports and its own temporary
+# directories. PYTEST_WORKERS=0 runs it in one process (to see prints with -s, or to debug).
+PYTEST_WORKERS ?= 4
+
 pytest: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 # Debian's chromium and chromium-driver for the web page test (tests_host/test_web_browser.py),
 # installed with apt-get when missing; where that cannot be done it prints why and the test

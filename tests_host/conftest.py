@@ -39,6 +39,14 @@ if os.environ.get("CI"):
     _hsettings.load_profile("ci")
 
 
+def pytest_collection_modifyitems(config, items):
+    """On pytest-xdist workers (make pytest): the tests marked `start_first` first. xdist hands
+    the tests out in collection order, so a test of over a minute starts at once instead of
+    running alone at the end while the other workers idle. One process keeps the order."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: item.get_closest_marker("start_first") is None)
+
+
 def micropython_binary():
     exe = shutil.which("micropython", path=os.path.dirname(sys.executable))
     return exe or shutil.which("micropython")

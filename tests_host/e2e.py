@@ -107,6 +107,10 @@ class CsmsThread:
             self.thread.join(5)
 
 
+class PortTaken(RuntimeError):
+    """The firmware could not bind its local API port: another process took it first."""
+
+
 class Firmware:
     """The firmware (main.py) on the MicroPython unix port, with the simulated hardware."""
 
@@ -115,6 +119,7 @@ class Firmware:
         self.csms_url = csms_url
         self.heap = heap
         self.extra_env = env or {}
+        self._own_port = api_port is None  # chosen here: another one if it is taken
         self.api_port = api_port or free_port()
         self.proc = None
         self.lines = []
@@ -128,6 +133,18 @@ class Firmware:
         self._reader = None
 
     def start(self):
+        for _ in range(3):
+            self._spawn()
+            try:
+                self.wait_api()
+                return self
+            except PortTaken:
+                if not self._own_port:
+                    raise
+                self.api_port = free_port()
+        raise RuntimeError("no free port for the local API:\n" + self.output())
+
+    def _spawn(self):
         env = mp_env(
             {
                 "WB_DATA": self.data_dir,
@@ -152,8 +169,6 @@ class Firmware:
         )
         self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
         self._reader.start()
-        self.wait_api()
-        return self
 
     def _read(self, proc):
         for line in proc.stdout:
@@ -170,17 +185,31 @@ class Firmware:
     def output(self):
         return "\n".join(self.lines[-200:])
 
+    def listening(self):
+        """This process has bound its local API port (httpd logs it right after the bind)."""
+        mine = " %d" % self.api_port
+        return any(line.startswith("I httpd: listening on ") and line.endswith(mine)
+                   for line in list(self.lines))
+
     def wait_api(self, timeout=20):
+        """Until the local API of THIS process answers. free_port() only said the port was
+        free a moment ago: a firmware started beside it (parallel tests) may bind it first,
+        and would answer in its place; this one then exits with EADDRINUSE (PortTaken)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self._reader.join(5)  # the whole log, traceback included
+                if "EADDRINUSE" in self.output():
+                    raise PortTaken(self.output())
                 code = self.proc.returncode
                 raise RuntimeError("firmware exited %s:\n%s" % (code, self.output()))
-            try:
-                self.get("/api/status?filter=rbt")  # a small answer: the API is up
-                return
-            except (OSError, urllib.error.URLError, http.client.HTTPException):
-                time.sleep(0.1)
+            if self.listening():
+                try:
+                    self.get("/api/status?filter=rbt")  # a small answer: the API is up
+                    return
+                except (OSError, urllib.error.URLError, http.client.HTTPException):
+                    pass
+            time.sleep(0.05)
         raise TimeoutError("local API did not come up:\n" + self.output())
 
     def get(self, path, auth=None):

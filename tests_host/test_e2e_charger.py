@@ -46,7 +46,14 @@ def start_charging(fw):
 
 def assert_never_closes(fw, err, window=1.0):
     """For `window` seconds the contactor stays open, the fault stays reported and nothing is
-    offered to the car."""
+    offered to the car.
+
+    The window starts once the pilot shows the fault: one found by the last check before
+    closing (the fresh temperature reading of charger.py `_temps_confirm`) is reported in
+    that tick, while the pilot offered in it goes to 100 % in the next tick (20 ms later,
+    later on a loaded machine). The contactor must stay open meanwhile too."""
+    s = fw.wait_sim(lambda s: s["relay"] is True or s["duty"] == 1000, timeout=1)
+    assert s["relay"] is False, s
     deadline = time.monotonic() + window
     while time.monotonic() < deadline:
         s = fw.sim()

@@ -18,7 +18,8 @@ import time
 import pytest
 from e2e import assert_calls_valid, energy_wh
 
-pytestmark = pytest.mark.e2e
+# About 80 s of power cuts: started first by the xdist workers of `make pytest`.
+pytestmark = [pytest.mark.e2e, pytest.mark.start_first]
 
 KILLS = int(os.getenv("POWERCUT_KILLS", "52"))
 SEED = int(os.getenv("POWERCUT_SEED", "16061"))

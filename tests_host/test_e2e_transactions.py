@@ -128,7 +128,8 @@ def test_offline_session_is_delivered_in_order_when_the_central_system_returns(
     fw.sim(cp="C")
     fw.sim(card="OFF1")  # LocalAuthorizeOffline: accepted from the cache
     fw.wait_status(lambda s: s["car"] == 2, keys=("car",))
-    time.sleep(3.5)
+    # Charging offline until the Start and two MeterValues wait in the journal.
+    fw.wait_status(lambda s: s["jq"] >= 3, keys=("jq",))
     fw.sim(cp="A")  # unplug: EVDisconnected
     fw.wait_status(lambda s: s["jq"] >= 4, keys=("jq",))
     n_before = len(csms.csms.received)

@@ -177,7 +177,10 @@ def test_invalid_start_answer_suspends_after_max_energy_when_not_stopping(tmp_pa
     run(go())
 
 
-def test_callerror_retries_per_config_and_keeps_order(tmp_path):
+def test_callerror_retries_per_config_and_keeps_order(tmp_path, monkeypatch):
+    # The retry waits pass at once (FastClock): the configured values reach the journal
+    # (asserted here), their waits are retry_wait's (test_journal).
+    fast_retries(monkeypatch)
     cp, txn = make(tmp_path, TransactionMessageAttempts="2", TransactionMessageRetryInterval="1")
     assert txn.journal.attempts == 2 and txn.journal.retry_interval == 1
     cp.config.ocpp_set("TransactionMessageAttempts", "4")
