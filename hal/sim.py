@@ -236,6 +236,8 @@ class SimHal:
             b.update(board)
         self.board = b
         self.now_ms = now_ms
+        self.ballast = []  # heap held for memory-pressure tests (control ballast=)
+        self._ballast_end = None
         # car
         self.cp = "A"
         self.diode = True
@@ -298,6 +300,9 @@ class SimHal:
     def _book(self):
         """Book the energy since the last change at the power drawn during that interval."""
         now = self.now_ms()
+        if self._ballast_end is not None and compat.ticks_diff(now, self._ballast_end) >= 0:
+            self.ballast = []
+            self._ballast_end = None
         dt = compat.ticks_diff(now, self._t)
         self._t = now
         if dt > 0:
@@ -348,7 +353,24 @@ class SimHal:
                 self.meter_nan = v == "nan"
             elif name == "temp":
                 self.temp_c = v
+            elif name == "ballast":
+                self._hold(v[0], v[1])
         return self.state()
+
+    def _hold(self, kib, seconds):
+        """Extension for memory-pressure tests: hold `kib` KiB of the heap in 256-byte
+        blocks (as much of it as there is room for) for `seconds` (0: until changed), so a
+        test can squeeze the firmware at any moment of a session; the simulated meter's
+        next reading after that lets go, even when the API has no room left to ask."""
+        self.ballast = []
+        self._ballast_end = None
+        if seconds:
+            self._ballast_end = compat.ticks_add(self.now_ms(), seconds * 1000)
+        try:
+            for _ in range(kib * 4):
+                self.ballast.append(bytearray(240))
+        except MemoryError:
+            pass
 
     def state(self):
         p = self.pilot
@@ -368,6 +390,7 @@ class SimHal:
             "duty": "F" if p.f else p.duty,
             "amps": self.amps(),
             "e_wh": round(self.e_wh, 3),
+            "ballast": len(self.ballast) // 4,
         }
 
 
@@ -401,6 +424,11 @@ def _parse(name, v):
         if v not in ("ok", "offline", "nan"):  # nan: extension, readings with NaN values
             raise ValueError("meter: ok or offline (or nan)")
         return v
+    if name == "ballast":  # extension: KiB of heap held [for seconds] (SimHal._hold)
+        kib, _, sec = v.partition(":")
+        if not kib.isdigit() or int(kib) > 4096 or not (sec == "" or sec.isdigit()):
+            raise ValueError("ballast: 0..4096 KiB, optionally :seconds")
+        return int(kib), int(sec or 0)
     if name == "temp":
         if v in ("fail", "none"):
             return None  # extension: a failed sensor

@@ -239,6 +239,9 @@ class Server:
                 res = (ex.status, {"error": ex.reason})
             except asyncio.TimeoutError:
                 res = (408, {"error": "timeout"})
+            except MemoryError:  # no room even to read the request: counted, answered if can
+                log.memory("httpd", "request")
+                res = (503, {"error": "out of memory"}, {"Retry-After": "1"})
             except Exception as ex:  # the client went away
                 log.debug("httpd", "read failed", repr(ex))
                 res = None

@@ -127,9 +127,11 @@ def test_static_heap_is_measured_for_every_frozen_module(frozen32):
     assert all(size >= 0 for _, size, _ in rows)
 
 
-# Below the minimum `make bench` measures (heap32_frozen_kib): the firmware is short of memory
-# during the session. It may refuse work, never lose journaled data silently.
-TIGHT = "80k"
+# Short of memory during a session: the simulator's `ballast` control holds heap in 256-byte
+# blocks, raised step by step until the firmware runs out (wherever its minimum lies today),
+# then let go. It may refuse work meanwhile (an API request answered 503 or its connection
+# dropped, a sample not taken), never lose journaled data silently.
+_SHORT = (http.client.HTTPException, ConnectionError)
 
 
 def _status(fw, pred, keys, timeout):
@@ -139,7 +141,7 @@ def _status(fw, pred, keys, timeout):
     while time.monotonic() < deadline:
         try:
             code, body = fw.get("/api/status?filter=" + ",".join(keys))
-        except http.client.HTTPException:  # an answer cut short for want of memory
+        except _SHORT:  # an answer cut short, a connection dropped, for want of memory
             time.sleep(0.3)
             continue
         if code == 200 and pred(body):
@@ -151,7 +153,10 @@ def _status(fw, pred, keys, timeout):
 
 def _set(fw, **kw):
     for _ in range(50):
-        code, body = fw.set(**kw)
+        try:
+            code, body = fw.set(**kw)
+        except _SHORT:
+            code = 503
         if code != 503:
             return code
         time.sleep(0.3)
@@ -160,33 +165,45 @@ def _set(fw, **kw):
 
 def _sim(fw, **kw):
     for _ in range(50):
-        code, body = fw.get("/api/sim?" + "&".join("%s=%s" % kv for kv in kw.items()))
+        try:
+            code, body = fw.get("/api/sim?" + "&".join("%s=%s" % kv for kv in kw.items()))
+        except _SHORT:
+            code = 503
         if code != 503:
             assert code == 200, body
             return
         time.sleep(0.3)
 
 
-def test_below_the_minimum_heap_nothing_journaled_is_lost_and_the_shortage_shows(
-        tmp_path, frozen32):
+def test_short_of_memory_nothing_journaled_is_lost_and_the_shortage_shows(tmp_path, frozen32):
     csms = CsmsThread(heartbeat_interval=300)
     csms.start()
     data = tmp_path / "data"
-    fw = Firmware(data, csms.url(), heap=TIGHT)
+    fw = Firmware(data, csms.url(), heap=HEAP)
     fw.exe = frozen32
     fw.frozen = True
     c = csms.csms
     try:
         fw.start()
         _status(fw, lambda s: s["ocppa"], ("ocppa",), 60)
-        # One sample a second (the fastest interval) for 15 s: the same ~15 samples, each a
-        # journal write and a send under the shortage, as one every 2 s for 30 s.
-        assert _set(fw, ocppi=1) == 200
+        assert _set(fw, ocppi=1) == 200  # a sample a second: a journal write and a send
         _sim(fw, cp="B")
         _sim(fw, card="TIGHT80")
         _sim(fw, cp="C", load=16)
         _status(fw, lambda s: s["car"] == 2, ("car",), 60)
-        time.sleep(15)
+        csms.wait_for(lambda: "StartTransaction" in c.actions(), timeout=30)
+        # Squeeze: more ballast each time (held 4 s, then let go by the simulator itself)
+        # until the firmware reports a shortage; then once more at that level, charging on.
+        st = {"oom": 0}
+        for kib in range(8, 200, 4):
+            _sim(fw, ballast="%d:4" % kib)
+            time.sleep(1)
+            st = _status(fw, lambda s: True, ("oom",), 30)
+            if st["oom"] > 0:
+                break
+        time.sleep(4)
+        _sim(fw, ballast="%d:6" % (kib + 4))  # a little tighter: the sends fail too
+        time.sleep(8)
         _sim(fw, cp="B")
         _sim(fw, cp="A")
         deadline = time.monotonic() + 60
@@ -194,15 +211,15 @@ def test_below_the_minimum_heap_nothing_journaled_is_lost_and_the_shortage_shows
             time.sleep(0.3)
         assert "I txn: stopped" in fw.output()  # the Stop is journaled
         st = _status(fw, lambda s: True, ("jq", "oom", "mvm", "ocpple"), 30)
-        assert fw.proc.poll() is None, fw.output()  # short of memory, still running
+        assert fw.proc.poll() is None, fw.output()  # it was short of memory, still running
     finally:
         fw.stop()
-        print("---- firmware log (tight heap) ----\n" + fw.output())
+        print("---- firmware log (squeezed) ----\n" + fw.output())
     # The shortage was noticed and told, not hidden: counted, and shown as the last error.
     assert st["oom"] > 0, st
     assert "out of memory" in fw.output()
     # Power back with room to spare (a reboot frees the heap): everything journaled arrives.
-    fw2 = Firmware(data, csms.url(), heap=HEAP)
+    fw2 = Firmware(data, csms.url(), heap=HEAP)  # a reboot, as after a shortage
     fw2.exe = frozen32
     fw2.frozen = True
     try:
@@ -217,7 +234,7 @@ def test_below_the_minimum_heap_nothing_journaled_is_lost_and_the_shortage_shows
     stops = [p for _, a, p in c.received if a == "StopTransaction"]
     assert len(starts) == 1 and len(stops) == 1 and stops[0]["reason"] == "EVDisconnected"
     # Every sample is either delivered or counted as not taken (about one a second).
-    assert len(mvs) + st["mvm"] >= 10, (len(mvs), st)
+    assert len(mvs) + st["mvm"] >= 8, (len(mvs), st)
     # Nothing journaled went to quarantine as "damaged" for want of memory.
     assert not (data / "journal" / "bad.log").exists()
     for _, action, payload in c.received:

@@ -80,7 +80,8 @@ def test_meter_offline_card_temp():
     "params",
     [{"cp": "Z"}, {"diode": "yes"}, {"load": "x"}, {"load": "-1"}, {"phases": "2"},
      {"rcd": "1"}, {"weld": "2"}, {"lock": "open"}, {"meter": "on"}, {"temp": "hot"},
-     {"bogus": "1"}, {"cp": "C", "load": "nan"}],
+     {"bogus": "1"}, {"cp": "C", "load": "nan"}, {"ballast": "x"}, {"ballast": "-4"},
+     {"ballast": "8:y"}, {"ballast": "9999"}],
 )
 def test_control_rejects_bad_names_and_values_and_applies_nothing(params):
     h, _ = make()
@@ -117,3 +118,20 @@ def test_the_simulated_meter_register_survives_a_power_cut(tmp_path):
     # Power cut: a new process, the same "meter".
     again = SimHal(now_ms=lambda: t[0], register=reg)
     assert asyncio.run(again.meter.read())["e_wh"] >= int(seen)
+
+
+def test_ballast_holds_heap_then_lets_go_by_itself():
+    h, t = make()
+    assert h.control({"ballast": "8"})["ballast"] == 8
+    t[0] += 3600 * 1000
+    h._book()
+    assert h.state()["ballast"] == 8  # without seconds: held until changed
+    assert h.control({"ballast": "12:5"})["ballast"] == 12
+    t[0] += 4000
+    h._book()
+    assert h.state()["ballast"] == 12
+    t[0] += 1000
+    h._book()  # the meter's next reading
+    assert h.state()["ballast"] == 0
+    assert h.control({"ballast": "0"})["ballast"] == 0
+
