@@ -215,40 +215,58 @@ def _xor(mv, mask, mfull):
     return (int.from_bytes(mv, "big") ^ m).to_bytes(k, "big")
 
 
-class _Full(Exception):
-    pass
-
-
 if MICROPYTHON:
     import io
 
     class _Sink(io.IOBase):
-        """json.dump's stream: the payload goes straight into the link's frame buffer, after
-        room for the longest header this buffer can need (2 + 2 bytes, the 4-byte mask);
-        raises _Full past the buffer's end, before anything was sent."""
+        """json.dump's stream for send_json: the message goes straight into the scratch
+        buffer, after room for the longest header (4 bytes) and the mask; each time the
+        buffer is full, what it holds goes out as one fragment of the message (RFC 6455
+        §5.4), so a message of any length needs no block of its size."""
 
         def __init__(self):
-            self.mv = None
+            self.buf = self.mv = self.w = None
             self.n = 8
+            self.op = _TEXT
+            self.sent = 0  # fragments written
 
         def write(self, b):
-            n = self.n
             k = len(b)
-            if n + k > len(self.mv):
-                raise _Full
-            self.mv[n : n + k] = b
-            self.n = n + k
+            i = 0
+            while i < k:
+                room = len(self.mv) - self.n
+                if room == 0:
+                    self.flush(False)
+                    room = len(self.mv) - 8
+                m = k - i if k - i < room else room
+                self.mv[self.n : self.n + m] = b if m == k else memoryview(b)[i : i + m]
+                self.n += m
+                i += m
             return k
+
+        def flush(self, fin):
+            n = self.n - 8
+            hdr = _header(self.op, n, fin)
+            at = 4 - len(hdr)
+            self.buf[at:4] = hdr
+            mask = os.urandom(4)
+            self.buf[4:8] = mask
+            _mask(self.buf, 8, n, mask)
+            self.w.write(self.mv[at : 8 + n])
+            self.op = _CONT
+            self.sent += 1
+            self.n = 8
 
     _SINK = _Sink()
 
 
-def _header(op, n):
+def _header(op, n, fin=True):
+    b0 = 0x80 | op if fin else op
     if n < 126:
-        return bytes((0x80 | op, 0x80 | n))
+        return bytes((b0, 0x80 | n))
     if n < 65536:
-        return bytes((0x80 | op, 0xFE)) + n.to_bytes(2, "big")
-    return bytes((0x80 | op, 0xFF)) + n.to_bytes(8, "big")
+        return bytes((b0, 0xFE)) + n.to_bytes(2, "big")
+    return bytes((b0, 0xFF)) + n.to_bytes(8, "big")
 
 
 def _mask(buf, at, n, mask):
@@ -334,37 +352,36 @@ class WebSocket:
 
     async def send_json(self, obj):
         """`obj` as one text message of JSON (json.dumps' form). MicroPython: encoded
-        straight into compat.scratch(), masked there and written at once, so
-        a message (a MeterValues of ~1.1 KB) costs neither a str nor a frame-sized block of
-        a fragmented heap; longer ones go the way of send(). Raises what json.dumps raises
-        for `obj` before anything is sent."""
+        straight into compat.scratch(), masked there and written, in fragments of up to
+        1.5 KiB when it is longer (_Sink), so no message (a MeterValues of ~1.1 KB, the
+        3.7 KB answer to GetConfiguration) costs a str or a block of its size on a
+        fragmented heap. What encoding raises before the first fragment is written is
+        raised with nothing sent; after it, the link is closed (the message is cut)."""
         if self.closed or self._close_sent:
             raise ConnectionClosed(self.close_code or 1006, self.close_reason)
-        if MICROPYTHON:
-            async with self._lock:
-                # From the encoding to the write without an await (see _write_frame).
-                buf = scratch()
-                sink = _SINK
-                sink.mv = memoryview(buf)
-                sink.n = 8
-                try:
-                    json.dump(obj, sink, separators=_SEPARATORS)
-                    n = sink.n - 8
-                except _Full:
-                    n = -1
-                finally:
-                    sink.mv = None
-                if n >= 0:
-                    hdr = _header(_TEXT, n)
-                    at = 8 - len(hdr) - 4
-                    buf[at : 8 - 4] = hdr
-                    mask = os.urandom(4)
-                    buf[4:8] = mask
-                    _mask(buf, 8, n, mask)
-                    self._w.write(memoryview(buf)[at : 8 + n])
-                    await self._w.drain()
-                    return
-        await self.send(json.dumps(obj, separators=_SEPARATORS))
+        if not MICROPYTHON:
+            await self.send(json.dumps(obj, separators=_SEPARATORS))
+            return
+        async with self._lock:
+            # From the encoding to the last write without an await (see _write_frame).
+            sink = _SINK
+            sink.buf = scratch()
+            sink.mv = memoryview(sink.buf)
+            sink.w = self._w
+            sink.n = 8
+            sink.op = _TEXT
+            sink.sent = 0
+            try:
+                json.dump(obj, sink, separators=_SEPARATORS)
+                sink.flush(True)
+            except BaseException as e:
+                if sink.sent:
+                    self._shut(1011, "message cut short: %r" % (e,))
+                    raise ConnectionClosed(1011, self.close_reason)
+                raise
+            finally:
+                sink.buf = sink.mv = sink.w = None
+            await self._w.drain()
 
     async def ping(self, data=b""):
         if self.closed or self._close_sent:
@@ -602,6 +619,13 @@ async def _open(url, protocol, auth, tls, max_size):
     ctx = ssl_context(tls or {}) if secure else None
     if ctx is None:
         r, w = await asyncio.open_connection(host, port)
+        try:
+            # A message in several fragments (send_json) must not wait for the peer's
+            # delayed ACK between them (Nagle): IPPROTO_TCP, TCP_NODELAY. Where the port's
+            # socket has no such option it stays as it is.
+            (getattr(w, "s", None) or w.get_extra_info("socket")).setsockopt(6, 1, 1)
+        except Exception:  # noqa: BLE001
+            pass
     else:
         r, w = await asyncio.open_connection(host, port, ssl=ctx, server_hostname=host)
     try:
