@@ -36,7 +36,10 @@ def write_atomic(path, data):
     tmp = path + _TMP
     try:
         with open(tmp, "wb" if isinstance(data, (bytes, bytearray)) else "w") as f:
-            f.write(data)
+            if isinstance(data, _Json):
+                json.dump(data.obj, f)  # piece by piece: no str of the whole document
+            else:
+                f.write(data)
             f.flush()
             sync = getattr(os, "fsync", None)
             if sync is not None:
@@ -94,8 +97,14 @@ def read_json(path, default=None, expected=False):
     return default
 
 
+class _Json:
+    def __init__(self, obj):
+        self.obj = obj
+
+
 def write_json(path, obj):
-    write_atomic(path, json.dumps(obj))
+    """write_atomic of obj as JSON, streamed into the file by json.dump."""
+    write_atomic(path, _Json(obj))
 
 
 def makedirs(path):
