@@ -189,3 +189,35 @@ def test_trigger_reports_the_status_in_progress_else_idle(tmp_path):
 
     asyncio.run(go())
     assert [s for _, s in rpc.sent] == ["Idle", "Downloading", "Idle", "Uploading"]
+
+
+@pytest.mark.parametrize("where", ["build", "upload"])
+def test_diagnostics_short_of_memory_ends_upload_failed_and_is_counted(
+        tmp_path, monkeypatch, where):
+    import log
+    from firmware.firmware_update import diagnostics
+
+    cp = CP(tmp_path)
+    fw = service.Firmware(cp)
+    told = []
+
+    async def notify(status):
+        told.append(status)
+
+    def short(*a, **kw):
+        raise MemoryError
+
+    async def short_upload(*a, **kw):
+        raise MemoryError
+
+    fw.notify_diag = notify
+    if where == "build":
+        monkeypatch.setattr(diagnostics, "build", short)
+    else:
+        monkeypatch.setattr(diagnostics, "build", lambda *a: 10)
+        monkeypatch.setattr(diagnostics.xfer, "upload", short_upload)
+    oom = log.oom
+    asyncio.run(diagnostics.run(fw, "http://h/d/", "f.txt", None, None, 2, 0))
+    assert told == ["Uploading", "UploadFailed"]
+    assert fw.diag is None
+    assert log.oom > oom

@@ -70,6 +70,8 @@ async def upload(cp, url, path, retries, interval, tag, what):
             return True
         except xfer.TransferError as e:
             log.error(tag, what, "upload failed:", e.reason)
+        except MemoryError:  # counted (oom); the next attempt may find room
+            log.memory(tag, what + " upload")
     return False
 
 
@@ -86,6 +88,8 @@ async def run(fw, location, name, start, stop, retries, interval):
         ok = await upload(cp, url, path, retries, interval, "firmware", "diagnostics")
     except OSError as e:
         log.error("firmware", "diagnostics file: %r" % (e,))
+    except MemoryError:  # the central system still hears how it ended: UploadFailed
+        log.memory("firmware", "diagnostics file")
     finally:
         try:
             os.remove(path)
