@@ -238,7 +238,6 @@ class Peaks:
                                 for p in self.sent("StatusNotification", since)))
 
     def data_transfer(self, tx_id):
-
         uid = "peak-data"
         r = self.call(data_transfer(uid), uid)
         sent = [t for _, d, t in self.c.raw if d == "<-" and t.startswith('[2,"%s"' % uid)]
