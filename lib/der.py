@@ -106,9 +106,28 @@ def pem_decode(text, label="CERTIFICATE"):
         j = text.find(end, i)
         if j < 0:
             raise ValueError("PEM: no END line")
-        out.append(binascii.a2b_base64("".join(text[i:j].split())))
+        out.append(_b64(text, i, j))
         i = text.find(begin, j)
     return out
+
+
+def _b64(text, i, j):
+    """base64 of text[i:j] (whitespace anywhere) decoded a line at a time: no copy of the
+    whole block (a 5.5 KB certificate) is made before the one the DER needs."""
+    pieces = []
+    carry = ""
+    while i < j:
+        k = text.find("\n", i, j)
+        k = j if k < 0 else k
+        s = carry + "".join(text[i:k].split())
+        n = len(s) // 4 * 4
+        if n:
+            pieces.append(binascii.a2b_base64(s[:n]))
+        carry = s[n:]
+        i = k + 1
+    if carry:
+        pieces.append(binascii.a2b_base64(carry))  # not a multiple of 4: raises ValueError
+    return b"".join(pieces)
 
 
 def pem_encode(data, label="CERTIFICATE"):

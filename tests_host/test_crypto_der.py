@@ -81,6 +81,18 @@ def test_pem_chain_decodes_every_block_in_order_and_round_trips():
     assert der.pem_decode("no pem here") == []
 
 
+@pytest.mark.parametrize("width", [1, 3, 5, 61, 64, 76, 10000])
+@pytest.mark.parametrize("sep", ["\n", "\r\n", " \n\t", "\n\n"])
+def test_pem_wrapped_at_any_width_with_any_whitespace_decodes_the_same(width, sep):
+    import base64
+
+    cert = make_cert("wrap", ec_key())
+    b = base64.b64encode(cert.der).decode()
+    body = sep.join(b[i : i + width] for i in range(0, len(b), width))
+    text = "-----BEGIN CERTIFICATE-----" + sep + body + sep + "-----END CERTIFICATE-----\n"
+    assert der.pem_decode(text) == [cert.der]
+
+
 def test_pem_without_end_line_or_with_bad_base64_is_refused():
     with pytest.raises(ValueError):
         der.pem_decode("-----BEGIN CERTIFICATE-----\nAAAA\n")
