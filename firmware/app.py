@@ -30,11 +30,13 @@ def load_config(data_dir):
 
     compat.scratch()  # first thing at boot, while the heap is whole (see lib/compat.py)
     if hasattr(gc, "threshold"):  # MicroPython
-        # Collect after every 16 KiB allocated, not only when an allocation fails: garbage
-        # goes while it is young, so what survives a request is not stranded across the
-        # whole heap, splitting it into pieces too small for the next large block (with
-        # the central system's peaks a trial needed 256 KiB without this, 160 with it).
-        gc.threshold(_GC_EVERY)
+        # Collect after every 16 KiB allocated (a quarter of what is free at boot on a
+        # larger heap), not only when an allocation fails: garbage goes while it is young,
+        # so what survives a request is not stranded across the whole heap, splitting it
+        # into pieces too small for the next large block (with the central system's peaks
+        # a trial needed 256 KiB without this, 160 with it). On a large heap a collection
+        # scans more and is needed less: there the quarter keeps them rare.
+        gc.threshold(max(_GC_EVERY, gc.mem_free() // 4))
     import fs
     from firmware.config import Config
 
@@ -281,12 +283,15 @@ async def _watch(cp, now):
 
 
 async def _housekeeping(cp):
+    from firmware.ocpp import router
+
     # The watchdog is fed by the charger's safety tick only (a dead tick must reset the
     # board), so nothing here may feed it.
     while True:
         uptime_ms()  # keeps the unwrapped uptime exact across ticks_ms wraps
         await _watch(cp, ticks_ms())
         cp.config.flush()  # LAZY settings (amp, frc, ...) at most once per 5 minutes
+        router.sweep(ticks_ms())  # message modules of requests not seen for a minute
         await asleep_ms(1000)
 
 

@@ -1,7 +1,8 @@
-"""A message module the router imported for a CALL is dropped again once the CALL is
-answered (firmware/ocpp/router.py done()): handlers and sys.modules entry gone, the next CALL
-of that action imports it anew and is answered the same; a module with state that outlives
-the answer (RESIDENT = True) stays."""
+"""A message module the router imported for a CALL is dropped again once no CALL of its
+action came for a minute (firmware/ocpp/router.py done() and sweep()): handlers and
+sys.modules entry gone, the next CALL of that action imports it anew and is answered the
+same; one asked again meanwhile is not imported again; a module with state that outlives the
+answer (RESIDENT = True) stays."""
 
 import asyncio
 import json
@@ -10,6 +11,7 @@ import sys
 from conftest import check_ocpp
 from cpkit import FakeCP
 
+from compat import ticks_add, ticks_ms
 from firmware.config import Config
 from firmware.ocpp import router
 from firmware.ocpp.rpc import RPC
@@ -50,6 +52,10 @@ def test_a_rare_request_leaves_nothing_loaded_and_is_answered_again(tmp_path):
         assert frame[:2] == [3, uid]
         check_ocpp("GetConfiguration", frame[2], response=True)
         assert frame[2]["configurationKey"][0]["key"] == "HeartbeatInterval"
+        mod = sys.modules["firmware.ops.get_configuration"]
+        router.sweep(ticks_add(ticks_ms(), router.IDLE_MS // 2))
+        assert sys.modules["firmware.ops.get_configuration"] is mod  # used a moment ago
+        router.sweep(ticks_add(ticks_ms(), router.IDLE_MS + 1000))
         assert "firmware.ops.get_configuration" not in sys.modules
         assert "GetConfiguration" not in router.HANDLERS
         assert getattr(sys.modules["firmware.ops"], "get_configuration", None) is None
@@ -63,7 +69,19 @@ def test_an_error_answer_drops_the_module_too(tmp_path):
     assert frame[0] == 3 and frame[2]["status"] == "Rejected"
     frame = call(cp, "ChangeConfiguration", {"key": 5, "value": "x"})  # schema: CALLERROR
     assert frame[0] == 4
+    router.sweep(ticks_add(ticks_ms(), router.IDLE_MS + 1000))
     assert "firmware.ops.change_configuration" not in sys.modules
+
+
+def test_a_request_asked_again_within_the_minute_is_not_imported_again(tmp_path):
+    cp = CP(tmp_path)
+    _forget("get_configuration", "GetConfiguration")
+    call(cp, "GetConfiguration", {"key": ["HeartbeatInterval"]}, "a1")
+    mod = sys.modules["firmware.ops.get_configuration"]
+    for uid in ("a2", "a3"):
+        router.sweep(ticks_add(ticks_ms(), router.IDLE_MS // 2))
+        assert call(cp, "GetConfiguration", {"key": ["HeartbeatInterval"]}, uid)[0] == 3
+        assert sys.modules["firmware.ops.get_configuration"] is mod
 
 
 def test_a_module_with_state_after_its_answer_stays(tmp_path):
@@ -71,5 +89,6 @@ def test_a_module_with_state_after_its_answer_stays(tmp_path):
     _forget("trigger_message", "TriggerMessage")
     frame = call(cp, "TriggerMessage", {"requestedMessage": "DiagnosticsStatusNotification2"})
     assert frame[0] == 4  # not in the schema's enum: answered, the module loaded meanwhile
+    router.sweep(ticks_add(ticks_ms(), router.IDLE_MS + 1000))
     assert "firmware.ops.trigger_message" in sys.modules
     assert "TriggerMessage" in router.HANDLERS

@@ -113,7 +113,8 @@ HANDLERS = {}  # action -> handler(cp, payload) -> dict
 OFFERED = {}  # action -> firmware/ops module name, imported on the action's first CALL
 AFTER = {}  # action -> after(cp, payload, response)
 SCHEMAS = {}  # action -> spec string overriding firmware.ocpp.specs (rarely needed)
-LOADED = {}  # action -> firmware/ops module name the router imported, until done(action)
+LOADED = {}  # action -> [firmware/ops module the router imported, ticks_ms of its last done()]
+IDLE_MS = 60000  # a module unused this long is dropped (sweep)
 
 
 def on(action, schema=None):
@@ -157,23 +158,36 @@ def lookup(action):
         fn = HANDLERS.get(action)  # registered by the import (and its after-handler)
         if fn is not None:
             if not getattr(mod, "RESIDENT", False):
-                LOADED[action] = name
+                LOADED[action] = [name, None]  # in use until done()
             return fn
     if action in KNOWN:
         raise OCPPError(NOT_SUPPORTED, action + " not supported")
     raise OCPPError(NOT_IMPLEMENTED, "unknown action " + action)
 
 
-def done(action):
-    """A CALL of `action` is answered (its after-handler has run): the message module the
-    router imported for it is dropped again (its handlers, its sys.modules entry), so a
-    request the central system sends once a month holds no heap in between (from .mpy
-    files: its bytecode). Modules with state that outlives the answer (a task in progress,
-    a request kept for the after-handler) say RESIDENT = True and stay. What a running
-    handler or task still references lives on until it is done."""
-    name = LOADED.pop(action, None)
-    if name is None:
-        return
+def done(action, now):
+    """A CALL of `action` is answered (its after-handler has run) at ticks_ms `now`: the
+    message module the router imported for it is dropped by sweep() once no CALL of that
+    action came for IDLE_MS, so a request the central system sends once a month holds no
+    heap in between (from .mpy files: its bytecode) while one it sends every few seconds
+    (a load manager's SetChargingProfile) is not imported again each time."""
+    if action in LOADED:
+        LOADED[action][1] = now
+
+
+def sweep(now, idle_ms=IDLE_MS):
+    """Drop the modules of done() actions idle for idle_ms (the app calls it every second):
+    their handlers and sys.modules entries go. Modules with state that outlives the answer
+    (a task in progress, a request kept for the after-handler) say RESIDENT = True and are
+    never dropped. What a running handler or task still references lives on until done."""
+    from compat import ticks_diff
+
+    for action in [a for a in LOADED if LOADED[a][1] is not None
+                   and ticks_diff(now, LOADED[a][1]) >= idle_ms]:
+        _drop(action, LOADED.pop(action)[0])
+
+
+def _drop(action, name):
     import sys
 
     HANDLERS.pop(action, None)
@@ -183,4 +197,3 @@ def done(action):
     pkg = sys.modules.get("firmware.ops")
     if pkg is not None and getattr(pkg, name, None) is not None:
         delattr(pkg, name)
-

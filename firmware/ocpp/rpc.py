@@ -34,7 +34,7 @@ import gc
 import json
 
 import log
-from compat import const, wait_for_ms
+from compat import const, ticks_ms, wait_for_ms
 from firmware.ocpp import router, validate
 from firmware.ocpp.router import (
     FORMATION_VIOLATION,
@@ -250,7 +250,7 @@ class RPC:
             spawned = await self._call1(uid, action, payload)
         finally:
             if not spawned:
-                router.done(action)
+                router.done(action, ticks_ms())
 
     async def _call1(self, uid, action, payload):
         """True when an async handler answers later (_finish) instead."""
@@ -278,7 +278,7 @@ class RPC:
         try:
             await self._finish1(uid, action, payload, coro)
         finally:
-            router.done(action)
+            router.done(action, ticks_ms())
 
     async def _finish1(self, uid, action, payload, coro):
         try:
