@@ -1,4 +1,4 @@
-"""A text frame over 2 KiB is read in 256-byte pieces with every string longer than 6 KiB
+"""A text frame over 4 KiB is read in 256-byte pieces with every string longer than 6 KiB
 replaced by ws.CUT (lib/ws.py WebSocket._compacted), so a 16 KiB DataTransfer costs its short
 remainder instead of the frame plus its decoded `data`. These tests feed the reader frames
 of every shape, cut into pieces at every kind of boundary (inside escapes, between the
