@@ -8,6 +8,7 @@ import asyncio
 import json
 import sys
 
+import pytest
 from conftest import check_ocpp
 from cpkit import FakeCP
 
@@ -33,14 +34,35 @@ def call(cp, action, payload, uid="u1"):
     return json.loads(sent[-1])
 
 
+_TABLES = (router.HANDLERS, router.AFTER, router.SCHEMAS, router.OFFERED, router.LOADED)
+
+
+@pytest.fixture(autouse=True)
+def _restore():
+    """Each test drops and reloads message modules: afterwards the router, sys.modules and
+    the firmware.ops package are as before, so other tests keep the module objects they
+    imported (a reloaded trigger_message would keep its task in another module)."""
+    saved = [dict(d) for d in _TABLES]
+    mods = {k: v for k, v in sys.modules.items() if k.startswith("firmware.ops.")}
+    pkg = sys.modules["firmware.ops"]
+    subs = {k: v for k, v in vars(pkg).items() if isinstance(v, type(sys))}
+    yield
+    for d, old in zip(_TABLES, saved, strict=True):
+        d.clear()
+        d.update(old)
+    for k in [k for k in sys.modules if k.startswith("firmware.ops.")]:
+        del sys.modules[k]
+    sys.modules.update(mods)
+    for k in [k for k, v in vars(pkg).items() if isinstance(v, type(sys))]:
+        delattr(pkg, k)
+    for k, v in subs.items():
+        setattr(pkg, k, v)
+
+
 def _forget(name, action):
     """As if the firmware had just booted: the module not loaded, the action only offered."""
-    sys.modules.pop("firmware.ops." + name, None)
-    pkg = sys.modules["firmware.ops"]
-    if getattr(pkg, name, None) is not None:
-        delattr(pkg, name)
-    for d in (router.HANDLERS, router.AFTER, router.SCHEMAS):
-        d.pop(action, None)
+    router.LOADED.pop(action, None)
+    router._drop(action, name)
     router.offer((name,))
 
 
