@@ -14,12 +14,13 @@ MICROPYTHON = sys.implementation.name == "micropython"
 # (lib/ws.py). The firmware takes it at boot (firmware/app.py run()), while the heap is
 # whole: later a fragmented heap may have many KiB free and no block this long. Each user
 # holds it only in code without an await, so they never overlap.
+SCRATCH_BYTES = 1536
 _scratch = []
 
 
 def scratch():
     if not _scratch:
-        _scratch.append(bytearray(1536))
+        _scratch.append(bytearray(SCRATCH_BYTES))
     return _scratch[0]
 
 try:

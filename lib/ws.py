@@ -18,12 +18,11 @@ import hashlib
 import json
 import os
 
-from compat import MICROPYTHON, const, scratch, ticks_ms
+from compat import MICROPYTHON, SCRATCH_BYTES, const, scratch, ticks_ms
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _CHUNK = const(128)  # masking granularity: bounds the temporary big ints (~3 x 128 B)
 _ONE_WRITE = const(4096)  # frames up to this go out in one write (one TCP segment)
-_OUT = const(1536)  # frames up to this are built in compat.scratch() (taken at boot)
 _SEPARATORS = (",", ":")
 # Text frames longer than this are read compacted (_compacted, recv(raw=True)), into small
 # pieces (Pieces, parsed with json.load), strings longer than _KEEP bytes replaced by CUT.
@@ -245,14 +244,7 @@ if MICROPYTHON:
             return k
 
         def flush(self, fin):
-            n = self.n - 8
-            hdr = _header(self.op, n, fin)
-            at = 4 - len(hdr)
-            self.buf[at:4] = hdr
-            mask = os.urandom(4)
-            self.buf[4:8] = mask
-            _mask(self.buf, 8, n, mask)
-            self.w.write(self.mv[at : 8 + n])
+            self.w.write(_seal(self.buf, self.op, self.n - 8, fin))
             self.op = _CONT
             self.sent += 1
             self.n = 8
@@ -280,13 +272,16 @@ def _mask(buf, at, n, mask):
         i += k
 
 
-def _frame_into(buf, hdr, mask, mv):
-    h = len(hdr) + 4
-    n = len(mv)
-    buf[: h - 4] = hdr
-    buf[h - 4 : h] = mask
-    buf[h : h + n] = mv
-    _mask(buf, h, n, mask)
+def _seal(buf, op, n, fin=True):
+    """The frame of the n (< 65536) payload bytes at buf[8:], made in place: its header
+    and a fresh mask just before them, the payload masked; a view from the header on."""
+    hdr = _header(op, n, fin)
+    at = 4 - len(hdr)
+    buf[at:4] = hdr
+    mask = os.urandom(4)
+    buf[4:8] = mask
+    _mask(buf, 8, n, mask)
+    return memoryview(buf)[at : 8 + n]
 
 
 class WebSocket:
@@ -311,24 +306,21 @@ class WebSocket:
         mask = os.urandom(4)
         w = self._w
         async with self._lock:
-            h = len(hdr) + 4
             if n < _CHUNK:  # one write for the whole frame
                 w.write(hdr + mask + _xor(mv, mask, 0) if n else hdr + mask)
             elif n <= _ONE_WRITE:
                 # Still one write: a frame split over several TCP segments waits for the
-                # peer's delayed ACK (Nagle; MicroPython has no TCP_NODELAY): +40 ms.
-                # Frames that fit the buffer the link keeps take no block from the heap.
-                if MICROPYTHON and h + n <= _OUT:  # (CPython's transport may keep a view)
-                    # Built and written without an await: MicroPython's stream copies what
-                    # the socket does not take at once, so the buffer is free again at once.
+                # peer's delayed ACK (Nagle, where TCP_NODELAY is not set): +40 ms.
+                # A frame that fits compat.scratch() takes no block from the heap: built
+                # and written without an await, and MicroPython's stream copies what the
+                # socket does not take at once, so the buffer is free again at once
+                # (CPython's transport may keep a view: a buffer of its own there).
+                if MICROPYTHON and 8 + n <= SCRATCH_BYTES:
                     buf = scratch()
-                    _frame_into(buf, hdr, mask, mv)
-                    w.write(memoryview(buf)[: h + n])
                 else:
-                    buf = bytearray(h + n)
-                    _frame_into(buf, hdr, mask, mv)
-                    w.write(buf)
-                    buf = None
+                    buf = bytearray(8 + n)
+                buf[8 : 8 + n] = mv
+                w.write(_seal(buf, op, n))
             else:  # chunk by chunk, drained, so no second copy of the message builds up
                 mfull = int.from_bytes(mask * (_CHUNK // 4), "big")
                 w.write(hdr + mask)

@@ -151,28 +151,29 @@ def _status(fw, pred, keys, timeout):
     raise AssertionError("status never became true: %r" % (body,))
 
 
-def _set(fw, **kw):
+def _again(ask):
+    """ask() -> (code, body), asked again while the firmware is short of memory (503, or
+    the connection dropped), up to 50 times."""
     for _ in range(50):
         try:
-            code, body = fw.set(**kw)
+            code, body = ask()
         except _SHORT:
-            code = 503
+            code, body = 503, None
         if code != 503:
-            return code
+            break
         time.sleep(0.3)
-    return code
+    return code, body
+
+
+def _set(fw, **kw):
+    return _again(lambda: fw.set(**kw))[0]
 
 
 def _sim(fw, **kw):
-    for _ in range(50):
-        try:
-            code, body = fw.get("/api/sim?" + "&".join("%s=%s" % kv for kv in kw.items()))
-        except _SHORT:
-            code = 503
-        if code != 503:
-            assert code == 200, body
-            return
-        time.sleep(0.3)
+    code, body = _again(
+        lambda: fw.get("/api/sim?" + "&".join("%s=%s" % kv for kv in kw.items())))
+    if code != 503:
+        assert code == 200, body
 
 
 def test_short_of_memory_nothing_journaled_is_lost_and_the_shortage_shows(tmp_path, frozen32):

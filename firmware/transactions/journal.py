@@ -111,7 +111,7 @@ import time
 
 import fs
 import log
-from compat import MICROPYTHON, const, epoch_offset, scratch
+from compat import MICROPYTHON, SCRATCH_BYTES, const, epoch_offset, scratch
 from firmware.ops import meter_values, start_transaction, stop_transaction
 
 _FORMAT = const(2)
@@ -224,28 +224,36 @@ def _header(raw):
             return None
         if raw[:3] == b"J2 ":
             parts = raw[:-1].split(b" ", 7)
-            if len(parts) != 8:
+            h = _j2(parts) if len(parts) == 8 else None
+            if h is None or len(parts[7]) != h[5]:
                 return None
-            wh = int(parts[4])
-            t = int(parts[5])
-            if wh < 0:
-                wh = None
-        elif raw[:3] == b"J1 ":
-            parts = raw[:-1].split(b" ", 5)
-            if len(parts) != 6:
-                return None
-            wh = t = None
-        else:
+            return h[0], h[1], h[2], parts[7], h[3], h[4]
+        if raw[:3] != b"J1 ":
             return None  # a future format: quarantined, never guessed
-        code = parts[2].decode()
-        body = parts[-1]
-        if code not in _ACTIONS or len(body) != int(parts[-2]):
+        parts = raw[:-1].split(b" ", 5)
+        if len(parts) != 6:
             return None
-        return int(parts[1]), code, int(parts[3]), body, wh, t
+        code = parts[2].decode()
+        body = parts[5]
+        if code not in _ACTIONS or len(body) != int(parts[4]):
+            return None
+        return int(parts[1]), code, int(parts[3]), body, None, None
     except MemoryError:
         raise  # our shortage, not a damaged line: never quarantine an entry for it
     except Exception:  # noqa: BLE001 - any damage means "unreadable", never a crash
         return None
+
+
+def _j2(parts):
+    """(seq, code, ref, wh, t, body length) from the fields of a J2 line split at its
+    spaces (wh None when unknown), or None for an unknown code; ValueError when damaged.
+    Read by _header (a whole line) and Journal._read_j2 (the head of one)."""
+    code = parts[2].decode()
+    if code not in _ACTIONS:
+        return None
+    wh = int(parts[4])
+    return int(parts[1]), code, int(parts[3]), None if wh < 0 else wh, int(parts[5]), \
+        int(parts[6])
 
 
 def _parse(raw):
@@ -649,21 +657,17 @@ class Journal:
         if len(parts) != 8 or parts[0] != b"J2":
             return None
         try:
-            code = parts[2].decode()
-            n = int(parts[6])
-            wh = int(parts[4])
-            e = [int(parts[1]), code, int(parts[3]), None, None if wh < 0 else wh,
-                 int(parts[5])]
+            h6 = _j2(parts)
         except ValueError:
             return None
-        if code not in _ACTIONS or n < 0:
+        if h6 is None or h6[5] < 0:
             return None
+        n = h6[5]
         head = len(h) - len(parts[7])
         if h.find(b"\n", 0, head) >= 0:
             return None
-        buf = scratch()
-        if n >= len(buf):
-            buf = bytearray(n + 1)  # (no await below: scratch() is ours meanwhile)
+        # (no await below: scratch() is ours meanwhile)
+        buf = scratch() if n < SCRATCH_BYTES else bytearray(n + 1)
         mv = memoryview(buf)
         f.seek(f.tell() - len(parts[7]))
         got = f.readinto(mv[: n + 1])
@@ -678,8 +682,7 @@ class Journal:
             return None
         if not isinstance(p, dict):
             return None
-        e[3] = p
-        return tuple(e), head + n + 1
+        return (h6[0], h6[1], h6[2], p, h6[3], h6[4]), head + n + 1
 
     def _quarantine_head(self):
         e = self._head[0]
