@@ -115,6 +115,17 @@ def month_days(y, m):
     return _MONTH_DAYS[m - 1]
 
 
+def parse_or_none(s):
+    """parse(s), or None for None or anything that is not a timestamp: an optional bound
+    of a request (GetDiagnostics startTime, GetLog oldestTimestamp), ignored when bad."""
+    if s is None:
+        return None
+    try:
+        return parse(s)
+    except ValueError:
+        return None
+
+
 def parse(s):
     """RFC 3339 / ISO 8601 date-time → Unix seconds (fractions dropped).
 

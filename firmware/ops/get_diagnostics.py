@@ -14,16 +14,6 @@ ACTION = "GetDiagnostics"
 SCHEMES = ("http://", "https://", "ftp://")
 
 
-def _time(payload, key):
-    v = payload.get(key)
-    if v is None:
-        return None
-    try:
-        return clock.parse(v)
-    except ValueError:
-        return None
-
-
 @router.on(ACTION)
 def get_diagnostics(cp, payload):
     loc = payload["location"]
@@ -38,6 +28,7 @@ def get_diagnostics(cp, payload):
 def get_diagnostics_after(cp, payload, response):
     name = response.get("fileName")
     if name:
-        cp.firmware.diagnostics(payload["location"], name, _time(payload, "startTime"),
-                                _time(payload, "stopTime"), payload.get("retries", 1),
-                                payload.get("retryInterval", 0))
+        cp.firmware.diagnostics(payload["location"], name,
+                                clock.parse_or_none(payload.get("startTime")),
+                                clock.parse_or_none(payload.get("stopTime")),
+                                payload.get("retries", 1), payload.get("retryInterval", 0))

@@ -16,16 +16,6 @@ SCHEMES = ("http://", "https://", "ftp://")
 task = None  # the upload in progress (a reference keeps it alive)
 
 
-def _time(payload, key):
-    v = payload["log"].get(key)
-    if v is None:
-        return None
-    try:
-        return clock.parse(v)
-    except ValueError:
-        return None
-
-
 @router.on(ACTION)
 def get_log(cp, payload):
     loc = payload["log"]["remoteLocation"]
@@ -50,5 +40,6 @@ def get_log_after(cp, payload, response):
     url = payload["log"]["remoteLocation"].rstrip("/") + "/" + response["filename"]
     task = asyncio.create_task(getlog.run(
         cp.security, payload["logType"], url, payload["requestId"],
-        _time(payload, "oldestTimestamp"), _time(payload, "latestTimestamp"),
+        clock.parse_or_none(payload["log"].get("oldestTimestamp")),
+        clock.parse_or_none(payload["log"].get("latestTimestamp")),
         payload.get("retries", 1), max(0, payload.get("retryInterval", 0))))

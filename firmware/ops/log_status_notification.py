@@ -2,18 +2,15 @@
 a GetLog upload (Uploading, Uploaded, UploadFailure, BadMessage, NotSupportedOperation,
 PermissionDenied), Idle only in answer to ExtendedTriggerMessage. The conf is empty."""
 
+from firmware.ops import status_payload
+
 ACTION = "LogStatusNotification"
 STATUSES = ("BadMessage", "Idle", "NotSupportedOperation", "PermissionDenied", "Uploaded",
             "UploadFailure", "Uploading")
 
 
 def payload(status, request_id=None):
-    if status not in STATUSES:
-        raise ValueError(status)
-    p = {"status": status}
-    if request_id is not None:
-        p["requestId"] = request_id
-    return p
+    return status_payload(STATUSES, status, request_id)
 
 
 async def send(cp, status, request_id=None):

@@ -2,6 +2,8 @@
 progress of a SignedUpdateFirmware (and the answer to ExtendedTriggerMessage
 FirmwareStatusNotification). The conf is empty."""
 
+from firmware.ops import status_payload
+
 ACTION = "SignedFirmwareStatusNotification"
 STATUSES = (
     "Downloaded", "DownloadFailed", "Downloading", "DownloadScheduled", "DownloadPaused",
@@ -11,12 +13,7 @@ STATUSES = (
 
 
 def payload(status, request_id=None):
-    if status not in STATUSES:
-        raise ValueError(status)
-    p = {"status": status}
-    if request_id is not None:
-        p["requestId"] = request_id
-    return p
+    return status_payload(STATUSES, status, request_id)
 
 
 async def send(cp, status, request_id=None):
