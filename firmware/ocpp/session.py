@@ -70,6 +70,7 @@ class Session:
         self._booted = asyncio.Event()  # a triggered BootNotification was Accepted
         self._down = None
         self._fail_kind = None
+        self.profile = None  # SecurityProfile the current link was opened with
         cp.config.subscribe(self._on_config)
 
     @property
@@ -182,6 +183,7 @@ class Session:
                 await self._sleep_or_kick(_IDLE_MS)  # steps: beats while OCPP is off
                 continue
             self._kick.clear()
+            self.profile = cfg.get("SecurityProfile")
             reached = await self._connection(url)
             if reached:
                 backoff = _BACKOFF_MIN_MS

@@ -142,7 +142,10 @@ class Security:
                 pass
 
     async def on_accepted(self, cp):
-        self._confirm()
+        # The hooks run after Accepted, one after another: a raise that arrived meanwhile
+        # must not be confirmed by the link the old profile opened.
+        if cp.session.profile == self._profile:
+            self._confirm()
 
     def on_attempt(self, reached):
         """After a connection attempt: the raised profile falls back after _FALLBACK_TRIES
