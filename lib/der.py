@@ -112,9 +112,27 @@ def pem_decode(text, label="CERTIFICATE"):
 
 
 def _b64(text, i, j):
-    """base64 of text[i:j] (whitespace anywhere) decoded a line at a time: no copy of the
-    whole block (a 5.5 KB certificate) is made before the one the DER needs."""
-    pieces = []
+    """base64 of text[i:j] (whitespace anywhere) decoded a line at a time into one bytearray
+    of the exact size: no copy of the whole block (a 5.5 KB certificate) and no pieces to
+    join; the only large block is the DER itself."""
+    n = pad = 0
+    for s in _b64_lines(text, i, j):  # the last quad, padding and all, is in the last run
+        n += len(s)
+        pad = s[-2:].count("=")
+    out = bytearray(max(0, n * 3 // 4 - pad))
+    pos = 0
+    for s in _b64_lines(text, i, j):
+        d = binascii.a2b_base64(s)
+        out[pos : pos + len(d)] = d
+        pos += len(d)
+    if pos != len(out):
+        raise ValueError("PEM: bad base64")
+    return out
+
+
+def _b64_lines(text, i, j):
+    """The base64 of text[i:j] without whitespace, in runs of a multiple of 4 characters
+    (the last one any length: a2b_base64 refuses it when it is wrong)."""
     carry = ""
     while i < j:
         k = text.find("\n", i, j)
@@ -122,16 +140,50 @@ def _b64(text, i, j):
         s = carry + "".join(text[i:k].split())
         n = len(s) // 4 * 4
         if n:
-            pieces.append(binascii.a2b_base64(s[:n]))
+            yield s[:n]
         carry = s[n:]
         i = k + 1
     if carry:
-        pieces.append(binascii.a2b_base64(carry))  # not a multiple of 4: raises ValueError
-    return b"".join(pieces)
+        yield carry
+
+
+def pem_read(path, label="CERTIFICATE"):
+    """pem_decode of a file, read a line at a time: the text is never held whole. Each
+    base64 line must decode alone, as the lines pem_write writes do."""
+    begin = "-----BEGIN %s-----" % label
+    end = "-----END %s-----" % label
+    out = []
+    pieces = None
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if pieces is None:
+                if line == begin:
+                    pieces = []
+            elif line == end:
+                out.append(b"".join(pieces))
+                pieces = None
+            elif line:
+                pieces.append(binascii.a2b_base64(line))
+    if pieces is not None:
+        raise ValueError("PEM: no END line")
+    return out
+
+
+def pem_write(f, data, label="CERTIFICATE"):
+    """Write the PEM of DER bytes into the text file f, a base64 line of 64 characters at a
+    time (RFC 7468 §2): no copy of the whole text (7.3 KB for a 5.5 KB certificate)."""
+    f.write("-----BEGIN %s-----\n" % label)
+    m = memoryview(data)
+    for i in range(0, len(m), 48):
+        f.write(binascii.b2a_base64(m[i : i + 48]).decode())  # ends with "\n"
+    f.write("-----END %s-----\n" % label)
 
 
 def pem_encode(data, label="CERTIFICATE"):
-    """PEM text of DER bytes, base64 lines of 64 characters (RFC 7468 §2)."""
-    b = binascii.b2a_base64(data).decode().strip()
-    lines = "\n".join([b[i : i + 64] for i in range(0, len(b), 64)])
-    return "-----BEGIN %s-----\n%s\n-----END %s-----\n" % (label, lines, label)
+    """PEM text of DER bytes (pem_write into a string)."""
+    import io
+
+    f = io.StringIO()
+    pem_write(f, data, label)
+    return f.getvalue()

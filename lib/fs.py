@@ -26,7 +26,9 @@ _EEXIST = 17  # errno: FAT (oofatfs) refuses to rename over an existing file
 
 
 def write_atomic(path, data):
-    """Replace `path` with `data` (str or bytes) so that a reader sees old or new, never a mix.
+    """Replace `path` with `data` so that a reader sees old or new, never a mix. `data` is str,
+    bytes, or a function that writes the content into the (text) file it is given, so that a
+    large document is never held whole.
 
     On any failure the old file stays in place and the error is raised. Only when the
     filesystem refuses to rename over an existing file (FAT) is the old file removed first;
@@ -36,8 +38,8 @@ def write_atomic(path, data):
     tmp = path + _TMP
     try:
         with open(tmp, "wb" if isinstance(data, (bytes, bytearray)) else "w") as f:
-            if isinstance(data, _Json):
-                json.dump(data.obj, f)  # piece by piece: no str of the whole document
+            if callable(data):
+                data(f)
             else:
                 f.write(data)
             f.flush()
@@ -97,14 +99,9 @@ def read_json(path, default=None, expected=False):
     return default
 
 
-class _Json:
-    def __init__(self, obj):
-        self.obj = obj
-
-
 def write_json(path, obj):
     """write_atomic of obj as JSON, streamed into the file by json.dump."""
-    write_atomic(path, _Json(obj))
+    write_atomic(path, lambda f: json.dump(obj, f))
 
 
 def makedirs(path):

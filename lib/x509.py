@@ -29,7 +29,7 @@ _RSA_SHA256 = "1.2.840.113549.1.1.11"
 def parse(data):
     """The fields of a DER certificate (see the module doc); ValueError if malformed."""
     try:
-        return _parse(data if type(data) is bytes else bytes(data))
+        return _parse(data if type(data) in (bytes, bytearray) else bytes(data))
     except (IndexError, TypeError):
         raise ValueError("bad certificate")
 

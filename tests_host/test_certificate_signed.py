@@ -78,6 +78,22 @@ def test_a_chain_through_a_sub_ca_is_installed_with_the_key(cp):
     assert _answer(cp, chain) == "Rejected"  # one certificate per request
 
 
+@pytest.mark.parametrize("where", ["ocppsc", "file"])
+def test_an_unusable_root_is_skipped_and_the_others_still_trusted(cp, where, capsys):
+    """Roots are parsed one at a time (certs.roots): a broken one before the root that signed
+    the chain is logged and skipped, not taken for "no roots at all"."""
+    root, sub = _pki(cp)
+    broken = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    if where == "ocppsc":
+        assert cp.config.update({"ocppsc": broken}, "api") == {}
+    else:  # sorts before the good root's file
+        with open(certs.files(cp)[0].rsplit("/", 1)[0] + "/cs0.pem", "w") as f:
+            f.write(broken)
+    csr = identity.new_csr(cp)
+    assert _answer(cp, _issue(csr, sub) + sub.pem) == "Accepted"
+    assert "unusable root" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("bad", ["other_key", "cn", "o", "untrusted", "expired", "ca_leaf",
                                  "too_long", "garbage"])
 def test_a_bad_chain_is_rejected_and_changes_nothing(cp, bad):

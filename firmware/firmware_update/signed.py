@@ -102,7 +102,7 @@ def request(cp, p):
     import fs
 
     try:
-        fs.write_atomic(_path(cp), f["signingCertificate"].encode())
+        fs.write_atomic(_path(cp), f["signingCertificate"])
     except OSError as e:
         log.error("firmware", "signing certificate not saved:", e)
         return "Rejected", None

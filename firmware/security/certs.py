@@ -55,6 +55,22 @@ def trusted_pem(cp):
     return "".join(out)
 
 
+def roots(cp):
+    """The trusted roots, parsed one at a time (`ocppsc`, then each installed
+    CentralSystemRootCertificate), so that a search stops at the first match and never
+    holds them all; one that cannot be read or parsed is logged and skipped."""
+    import der
+    import x509
+
+    for p in [None] + files(cp, TYPES[0]):
+        try:
+            got = der.pem_decode(cp.config.get("ocppsc")) if p is None else der.pem_read(p)
+            while got:
+                yield x509.parse(got.pop(0))
+        except (OSError, ValueError) as e:  # the rest of that text or file is skipped
+            log.error("certs", "unusable root", p or "ocppsc", e)
+
+
 def client_pair(cp):
     """(certificate chain PEM, key PEM) installed by CertificateSigned, or None."""
     try:
@@ -92,7 +108,7 @@ def install(cp, kind, pem):
         return "Rejected"
     try:
         fs.makedirs(_dir(cp))
-        fs.write_atomic(path, der.pem_encode(c["der"]).encode())
+        fs.write_atomic(path, lambda f: der.pem_write(f, c["der"]))
     except OSError as e:
         log.error("certs", "write failed", e)
         return "Failed"

@@ -38,18 +38,6 @@ def new_csr(cp):
     return csr.make_csr(d, q, cp.info.get("serial") or "", cp.config.get("CpoName"))
 
 
-def _roots(cp):
-    import x509
-
-    from firmware.security import certs
-
-    pem = cp.config.get("ocppsc") + certs.trusted_pem(cp)
-    try:
-        return x509.parse_pem(pem)
-    except ValueError:
-        return []
-
-
 def check_chain(cp, pem):
     """None when `pem` is an acceptable chain for csr.key (module doc), else the reason."""
     import csr
@@ -84,7 +72,10 @@ def check_chain(cp, pem):
         if not chain[i + 1]["ca"] or not x509.verify_signed_by(chain[i], chain[i + 1]):
             return "certificate %d not signed by the next one" % i
     last = chain[-1]
-    for root in _roots(cp):
+    chain = leaf = None  # only the last one is needed from here
+    from firmware.security import certs
+
+    for root in certs.roots(cp):
         if root["der"] == last["der"] or x509.verify_signed_by(last, root):
             return None
     return "does not chain to an installed CentralSystemRootCertificate"
@@ -101,8 +92,12 @@ def install(cp, pem):
                 key = f.read()
             import der
 
-            body = "".join([der.pem_encode(c) for c in der.pem_decode(pem)])
-            fs.write_atomic(d + "/cp.pem", (body + key).encode())
+            def write(f):
+                for c in der.pem_decode(pem):
+                    der.pem_write(f, c)
+                f.write(key)
+
+            fs.write_atomic(d + "/cp.pem", write)
         except OSError as e:
             why = "write failed: %r" % (e,)
         else:
