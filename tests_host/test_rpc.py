@@ -539,3 +539,54 @@ def test_async_handler_that_never_finishes_times_out_as_internal_error(peer, mon
         assert peer.last()[:3] == [4, "u1", "InternalError"]
 
     run(main())
+
+
+def test_a_reconnect_asked_while_a_call_is_answered_waits_for_the_answer():
+    """A handler whose change closes the link (ChangeConfiguration of AuthorizationKey): the
+    close runs once its CALLRESULT is sent, even when sending yields to the event loop, so the
+    central system gets the answer; with no CALL in hand it runs at once."""
+    events = []
+
+    async def slow_send(text):
+        await asyncio.sleep(0)  # a TLS write that yields
+        await asyncio.sleep(0)
+        events.append(("sent", json.loads(text)[0]))
+
+    rpc = RPC(slow_send, cp=None)
+
+    def handler(cp, payload):
+        rpc.then = lambda: events.append(("closed",))
+        return {"status": "Accepted"}
+
+    router.HANDLERS["TestReconnect"] = handler
+    try:
+        asyncio.run(rpc.on_frame(json.dumps([2, "u1", "TestReconnect", {}])))
+    finally:
+        del router.HANDLERS["TestReconnect"]
+    assert events == [("sent", 3), ("closed",)]
+    assert rpc.then is None and rpc.answering == 0
+
+
+def test_session_reconnect_defers_to_the_call_in_hand_and_closes_only_its_own_link():
+    from firmware.ocpp.session import Session
+
+    class Cfg:
+        def subscribe(self, fn):
+            pass
+
+    class CP:
+        config = Cfg()
+
+    s = Session(CP())
+    assert s.reconnect("no link") is None  # nothing to close
+    down = s._down = asyncio.Event()
+    s.rpc = RPC(Peer().send, cp=None)
+    s.rpc.answering = 1
+    s.reconnect("settings changed (AuthorizationKey)")
+    assert not down.is_set() and s._kick.is_set()
+    s._down = asyncio.Event()  # the link was replaced meanwhile
+    s.rpc.then()
+    assert down.is_set() and not s._down.is_set()
+    s.rpc.answering = 0
+    s.reconnect("settings changed (ocppu)")
+    assert s._down.is_set()

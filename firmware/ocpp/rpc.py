@@ -132,6 +132,8 @@ class RPC:
         self._action = None
         self._result = None  # its answer: a payload, or the exception to raise
         self.closed = False
+        self.answering = 0  # CALLs being handled and answered (a sync handler's reply too)
+        self.then = None  # fn() to run once none is (a reconnect its answer must precede)
 
     def _next_id(self):
         # Random per RPC object (so ids differ across reconnects and reboots), then a counter.
@@ -246,11 +248,17 @@ class RPC:
 
     async def _call(self, uid, action, payload):
         spawned = False
+        self.answering += 1
         try:
             spawned = await self._call1(uid, action, payload)
         finally:
+            self.answering -= 1
             if not spawned:
                 router.done(action, ticks_ms())
+            fn = self.then
+            if fn is not None and not self.answering:
+                self.then = None
+                fn()
 
     async def _call1(self, uid, action, payload):
         """True when an async handler answers later (_finish) instead."""

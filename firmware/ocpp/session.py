@@ -107,11 +107,18 @@ class Session:
                 return
 
     def reconnect(self, why):
-        """Close the link (if up) and connect anew at once."""
+        """Close the link (if up) and connect anew at once; when a CALL made the change
+        (ChangeConfiguration of AuthorizationKey, SecurityProfile…), once it is answered, or
+        the central system never gets the answer."""
         log.info("ocpp", why + ": reconnecting")
         self._kick.set()
-        if self._down is not None:
-            self._down.set()
+        down, rpc = self._down, self.rpc
+        if down is None:
+            return
+        if rpc is not None and rpc.answering:
+            rpc.then = down.set  # this link's, never the next one's
+        else:
+            down.set()
 
     def _auth(self, url):
         """HTTP Basic credentials, only for the central system the key was given for: after
