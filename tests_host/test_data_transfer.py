@@ -118,3 +118,25 @@ def test_set_current_huge_inputs_are_rejected_on_micropython(micropython):
     r = micropython(code)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["Rejected"] * 5 + ["Accepted"] * 2
+
+
+def test_only_a_string_the_websocket_cut_is_too_long_never_one_the_peer_sent(tmp_path):
+    """lib/ws.py replaces a string over 6 KiB by ws.CUT and tells the RPC how many it cut;
+    the same characters sent by the peer in a frame kept whole are plain data."""
+    import ws
+    from firmware.ocpp.rpc import RPC
+
+    async def call(cut):
+        out = []
+
+        async def send(text):
+            out.append(text)
+
+        payload = {"vendorId": "OpenWallbox", "messageId": "SetCurrent", "data": ws.CUT}
+        await RPC(send, CP(tmp_path)).on_frame(
+            json.dumps([2, "m1", "DataTransfer", payload]), cut=cut)
+        return json.loads(out[-1])[2]
+
+    assert run(call(1)) == {"status": "Rejected", "data": json.dumps({"data": "too long"})}
+    sent = run(call(0))
+    assert sent["status"] == "Rejected" and "amp" in json.loads(sent["data"])

@@ -29,6 +29,9 @@ PROPERTY_CONSTRAINT_VIOLATION = "PropertyConstraintViolation"
 OCCURENCE_CONSTRAINT_VIOLATION = "OccurenceConstraintViolation"
 TYPE_CONSTRAINT_VIOLATION = "TypeConstraintViolation"
 GENERIC_ERROR = "GenericError"
+# Added by the RPC to a validated payload whose frame had strings cut (lib/ws.py CUT): the
+# number cut. Only DataTransfer gets that far; no schema allows the key, so no peer can send it.
+CUT_KEY = "\x00cut"
 
 CODES = (
     NOT_IMPLEMENTED,

@@ -244,13 +244,13 @@ class RPC:
         elif cut and msg[2] != "DataTransfer":
             await self._reject(rid, PROPERTY_CONSTRAINT_VIOLATION, "a string over 6 KiB")
         else:
-            await self._call(uid, msg[2], msg[3])
+            await self._call(uid, msg[2], msg[3], cut)
 
-    async def _call(self, uid, action, payload):
+    async def _call(self, uid, action, payload, cut=0):
         spawned = False
         self.answering += 1
         try:
-            spawned = await self._call1(uid, action, payload)
+            spawned = await self._call1(uid, action, payload, cut)
         finally:
             self.answering -= 1
             if not spawned:
@@ -260,11 +260,13 @@ class RPC:
                 self.then = None
                 fn()
 
-    async def _call1(self, uid, action, payload):
+    async def _call1(self, uid, action, payload, cut):
         """True when an async handler answers later (_finish) instead."""
         try:
             fn = router.lookup(action)
             validate.request(action, payload)
+            if cut:  # after validation, which refuses any key the peer adds: unforgeable
+                payload[router.CUT_KEY] = cut
             res = fn(self.cp, payload)
             if type(res) is not dict:
                 if hasattr(res, "send"):

@@ -23,7 +23,6 @@ import json
 
 from compat import const
 from firmware.ocpp import router
-from ws import CUT
 
 _MAX_DATA = const(32)
 ACTION = "DataTransfer"
@@ -111,7 +110,8 @@ def data_transfer(cp, payload):
     fn = _MESSAGES.get(payload.get("messageId"))
     if fn is None:
         return {"status": "UnknownMessageId"}
-    if payload.get("data") == CUT:  # longer than any message of ours takes (see lib/ws.py)
+    if payload.get(router.CUT_KEY):  # `data` cut: longer than any message of ours takes
+        # (lib/ws.py); a "\u0000cut" the peer sent in a frame kept whole is only data
         return {"status": "Rejected", "data": json.dumps({"data": "too long"})}
     status, data = fn(cp, payload.get("data"))
     res = {"status": status}
