@@ -74,7 +74,9 @@ def info(fw_version, serial, board):
 # Features, one module each (MicroOcpp's Model/<Feature>). Each owns:
 #   OPS      the firmware/ops modules of its messages (importing one registers its handlers);
 #   KEYS     its configuration-key rows (firmware/keys.py has the format and the core rows);
-#   attach(cp) -> the coroutines to run as tasks; it sets only its own attribute of `cp`.
+#   attach(cp) -> what to run as tasks: a coroutine (run once), or make() of a loop that
+#                 must run for ever (started again when it ends or fails: app._revive);
+#                 it sets only its own attribute of `cp`.
 # Features talk through the attributes and event hubs that ChargePoint declares, all present
 # before any attach, so the order of this list does not matter.
 FEATURES = (
@@ -145,6 +147,7 @@ class ChargePoint:
         self.cards = None  # firmware.cards.Cards: RFID cards by name (go-e cards, trx)
         self.solar = None  # firmware.solar.Solar: follows the PV surplus (go-e ids, fup)
         self.tasks = []
+        self.makers = {}  # task -> make() of a feature's loop, started again when it ends
         # Liveness: name -> ticks_ms of the watched task's last beat (cp.beat), and
         # name -> [task, make, deadline_ms, ticks of its last restart or None] (app._keep).
         self.beats = {}
@@ -197,8 +200,42 @@ class ChargePoint:
 
 
 def _exception_handler(loop, context):
-    # A task died with an exception nobody awaited: log it, keep the charger running.
-    log.error("app", "task failed:", context.get("exception", context.get("message")))
+    # A task died with an exception nobody awaited: counted and logged, the charger runs
+    # on (a feature's loop is started again by _revive). It runs inside the event loop:
+    # anything it raised would end the firmware, so not even a MemoryError gets out.
+    try:
+        log.failed("app", "task failed", context.get("exception"))
+    except MemoryError:
+        log.oom += 1
+    except Exception:  # noqa: BLE001, S110 - nothing can be logged; the loop must run on
+        pass
+
+
+def _revive(cp):
+    """A feature's loop that ended (a MemoryError on a full heap, a bug: _exception_handler
+    logged it) starts again after a pause, in a new task; one per second at most."""
+    for t in cp.makers:
+        if t.done():
+            make = cp.makers[t]
+            new = asyncio.create_task(_after_pause(make))
+            _replace(cp, t, new)
+            del cp.makers[t]
+            cp.makers[new] = make
+            log.error("app", getattr(make, "__name__", "task"), "ended; restarting")
+            return  # the dict changed: the next one in a second
+
+
+async def _after_pause(make):
+    await asleep_ms(_RESTART_MS)
+    await make()
+
+
+def _replace(cp, old, new):
+    for i in range(len(cp.tasks)):  # keep a reference to every task (STYLE.md)
+        if cp.tasks[i] is old:
+            cp.tasks[i] = new
+            return
+    cp.tasks.append(new)
 
 
 async def _keep(name, make, cp=None, deadline_ms=0):
@@ -277,9 +314,7 @@ async def _watch(cp, now):
         cp.beats[name] = now
         t = asyncio.create_task(_keep(name, w[1], cp, w[2]))
         w[0] = t
-        for i in range(len(cp.tasks)):  # keep a reference to every task (STYLE.md)
-            if cp.tasks[i] is old:
-                cp.tasks[i] = t
+        _replace(cp, old, t)
 
 
 async def _housekeeping(cp):
@@ -292,6 +327,7 @@ async def _housekeeping(cp):
         await _watch(cp, ticks_ms())
         cp.config.flush()  # LAZY settings (amp, frc, ...) at most once per 5 minutes
         router.sweep(ticks_ms())  # message modules of requests not seen for a minute
+        _revive(cp)
         await asleep_ms(1000)
 
 
@@ -312,9 +348,15 @@ async def main(cp, api_host, api_port, sim=None, page=None):
         cp.keep("session", cp.session.run),  # watched: beats from its loops
         _keep("housekeeping", lambda: _housekeeping(cp)),
     ]
+    makers = []  # a feature gives make() for a loop that must run for ever (_revive)
     for name in FEATURES:
-        coros.extend(feature(name).attach(cp))
+        for c in feature(name).attach(cp):
+            (makers if callable(c) else coros).append(c)
     cp.tasks = [asyncio.create_task(c) for c in coros]
+    for make in makers:
+        t = asyncio.create_task(make())
+        cp.tasks.append(t)
+        cp.makers[t] = make
     await api.start(api_host, api_port)
     log.info("app", "local API on %s:%d" % (api_host, api_port))
     while True:

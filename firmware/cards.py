@@ -264,4 +264,4 @@ def attach(cp):
     cp.charger.subscribe(cards._on_charger)
     cp.on_tx(cards._on_tx)
     cp.status_keys(cards)
-    return [cards.run()]
+    return [cards.run]

@@ -125,4 +125,4 @@ class RemoteLog:
 
 
 def attach(cp):
-    return [RemoteLog(cp).run()]
+    return [RemoteLog(cp).run]

@@ -238,4 +238,4 @@ def attach(cp):
     solar = Solar(cp)
     cp.solar = solar
     cp.status_keys(solar)
-    return [solar.run()]
+    return [solar.run]

@@ -345,4 +345,4 @@ def attach(cp, now_ms=ticks_ms):
     cp.on_tx(st._on_txn)
     # First on every Accepted boot: §4.9 wants the statuses right after BootNotification.
     cp.session.on_accepted.insert(0, st.announce)
-    return [st.run()]
+    return [st.run]

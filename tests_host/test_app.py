@@ -39,3 +39,65 @@ def test_a_failing_core_task_is_restarted(monkeypatch):
     # Logged as an error and counted (the `oom` status key), with the task named.
     assert any("out of memory" in t and "session" in t for lv, tag, t in lines
                if lv == "E" and tag == "app")
+
+
+class _CP:
+    def __init__(self):
+        self.tasks = []
+        self.makers = {}
+
+
+def test_a_feature_loop_that_fails_or_ends_is_started_again(monkeypatch):
+    """Features give make() of their loops (attach); one that dies of a MemoryError (seen on a
+    squeezed heap: it was gone for good) or ends is started again by the housekeeping
+    (_revive), in a new task that takes the old one's place; a done one-shot coroutine is
+    left alone."""
+    monkeypatch.setattr(app, "_RESTART_MS", 1)
+    runs = []
+
+    async def loop():
+        runs.append(1)
+        if len(runs) == 1:
+            raise MemoryError("heap full")
+        if len(runs) == 2:
+            return
+        await asyncio.sleep(10)
+
+    async def once():
+        pass
+
+    async def main():
+        asyncio.get_event_loop().set_exception_handler(app._exception_handler)
+        cp = _CP()
+        t = asyncio.create_task(loop())
+        cp.tasks = [asyncio.create_task(once()), t]
+        cp.makers[t] = loop
+        for _ in range(200):
+            await asyncio.sleep(0.005)
+            app._revive(cp)
+            if len(runs) >= 3:
+                break
+        assert len(cp.tasks) == 2 and len(cp.makers) == 1
+        (live,) = cp.makers
+        assert cp.tasks[1] is live and not live.done() and cp.makers[live] is loop
+        live.cancel()
+
+    before = log.oom
+    asyncio.run(main())
+    assert len(runs) == 3 and log.oom == before + 1
+
+
+def test_the_exception_handler_never_raises_even_without_memory(monkeypatch):
+    """It runs inside the event loop: an exception out of it ended the firmware (a squeezed
+    heap, test_e2e_frozen32). With no room to log, the shortage is still counted."""
+
+    def no_room(*args):
+        raise MemoryError
+
+    monkeypatch.setattr(log, "failed", no_room)
+    before = log.oom
+    app._exception_handler(None, {"exception": ValueError("x"), "message": "m"})
+    assert log.oom == before + 1
+    monkeypatch.setattr(log, "failed", lambda *a: 1 / 0)
+    app._exception_handler(None, {"message": "m"})
+    assert log.oom == before + 1

@@ -203,7 +203,7 @@ def test_attach_loads_at_boot_and_returns_the_saving_task(tmp_path):
 
     async def run_briefly():
         try:
-            await asyncio.wait_for(tasks[0], 0.2)
+            await asyncio.wait_for(tasks[0](), 0.2)
         except asyncio.TimeoutError:
             pass
 
@@ -225,7 +225,7 @@ t = faultlog.attach(cp)
 Ch.counters["rcd_trips"] += 1
 async def main():
     try:
-        await asyncio.wait_for_ms(t[0], 100)
+        await asyncio.wait_for_ms(t[0](), 100)
     except asyncio.TimeoutError:
         pass
 asyncio.run(main())

@@ -72,8 +72,7 @@ class Rig:
         self.meter()
 
     def close(self):
-        for c in self.coros:
-            c.close()
+        pass  # attach gives make() of the loop: nothing was started
 
     def now(self):
         return self.ms // 1000
@@ -148,7 +147,8 @@ def test_attach_creates_the_engine_registers_the_messages_and_returns_the_loop(r
     assert rig.smart.connectors == 1
     for action in ("SetChargingProfile", "ClearChargingProfile", "GetCompositeSchedule"):
         assert router.lookup(action) is router.HANDLERS[action]  # offered, loaded on use
-    assert len(rig.coros) == 1 and asyncio.iscoroutine(rig.coros[0])
+    # make() of the loop, which the app starts again if it ever ends (app._revive)
+    assert len(rig.coros) == 1 and rig.coros[0] == rig.lim.run
     # The transaction events (the charge point's hub) wake the loop.
     assert rig.cp._tx_subs == [rig.lim._on_tx]
 
@@ -359,7 +359,7 @@ def test_without_3to1_support_number_phases_only_converts_watts(tmp_path):
 
 def test_run_loop_on_asyncio_applies_a_profile_when_woken(rig):
     async def go():
-        task = asyncio.create_task(rig.coros.pop())
+        task = asyncio.create_task(rig.coros.pop()())
         try:
             for _ in range(50):
                 await asyncio.sleep(0.01)

@@ -120,8 +120,8 @@ class CP(FakeCP):
         if txn:
             self.txn = Txn(self)
             authz.attach(self)
-        for coro in station.attach(self, now_ms=self.clock):
-            coro.close()  # the tests call step() themselves
+        # make() of the station's loop: the tests call step() themselves
+        assert station.attach(self, now_ms=self.clock) == [self.station.run]
         self.advance(100)
 
     def reboot(self):

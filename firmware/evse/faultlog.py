@@ -74,8 +74,8 @@ OPS = ()
 
 
 def attach(cp):
-    """Load the stored counters into `cp.charger.counters`; returns the task to run."""
+    """Load the stored counters into `cp.charger.counters`; returns make() of its loop."""
     fl = FaultLog(cp.charger.counters, cp.data_dir.rstrip("/") + "/" + FILE)
     fl.load()
     cp.faultlog = fl
-    return [fl.run(cp.charger)]
+    return [lambda: fl.run(cp.charger)]

@@ -335,4 +335,4 @@ def attach(cp):
     fw = Firmware(cp)
     cp.firmware = fw
     cp.session.on_accepted.append(fw.on_accepted)
-    return [fw.run(), fw.trial_watch()]
+    return [fw.run, fw.trial_watch()]

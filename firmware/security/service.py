@@ -239,4 +239,4 @@ def attach(cp):
     # The first MemoryError after a boot (lib/log.py memory()) is the critical event
     # MemoryExhaustion; later ones are only counted (`oom`).
     log.on_memory = lambda: sec.event("MemoryExhaustion", "out of memory")
-    return [sec.run()]
+    return [sec.run]

@@ -184,4 +184,4 @@ def attach(cp):
     cp.smart.phases_hw = cp.hal.board.get("phases", 3)
     cp.smart.can_switch = bool(cp.config.get("ConnectorSwitch3to1PhaseSupported"))
     cp.limits = Limits(cp, cp.smart)
-    return [cp.limits.run()]
+    return [cp.limits.run]

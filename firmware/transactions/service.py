@@ -573,4 +573,4 @@ def attach(cp):
     cp.status_keys(TxnKeys(txn))
     # The event loop and the journal sender are watched for hangs (app._watch).
     return [cp.keep("txn", txn.run), cp.keep("journal", txn.sender),
-            txn.metering.run_sampled(), txn.metering.run_aligned()]
+            txn.metering.run_sampled, txn.metering.run_aligned]
