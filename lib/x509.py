@@ -175,13 +175,22 @@ def _verify(key_cert, alg, digest, sig):
     return False
 
 
+def signed_part(cert):
+    """What verify_signed_by needs of cert, without its DER: issuer, sig_alg, sig, the
+    SHA-256 of the tbsCertificate ("digest") and of the whole certificate ("sha")."""
+    return {"issuer": cert["issuer"], "sig_alg": cert["sig_alg"], "sig": cert["sig"],
+            "digest": hashlib.sha256(cert["tbs"]).digest(),
+            "sha": hashlib.sha256(cert["der"]).digest()}
+
+
 def verify_signed_by(cert, issuer):
     """True if issuer names cert's issuer and its key made cert's signature
-    (ecdsa-with-SHA256 on P-256, sha256WithRSAEncryption). Times, CA flag and path length
-    are the caller's to check."""
+    (ecdsa-with-SHA256 on P-256, sha256WithRSAEncryption). cert: parsed, or its
+    signed_part(). Times, CA flag and path length are the caller's to check."""
     if cert["issuer"] != issuer["subject"]:
         return False
-    return _verify(issuer, cert["sig_alg"], hashlib.sha256(cert["tbs"]).digest(), cert["sig"])
+    digest = cert["digest"] if "digest" in cert else hashlib.sha256(cert["tbs"]).digest()
+    return _verify(issuer, cert["sig_alg"], digest, cert["sig"])
 
 
 def verify_file_signature(digest, signature_b64, cert):

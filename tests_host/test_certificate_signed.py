@@ -78,6 +78,17 @@ def test_a_chain_through_a_sub_ca_is_installed_with_the_key(cp):
     assert _answer(cp, chain) == "Rejected"  # one certificate per request
 
 
+def test_a_chain_that_ends_with_the_installed_root_itself_is_installed(cp):
+    """The last certificate may be the trusted root (compared by its SHA-256 once the
+    chain's DER is let go), or one it signed; a lookalike root with another key is not."""
+    root, sub = _pki(cp)
+    csr = identity.new_csr(cp)
+    assert _answer(cp, _issue(csr, sub) + sub.pem + root.pem) == "Accepted"
+    csr = identity.new_csr(cp)
+    fake = make_cert("Root", ec_key(), ca=True)  # same name, another key
+    assert _answer(cp, _issue(csr, sub) + sub.pem + fake.pem) == "Rejected"
+
+
 @pytest.mark.parametrize("where", ["ocppsc", "file"])
 def test_an_unusable_root_is_skipped_and_the_others_still_trusted(cp, where, capsys):
     """Roots are parsed one at a time (certs.roots): a broken one before the root that signed

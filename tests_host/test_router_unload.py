@@ -5,6 +5,7 @@ same; one asked again meanwhile is not imported again; a module with state that 
 answer (RESIDENT = True) stays."""
 
 import asyncio
+import importlib
 import json
 import sys
 
@@ -44,9 +45,16 @@ def _restore():
     imported (a reloaded trigger_message would keep its task in another module)."""
     saved = [dict(d) for d in _TABLES]
     mods = {k: v for k, v in sys.modules.items() if k.startswith("firmware.ops.")}
-    pkg = sys.modules["firmware.ops"]
+    pkg = importlib.import_module("firmware.ops")
     subs = {k: v for k, v in vars(pkg).items() if isinstance(v, type(sys))}
+    helpers = {k: sys.modules[k] for k in router.HELPERS if k in sys.modules}
     yield
+    for k in router.HELPERS:
+        sys.modules.pop(k, None)
+    for k, v in helpers.items():
+        sys.modules[k] = v
+        if "." in k:
+            setattr(sys.modules[k.rsplit(".", 1)[0]], k.rsplit(".", 1)[1], v)
     for d, old in zip(_TABLES, saved, strict=True):
         d.clear()
         d.update(old)
@@ -114,3 +122,26 @@ def test_a_module_with_state_after_its_answer_stays(tmp_path):
     router.sweep(ticks_add(ticks_ms(), router.IDLE_MS + 1000))
     assert "firmware.ops.trigger_message" in sys.modules
     assert "TriggerMessage" in router.HANDLERS
+
+
+def test_helpers_of_rare_requests_are_dropped_whenever_no_call_is_in_hand(tmp_path):
+    """router.HELPERS (certificates, transfers) go at the next sweep once no CALL is in
+    hand, not after a minute: the firmware download or the certificate check of one peak
+    holds no heap at the next. The next user imports them anew and they work."""
+    import x509
+
+    from firmware.security import certs
+
+    assert "der" in sys.modules and certs.files
+    router.LOADED["UnlockConnector"] = ["unlock_connector", None]  # an async handler runs
+    router.sweep(ticks_ms())
+    assert sys.modules["x509"] is x509 and "firmware.security.certs" in sys.modules
+    router.LOADED["UnlockConnector"][1] = ticks_ms()  # answered
+    router.sweep(ticks_ms())
+    for name in ("x509", "der", "firmware.security.certs"):
+        assert name not in sys.modules, name
+    assert getattr(sys.modules["firmware.security"], "certs", None) is None
+    assert "firmware.evse.charger" in sys.modules  # only the helpers
+    from firmware.security import certs as again
+
+    assert again is not certs and again.TYPES == certs.TYPES

@@ -118,6 +118,14 @@ AFTER = {}  # action -> after(cp, payload, response)
 SCHEMAS = {}  # action -> spec string overriding firmware.ocpp.specs (rarely needed)
 LOADED = {}  # action -> [firmware/ops module the router imported, ticks_ms of its last done()]
 IDLE_MS = 60000  # a module unused this long is dropped (sweep)
+# Stateless helpers of rare requests (certificates, firmware and log transfers), imported by
+# their handlers and tasks when needed and dropped by sweep() whenever no CALL is in hand:
+# a task still running one keeps what it references, the next user imports it anew. None is
+# imported at the top of a module that stays (that would keep a second copy alive).
+HELPERS = ("xfer", "ftp", "httpfile", "bundle", "x509", "der", "p256", "csr", "rsa_verify",
+           "wsbig", "firmware.firmware_update.install", "firmware.firmware_update.signed",
+           "firmware.firmware_update.diagnostics", "firmware.security.certs",
+           "firmware.security.identity", "firmware.security.getlog")
 
 
 def on(action, schema=None):
@@ -188,15 +196,27 @@ def sweep(now, idle_ms=IDLE_MS):
     for action in [a for a in LOADED if LOADED[a][1] is not None
                    and ticks_diff(now, LOADED[a][1]) >= idle_ms]:
         _drop(action, LOADED.pop(action)[0])
+    for v in LOADED.values():
+        if v[1] is None:  # a CALL in hand (an async handler) may be using the helpers
+            return
+    for name in HELPERS:
+        _forget(name)
 
 
 def _drop(action, name):
-    import sys
-
     HANDLERS.pop(action, None)
     AFTER.pop(action, None)
     SCHEMAS.pop(action, None)
-    sys.modules.pop("firmware.ops." + name, None)
-    pkg = sys.modules.get("firmware.ops")
-    if pkg is not None and getattr(pkg, name, None) is not None:
-        delattr(pkg, name)
+    _forget("firmware.ops." + name)
+
+
+def _forget(name):
+    """Out of sys.modules and off its package: the module goes once nothing else holds it."""
+    import sys
+
+    if sys.modules.pop(name, None) is None:
+        return
+    i = name.rfind(".")
+    pkg = sys.modules.get(name[:i]) if i > 0 else None
+    if pkg is not None and getattr(pkg, name[i + 1 :], None) is not None:
+        delattr(pkg, name[i + 1 :])

@@ -40,6 +40,27 @@ def new_csr(cp):
 
 def check_chain(cp, pem):
     """None when `pem` is an acceptable chain for csr.key (module doc), else the reason."""
+    import hashlib
+
+    import x509
+
+    from firmware.security import certs
+
+    last = _chain(cp, pem)
+    if type(last) is str:
+        return last
+    for root in certs.roots(cp):
+        if hashlib.sha256(root["der"]).digest() == last["sha"] or x509.verify_signed_by(
+                last, root):
+            return None
+    return "does not chain to an installed CentralSystemRootCertificate"
+
+
+def _chain(cp, pem):
+    """The reason the chain itself is refused, or x509.signed_part() of its last
+    certificate. A function of its own: once it returns, nothing on the stack still points
+    at the chain's DER (an RSA-4096 intermediate is 3-4 KB), so each root is read into the
+    room it leaves."""
     import csr
     import x509
 
@@ -71,14 +92,7 @@ def check_chain(cp, pem):
     for i in range(len(chain) - 1):
         if not chain[i + 1]["ca"] or not x509.verify_signed_by(chain[i], chain[i + 1]):
             return "certificate %d not signed by the next one" % i
-    last = chain[-1]
-    chain = leaf = None  # only the last one is needed from here
-    from firmware.security import certs
-
-    for root in certs.roots(cp):
-        if root["der"] == last["der"] or x509.verify_signed_by(last, root):
-            return None
-    return "does not chain to an installed CentralSystemRootCertificate"
+    return x509.signed_part(chain[-1])
 
 
 def install(cp, pem):
