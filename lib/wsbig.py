@@ -8,6 +8,12 @@ longer than `keep` bytes is replaced by _CUT (ws.CUT once parsed), so a DataTran
 costs its short remainder, not the frame plus its decoded `data`. The rest is kept byte for
 byte: json.load still checks the whole structure. Cut strings are not checked (escapes,
 UTF-8); the socket's `cut` counts them.
+
+With the socket's `spool` set (a file path; the OCPP session sets one in its data
+directory) the kept bytes go to that file as they are read, and json.load reads them back
+from it: while a long string is parsed (a 5.6 KB certificate chain) the heap holds no pieces
+of the frame, which would otherwise split its free space into holes too small for the
+string. If the file cannot be written, the pieces stay in RAM.
 """
 
 import gc
@@ -57,13 +63,70 @@ class Pieces(_Base):
     def read(self, n=-1):  # CPython's json.load
         return b"".join(self.pieces)
 
+    def rewind(self):  # a retry reads the message again
+        self._i = self._at = 0
+
+    def close(self):
+        pass
+
+
+class Spooled(_Base):
+    """A message kept in the SPOOL file: the stream json.load reads, len() and [:k] as
+    Pieces. The file is opened while it is read and closed at its end (or by close())."""
+
+    def __init__(self, path, size):
+        self.path = path
+        self.size = size
+        self._f = None
+        self._left = size
+
+    def __len__(self):
+        return self.size
+
+    def __getitem__(self, sl):
+        with open(self.path, "rb") as f:
+            return f.read(_HEAD)[sl]  # only the first bytes of a message in trouble
+
+    def readinto(self, buf):
+        if self._left <= 0:
+            self.close()
+            return 0
+        if self._f is None:
+            self._f = open(self.path, "rb")
+        n = self._f.readinto(memoryview(buf)[: min(len(buf), self._left)])
+        self._left -= n
+        if not n:
+            self.close()
+        return n
+
+    def read(self, n=-1):  # CPython's json.load
+        with open(self.path, "rb") as f:
+            return f.read(self.size)
+
+    def rewind(self):
+        self.close()
+        self._left = self.size
+
+    def close(self):
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
 
 class _Compact:
     """The state of compacted() over the pieces of one frame."""
 
-    def __init__(self, keep):
+    def __init__(self, keep, spool=None):
         self.keep = keep
-        self.pieces = []  # done
+        self.path = spool
+        self.f = None
+        if spool is not None:
+            try:
+                self.f = open(spool, "wb")
+            except OSError:  # the pieces stay in RAM
+                pass
+        self.size = 0  # bytes in the file
+        self.pieces = []  # done (in RAM when there is no file)
         self.spieces = []  # of the open string, after self.pieces
         self.out = bytearray()  # the tail; the open string's bytes from self.start
         self.start = 0
@@ -72,15 +135,22 @@ class _Compact:
         self.bs = 0  # backslashes before this piece, in the open string
         self.cut = 0
 
+    def _put(self, b):
+        if self.f is None:
+            self.pieces.append(b)
+        else:
+            self.f.write(b)
+            self.size += len(b)
+
     def _flush(self):
         out = self.out
         if self.instr:
             if self.start:
-                self.pieces.append(bytes(out[: self.start]))
+                self._put(bytes(out[: self.start]))
             if not self.skip:
                 self.spieces.append(bytes(out[self.start :]))
         else:
-            self.pieces.append(bytes(out))
+            self._put(bytes(out))
         self.out = bytearray()
         self.start = 0
 
@@ -133,7 +203,8 @@ class _Compact:
                 tail = bytes(out[self.start :])
                 out[self.start :] = b""
                 self._flush()
-                self.pieces.extend(self.spieces)
+                for b in self.spieces:
+                    self._put(b)
                 self.spieces = []
                 out = self.out
                 out.extend(tail)
@@ -142,8 +213,17 @@ class _Compact:
             i = j + 1
 
     def done(self):
-        self.pieces.append(bytes(self.out))
-        return Pieces(self.pieces)
+        spooled = self.f is not None
+        try:
+            self._put(bytes(self.out))
+        finally:
+            self.close()
+        return Spooled(self.path, self.size) if spooled else Pieces(self.pieces)
+
+    def close(self):
+        if self.f is not None:
+            self.f.close()
+            self.f = None
 
 
 
@@ -153,7 +233,7 @@ async def compacted(sock, n, keep):
     step) and TooLarge carries its first bytes, as WebSocket._payload does."""
     try:
         piece = bytearray(256)
-        st = _Compact(keep)
+        st = _Compact(keep, getattr(sock, "spool", None))
     except MemoryError:
         gc.collect()
         await sock._drop(n, await sock._r.readexactly(_HEAD))
@@ -170,10 +250,15 @@ async def compacted(sock, n, keep):
             continue
         try:
             st.feed(piece, k)
-        except MemoryError:
+        except (MemoryError, OSError):  # no room, or the spool file could not be written
+            st.close()
             st = None
             gc.collect()
     if st is None:
         raise TooLarge(n, head)
     sock.cut = st.cut
-    return st.done()
+    try:
+        return st.done()
+    except OSError:
+        raise TooLarge(n, head)
+

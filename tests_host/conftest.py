@@ -144,3 +144,21 @@ def check_ocpp(action, payload, response=False):
 @pytest.fixture
 def ocpp_schema_check():
     return check_ocpp
+
+
+@pytest.fixture(autouse=True)
+def _helpers_put_back():
+    """router.sweep() and router.shed() drop the helper modules of rare requests from
+    sys.modules (firmware/ocpp/router.py HELPERS): the firmware then imports them anew. After
+    a test that made that happen, the module objects other tests imported (and patch) are put
+    back, so no test depends on which ran before it in its worker."""
+    from firmware.ocpp import router
+
+    saved = {k: sys.modules[k] for k in router.HELPERS if k in sys.modules}
+    yield
+    for k, v in saved.items():
+        if sys.modules.get(k) is not v:
+            sys.modules[k] = v
+            if "." in k:
+                pkg, _, name = k.rpartition(".")
+                setattr(sys.modules[pkg], name, v)

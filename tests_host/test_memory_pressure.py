@@ -4,6 +4,7 @@ is still answered by its message id, and every such event is counted (`oom`) and
 `ocpple`."""
 
 import asyncio
+import importlib
 import json
 
 import pytest
@@ -11,7 +12,6 @@ from test_rpc import Peer, assert_still_answers, routes  # noqa: F401 - fixture
 
 import log
 import ws
-import wsbig
 from firmware.ocpp import rpc as rpcmod
 from firmware.ocpp.rpc import RPC
 
@@ -58,15 +58,22 @@ def test_memory_error_in_the_parser_is_internal_error_with_the_id(monkeypatch, k
     assert "out of memory" in log.last_error
 
 
-def test_one_memory_error_is_retried_after_a_collection():
+def test_one_memory_error_is_retried_after_shedding(monkeypatch):
+    """The retry comes after router.shed(): every message module and helper no CALL uses is
+    dropped (not only those idle a minute), then a collection."""
+    from firmware.ocpp import router
+
     peer = Peer()
     fake = _Json(fail=1)
+    shed = []
+    monkeypatch.setattr(router, "shed", lambda: shed.append(fake.calls))
     rpcmod.json, saved = fake, rpcmod.json
     try:
         run(RPC(peer.send, []).on_frame(json.dumps([2, "r1", "Reset", {"type": "Hard"}])))
     finally:
         rpcmod.json = saved
     assert peer.last() == [3, "r1", {"status": "Accepted"}]
+    assert shed == [1]  # after the first failure, before the retry
 
 
 @pytest.mark.parametrize(
@@ -152,7 +159,8 @@ def test_a_frame_without_room_is_skipped_whole_and_the_next_one_reads(monkeypatc
     big = b'[2,"m1","DataTransfer",{"vendorId":"v","data":"' + b"x" * 9000 + b'"}]'
     small = b'[2,"m2","Heartbeat",{}]'
     tight = _tight(100)
-    monkeypatch.setattr(wsbig, "bytearray", tight, raising=False)
+    # The module ws will import (router.shed may have dropped the one imported above).
+    monkeypatch.setattr(importlib.import_module("wsbig"), "bytearray", tight, raising=False)
 
     monkeypatch.setattr(ws, "MICROPYTHON", True)
     monkeypatch.setattr(ws, "bytearray", tight, raising=False)

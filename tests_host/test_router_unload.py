@@ -47,14 +47,7 @@ def _restore():
     mods = {k: v for k, v in sys.modules.items() if k.startswith("firmware.ops.")}
     pkg = importlib.import_module("firmware.ops")
     subs = {k: v for k, v in vars(pkg).items() if isinstance(v, type(sys))}
-    helpers = {k: sys.modules[k] for k in router.HELPERS if k in sys.modules}
-    yield
-    for k in router.HELPERS:
-        sys.modules.pop(k, None)
-    for k, v in helpers.items():
-        sys.modules[k] = v
-        if "." in k:
-            setattr(sys.modules[k.rsplit(".", 1)[0]], k.rsplit(".", 1)[1], v)
+    yield  # (the helper modules: conftest._helpers_put_back)
     for d, old in zip(_TABLES, saved, strict=True):
         d.clear()
         d.update(old)
@@ -146,3 +139,48 @@ def test_helpers_of_rare_requests_are_dropped_whenever_no_call_is_in_hand(tmp_pa
     from firmware.security import certs as again
 
     assert again is not certs and again.TYPES == certs.TYPES
+
+
+def test_shed_drops_at_once_what_no_call_uses():
+    """Short of memory (router.shed, called before a parse or an import is tried again):
+    the module of a request answered a second ago goes, as do the helpers; a CALL in hand
+    keeps its module and the helpers."""
+    import x509  # noqa: F401 - loaded, as a certificate request leaves it
+
+    router.LOADED.clear()
+    mods = {}
+    for action, name in (("GetConfiguration", "get_configuration"),
+                         ("ClearCache", "clear_cache")):
+        _forget(name, action)
+        router.lookup(action)
+        mods[action] = sys.modules["firmware.ops." + name]
+    router.done("GetConfiguration", ticks_ms())  # answered; ClearCache still in hand
+    router.shed()
+    assert "firmware.ops.get_configuration" not in sys.modules
+    assert "GetConfiguration" not in router.LOADED and "GetConfiguration" in router.OFFERED
+    assert sys.modules["firmware.ops.clear_cache"] is mods["ClearCache"]
+    assert "x509" in sys.modules  # a CALL in hand may use the helpers
+    router.done("ClearCache", ticks_ms())
+    router.shed()
+    assert "firmware.ops.clear_cache" not in sys.modules and "x509" not in sys.modules
+
+
+def test_roomy_tries_once_more_after_shedding_and_then_gives_up(monkeypatch):
+    sheds = []
+    monkeypatch.setattr(router, "shed", lambda: sheds.append(1))
+    calls = []
+
+    def once_short(x):
+        calls.append(x)
+        if len(calls) == 1:
+            raise MemoryError
+        return x * 2
+
+    assert router.roomy(once_short, 21) == 42 and calls == [21, 21] and sheds == [1]
+
+    def always_short():
+        raise MemoryError
+
+    with pytest.raises(MemoryError):
+        router.roomy(always_short)
+    assert sheds == [1, 1]

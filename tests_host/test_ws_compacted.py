@@ -7,6 +7,8 @@ frame with the long strings replaced; then the firmware answers such frames end 
 
 import asyncio
 import json
+import os
+import tempfile
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,9 +33,31 @@ class Pieces:
         return k
 
 
-def compact(data, sizes, keep):
+_SPOOL = os.path.join(tempfile.mkdtemp(prefix="spool-"), "frame.tmp")
+
+
+def compact(data, sizes, keep, spool=None):
+    """(the bytes kept, strings cut). spool: a file path for the kept bytes (the session
+    sets one), read back through the stream json.load uses."""
     sock = ws.WebSocket(Pieces(data, sizes), None, 1 << 20)
+    if spool is not None:
+        sock.spool = spool
     out = asyncio.run(sock._compacted(len(data), keep))
+    if spool is not None:
+        assert not hasattr(out, "pieces") and len(out) == out.size
+        got = bytearray()
+        buf = bytearray(7)
+        for _ in range(2):  # a retry (rpc) rewinds and reads it again
+            out.rewind()
+            got = bytearray()
+            while True:
+                n = out.readinto(buf)
+                if not n:
+                    break
+                got += buf[:n]
+        assert out._f is None  # closed at its end
+        assert bytes(got) == out.read() and out[:5] == bytes(got[:5])
+        return bytes(got), sock.cut
     assert all(len(p) <= 3 * 256 for p in out.pieces), [len(p) for p in out.pieces]
     return b"".join(out.pieces), sock.cut
 
@@ -75,11 +99,13 @@ _json = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(obj=_json, sizes=st.lists(st.integers(1, 256), min_size=1, max_size=5),
-       keep=st.integers(0, 40) | st.integers(100, 5000), pad=st.integers(0, 3))
+       keep=st.integers(0, 40) | st.integers(100, 5000), pad=st.integers(0, 3),
+       spool=st.booleans())
 def test_long_strings_are_cut_and_everything_else_kept_at_any_piece_boundary(
-        obj, sizes, keep, pad):
+        obj, sizes, keep, pad, spool):
+    """In RAM pieces or in the spool file, the same bytes."""
     data = (" " * pad + json.dumps(obj, ensure_ascii=pad % 2 == 0)).encode()
-    out, cut = compact(data, sizes, keep)
+    out, cut = compact(data, sizes, keep, _SPOOL if spool else None)
     if pad % 2 == 0:  # \uXXXX escapes: lengths as escaped
         def raw_len(s):
             return len(json.dumps(s)[1:-1].encode())
@@ -121,3 +147,13 @@ def test_a_malformed_frame_stays_malformed():
         except ValueError:
             continue
         raise AssertionError(bad[:40])
+
+
+def test_a_spool_that_cannot_be_written_keeps_the_pieces_in_ram(tmp_path):
+    payload = {"vendorId": "v", "data": "d" * 5000}
+    data = json.dumps([2, "id-1", "DataTransfer", payload]).encode()
+    out, cut = compact(data, [256], 6144, spool=None)
+    sock = ws.WebSocket(Pieces(data, [256]), None, 1 << 20)
+    sock.spool = str(tmp_path / "missing" / "frame.tmp")  # no such directory
+    got = asyncio.run(sock._compacted(len(data), 6144))
+    assert b"".join(got.pieces) == out == data and cut == 0

@@ -165,7 +165,7 @@ def lookup(action):
         return fn
     name = OFFERED.get(action)
     if name is not None:
-        mod = __import__("firmware.ops." + name, None, None, ("RESIDENT",))
+        mod = roomy(__import__, "firmware.ops." + name, None, None, ("RESIDENT",))
         fn = HANDLERS.get(action)  # registered by the import (and its after-handler)
         if fn is not None:
             if not getattr(mod, "RESIDENT", False):
@@ -201,6 +201,28 @@ def sweep(now, idle_ms=IDLE_MS):
             return
     for name in HELPERS:
         _forget(name)
+
+
+def shed():
+    """Short of memory: drop at once every message module and helper no CALL is using
+    (not only those idle for a minute), then collect."""
+    import gc
+
+    from compat import ticks_ms
+
+    sweep(ticks_ms(), 0)
+    gc.collect()
+
+
+def roomy(fn, *args):
+    """fn(*args), once more after shed() when it ran out of memory: for steps that change
+    nothing before they return (parsing a frame, importing a module, checking a
+    certificate). A second MemoryError propagates."""
+    try:
+        return fn(*args)
+    except MemoryError:
+        shed()
+        return fn(*args)
 
 
 def _drop(action, name):

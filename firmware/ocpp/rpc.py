@@ -30,7 +30,6 @@ with BadResponse; any other stray answer is logged and dropped. errorDetails is 
 """
 
 import asyncio
-import gc
 import json
 
 import log
@@ -57,18 +56,20 @@ _HEAD = const(64)
 
 
 def _loads(text):
-    try:
-        return _parse(text)
-    except MemoryError:
-        gc.collect()  # once more with the garbage gone; a second failure propagates
-        return _parse(text)
+    # Short of memory, once more with the garbage gone and every message module and helper
+    # no CALL is using dropped: what rare requests left across the heap splits it into
+    # holes too small for a long string.
+    return router.roomy(_parse, text)
 
 
 def _parse(text):
     if type(text) in (str, bytes, bytearray):
         return json.loads(text)
-    text._i = text._at = 0  # ws.Pieces, a stream: from its start (a retry reads it again)
-    return json.load(text)
+    text.rewind()  # wsbig.Pieces or Spooled, a stream: from its start (a retry reads it again)
+    try:
+        return json.load(text)
+    finally:
+        text.close()
 
 
 def _peek_call_id(head):

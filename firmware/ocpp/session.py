@@ -218,6 +218,8 @@ class Session:
             log.error("ocpp", "connect to %s failed: %r" % (url, e))
             self._failed(url, e)
             return False
+        # Long frames are kept on flash while they are parsed (lib/wsbig.py).
+        ws.spool = self.cp.data_dir.rstrip("/") + "/frame.tmp"
         if self._kick.is_set():  # the settings changed while connecting: they win
             try:
                 await wait_for_ms(ws.close(), 2000)
