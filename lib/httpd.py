@@ -139,6 +139,34 @@ def _parse_head(head):
     return parts[0], parts[1], headers
 
 
+def _keep_accepting():
+    """MicroPython's asyncio.Server accept loop ends for good when taking a connection raises
+    (a MemoryError making its stream or task on a full heap), its socket still open: no
+    request is answered any more, the clients time out. Its loop is wrapped once so that it
+    runs again on the same socket after such an error (counted in `oom`)."""
+    from compat import MICROPYTHON
+
+    if not MICROPYTHON:
+        return
+    import asyncio.stream as stream
+
+    srv = stream.Server
+    if getattr(srv, "_kept", None) is not None:
+        return
+    loop = srv._serve
+
+    async def kept(self, s, cb, ssl=None):
+        while True:
+            try:
+                return await loop(self, s, cb, ssl)
+            except Exception as e:  # not a cancel (close): take the next connection
+                log.failed("httpd", "accept", e)
+            await asyncio.sleep_ms(100)
+
+    srv._kept = loop
+    srv._serve = kept
+
+
 class Server:
     def __init__(self, handler, auth=None, max_conns=4, timeout_ms=2000):
         self.handler = handler
@@ -152,6 +180,7 @@ class Server:
         self._waiting = []  # [task, evicted] of connections reading their head, oldest first
 
     async def start(self, host="127.0.0.1", port=80):
+        _keep_accepting()
         self._srv = await asyncio.start_server(self._serve, host, port)
         self.port = port
         socks = getattr(self._srv, "sockets", None)  # CPython only

@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import MICROPYPATH, free_port, micropython_binary, mp_env
+from conftest import MICROPYPATH, free_port, micropython_binary, mp_env, mp_run
 
 import httpd
 
@@ -376,3 +376,44 @@ def test_a_large_answer_is_sent_member_by_member_with_its_exact_length():
     (status, _, body), (s2, _, b2) = serve(t, handler=handler)
     assert status == 200 and body == big  # _parse checked Content-Length against the bytes
     assert s2 == 200 and b2 == []
+
+
+def test_the_accept_loop_survives_no_room_for_a_connection_on_micropython():
+    """MicroPython's asyncio.Server accept loop ended for good when taking a connection
+    raised (a MemoryError on a squeezed heap: seen in test_e2e_frozen32, the API then timed
+    out). Now the connection is lost, the error counted, and the next one is answered."""
+    port = free_port()
+    code = """
+import asyncio, httpd, log, socket
+from asyncio import core
+def h(path, query, headers):
+    return 200, {"path": path}
+def get():
+    s = socket.socket()
+    s.connect(socket.getaddrinfo("127.0.0.1", %d)[0][-1])
+    s.send(b"GET /x HTTP/1.1\\r\\n\\r\\n")
+    return s
+async def main():
+    srv = httpd.Server(h, timeout_ms=300)
+    await srv.start("127.0.0.1", %d)
+    real = core.create_task
+    def short(coro):
+        coro.close()
+        raise MemoryError("no room for the connection")
+    core.create_task = short
+    s = get()
+    await asyncio.sleep_ms(200)
+    core.create_task = real
+    s.close()
+    print("oom", log.oom)
+    s = get()
+    await asyncio.sleep_ms(400)
+    print(s.recv(200).split(b"\\r\\n")[0].decode())
+    s.close()
+    await srv.close()
+    print("closed")
+asyncio.run(main())
+""" % (port, port)
+    r = mp_run(code, env={"MICROPYPATH": ".frozen" + os.pathsep + MICROPYPATH})
+    lines = [x for x in r.stdout.split("\n") if not x.startswith(("I ", "E "))]
+    assert lines[:3] == ["oom 1", "HTTP/1.1 200 OK", "closed"], r.stdout + r.stderr
