@@ -363,6 +363,23 @@ async def main(cp, api_host, api_port, sim=None, page=None):
         await asleep_ms(60000)
 
 
+def heap_unlocked():
+    """The unix port raises SIGINT's KeyboardInterrupt asynchronously, so it can land inside a
+    collection and leave the heap locked ("MemoryError: heap is locked" on every allocation):
+    the simulator's shutdown could then neither log nor flush the settings. Unlocked here;
+    a heap that was not locked is left as it was."""
+    try:
+        import micropython
+
+        d = micropython.heap_unlock()
+    except (ImportError, AttributeError):  # CPython
+        return
+    while d > 0:
+        d = micropython.heap_unlock()
+    if d < 0:  # it was not locked: back to 0
+        micropython.heap_lock()
+
+
 def run(hal, data_dir, info, reboot, config=None, api_host="127.0.0.1", api_port=80, sim=None,
         page=None):
     """`page`: path of the gzipped web page on flash, served at GET / (firmware.api)."""
@@ -377,6 +394,7 @@ def run(hal, data_dir, info, reboot, config=None, api_host="127.0.0.1", api_port
     try:
         asyncio.run(main(cp, api_host, api_port, sim, page))
     except KeyboardInterrupt:
+        heap_unlocked()
         log.info("app", "shutdown")
     finally:
         # SIGINT in the simulator (KeyboardInterrupt), a reboot (SystemExit on the unix port).

@@ -148,19 +148,25 @@ def _keep_accepting():
 
     if not MICROPYTHON:
         return
-    import asyncio.stream as stream
+    try:
+        import asyncio.stream as stream
+    except ImportError:  # another asyncio: left as it is
+        return
 
     srv = stream.Server
     if getattr(srv, "_kept", None) is not None:
         return
     loop = srv._serve
 
-    async def kept(self, s, cb, ssl=None):
+    async def kept(self, *args):  # (self, s, cb, ssl) in MicroPython 1.28
         while True:
             try:
-                return await loop(self, s, cb, ssl)
+                return await loop(self, *args)
             except Exception as e:  # not a cancel (close): take the next connection
-                log.failed("httpd", "accept", e)
+                try:
+                    log.failed("httpd", "accept", e)
+                except Exception:  # noqa: BLE001, S110 - no room even to log it
+                    pass
             await asyncio.sleep_ms(100)
 
     srv._kept = loop

@@ -107,6 +107,16 @@ class Spooled(_Base):
         self.close()
         self._left = self.size
 
+    def discard(self):
+        """The message is handled: its file goes (up to 16 KB of flash)."""
+        import os
+
+        self.close()
+        try:
+            os.remove(self.path)
+        except OSError:
+            pass
+
     def close(self):
         if self._f is not None:
             self._f.close()
@@ -120,11 +130,6 @@ class _Compact:
         self.keep = keep
         self.path = spool
         self.f = None
-        if spool is not None:
-            try:
-                self.f = open(spool, "wb")
-            except OSError:  # the pieces stay in RAM
-                pass
         self.size = 0  # bytes in the file
         self.pieces = []  # done (in RAM when there is no file)
         self.spieces = []  # of the open string, after self.pieces
@@ -134,6 +139,11 @@ class _Compact:
         self.instr = self.skip = False
         self.bs = 0  # backslashes before this piece, in the open string
         self.cut = 0
+        if spool is not None:  # last: nothing after it can fail and leave it open
+            try:
+                self.f = open(spool, "wb")
+            except OSError:  # the pieces stay in RAM
+                pass
 
     def _put(self, b):
         if self.f is None:
@@ -216,14 +226,21 @@ class _Compact:
         spooled = self.f is not None
         try:
             self._put(bytes(self.out))
+            if spooled:
+                f, self.f = self.f, None
+                f.close()  # the last write reaches flash here: OSError is TooLarge
         finally:
             self.close()
         return Spooled(self.path, self.size) if spooled else Pieces(self.pieces)
 
     def close(self):
-        if self.f is not None:
-            self.f.close()
-            self.f = None
+        """Close the file on any way out (never raises: a full flash fails the write)."""
+        f, self.f = self.f, None
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
 
 
 
@@ -239,21 +256,26 @@ async def compacted(sock, n, keep):
         await sock._drop(n, await sock._r.readexactly(_HEAD))
     left = n
     head = None
-    while left > 0:
-        k = await sock._r.readinto(memoryview(piece)[: left if left < 256 else 256])
-        if not k:
-            raise EOFError
-        left -= k
-        if head is None:
-            head = bytes(piece[: k if k < _HEAD else _HEAD])
-        if st is None:
-            continue
-        try:
-            st.feed(piece, k)
-        except (MemoryError, OSError):  # no room, or the spool file could not be written
+    try:
+        while left > 0:
+            k = await sock._r.readinto(memoryview(piece)[: left if left < 256 else 256])
+            if not k:
+                raise EOFError
+            left -= k
+            if head is None:
+                head = bytes(piece[: k if k < _HEAD else _HEAD])
+            if st is None:
+                continue
+            try:
+                st.feed(piece, k)
+            except (MemoryError, OSError):  # no room, or the spool file not written
+                st.close()
+                st = None
+                gc.collect()
+    except BaseException:  # the link lost or cancelled mid-frame: the file is closed
+        if st is not None:
             st.close()
-            st = None
-            gc.collect()
+        raise
     if st is None:
         raise TooLarge(n, head)
     sock.cut = st.cut

@@ -221,3 +221,31 @@ def test_diagnostics_short_of_memory_ends_upload_failed_and_is_counted(
     assert told == ["Uploading", "UploadFailed"]
     assert fw.diag is None
     assert log.oom > oom
+
+
+def test_a_transfer_error_of_another_copy_of_xfer_is_still_upload_failed(tmp_path, monkeypatch):
+    """router.sweep drops the transfer helpers between attempts: ftp may then raise the
+    TransferError of a newer copy of xfer than the one diagnostics imported. It is still a
+    failed upload (UploadFailed), not an exception that ends the task unanswered."""
+    from firmware.firmware_update import diagnostics, service
+
+    cp = CP(tmp_path)
+    fw = service.Firmware(cp)
+    told = []
+
+    async def notify(status):
+        told.append(status)
+
+    class TransferError(Exception):  # the same name, another class
+        def __init__(self, reason):
+            super().__init__(reason)
+            self.reason = reason
+
+    async def refused(*a, **kw):
+        raise TransferError("FTP STOR: 550 no")
+
+    fw.notify_diag = notify
+    monkeypatch.setattr(diagnostics, "build", lambda *a: 10)
+    monkeypatch.setattr(diagnostics.xfer, "upload", refused)
+    asyncio.run(diagnostics.run(fw, "ftp://h/d/", "f.txt", None, None, 2, 0))
+    assert told == ["Uploading", "UploadFailed"] and fw.diag is None

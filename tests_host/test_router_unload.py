@@ -184,3 +184,19 @@ def test_roomy_tries_once_more_after_shedding_and_then_gives_up(monkeypatch):
     with pytest.raises(MemoryError):
         router.roomy(always_short)
     assert sheds == [1, 1]
+
+
+def test_a_call_of_a_loaded_action_is_in_hand_again_until_answered():
+    """A second CALL of an action whose module is still loaded is in hand as the first
+    was: sweep and shed neither drop its module (nor its after-handler) meanwhile."""
+    router.LOADED.clear()
+    _forget("get_configuration", "GetConfiguration")
+    router.lookup("GetConfiguration")
+    router.done("GetConfiguration", ticks_ms())
+    router.lookup("GetConfiguration")  # asked again within the minute
+    router.shed()
+    assert "firmware.ops.get_configuration" in sys.modules
+    assert "GetConfiguration" in router.HANDLERS
+    router.done("GetConfiguration", ticks_ms())
+    router.shed()
+    assert "firmware.ops.get_configuration" not in sys.modules

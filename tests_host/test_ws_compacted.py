@@ -157,3 +157,49 @@ def test_a_spool_that_cannot_be_written_keeps_the_pieces_in_ram(tmp_path):
     sock.spool = str(tmp_path / "missing" / "frame.tmp")  # no such directory
     got = asyncio.run(sock._compacted(len(data), 6144))
     assert b"".join(got.pieces) == out == data and cut == 0
+
+
+def test_the_spool_file_is_closed_when_the_link_goes_mid_frame(tmp_path, monkeypatch):
+    """A frame cut short (the peer gone, the reader cancelled) leaves no open spool file
+    (each one holds a flash cache buffer; its finaliser would write the partial frame)."""
+    import builtins
+
+    import wsbig
+
+    opened = []
+
+    def tracking(*a, **kw):
+        f = builtins.open(*a, **kw)
+        opened.append(f)
+        return f
+
+    monkeypatch.setattr(wsbig, "open", tracking, raising=False)
+    data = json.dumps([2, "id-1", "DataTransfer", {"vendorId": "v", "data": "d" * 5000}])
+    sock = ws.WebSocket(Pieces(data.encode()[:3000], [256]), None, 1 << 20)
+    sock.spool = str(tmp_path / "frame.tmp")
+    try:
+        asyncio.run(sock._compacted(len(data), 6144))
+    except EOFError:
+        pass
+    else:
+        raise AssertionError("a frame cut short must not parse")
+    assert opened and all(f.closed for f in opened)
+
+
+def test_a_spooled_frame_is_answered_and_its_file_removed(tmp_path):
+    from firmware.ocpp.rpc import RPC
+
+    payload = {"vendorId": "Other", "messageId": "x", "data": "d" * 5000}
+    data = json.dumps([2, "id-1", "DataTransfer", payload]).encode()
+    sock = ws.WebSocket(Pieces(data, [256]), None, 1 << 20)
+    sock.spool = str(tmp_path / "frame.tmp")
+    msg = asyncio.run(sock._compacted(len(data), 6144))
+    assert os.path.exists(sock.spool)
+    sent = []
+
+    async def send(text):
+        sent.append(json.loads(text))
+
+    asyncio.run(RPC(send, None).on_frame(msg, sock.cut))
+    assert len(sent) == 1 and sent[0][1] == "id-1"  # answered by its id (parsed from flash)
+    assert not os.path.exists(sock.spool)

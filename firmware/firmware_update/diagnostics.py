@@ -68,10 +68,12 @@ async def upload(cp, url, path, retries, interval, tag, what):
         try:
             await xfer.upload(url, path, tls=tls)
             return True
-        except xfer.TransferError as e:
-            log.error(tag, what, "upload failed:", e.reason)
         except MemoryError:  # counted (oom); the next attempt may find room
             log.memory(tag, what + " upload")
+        except Exception as e:  # noqa: BLE001 - a TransferError, of whichever copy of xfer
+            # (router.sweep drops the transfer helpers between attempts; ftp may raise the
+            # class of a newer copy than the one imported here)
+            log.error(tag, what, "upload failed:", getattr(e, "reason", repr(e)))
     return False
 
 

@@ -162,6 +162,8 @@ def lookup(action):
     """The handler for `action`, or raise the OCPPError the CALL must be answered with."""
     fn = HANDLERS.get(action)
     if fn is not None:
+        if action in LOADED:
+            LOADED[action][1] = None  # in hand again until done(): sweep and shed keep it
         return fn
     name = OFFERED.get(action)
     if name is not None:

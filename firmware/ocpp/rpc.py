@@ -72,6 +72,13 @@ def _parse(text):
         text.close()
 
 
+def _discard(text):
+    """A long frame kept on flash (wsbig.Spooled) is handled: its file goes."""
+    d = getattr(text, "discard", None)
+    if d is not None:
+        d()
+
+
 def _peek_call_id(head):
     """The message id of a CALL from the first bytes of its frame (`[2, "<id>", …`), or None
     (not a CALL, or the id is not in those bytes)."""
@@ -217,10 +224,13 @@ class RPC:
             # Our shortage, not the peer's fault: never FormationViolation.
             log.memory("rpc", "frame of %d bytes" % len(text))
             await self.on_oom(text[:_HEAD])
+            _discard(text)
             return
         except Exception:  # ValueError, UnicodeError, RecursionError
+            _discard(text)
             await self._reject("-1", FORMATION_VIOLATION, "not valid JSON")
             return
+        _discard(text)
         text = None
         if type(msg) is not list or not msg:
             await self._reject("-1", PROTOCOL_ERROR, "not a non-empty JSON array")
