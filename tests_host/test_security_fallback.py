@@ -7,9 +7,8 @@ import json
 import os
 
 import pytest
-from cpkit import FakeCP
+import test_certificate_signed as certificate_signed_test
 
-from firmware.config import Config
 from firmware.security.service import _FALLBACK_TRIES, Security
 
 KEY = "0123456789abcdef"
@@ -19,12 +18,9 @@ class Session:
     profile = None  # the profile the current link was opened with (ocpp/session.py)
 
 
-class CP(FakeCP):
+class CP(certificate_signed_test.CP):  # the same charge point, with a session
     def __init__(self, data_dir):
-        self._declare()
-        self.data_dir = str(data_dir)
-        self.config = Config(self.data_dir)
-        self.info = {"serial": "SN-1", "fw": "0.1.0"}
+        super().__init__(data_dir)
         self.session = Session()
 
 

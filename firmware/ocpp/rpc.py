@@ -224,13 +224,12 @@ class RPC:
             # Our shortage, not the peer's fault: never FormationViolation.
             log.memory("rpc", "frame of %d bytes" % len(text))
             await self.on_oom(text[:_HEAD])
-            _discard(text)
             return
         except Exception:  # ValueError, UnicodeError, RecursionError
-            _discard(text)
             await self._reject("-1", FORMATION_VIOLATION, "not valid JSON")
             return
-        _discard(text)
+        finally:  # after the answer above, which may read the frame's first bytes
+            _discard(text)
         text = None
         if type(msg) is not list or not msg:
             await self._reject("-1", PROTOCOL_ERROR, "not a non-empty JSON array")
