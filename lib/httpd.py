@@ -141,36 +141,54 @@ def _parse_head(head):
 
 def _keep_accepting():
     """MicroPython's asyncio.Server accept loop ends for good when taking a connection raises
-    (a MemoryError making its stream or task on a full heap), its socket still open: no
-    request is answered any more, the clients time out. Its loop is wrapped once so that it
-    runs again on the same socket after such an error (counted in `oom`)."""
+    (a MemoryError making its stream or task on a full heap), and the socket it had accepted
+    is dropped unclosed (the unix port has no finaliser for it): that client waits for ever,
+    and no request is answered any more. Its loop is replaced once by the same loop that
+    closes a connection it could not take (the client sees it closed, and asks again),
+    counts the error in `oom` and goes on with the next one."""
     from compat import MICROPYTHON
 
     if not MICROPYTHON:
         return
     try:
         import asyncio.stream as stream
+        from asyncio import core
     except ImportError:  # another asyncio: left as it is
         return
 
     srv = stream.Server
     if getattr(srv, "_kept", None) is not None:
         return
-    loop = srv._serve
 
-    async def kept(self, *args):  # (self, s, cb, ssl) in MicroPython 1.28
+    def serve(self, s, cb, ssl):  # a generator is a coroutine on MicroPython (1.28's shape)
+        self.state = False
         while True:
             try:
-                return await loop(self, *args)
-            except Exception as e:  # not a cancel (close): take the next connection
-                try:
-                    log.failed("httpd", "accept", e)
-                except Exception:  # noqa: BLE001, S110 - no room even to log it
-                    pass
-            await asyncio.sleep_ms(100)
+                yield core._io_queue.queue_read(s)
+            except core.CancelledError as er:  # server closed (or its parent cancelled)
+                s.close()
+                if self.state:
+                    return
+                raise er
+            s2 = None
+            try:
+                s2, addr = s.accept()
+                if ssl:
+                    s2 = ssl.wrap_socket(s2, server_side=True, do_handshake_on_connect=False)
+                s2.setblocking(False)
+                s2s = stream.Stream(s2, {"peername": addr})
+                core.create_task(cb(s2s, s2s))
+            except Exception as e:  # noqa: BLE001 - not taken: closed, next one
+                if s2 is not None:
+                    s2.close()
+                if isinstance(e, MemoryError):  # counted; a client's early reset is not
+                    try:
+                        log.memory("httpd", "accept")
+                    except Exception:  # noqa: BLE001, S110 - no room even to log it
+                        pass
 
-    srv._kept = loop
-    srv._serve = kept
+    srv._kept = srv._serve
+    srv._serve = serve
 
 
 class Server:
@@ -254,48 +272,56 @@ class Server:
             self._waiting.remove(slot)
 
     async def _serve(self, reader, writer):
-        unread = True  # the request may still be arriving: drain before closing
-        if self.active >= self.max_conns and not self._evict():
-            res = (503, {"error": "busy"})
-        else:
-            self.active += 1
-            slot = [asyncio.current_task(), False]
-            self._waiting.append(slot)
+        # Whatever happens, even a MemoryError in an error path, the socket is closed at the
+        # end: a connection left open makes its client wait for ever.
+        try:
+            unread = True  # the request may still be arriving: drain before closing
+            if self.active >= self.max_conns and not self._evict():
+                res = (503, {"error": "busy"})
+            else:
+                slot = [asyncio.current_task(), False]
+                self._waiting.append(slot)
+                self.active += 1  # only once the slot is in the list (a MemoryError above)
+                try:
+                    head = await wait_for_ms(self._read_head(reader), self.timeout_ms)
+                    self._unwait(slot)  # from here on it is answered, never evicted
+                    unread = False
+                    res = self._dispatch(*_parse_head(head))
+                except asyncio.CancelledError:
+                    if not slot[1]:
+                        raise  # the server is shutting down
+                    res = (408, {"error": "timeout"})  # evicted for a newer client
+                except HttpError as ex:
+                    res = (ex.status, {"error": ex.reason})
+                except asyncio.TimeoutError:
+                    res = (408, {"error": "timeout"})
+                except MemoryError:  # no room to read the request: counted, answered if can
+                    log.memory("httpd", "request")
+                    res = (503, {"error": "out of memory"}, {"Retry-After": "1"})
+                except Exception as ex:  # the client went away
+                    log.debug("httpd", "read failed", repr(ex))
+                    res = None
+                finally:
+                    self._unwait(slot)
+                    self.active -= 1
             try:
-                head = await wait_for_ms(self._read_head(reader), self.timeout_ms)
-                self._unwait(slot)  # from here on it is answered, never evicted
-                unread = False
-                res = self._dispatch(*_parse_head(head))
-            except asyncio.CancelledError:
-                if not slot[1]:
-                    raise  # the server is shutting down
-                res = (408, {"error": "timeout"})  # evicted for a newer client
-            except HttpError as ex:
-                res = (ex.status, {"error": ex.reason})
-            except asyncio.TimeoutError:
-                res = (408, {"error": "timeout"})
-            except MemoryError:  # no room even to read the request: counted, answered if can
-                log.memory("httpd", "request")
-                res = (503, {"error": "out of memory"}, {"Retry-After": "1"})
-            except Exception as ex:  # the client went away
-                log.debug("httpd", "read failed", repr(ex))
-                res = None
-            finally:
-                self._unwait(slot)
-                self.active -= 1
-        try:
-            if res is not None:
-                await self._respond(writer, res)
-                if unread:
-                    # Closing with unread input sends a reset that can destroy the answer.
-                    await self._drain(reader)
-        except Exception as ex:  # peer closed early: nothing to tell it
-            log.debug("httpd", "write failed", repr(ex))
-        try:
-            writer.close()
-            await writer.wait_closed()
-        except (Exception, asyncio.CancelledError):
-            pass  # the socket is closed either way
+                if res is not None:
+                    await self._respond(writer, res)
+                    if unread:
+                        # Closing with unread input sends a reset that can destroy the answer.
+                        await self._drain(reader)
+            except Exception as ex:  # peer closed early: nothing to tell it
+                log.debug("httpd", "write failed", repr(ex))
+        except Exception:  # noqa: BLE001, S110 - no room even to answer (counted)
+            pass
+        finally:
+            try:
+                writer.close()
+                await writer.wait_closed()
+            except (Exception, asyncio.CancelledError):  # no room for the coroutine: at once
+                s = getattr(writer, "s", None)  # MicroPython's stream: its socket
+                if s is not None:
+                    s.close()
 
     async def _drain(self, reader):
         for _ in range(_MAX_HEAD // _CHUNK * 4):
