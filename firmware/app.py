@@ -19,7 +19,7 @@ DEADLINE_MS = const(300000)
 _AGAIN_MS = const(3600000)  # silent again within this of its restart: the board resets
 _CANCEL_TRIES = const(20)  # x 100 ms for a cancelled task to end
 SETUP_FILE = "setup.json"
-_GC_EVERY = const(16384)
+_GC_EVERY = const(4096)
 
 
 def load_config(data_dir):
@@ -30,13 +30,14 @@ def load_config(data_dir):
 
     compat.scratch()  # first thing at boot, while the heap is whole (see lib/compat.py)
     if hasattr(gc, "threshold"):  # MicroPython
-        # Collect after every 16 KiB allocated (a quarter of what is free at boot on a
-        # larger heap), not only when an allocation fails: garbage goes while it is young,
-        # so what survives a request is not stranded across the whole heap, splitting it
-        # into pieces too small for the next large block (with the central system's peaks
-        # a trial needed 256 KiB without this, 160 with it). On a large heap a collection
-        # scans more and is needed less: there the quarter keeps them rare.
-        gc.threshold(max(_GC_EVERY, gc.mem_free() // 4))
+        # Collect after every 4 KiB allocated, not only when an allocation fails: garbage
+        # goes while it is young, so what survives a request is not stranded across the
+        # whole heap, splitting it into pieces too small for the next large block (with
+        # the central system's peaks a trial needed 256 KiB without a threshold, 160 with
+        # 16 KiB; on the 32-bit frozen build the 5.6 KB certificate frames parsed at 88 KiB
+        # with 4 KiB, not below 96 with 16 KiB). A collection marks the ~60 KiB that live and
+        # sweeps the whole heap: on a large one (PSRAM) a sixteenth of what is free at boot.
+        gc.threshold(max(_GC_EVERY, gc.mem_free() // 16))
     import fs
     from firmware.config import Config
 

@@ -49,6 +49,13 @@ def write_atomic(path, data):
     except BaseException:
         _discard(tmp)
         raise
+    commit(tmp, path)
+
+
+def commit(tmp, path):
+    """Put the complete file `tmp` in the place of `path` (write_atomic's last step; also
+    for a file written ahead and kept only once it is known to be wanted). On a failure
+    `tmp` is removed and the old `path` stays."""
     try:
         os.rename(tmp, path)
     except OSError as e:

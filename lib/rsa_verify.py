@@ -14,11 +14,15 @@ _SHA256_INFO = b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x0
 
 def verify(n, e, digest, sig):
     """True if sig (bytes) is a valid PKCS#1 v1.5 signature of the SHA-256 digest by (n, e)."""
-    k = (len("%x" % n) + 1) // 2  # modulus length in bytes
-    if k < _MIN_BYTES or len(sig) != k or len(digest) != 32 or e < 3 or not e & 1:
+    k = len(sig)  # must be the modulus length in bytes: found by shifts, never by a 1 KB text
+    if k < _MIN_BYTES or not n >> (8 * k - 8) or n >> (8 * k) or len(digest) != 32:
+        return False
+    if e < 3 or not e & 1:
         return False
     s = int.from_bytes(sig, "big")
     if s >= n:
         return False
     em = pow(s, e, n).to_bytes(k, "big")
-    return em == b"\x00\x01" + b"\xff" * (k - 54) + b"\x00" + _SHA256_INFO + digest
+    # 00 01, k - 54 bytes ff, 00, DigestInfo, digest: compared in place, not built whole.
+    return (em[:2] == b"\x00\x01" and em.count(b"\xff", 2, k - 52) == k - 54
+            and em[k - 52 :] == b"\x00" + _SHA256_INFO + digest)

@@ -4,6 +4,7 @@ is valid now and chains to a trusted root; anything else is Rejected, changes no
 raises InvalidChargePointCertificate. Certificates made with `cryptography` (cryptokit)."""
 
 import datetime
+import os
 
 import pytest
 from conftest import check_ocpp
@@ -63,7 +64,7 @@ def _answer(cp, chain):
 def _pki(cp):
     root = make_cert("Root", ec_key(), ca=True)
     sub = make_cert("Sub", ec_key(), issuer=root, ca=True)
-    assert certs.install(cp, certs.TYPES[0], root.pem) == "Accepted"
+    assert certs.install(cp, certs.TYPES[0], {"certificate": root.pem}) == "Accepted"
     return root, sub
 
 
@@ -128,6 +129,7 @@ def test_a_bad_chain_is_rejected_and_changes_nothing(cp, bad):
         chain = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
     assert _answer(cp, chain) == "Rejected"
     assert certs.client_pair(cp) is None
+    assert sorted(os.listdir(cp.data_dir + "/security")) == ["certs", "csr.key"]  # no cp.new
     assert cp.security.got == ["InvalidChargePointCertificate"]
     assert _answer(cp, _issue(csr, root)) == "Accepted"  # the request is still open
 
@@ -141,3 +143,22 @@ def test_profile_3_needs_a_client_certificate(cp):
     root, _ = _pki(cp)
     assert _answer(cp, _issue(identity.new_csr(cp), root)) == "Accepted"
     assert sec.has_client_cert()
+
+
+def test_the_pem_text_leaves_the_payload_once_decoded(cp):
+    """The 5.5 KB texts are dropped from the CALL's payload as soon as their DER is decoded,
+    so they are freed before the certificates are parsed and checked (issue 9: the
+    certificates peak); a text that is refused before decoding stays."""
+    from firmware.ops import install_certificate
+
+    root = make_cert("Root", ec_key(), ca=True)
+    p = {"certificateType": certs.TYPES[0], "certificate": root.pem}
+    assert install_certificate.install_certificate(cp, p) == {"status": "Accepted"}
+    assert p == {"certificateType": certs.TYPES[0]}
+    csr = identity.new_csr(cp)
+    p = {"certificateChain": _issue(csr, root)}
+    assert certificate_signed.certificate_signed(cp, p) == {"status": "Accepted"}
+    assert p == {}
+    p = {"certificateChain": "\n" * 6000}  # too long: refused before decoding
+    assert certificate_signed.certificate_signed(cp, p) == {"status": "Rejected"}
+    assert len(p["certificateChain"]) == 6000

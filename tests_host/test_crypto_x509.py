@@ -226,6 +226,9 @@ def test_rsa_accepts_only_the_exact_pkcs1_encoding():
         assert not rsa_verify.verify(pub.n, pub.e, h, _rsa_sign_raw(key, em))
     sig = _rsa_sign_raw(key, good)
     assert not rsa_verify.verify(pub.n, pub.e, h, sig[1:])  # wrong length
+    # The same integer one byte longer: the length is the modulus's, not the value's.
+    assert not rsa_verify.verify(pub.n, pub.e, h, b"\x00" + sig)
+    assert not rsa_verify.verify(pub.n, pub.e, h, b"\x00" * 255)
     assert not rsa_verify.verify(pub.n, pub.e, h, pub.n.to_bytes(256, "big"))  # s >= n
 
 

@@ -12,7 +12,7 @@ ACTION = "CertificateSigned"
 def certificate_signed(cp, payload):
     from firmware.security import identity
 
-    return {"status": identity.install(cp, payload["certificateChain"])}
+    return {"status": identity.install(cp, payload)}  # takes the chain out of the payload
 
 
 @router.after(ACTION)

@@ -11,10 +11,11 @@ ACTION = "InstallCertificate"
 def install_certificate(cp, payload):
     from firmware.security import certs
 
-    status = certs.install(cp, payload["certificateType"], payload["certificate"])
+    kind = payload["certificateType"]
+    status = certs.install(cp, kind, payload)  # takes the text out of the payload
     if status == "Rejected" and cp.security is not None:
         cp.security.event("InvalidCentralSystemCertificate"
-                          if payload["certificateType"] == certs.TYPES[0]
+                          if kind == certs.TYPES[0]
                           else "InvalidFirmwareSigningCertificate",
                           "InstallCertificate refused")
     return {"status": status}

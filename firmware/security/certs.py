@@ -84,13 +84,30 @@ def client_pair(cp):
     return text[:i], text[i:]
 
 
-def install(cp, kind, pem):
-    """"Accepted" | "Rejected" | "Failed" (InstallCertificate.conf status)."""
+def take_pem(payload, key):
+    """The DER of each block of the PEM text payload[key], then the text dropped from the
+    payload: a 5.5 KB string freed before any certificate is parsed or checked. A function
+    of its own, so that no frame of its caller keeps the text. ValueError if not PEM; the
+    text stays on an error (a retry after a MemoryError reads it again)."""
+    import der
+
+    ders = der.pem_decode(payload[key])
+    del payload[key]
+    return ders
+
+
+def install(cp, kind, payload):
+    """"Accepted" | "Rejected" | "Failed" (InstallCertificate.conf status) for the PEM text
+    of payload["certificate"] (dropped from the payload once decoded)."""
     import der
 
     from firmware.ocpp import router
 
-    c = router.roomy(_root, pem)  # reads only: may run twice
+    try:
+        ders = router.roomy(take_pem, payload, "certificate")
+    except ValueError:
+        return "Rejected"
+    c = router.roomy(_root, ders)  # reads only: may run twice
     if c is None:
         return "Rejected"
     digest = binascii.hexlify(hashlib.sha256(c["der"]).digest()).decode()
@@ -110,18 +127,17 @@ def install(cp, kind, pem):
     return "Accepted"
 
 
-def _root(pem):
-    """The parsed certificate when `pem` is one self-signed CA certificate whose signature
+def _root(ders):
+    """The parsed certificate when `ders` is one self-signed CA certificate whose signature
     verifies, else None."""
     import x509
 
+    if len(ders) != 1:
+        return None
     try:
-        certs = x509.parse_pem(pem)
+        c = x509.parse(ders[0])
     except ValueError:
         return None
-    if len(certs) != 1:
-        return None
-    c = certs[0]
     if not c["ca"] or c["issuer"] != c["subject"] or not x509.verify_signed_by(c, c):
         return None
     return c

@@ -8,6 +8,8 @@ Files under <data_dir>/security/ (never read by the API, OCPP, diagnostics or Ge
 - cp.pem: the installed chain (leaf first) followed by its key; one file written
   atomically, so the certificate and the key always belong together. The OCPP link presents
   it as its TLS client certificate (certs.client_pair); it wins over `ocppcc`/`ocppck`.
+- cp.new: the same for a chain being checked, written ahead so that its DER can be let go
+  before the roots are read; it replaces cp.pem only once the chain is accepted.
 
 A chain is accepted (rules decided here) when: it is 1 to 4 PEM certificates of at most
 CertificateSignedMaxChainSize characters; the leaf is not a CA and holds the public key of
@@ -38,17 +40,15 @@ def new_csr(cp):
     return csr.make_csr(d, q, cp.info.get("serial") or "", cp.config.get("CpoName"))
 
 
-def check_chain(cp, pem):
-    """None when `pem` is an acceptable chain for csr.key (module doc), else the reason."""
+def _rooted(cp, last):
+    """None when `last` (x509.signed_part of a chain's last certificate) is, or is signed by,
+    a trusted root (certs.roots), else the reason."""
     import hashlib
 
     import x509
 
     from firmware.security import certs
 
-    last = _chain(cp, pem)
-    if type(last) is str:
-        return last
     for root in certs.roots(cp):
         if hashlib.sha256(root["der"]).digest() == last["sha"] or x509.verify_signed_by(
                 last, root):
@@ -56,24 +56,21 @@ def check_chain(cp, pem):
     return "does not chain to an installed CentralSystemRootCertificate"
 
 
-def _chain(cp, pem):
+def _chain(cp, ders):
     """The reason the chain itself is refused, or x509.signed_part() of its last
     certificate. A function of its own: once it returns, nothing on the stack still points
-    at the chain's DER (an RSA-4096 intermediate is 3-4 KB), so each root is read into the
-    room it leaves."""
+    at the parsed chain, so each root is read into the room it leaves."""
     import csr
     import x509
 
     from firmware import clock
 
-    if len(pem) > cp.config.get("CertificateSignedMaxChainSize"):
-        return "chain too long"
+    if not 0 < len(ders) <= _MAX_CHAIN:
+        return "no certificate"
     try:
-        chain = x509.parse_pem(pem)
+        chain = [x509.parse(d) for d in ders]
     except ValueError as e:
         return "unparsable: %s" % e
-    if not 0 < len(chain) <= _MAX_CHAIN:
-        return "no certificate"
     leaf = chain[0]
     try:
         with open(_dir(cp) + "/csr.key") as f:
@@ -95,34 +92,78 @@ def _chain(cp, pem):
     return x509.signed_part(chain[-1])
 
 
-def install(cp, pem):
-    """"Accepted" or "Rejected" (CertificateSigned.conf); a rejection raises the security
-    event InvalidChargePointCertificate."""
+def _take(cp, payload):
+    """The DER of each certificate of payload["certificateChain"], the text then dropped from
+    the payload (certs.take_pem); or the reason it is refused. No frame of the caller ever
+    holds the text."""
+    from firmware.security import certs
+
+    if len(payload["certificateChain"]) > cp.config.get("CertificateSignedMaxChainSize"):
+        return "chain too long"
+    try:
+        return certs.take_pem(payload, "certificateChain")
+    except ValueError as e:
+        return "unparsable: %s" % e
+
+
+def _stage(cp, payload):
+    """x509.signed_part of the chain's last certificate, with the chain and the key of the
+    request written to cp.new; or the reason the chain is refused. When it returns, the
+    chain's text and DER (up to 10 KB) are let go: each root is then read into their room.
+    Each step reads only, so may run twice (router.roomy); cp.new is written anew."""
     from firmware.ocpp import router
 
-    why = router.roomy(check_chain, cp, pem)  # reads only: may run twice
+    ders = router.roomy(_take, cp, payload)
+    if type(ders) is str:
+        return ders
+    last = router.roomy(_chain, cp, ders)
+    if type(last) is str:
+        return last
+    d = _dir(cp)
+    try:
+        with open(d + "/csr.key") as f:
+            key = f.read()
+        import der
+
+        def write(f):
+            for c in ders:
+                der.pem_write(f, c)
+            f.write(key)
+
+        fs.write_atomic(d + "/cp.new", write)
+    except OSError as e:
+        return "write failed: %r" % (e,)
+    return last
+
+
+def install(cp, payload):
+    """"Accepted" or "Rejected" (CertificateSigned.conf) for the PEM chain of
+    payload["certificateChain"] (dropped from the payload once decoded); a rejection raises
+    the security event InvalidChargePointCertificate. The chain is written ahead (cp.new)
+    and takes the place of cp.pem only once it is known to chain to a trusted root; a
+    power cut in between leaves cp.new, never read, written anew by the next chain."""
+    import os
+
+    from firmware.ocpp import router
+
+    last = _stage(cp, payload)
+    why = last if type(last) is str else router.roomy(_rooted, cp, last)  # reads only
+    d = _dir(cp)
     if why is None:
-        d = _dir(cp)
         try:
-            with open(d + "/csr.key") as f:
-                key = f.read()
-            import der
-
-            def write(f):
-                for c in der.pem_decode(pem):
-                    der.pem_write(f, c)
-                f.write(key)
-
-            fs.write_atomic(d + "/cp.pem", write)
+            fs.commit(d + "/cp.new", d + "/cp.pem")
         except OSError as e:
             why = "write failed: %r" % (e,)
         else:
-            import os
-
             try:
                 os.remove(d + "/csr.key")  # one certificate per request
             except OSError:
                 pass
+    else:
+        try:
+            os.remove(d + "/cp.new")
+        except OSError:
+            pass
     if why is not None:
         log.error("security", "CertificateSigned rejected:", why)
         if cp.security is not None:
