@@ -97,77 +97,79 @@ def pem_decode(text, label="CERTIFICATE"):
     """The DER of every `label` block in a PEM text (a chain gives several), in order."""
     if not isinstance(text, str):
         text = bytes(text).decode()
-    begin = "-----BEGIN %s-----" % label
-    end = "-----END %s-----" % label
-    out = []
-    i = text.find(begin)
-    while i >= 0:
-        i += len(begin)
-        j = text.find(end, i)
-        if j < 0:
-            raise ValueError("PEM: no END line")
-        out.append(_b64(text, i, j))
-        i = text.find(begin, j)
-    return out
-
-
-def _b64(text, i, j):
-    """base64 of text[i:j] (whitespace anywhere) decoded a line at a time into one bytearray
-    of the exact size: no copy of the whole block (a 5.5 KB certificate) and no pieces to
-    join; the only large block is the DER itself."""
-    n = pad = 0
-    for s in _b64_lines(text, i, j):  # the last quad, padding and all, is in the last run
-        n += len(s)
-        pad = s[-2:].count("=")
-    out = bytearray(max(0, n * 3 // 4 - pad))
-    pos = 0
-    for s in _b64_lines(text, i, j):
-        d = binascii.a2b_base64(s)
-        out[pos : pos + len(d)] = d
-        pos += len(d)
-    if pos != len(out):
-        raise ValueError("PEM: bad base64")
-    return out
-
-
-def _b64_lines(text, i, j):
-    """The base64 of text[i:j] without whitespace, in runs of a multiple of 4 characters
-    (the last one any length: a2b_base64 refuses it when it is wrong)."""
-    carry = ""
-    while i < j:
-        k = text.find("\n", i, j)
-        k = j if k < 0 else k
-        s = carry + "".join(text[i:k].split())
-        n = len(s) // 4 * 4
-        if n:
-            yield s[:n]
-        carry = s[n:]
-        i = k + 1
-    if carry:
-        yield carry
+    return pem_lines(lambda: _text_lines(text), label)
 
 
 def pem_read(path, label="CERTIFICATE"):
-    """pem_decode of a file, read a line at a time: the text is never held whole. Each
-    base64 line must decode alone, as the lines pem_write writes do."""
+    """pem_decode of a file, read a line at a time: the text is never held whole."""
+    return pem_lines(lambda: _file_lines(path), label)
+
+
+def pem_lines(lines, label="CERTIFICATE"):
+    """pem_decode of the PEM text that lines() yields a line at a time (a long line may come
+    in several pieces; the BEGIN and END lines whole). lines() is called twice: the sizes
+    first, so that each DER is decoded into one bytearray of its exact size, with no copy
+    of the text and no pieces to join (the only large block is the DER itself)."""
     begin = "-----BEGIN %s-----" % label
     end = "-----END %s-----" % label
+    sizes = []
+    n = None
+    for line in lines():
+        s = line.strip()
+        if n is None:
+            if s == begin:
+                n = 0
+                tail = ""
+        elif s == end:
+            sizes.append(max(0, n * 3 // 4 - tail.count("=")))
+            n = None
+        else:
+            s = "".join(s.split())
+            n += len(s)
+            tail = (tail + s)[-2:]
+    if n is not None:
+        raise ValueError("PEM: no END line")
     out = []
-    pieces = None
+    blk = None
+    for line in lines():
+        s = line.strip()
+        if blk is None:
+            if s == begin:
+                blk = bytearray(sizes[len(out)])
+                pos = 0
+                carry = ""
+            continue
+        last = s == end
+        s = carry if last else carry + "".join(s.split())
+        k = len(s) if last else len(s) // 4 * 4  # runs of 4 characters; the last: any length
+        if k:
+            d = binascii.a2b_base64(s[:k])  # ValueError when it is not base64
+            if pos + len(d) > len(blk):
+                raise ValueError("PEM: bad base64")
+            blk[pos : pos + len(d)] = d
+            pos += len(d)
+        carry = s[k:]
+        if last:
+            if pos != len(blk):
+                raise ValueError("PEM: bad base64")
+            out.append(blk)
+            blk = None
+    return out
+
+
+def _text_lines(text):
+    i = 0
+    while i < len(text):
+        k = text.find("\n", i)
+        k = len(text) if k < 0 else k
+        yield text[i:k]
+        i = k + 1
+
+
+def _file_lines(path):
     with open(path) as f:
         for line in f:
-            line = line.strip()
-            if pieces is None:
-                if line == begin:
-                    pieces = []
-            elif line == end:
-                out.append(b"".join(pieces))
-                pieces = None
-            elif line:
-                pieces.append(binascii.a2b_base64(line))
-    if pieces is not None:
-        raise ValueError("PEM: no END line")
-    return out
+            yield line
 
 
 def pem_write(f, data, label="CERTIFICATE"):

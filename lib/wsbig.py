@@ -14,6 +14,13 @@ directory) the kept bytes go to that file as they are read, and json.load reads 
 from it: while a long string is parsed (a 5.6 KB certificate chain) the heap holds no pieces
 of the frame, which would otherwise split its free space into holes too small for the
 string. If the file cannot be written, the pieces stay in RAM.
+
+In a spooled frame a string longer than `FAR` bytes (and not cut) goes on to a second file,
+`<spool>.str`, and the frame keeps a short placeholder with a random token in its place:
+json.load never builds it. `resolve` then puts a Far in the placeholder's place, for the
+fields the caller takes so (a 5.6 KB certificate chain, read a line at a time from flash),
+or the string itself for the others. A Far checks its escapes and UTF-8 as json.load would
+(ValueError), and len() is its length in characters.
 """
 
 import gc
@@ -25,6 +32,10 @@ from ws import TooLarge
 _PIECE_OUT = const(256)  # what is kept in one piece before a new one starts
 _HEAD = const(64)  # first bytes of a frame kept for TooLarge (as in lib/ws.py)
 _CUT = b"\\u0000cut"
+FAR = const(1024)  # strings longer than this (bytes, escaped) of a spooled frame: on flash
+_FAR = "\x00far"  # what a placeholder starts with once parsed (then token:offset:length)
+_ESC = b'"\\/bfnrt'
+_UNESC = b'"\\/\x08\x0c\n\r\t'
 
 _Base = io.IOBase if MICROPYTHON else object
 
@@ -74,9 +85,10 @@ class Spooled(_Base):
     """A message kept in the SPOOL file: the stream json.load reads, len() and [:k] as
     Pieces. The file is opened while it is read and closed at its end (or by close())."""
 
-    def __init__(self, path, size):
+    def __init__(self, path, size, far=None):
         self.path = path
         self.size = size
+        self.far = far  # (side file, token) when strings went to <spool>.str
         self._f = None
         self._left = size
 
@@ -108,19 +120,164 @@ class Spooled(_Base):
         self._left = self.size
 
     def discard(self):
-        """The message is handled: its file goes (up to 16 KB of flash)."""
+        """The message is handled: its files go (up to 16 KB of flash)."""
         import os
 
         self.close()
-        try:
-            os.remove(self.path)
-        except OSError:
-            pass
+        for p in (self.path, self.far and self.far[0]):
+            try:
+                if p:
+                    os.remove(p)
+            except OSError:
+                pass
 
     def close(self):
         if self._f is not None:
             self._f.close()
             self._f = None
+
+
+class Far:
+    """A long string of a spooled frame, kept in <spool>.str (`resolve`): len() is its length
+    in characters, pieces() its text. Made only when the whole string is valid (escapes,
+    UTF-8, no raw control characters), else ValueError, as json.load would refuse it."""
+
+    far = True  # what lets firmware/ocpp/validate.py take it for a string
+
+    def __init__(self, path, at, n):
+        self.path = path
+        self.at = at
+        self.n = n
+        size = 0
+        for p in self.pieces():
+            size += len(p)
+        self.size = size
+
+    def __len__(self):
+        return self.size
+
+    def text(self):
+        """The whole string (as json.load would have made it)."""
+        return "".join(self.pieces())
+
+    def pieces(self):
+        """The text unescaped, in str pieces of at most about 256 bytes: a line (with its
+        "\\n") or, of a longer one, a part ending at a character boundary."""
+        pend = b""
+        carry = b""  # the start of an escape cut by a read
+        with open(self.path, "rb") as f:
+            f.seek(self.at)
+            left = self.n
+            while left > 0:
+                raw = f.read(left if left < 128 else 128)
+                if not raw:
+                    raise ValueError("string cut short")
+                left -= len(raw)
+                for b in raw:
+                    if b < 0x20:
+                        raise ValueError("control character in a string")
+                out, carry = _unescape(carry + raw, bytearray(pend))
+                while True:
+                    k = out.find(b"\n")
+                    if 0 <= k < 256:
+                        k += 1
+                    elif len(out) > 256:
+                        k = 256
+                        while out[k] & 0xC0 == 0x80:  # not inside a character
+                            k -= 1
+                            if k < 252:
+                                raise ValueError("bad UTF-8")
+                    else:
+                        break
+                    yield str(out[:k], "utf-8")
+                    out = out[k:]
+                pend = bytes(out)
+        if carry:
+            raise ValueError("bad escape")
+        if pend:
+            yield str(pend, "utf-8")
+
+
+def _unescape(s, out):
+    """(out + s unescaped up to an escape cut at its end, the cut escape's bytes)."""
+    i = 0
+    while True:
+        j = s.find(b"\\", i)
+        if j < 0:
+            out += s[i:]
+            return out, b""
+        out += s[i:j]
+        c = s[j + 1 : j + 2]
+        if c == b"u":
+            cp = _hex4(s, j + 2)
+            if cp < 0:
+                return out, s[j:]  # cut by the read: the rest comes with the next one
+            i = j + 6
+            if 0xD800 <= cp < 0xDC00:  # the first half of a UTF-16 surrogate pair
+                if len(s) < i + 6:
+                    if s[i : i + 2] != b"\\u"[: len(s) - i]:
+                        raise ValueError("lone surrogate")
+                    return out, s[j:]
+                lo = _hex4(s, i + 2) if s[i : i + 2] == b"\\u" else -1
+                if not 0xDC00 <= lo < 0xE000:
+                    raise ValueError("lone surrogate")
+                cp = 0x10000 + ((cp - 0xD800) << 10) + lo - 0xDC00
+                i += 6
+            elif 0xDC00 <= cp < 0xE000:
+                raise ValueError("lone surrogate")
+            out += chr(cp).encode()
+        elif not c:
+            return out, s[j:]
+        else:
+            m = _ESC.find(c)
+            if m < 0:
+                raise ValueError("bad escape")
+            out.append(_UNESC[m])
+            i = j + 2
+
+
+def _hex4(s, i):
+    """The 4 hex digits at s[i:]: their value, or -1 when the read cut them."""
+    h = s[i : i + 4]
+    if len(h) < 4:
+        return -1
+    for x in h:
+        if x not in b"0123456789abcdefABCDEF":
+            raise ValueError("bad escape")
+    return int(h, 16)
+
+
+def resolve(msg, far, keep=()):
+    """Put in place of each placeholder of this frame (`far`: Spooled.far) the string
+    itself, or a Far where msg is a CALL and the field of its payload is named in `keep`.
+    ValueError when a string is not valid JSON; MemoryError as json.load would raise it."""
+    pre = _FAR + far[1] + ":"
+    if type(msg) is list and len(msg) == 4 and type(msg[3]) is dict:
+        payload, msg[3] = msg[3], None
+        _walk(msg, pre, far[0], ())
+        msg[3] = payload
+        _walk(payload, pre, far[0], keep)
+    else:
+        _walk(msg, pre, far[0], ())
+
+
+def _where(v, pre):
+    at, n = v[len(pre) :].split(":")
+    return int(at), int(n)
+
+
+def _walk(c, pre, path, keep):
+    if type(c) is dict:  # a key that long (never an OCPP one) is the string too
+        for k in [k for k in c if k.startswith(pre)]:
+            c[Far(path, *_where(k, pre)).text()] = c.pop(k)
+    for k in range(len(c)) if type(c) is list else c:
+        v = c[k]
+        if type(v) is str:
+            if v.startswith(pre):
+                f = Far(path, *_where(v, pre))
+                c[k] = f if k in keep else f.text()
+        elif type(v) is list or type(v) is dict:
+            _walk(v, pre, path, ())
 
 
 class _Compact:
@@ -139,6 +296,10 @@ class _Compact:
         self.instr = self.skip = False
         self.bs = 0  # backslashes before this piece, in the open string
         self.cut = 0
+        self.side = None  # the open <spool>.str, once a string goes there
+        self.sat = 0  # bytes written to it
+        self.far = -1  # where the open string starts in it, while it goes there
+        self.token = None
         if spool is not None:  # last: nothing after it can fail and leave it open
             try:
                 self.f = open(spool, "wb")
@@ -152,12 +313,32 @@ class _Compact:
             self.f.write(b)
             self.size += len(b)
 
+    def _side(self, b):
+        self.side.write(b)
+        self.sat += len(b)
+
+    def _to_side(self, b):
+        """The open string, longer than FAR: what it has so far goes to <spool>.str."""
+        if self.side is None:
+            import binascii
+            import os
+
+            self.token = binascii.hexlify(os.urandom(4))
+            self.side = open(self.path + ".str", "wb")
+        self.far = self.sat
+        for p in self.spieces:
+            self._side(p)
+        self.spieces = []
+        self._side(bytes(self.out[self.start :]))
+        self.out[self.start :] = b""
+        self._side(b)
+
     def _flush(self):
         out = self.out
         if self.instr:
             if self.start:
                 self._put(bytes(out[: self.start]))
-            if not self.skip:
+            if not self.skip and self.far < 0:
                 self.spieces.append(bytes(out[self.start :]))
         else:
             self._put(bytes(out))
@@ -196,7 +377,12 @@ class _Compact:
                     out[self.start :] = b""
                     self.spieces = []
                     self.skip = True
+                    self.far = -1  # what went to <spool>.str stays there, unused
                     self.cut += 1
+                elif self.far >= 0:
+                    self._side(piece[i:end])
+                elif self.slen > FAR and self.f is not None:
+                    self._to_side(piece[i:end])
                 else:
                     out.extend(memoryview(piece)[i:end])
             m = end
@@ -208,6 +394,10 @@ class _Compact:
             if self.skip:
                 out.extend(_CUT)
                 self.skip = False
+            elif self.far >= 0:  # the placeholder, parsed as "\0far<token>:<at>:<bytes>"
+                out.extend(b"\\u0000far%s:%d:%d" % (self.token, self.far,
+                                                     self.sat - self.far))
+                self.far = -1
             elif self.spieces:
                 # The string's earlier bytes went to spieces: they come before this tail.
                 tail = bytes(out[self.start :])
@@ -224,23 +414,29 @@ class _Compact:
 
     def done(self):
         spooled = self.f is not None
+        far = None
         try:
             self._put(bytes(self.out))
             if spooled:
                 f, self.f = self.f, None
                 f.close()  # the last write reaches flash here: OSError is TooLarge
+            if self.side is not None:
+                f, self.side = self.side, None
+                f.close()
+                far = (self.path + ".str", self.token.decode())
         finally:
             self.close()
-        return Spooled(self.path, self.size) if spooled else Pieces(self.pieces)
+        return Spooled(self.path, self.size, far) if spooled else Pieces(self.pieces)
 
     def close(self):
-        """Close the file on any way out (never raises: a full flash fails the write)."""
-        f, self.f = self.f, None
-        if f is not None:
-            try:
-                f.close()
-            except OSError:
-                pass
+        """Close the files on any way out (never raises: a full flash fails the write)."""
+        for f in (self.f, self.side):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        self.f = self.side = None
 
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,9 +37,24 @@ class Pieces:
 _SPOOL = os.path.join(tempfile.mkdtemp(prefix="spool-"), "frame.tmp")
 
 
+FAR = [None]  # Spooled.far of the last spooled frame: its long strings are on flash
+
+
+def loads(out):
+    """json.loads of what compact() kept, with the strings it put on flash back in place."""
+    import wsbig
+
+    got = json.loads(bytes(out))
+    if FAR[0] is not None:
+        wsbig.resolve(got, FAR[0])
+    return got
+
+
 def compact(data, sizes, keep, spool=None):
     """(the bytes kept, strings cut). spool: a file path for the kept bytes (the session
-    sets one), read back through the stream json.load uses."""
+    sets one), read back through the stream json.load uses; its strings over wsbig.FAR
+    bytes go to a file beside it (loads() puts them back)."""
+    FAR[0] = None
     sock = ws.WebSocket(Pieces(data, sizes), None, 1 << 20)
     if spool is not None:
         sock.spool = spool
@@ -57,6 +73,7 @@ def compact(data, sizes, keep, spool=None):
                 got += buf[:n]
         assert out._f is None  # closed at its end
         assert bytes(got) == out.read() and out[:5] == bytes(got[:5])
+        FAR[0] = out.far
         return bytes(got), sock.cut
     assert all(len(p) <= 3 * 256 for p in out.pieces), [len(p) for p in out.pieces]
     return b"".join(out.pieces), sock.cut
@@ -111,7 +128,7 @@ def test_long_strings_are_cut_and_everything_else_kept_at_any_piece_boundary(
             return len(json.dumps(s)[1:-1].encode())
     else:
         raw_len = None
-    got = json.loads(bytes(out))
+    got = loads(out)
     if raw_len is None:
         assert got == expected(obj, keep)
         assert cut == count_cut(obj, keep)
@@ -200,6 +217,184 @@ def test_a_spooled_frame_is_answered_and_its_file_removed(tmp_path):
     async def send(text):
         sent.append(json.loads(text))
 
+    assert msg.far is not None  # `data` went on to the file beside it
     asyncio.run(RPC(send, None).on_frame(msg, sock.cut))
     assert len(sent) == 1 and sent[0][1] == "id-1"  # answered by its id (parsed from flash)
-    assert not os.path.exists(sock.spool)
+    assert not os.path.exists(sock.spool) and not os.path.exists(msg.far[0])
+
+
+# Strings longer than wsbig.FAR bytes of a spooled frame go to a file beside it (issue 9: a
+# 5.6 KB string needs a 5.6 KB block, which a fragmented heap does not have). Put back by
+# wsbig.resolve, they are exactly what json.loads makes of the frame; in the fields a
+# handler reads from flash (keep) they are wsbig.Far, whose text, length and pieces are the
+# string's.
+_long = st.lists(_chars, min_size=200, max_size=700).map("".join)
+
+
+@settings(max_examples=120, deadline=None)
+@given(cert=_long, other=_long, sizes=st.lists(st.integers(1, 256), min_size=1, max_size=4),
+       ascii_=st.booleans())
+def test_long_strings_go_to_flash_and_come_back_exactly(tmp_path_factory, cert, other, sizes,
+                                                         ascii_):
+    import wsbig
+
+    frame = [2, "id-1", "InstallCertificate",
+             {"certificate": cert, "nested": {"x": [other]}, "short": "s"}]
+    data = json.dumps(frame, ensure_ascii=ascii_).encode()
+    spool = str(tmp_path_factory.mktemp("far") / "frame.tmp")
+    sock = ws.WebSocket(Pieces(data, sizes), None, 1 << 20)
+    sock.spool = spool
+    out = asyncio.run(sock._compacted(len(data), 6144))
+    far = out.far
+    long_ = [x for x in (cert, other)
+             if len(json.dumps(x, ensure_ascii=ascii_)[1:-1].encode()) > wsbig.FAR]
+    assert (far is not None) == bool(long_)
+    msg = json.load(out)
+    out.close()
+    if far is None:
+        assert msg == frame
+        return
+    assert os.path.getsize(far[0]) >= sum(len(x) for x in long_)  # on flash, not in RAM
+    plain = json.loads(json.dumps(msg))
+    wsbig.resolve(plain, far)
+    assert plain == frame  # every string back in place
+    wsbig.resolve(msg, far, ["certificate"])
+    got = msg[3]["certificate"]
+    assert msg[3]["nested"] == {"x": [other]} and msg[3]["short"] == "s"
+    if got is cert or type(got) is str:  # short enough to stay in the frame
+        assert got == cert
+        return
+    assert got.far and len(got) == len(cert) and got.text() == cert
+    pieces = list(got.pieces())
+    assert "".join(pieces) == cert
+    for p in pieces:  # a line, or a part of one of at most 256 bytes
+        assert len(p.encode()) <= 256 or p.endswith("\n") and "\n" not in p[:-1]
+        assert "\n" not in p[:-1]
+
+
+@pytest.mark.parametrize("bad", [b"\\x41", b"\\u12g4", b"\\ud800", b"\\ud800\\u0041",
+                                 b"\\udc00", b"\x01", b"\xff\xfe", b"\xe2\x82"])
+def test_a_bad_long_string_is_refused_as_json_would(tmp_path, bad):
+    """Escapes, surrogates, control characters and UTF-8 are checked as json.loads does,
+    wherever the bad bytes fall among the reads."""
+    import wsbig
+
+    for at in (0, 100, 127, 128, 1500):
+        body = b"a" * at + bad + b"b" * (2000 - at)
+        data = b'[2,"id-1","DataTransfer",{"vendorId":"v","data":"' + body + b'"}]'
+        sock = ws.WebSocket(Pieces(data, [256]), None, 1 << 20)
+        sock.spool = str(tmp_path / "frame.tmp")
+        out = asyncio.run(sock._compacted(len(data), 6144))
+        msg = json.load(out)
+        out.close()
+        with pytest.raises(ValueError):
+            wsbig.resolve(msg, out.far)
+
+
+def test_a_placeholder_sent_by_the_peer_stays_a_plain_string(tmp_path):
+    """The token is random for each frame: a peer cannot make the firmware read the file."""
+    import wsbig
+
+    data = json.dumps([2, "id-1", "DataTransfer",
+                       {"vendorId": "v", "data": "x" * 3000,
+                        "messageId": "\x00far0000:0:10"}]).encode()
+    sock = ws.WebSocket(Pieces(data, [256]), None, 1 << 20)
+    sock.spool = str(tmp_path / "frame.tmp")
+    out = asyncio.run(sock._compacted(len(data), 6144))
+    msg = json.load(out)
+    out.close()
+    wsbig.resolve(msg, out.far)
+    assert msg[3] == {"vendorId": "v", "data": "x" * 3000, "messageId": "\x00far0000:0:10"}
+
+
+def test_a_certificate_on_flash_is_installed_and_the_files_removed(tmp_path):
+    """InstallCertificate of an RSA root through the RPC: the handler reads the text from
+    flash (wsbig.Far: it never is a string in RAM); both files go once it is answered."""
+    from cpkit import FakeCP
+    from cryptokit import make_cert, rsa_key
+
+    from firmware.config import Config
+    from firmware.ocpp import router
+    from firmware.ocpp.rpc import RPC
+    from firmware.security import certs
+
+    cp = FakeCP()
+    cp.data_dir = str(tmp_path)
+    cp.config = Config(cp.data_dir)
+    cp.security = None
+    root = make_cert("Root", rsa_key(4096), ca=True)
+    assert len(root.pem) > 1100  # over wsbig.FAR
+    seen = []
+    real = certs.take_pem
+
+    def spy(payload, key):
+        seen.append(type(payload[key]).__name__)
+        return real(payload, key)
+
+    certs.take_pem = spy
+    offered = "InstallCertificate" in router.OFFERED
+    router.offer(("install_certificate",))
+    try:
+        data = json.dumps([2, "id-1", "InstallCertificate",
+                           {"certificateType": certs.TYPES[0],
+                            "certificate": root.pem}]).encode()
+        sock = ws.WebSocket(Pieces(data, [256]), None, 1 << 20)
+        sock.spool = str(tmp_path / "frame.tmp")
+        msg = asyncio.run(sock._compacted(len(data), 6144))
+        sent = []
+
+        async def send(text):
+            sent.append(json.loads(text))
+
+        asyncio.run(RPC(send, cp).on_frame(msg, sock.cut))
+    finally:
+        certs.take_pem = real
+        if not offered:
+            router.OFFERED.pop("InstallCertificate")
+    assert sent == [[3, "id-1", {"status": "Accepted"}]]
+    assert seen == ["Far"]
+    assert len(certs.files(cp)) == 1
+    assert not os.path.exists(sock.spool) and not os.path.exists(msg.far[0])
+
+
+def test_long_strings_on_flash_on_micropython(tmp_path):
+    """The same on the VM (bytes, str and file calls as MicroPython has them): the frame's
+    long strings come back from flash exactly, as a Far where kept, checked where bad."""
+    from conftest import MICROPYPATH, mp_run
+
+    chars = ["a", '"', "\\", "é", "€", "\U0001f600", "\n", "/", "\t", "b"]
+    tricky = "".join(chars[i % 10] * (1 + i % 3) for i in range(700))
+    frame = [2, "id-1", "InstallCertificate", {"certificate": tricky, "x": [tricky[::-1]]}]
+    data = json.dumps(frame, ensure_ascii=False)  # 4.7 KB: not cut (6 KiB)
+    bad = data.replace("\\n", "\\q", 1)  # an escape JSON does not have
+    code = """
+import asyncio, json, ws, wsbig
+class R:
+    def __init__(self, d):
+        self.d = d
+        self.i = 0
+    async def readinto(self, mv):
+        k = min(len(mv), 97, len(self.d) - self.i)
+        mv[:k] = self.d[self.i:self.i + k]
+        self.i += k
+        return k
+def far(text, keep):
+    s = ws.WebSocket(R(text.encode()), None, 1 << 20)
+    s.spool = %r
+    out = asyncio.run(s._compacted(len(text.encode()), 6144))
+    msg = json.load(out)
+    out.close()
+    wsbig.resolve(msg, out.far, keep)
+    return msg
+m = far(%r, ["certificate"])
+f = m[3]["certificate"]
+print(type(f).__name__, len(f), f.text() == %r, m[3]["x"] == [%r])
+try:
+    far(%r, [])
+    print("bad taken")
+except ValueError:
+    print("bad refused")
+""" % (str(tmp_path / "frame.tmp"), data, tricky, tricky[::-1], bad)
+    r = mp_run(code, env={"MICROPYPATH": ".frozen" + os.pathsep + MICROPYPATH})
+    assert r.stdout.split("\n")[:2] == ["Far %d True True" % len(tricky), "bad refused"], (
+        r.stdout + r.stderr)

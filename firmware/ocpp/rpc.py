@@ -55,6 +55,11 @@ _HANDLER_MS = const(20000)  # an async handler must answer within this (else Int
 _HEAD = const(64)
 
 
+# Fields whose long text a handler reads from flash a line at a time (wsbig.Far) rather
+# than as a string: the certificates, 5.5 KB each.
+_FAR = (("InstallCertificate", "certificate"), ("CertificateSigned", "certificateChain"))
+
+
 def _loads(text):
     # Short of memory, once more with the garbage gone and every message module and helper
     # no CALL is using dropped: what rare requests left across the heap splits it into
@@ -67,16 +72,16 @@ def _parse(text):
         return json.loads(text)
     text.rewind()  # wsbig.Pieces or Spooled, a stream: from its start (a retry reads it again)
     try:
-        return json.load(text)
+        msg = json.load(text)
     finally:
         text.close()
+    far = getattr(text, "far", None)
+    if far is not None:  # long strings the frame kept on flash (lib/wsbig.py)
+        import wsbig
 
-
-def _discard(text):
-    """A long frame kept on flash (wsbig.Spooled) is handled: its file goes."""
-    d = getattr(text, "discard", None)
-    if d is not None:
-        d()
+        action = msg[2] if type(msg) is list and len(msg) == 4 else None
+        wsbig.resolve(msg, far, [k for a, k in _FAR if a == action])
+    return msg
 
 
 def _peek_call_id(head):
@@ -218,43 +223,47 @@ class RPC:
         `send` propagate. `cut`: strings the websocket replaced by ws.CUT because they were
         too long to keep (lib/ws.py _compacted): only DataTransfer's `data` may be that
         long (its handler answers it); in any other CALL a field is beyond its maxLength."""
+        done = getattr(text, "discard", None)  # a frame kept on flash: its files go last
         try:
-            msg = _loads(text)
-        except MemoryError:
-            # Our shortage, not the peer's fault: never FormationViolation.
-            log.memory("rpc", "frame of %d bytes" % len(text))
-            await self.on_oom(text[:_HEAD])
-            return
-        except Exception:  # ValueError, UnicodeError, RecursionError
-            await self._reject("-1", FORMATION_VIOLATION, "not valid JSON")
-            return
-        finally:  # after the answer above, which may read the frame's first bytes
-            _discard(text)
-        text = None
-        if type(msg) is not list or not msg:
-            await self._reject("-1", PROTOCOL_ERROR, "not a non-empty JSON array")
-            return
-        mt = msg[0]
-        uid = msg[1] if len(msg) > 1 else None
-        good_id = type(uid) is str and 0 < len(uid) <= _MAX_ID
-        if type(mt) is int and (mt == _CALLRESULT or mt == _CALLERROR):
-            self._answer(msg, mt, uid if good_id else None)
-            return
-        rid = uid if good_id else "-1"
-        if type(mt) is not int or mt != _CALL:
-            await self._reject(rid, PROTOCOL_ERROR, "unknown message type " + str(mt)[:8])
-        elif not good_id:
-            await self._reject(rid, PROTOCOL_ERROR, "message id must be a string of 1-36 chars")
-        elif len(msg) < 4:
-            await self._reject(rid, PROTOCOL_ERROR, "incomplete CALL")
-        elif len(msg) > 4:
-            await self._reject(rid, FORMATION_VIOLATION, "CALL must have 4 elements")
-        elif type(msg[2]) is not str:
-            await self._reject(rid, FORMATION_VIOLATION, "action must be a string")
-        elif cut and msg[2] != "DataTransfer":
-            await self._reject(rid, PROPERTY_CONSTRAINT_VIOLATION, "a string over 6 KiB")
-        else:
-            await self._call(uid, msg[2], msg[3], cut)
+            try:
+                msg = _loads(text)
+            except MemoryError:
+                # Our shortage, not the peer's fault: never FormationViolation.
+                log.memory("rpc", "frame of %d bytes" % len(text))
+                await self.on_oom(text[:_HEAD])
+                return
+            except Exception:  # ValueError, UnicodeError, RecursionError
+                await self._reject("-1", FORMATION_VIOLATION, "not valid JSON")
+                return
+            text = None
+            if type(msg) is not list or not msg:
+                await self._reject("-1", PROTOCOL_ERROR, "not a non-empty JSON array")
+                return
+            mt = msg[0]
+            uid = msg[1] if len(msg) > 1 else None
+            good_id = type(uid) is str and 0 < len(uid) <= _MAX_ID
+            if type(mt) is int and (mt == _CALLRESULT or mt == _CALLERROR):
+                self._answer(msg, mt, uid if good_id else None)
+                return
+            rid = uid if good_id else "-1"
+            if type(mt) is not int or mt != _CALL:
+                await self._reject(rid, PROTOCOL_ERROR, "unknown message type " + str(mt)[:8])
+            elif not good_id:
+                await self._reject(rid, PROTOCOL_ERROR,
+                                   "message id must be a string of 1-36 chars")
+            elif len(msg) < 4:
+                await self._reject(rid, PROTOCOL_ERROR, "incomplete CALL")
+            elif len(msg) > 4:
+                await self._reject(rid, FORMATION_VIOLATION, "CALL must have 4 elements")
+            elif type(msg[2]) is not str:
+                await self._reject(rid, FORMATION_VIOLATION, "action must be a string")
+            elif cut and msg[2] != "DataTransfer":
+                await self._reject(rid, PROPERTY_CONSTRAINT_VIOLATION, "a string over 6 KiB")
+            else:
+                await self._call(uid, msg[2], msg[3], cut)
+        finally:  # after the handler, which may read a long string from flash (wsbig.Far)
+            if done is not None:
+                done()
 
     async def _call(self, uid, action, payload, cut=0):
         spawned = False

@@ -117,7 +117,8 @@ def _check(node, v, strict):
             e.description = "/" + str(n) + e.description
             raise
     elif k == "s" or k == "t" or k == "<":
-        if tv is not str:
+        # A wsbig.Far is a long free-text string kept on flash (len() in characters).
+        if tv is not str and not (k == "s" and getattr(v, "far", False)):
             _fail(TYPE_CONSTRAINT_VIOLATION, "expected string")
         if k == "s":
             if node[1] and len(v) > node[1]:

@@ -91,7 +91,9 @@ def take_pem(payload, key):
     text stays on an error (a retry after a MemoryError reads it again)."""
     import der
 
-    ders = der.pem_decode(payload[key])
+    v = payload[key]
+    # A long text the frame kept on flash (wsbig.Far) is decoded from there, a line at a time.
+    ders = der.pem_lines(v.pieces) if hasattr(v, "pieces") else der.pem_decode(v)
     del payload[key]
     return ders
 
