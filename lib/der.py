@@ -93,23 +93,26 @@ def enc_uint(n):
     return enc(0x02, b"\x00" + b if b[0] & 0x80 else b)
 
 
-def pem_decode(text, label="CERTIFICATE"):
-    """The DER of every `label` block in a PEM text (a chain gives several), in order."""
+def pem_decode(text, label="CERTIFICATE", only=None):
+    """The DER of every `label` block in a PEM text (a chain gives several), in order (only:
+    as pem_lines)."""
     if not isinstance(text, str):
         text = bytes(text).decode()
-    return pem_lines(lambda: _text_lines(text), label)
+    return pem_lines(lambda: _text_lines(text), label, only)
 
 
-def pem_read(path, label="CERTIFICATE"):
-    """pem_decode of a file, read a line at a time: the text is never held whole."""
-    return pem_lines(lambda: _file_lines(path), label)
+def pem_read(path, label="CERTIFICATE", only=None):
+    """pem_decode of a file, read a line at a time: the text is never held whole (only:
+    as pem_lines)."""
+    return pem_lines(lambda: _file_lines(path), label, only)
 
 
-def pem_lines(lines, label="CERTIFICATE"):
+def pem_lines(lines, label="CERTIFICATE", only=None):
     """pem_decode of the PEM text that lines() yields a line at a time (a long line may come
     in several pieces; the BEGIN and END lines whole). lines() is called twice: the sizes
     first, so that each DER is decoded into one bytearray of its exact size, with no copy
-    of the text and no pieces to join (the only large block is the DER itself)."""
+    of the text and no pieces to join (the only large block is the DER itself). only=i:
+    [the DER of block i] alone ([] when there is none), the others only checked for ends."""
     begin = "-----BEGIN %s-----" % label
     end = "-----END %s-----" % label
     sizes = []
@@ -131,13 +134,22 @@ def pem_lines(lines, label="CERTIFICATE"):
         raise ValueError("PEM: no END line")
     out = []
     blk = None
+    b = -1  # the block the line is in
     for line in lines():
         s = line.strip()
         if blk is None:
             if s == begin:
-                blk = bytearray(sizes[len(out)])
+                b += 1
+                if only is not None and b != only:
+                    blk = False  # not wanted: skipped up to its END line
+                    continue
+                blk = bytearray(sizes[b])
                 pos = 0
                 carry = ""
+            continue
+        if blk is False:
+            if s == end:
+                blk = None
             continue
         last = s == end
         s = carry if last else carry + "".join(s.split())

@@ -47,7 +47,7 @@ def write_atomic(path, data):
             if sync is not None:
                 sync(f.fileno())
     except BaseException:
-        _discard(tmp)
+        remove(tmp)
         raise
     commit(tmp, path)
 
@@ -61,17 +61,19 @@ def commit(tmp, path):
     except OSError as e:
         if not (e.args and e.args[0] == _EEXIST and _exists(path)):
             # ENOSPC, EIO…: the old file is untouched; drop the temporary and report.
-            _discard(tmp)
+            remove(tmp)
             raise
         os.remove(path)
         os.rename(tmp, path)
 
 
-def _discard(path):
+def remove(path):
+    """Remove the file if it is there (a leftover, a staged file not wanted)."""
     try:
         os.remove(path)
     except OSError:
         pass
+
 
 
 def _load(path):

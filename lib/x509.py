@@ -175,18 +175,21 @@ def _verify(key_cert, alg, digest, sig):
     return False
 
 
-def signed_part(cert):
-    """What verify_signed_by needs of cert, without its DER: issuer, sig_alg, sig, the
-    SHA-256 of the tbsCertificate ("digest") and of the whole certificate ("sha")."""
-    return {"issuer": cert["issuer"], "sig_alg": cert["sig_alg"], "sig": cert["sig"],
-            "digest": hashlib.sha256(cert["tbs"]).digest(),
-            "sha": hashlib.sha256(cert["der"]).digest()}
+def light(data):
+    """parse(data) without the DER it points into ("der", "tbs"): "digest" (SHA-256 of the
+    tbsCertificate, what verify_signed_by checks) and "sha" (of the whole certificate) in
+    their place. Called from a function that lets the DER go, a certificate is checked
+    with no block of its size (4 KB for an RSA-4096 one) held."""
+    c = parse(data)
+    c["digest"] = hashlib.sha256(c.pop("tbs")).digest()
+    c["sha"] = hashlib.sha256(c.pop("der")).digest()
+    return c
 
 
 def verify_signed_by(cert, issuer):
     """True if issuer names cert's issuer and its key made cert's signature
-    (ecdsa-with-SHA256 on P-256, sha256WithRSAEncryption). cert: parsed, or its
-    signed_part(). Times, CA flag and path length are the caller's to check."""
+    (ecdsa-with-SHA256 on P-256, sha256WithRSAEncryption). cert: parsed, or light().
+    Times, CA flag and path length are the caller's to check."""
     if cert["issuer"] != issuer["subject"]:
         return False
     digest = cert["digest"] if "digest" in cert else hashlib.sha256(cert["tbs"]).digest()

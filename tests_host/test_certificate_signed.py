@@ -162,3 +162,29 @@ def test_the_pem_text_leaves_the_payload_once_decoded(cp):
     p = {"certificateChain": "\n" * 6000}  # too long: refused before decoding
     assert certificate_signed.certificate_signed(cp, p) == {"status": "Rejected"}
     assert len(p["certificateChain"]) == 6000
+
+
+def test_install_certificate_rules_and_nothing_left_behind(cp):
+    """A root is written ahead (new.pem) so its DER can go before its signature is checked:
+    it gets its name only when accepted, and nothing else stays on flash."""
+    def install(pem):
+        return certs.install(cp, certs.TYPES[0], {"certificate": pem})
+
+    def names():
+        return sorted(os.listdir(cp.data_dir + "/security/certs"))
+
+    root = make_cert("Root", ec_key(), ca=True)
+    assert install(root.pem) == "Accepted"
+    one = names()
+    assert len(one) == 1 and one[0].startswith("cs")
+    assert install(root.pem) == "Accepted" and names() == one  # already there
+    leaf = make_cert("Leaf", ec_key(), issuer=root)
+    other = make_cert("Other", ec_key(), ca=True)
+    for bad in (leaf.pem,  # not a CA, not self-signed
+                other.pem + root.pem,  # two certificates
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+                "no pem at all"):
+        assert install(bad) == "Rejected", bad[:40]
+        assert names() == one
+    assert install(other.pem) == "Accepted" and len(names()) == 2 and one[0] in names()

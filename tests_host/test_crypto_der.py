@@ -80,6 +80,9 @@ def test_pem_chain_decodes_every_block_in_order_and_round_trips():
     assert loaded.public_bytes(serialization.Encoding.DER) == certs[0].der
     assert max(len(line) for line in again.splitlines()) == 64
     assert der.pem_decode("no pem here") == []
+    for i, c in enumerate(certs):  # one block alone, the others not decoded
+        assert der.pem_decode(text, only=i) == [c.der]
+    assert der.pem_decode(text, only=len(certs)) == []
 
 
 @pytest.mark.parametrize("width", [1, 3, 5, 61, 64, 76, 10000])

@@ -56,19 +56,33 @@ def trusted_pem(cp):
 
 
 def roots(cp):
-    """The trusted roots, parsed one at a time (`ocppsc`, then each installed
+    """The trusted roots, x509.light() one at a time (`ocppsc`, then each installed
     CentralSystemRootCertificate), so that a search stops at the first match and never
-    holds them all; one that cannot be read or parsed is logged and skipped."""
+    holds them all, nor the DER of any; one that cannot be read or parsed is logged and
+    skipped."""
+    for p in [None] + files(cp, TYPES[0]):
+        i = 0
+        while True:
+            try:
+                c = _light(cp, p, i)
+            except (OSError, ValueError) as e:  # the rest of that text or file is skipped
+                log.error("certs", "unusable root", p or "ocppsc", e)
+                break
+            if c is None:
+                break
+            yield c
+            i += 1
+
+
+def _light(cp, path, i):
+    """x509.light of block i of the file at `path` (None: `ocppsc`), or None past the last.
+    A function of its own: the DER goes when it returns."""
     import der
     import x509
 
-    for p in [None] + files(cp, TYPES[0]):
-        try:
-            got = der.pem_decode(cp.config.get("ocppsc")) if p is None else der.pem_read(p)
-            while got:
-                yield x509.parse(got.pop(0))
-        except (OSError, ValueError) as e:  # the rest of that text or file is skipped
-            log.error("certs", "unusable root", p or "ocppsc", e)
+    got = der.pem_decode(cp.config.get("ocppsc"), only=i) if path is None else der.pem_read(
+        path, only=i)
+    return x509.light(got[0]) if got else None
 
 
 def client_pair(cp):
@@ -100,49 +114,62 @@ def take_pem(payload, key):
 
 def install(cp, kind, payload):
     """"Accepted" | "Rejected" | "Failed" (InstallCertificate.conf status) for the PEM text
-    of payload["certificate"] (dropped from the payload once decoded)."""
-    import der
-
+    of payload["certificate"] (dropped from the payload once decoded). The certificate is
+    written ahead (new.pem) so that its DER can go before its signature is checked; it
+    takes its name only once accepted, and is removed otherwise."""
     from firmware.ocpp import router
 
+    new = _dir(cp) + "/new.pem"
     try:
-        ders = router.roomy(take_pem, payload, "certificate")
+        name = _stage(cp, kind, payload, new)
     except ValueError:
+        name = None
+    except OSError as e:
+        log.error("certs", "write failed", e)
+        return "Failed"
+    if name is None or not router.roomy(_is_root, new):  # reads only: may run twice
+        fs.remove(new)
         return "Rejected"
-    c = router.roomy(_root, ders)  # reads only: may run twice
-    if c is None:
-        return "Rejected"
-    digest = binascii.hexlify(hashlib.sha256(c["der"]).digest()).decode()
-    name = _PREFIX[TYPES.index(kind)] + digest[:16] + ".pem"
     path = _dir(cp) + "/" + name
     have = files(cp)
-    if path in have:
-        return "Accepted"
-    if len(have) >= cp.config.get("CertificateStoreMaxLength"):
-        return "Rejected"
+    if path in have or len(have) >= cp.config.get("CertificateStoreMaxLength"):
+        fs.remove(new)
+        return "Accepted" if path in have else "Rejected"
     try:
-        fs.makedirs(_dir(cp))
-        fs.write_atomic(path, lambda f: der.pem_write(f, c["der"]))
+        fs.commit(new, path)
     except OSError as e:
         log.error("certs", "write failed", e)
         return "Failed"
     return "Accepted"
 
 
-def _root(ders):
-    """The parsed certificate when `ders` is one self-signed CA certificate whose signature
-    verifies, else None."""
-    import x509
+def _stage(cp, kind, payload, new):
+    """The file name of the one certificate of the payload's text, written to `new`; None
+    when the text holds more or fewer. ValueError if it is not PEM. A function of its own:
+    the DER goes when it returns."""
+    import der
 
+    from firmware.ocpp import router
+
+    ders = router.roomy(take_pem, payload, "certificate")
     if len(ders) != 1:
         return None
+    digest = binascii.hexlify(hashlib.sha256(ders[0]).digest()).decode()
+    fs.makedirs(_dir(cp))
+    fs.write_atomic(new, lambda f: der.pem_write(f, ders[0]))
+    return _PREFIX[TYPES.index(kind)] + digest[:16] + ".pem"
+
+
+def _is_root(path):
+    """True when the file holds one self-signed CA certificate whose signature verifies."""
+    import x509
+
     try:
-        c = x509.parse(ders[0])
+        c = _light(None, path, 0)
     except ValueError:
-        return None
-    if not c["ca"] or c["issuer"] != c["subject"] or not x509.verify_signed_by(c, c):
-        return None
-    return c
+        return False
+    return (c is not None and c["ca"] and c["issuer"] == c["subject"]
+            and x509.verify_signed_by(c, c))
 
 
 def hash_data(path):

@@ -41,129 +41,123 @@ def new_csr(cp):
 
 
 def _rooted(cp, last):
-    """None when `last` (x509.signed_part of a chain's last certificate) is, or is signed by,
-    a trusted root (certs.roots), else the reason."""
-    import hashlib
-
+    """None when `last` (x509.light of a chain's last certificate) is, or is signed by, a
+    trusted root (certs.roots), else the reason."""
     import x509
 
     from firmware.security import certs
 
     for root in certs.roots(cp):
-        if hashlib.sha256(root["der"]).digest() == last["sha"] or x509.verify_signed_by(
-                last, root):
+        if root["sha"] == last["sha"] or x509.verify_signed_by(last, root):
             return None
     return "does not chain to an installed CentralSystemRootCertificate"
 
 
-def _chain(cp, ders):
-    """The reason the chain itself is refused, or x509.signed_part() of its last
-    certificate. A function of its own: once it returns, nothing on the stack still points
-    at the parsed chain, so each root is read into the room it leaves."""
+def _chain(cp):
+    """The reason the chain written to cp.new is refused, or x509.light of its last
+    certificate. Each is read from there in turn: at most one certificate's DER is on the
+    heap at a time, and none while a signature is checked."""
     import csr
     import x509
 
     from firmware import clock
-
-    if not 0 < len(ders) <= _MAX_CHAIN:
-        return "no certificate"
-    try:
-        chain = [x509.parse(d) for d in ders]
-    except ValueError as e:
-        return "unparsable: %s" % e
-    leaf = chain[0]
-    try:
-        with open(_dir(cp) + "/csr.key") as f:
-            _, q = csr.load_key(f.read())
-    except (OSError, ValueError):
-        return "no certificate request outstanding"
-    if leaf["ca"] or leaf["key_type"] != "ec" or leaf["key"] != q:
-        return "not the key of the certificate request"
-    if leaf["cn"] != cp.info.get("serial"):
-        return "CN is not the serial number"
-    cpo = cp.config.get("CpoName")
-    if cpo and leaf["o"] != cpo:
-        return "O is not CpoName"
-    if clock.is_set() and not leaf["not_before"] <= clock.now() <= leaf["not_after"]:
-        return "not valid now"
-    for i in range(len(chain) - 1):
-        if not chain[i + 1]["ca"] or not x509.verify_signed_by(chain[i], chain[i + 1]):
-            return "certificate %d not signed by the next one" % i
-    return x509.signed_part(chain[-1])
-
-
-def _take(cp, payload):
-    """The DER of each certificate of payload["certificateChain"], the text then dropped from
-    the payload (certs.take_pem); or the reason it is refused. No frame of the caller ever
-    holds the text."""
     from firmware.security import certs
 
-    if len(payload["certificateChain"]) > cp.config.get("CertificateSignedMaxChainSize"):
-        return "chain too long"
-    try:
-        return certs.take_pem(payload, "certificateChain")
-    except ValueError as e:
-        return "unparsable: %s" % e
+    prev = None
+    for i in range(_MAX_CHAIN + 1):
+        try:
+            c = certs._light(cp, _dir(cp) + "/cp.new", i)
+        except ValueError as e:
+            return "unparsable: %s" % e
+        if c is None:
+            break
+        if i == _MAX_CHAIN:
+            return "more than %d certificates" % _MAX_CHAIN
+        if prev is None:  # the leaf
+            try:
+                with open(_dir(cp) + "/csr.key") as f:
+                    _, q = csr.load_key(f.read())
+            except (OSError, ValueError):
+                return "no certificate request outstanding"
+            if c["ca"] or c["key_type"] != "ec" or c["key"] != q:
+                return "not the key of the certificate request"
+            if c["cn"] != cp.info.get("serial"):
+                return "CN is not the serial number"
+            cpo = cp.config.get("CpoName")
+            if cpo and c["o"] != cpo:
+                return "O is not CpoName"
+            if clock.is_set() and not c["not_before"] <= clock.now() <= c["not_after"]:
+                return "not valid now"
+        elif not c["ca"] or not x509.verify_signed_by(prev, c):
+            return "certificate %d not signed by the next one" % (i - 1)
+        prev = c
+    return "no certificate" if prev is None else prev
 
 
 def _stage(cp, payload):
-    """x509.signed_part of the chain's last certificate, with the chain and the key of the
-    request written to cp.new; or the reason the chain is refused. When it returns, the
-    chain's text and DER (up to 10 KB) are let go: each root is then read into their room.
-    Each step reads only, so may run twice (router.roomy); cp.new is written anew."""
-    from firmware.ocpp import router
+    """The chain's text written as it came to cp.new, then dropped from the payload; the
+    reason it is refused, or None. Nothing of it is decoded here: the chain is checked
+    from flash (_chain), so its text and DER are never on the heap at once."""
+    v = payload["certificateChain"]  # a str, or a wsbig.Far: the text on flash already
+    if len(v) > cp.config.get("CertificateSignedMaxChainSize"):
+        return "chain too long"
 
-    ders = router.roomy(_take, cp, payload)
-    if type(ders) is str:
-        return ders
-    last = router.roomy(_chain, cp, ders)
-    if type(last) is str:
-        return last
-    d = _dir(cp)
+    def write(f):
+        for p in v.pieces() if hasattr(v, "pieces") else (v,):
+            f.write(p)
+
     try:
-        with open(d + "/csr.key") as f:
-            key = f.read()
-        import der
-
-        def write(f):
-            for c in ders:
-                der.pem_write(f, c)
-            f.write(key)
-
-        fs.write_atomic(d + "/cp.new", write)
+        fs.makedirs(_dir(cp))
+        fs.write_atomic(_dir(cp) + "/cp.new", write)
     except OSError as e:
         return "write failed: %r" % (e,)
-    return last
+    del payload["certificateChain"]
+    return None
+
+
+def _commit(cp):
+    """cp.pem from the checked chain of cp.new (each certificate as PEM, as pem_write makes
+    it: nothing else of the text the central system sent) and the request's key."""
+    import der
+
+    d = _dir(cp)
+    with open(d + "/csr.key") as f:
+        key = f.read()
+
+    def write(f):
+        i = 0
+        while True:
+            got = der.pem_read(d + "/cp.new", only=i)  # one certificate at a time
+            if not got:
+                break
+            der.pem_write(f, got[0])
+            i += 1
+        f.write(key)
+
+    fs.write_atomic(d + "/cp.pem", write)
 
 
 def install(cp, payload):
     """"Accepted" or "Rejected" (CertificateSigned.conf) for the PEM chain of
-    payload["certificateChain"] (dropped from the payload once decoded); a rejection raises
-    the security event InvalidChargePointCertificate. The chain is written ahead (cp.new)
-    and takes the place of cp.pem only once it is known to chain to a trusted root; a
-    power cut in between leaves cp.new, never read, written anew by the next chain."""
-    import os
-
+    payload["certificateChain"] (dropped from the payload once on flash); a rejection
+    raises the security event InvalidChargePointCertificate. The chain is written ahead
+    (cp.new) and checked from there; cp.pem is made from it only once it is accepted. A
+    power cut in between leaves cp.new, never used, written anew by the next chain."""
     from firmware.ocpp import router
 
-    last = _stage(cp, payload)
-    why = last if type(last) is str else router.roomy(_rooted, cp, last)  # reads only
-    d = _dir(cp)
+    why = _stage(cp, payload)
+    if why is None:
+        why = router.roomy(_chain, cp)  # reads only: may run twice
+    if type(why) is not str:
+        why = router.roomy(_rooted, cp, why)  # reads only
     if why is None:
         try:
-            fs.commit(d + "/cp.new", d + "/cp.pem")
+            _commit(cp)
         except OSError as e:
             why = "write failed: %r" % (e,)
         else:
-            try:
-                os.remove(d + "/csr.key")  # one certificate per request
-            except OSError:
-                pass
-    else:
-        try:
-            os.remove(d + "/cp.new")
-        except OSError:
-            pass
+            fs.remove(_dir(cp) + "/csr.key")  # one certificate per request
+    fs.remove(_dir(cp) + "/cp.new")
     if why is not None:
         log.error("security", "CertificateSigned rejected:", why)
         if cp.security is not None:
