@@ -368,17 +368,19 @@ def heap_unlocked():
     """The unix port raises SIGINT's KeyboardInterrupt asynchronously, so it can land inside a
     collection and leave the heap locked ("MemoryError: heap is locked" on every allocation):
     the simulator's shutdown could then neither log nor flush the settings. Unlocked here;
-    a heap that was not locked is left as it was."""
+    a heap that was not locked is left as it was. True if it was locked."""
     try:
         import micropython
 
         d = micropython.heap_unlock()
     except (ImportError, AttributeError):  # CPython
-        return
+        return False
+    if d >= 0x4000:  # it was not locked: the depth wrapped (0x7fff on 1.28); back to 0
+        micropython.heap_lock()
+        return False
     while d > 0:
         d = micropython.heap_unlock()
-    if d < 0:  # it was not locked: back to 0
-        micropython.heap_lock()
+    return True
 
 
 def run(hal, data_dir, info, reboot, config=None, api_host="127.0.0.1", api_port=80, sim=None,
@@ -396,6 +398,12 @@ def run(hal, data_dir, info, reboot, config=None, api_host="127.0.0.1", api_port
         asyncio.run(main(cp, api_host, api_port, sim, page))
     except KeyboardInterrupt:
         heap_unlocked()
+        log.info("app", "shutdown")
+    except MemoryError:
+        # The same interrupt landed where the code that unwound from it allocated (a
+        # `finally`): the error of the locked heap came out in its place.
+        if not heap_unlocked():
+            raise
         log.info("app", "shutdown")
     finally:
         # SIGINT in the simulator (KeyboardInterrupt), a reboot (SystemExit on the unix port).

@@ -72,6 +72,7 @@ class SimPilot(base.Pilot):
 
     def read(self):
         h = self._hal
+        h._let_go(h.now_ms())
         if self.f or self.duty == 0:
             return _READ_F
         if self.duty >= 1000:
@@ -297,12 +298,17 @@ class SimHal:
             return 0.0
         return float(min(self.load, self.advertised()))
 
-    def _book(self):
-        """Book the energy since the last change at the power drawn during that interval."""
-        now = self.now_ms()
+    def _let_go(self, now):
+        """The ballast goes once its time is up: checked on every pilot reading (the safety
+        tick, which allocates nothing and runs whatever else is short of memory)."""
         if self._ballast_end is not None and compat.ticks_diff(now, self._ballast_end) >= 0:
             self.ballast = []
             self._ballast_end = None
+
+    def _book(self):
+        """Book the energy since the last change at the power drawn during that interval."""
+        now = self.now_ms()
+        self._let_go(now)
         dt = compat.ticks_diff(now, self._t)
         self._t = now
         if dt > 0:
@@ -360,8 +366,9 @@ class SimHal:
     def _hold(self, kib, seconds):
         """Extension for memory-pressure tests: hold `kib` KiB of the heap in 256-byte
         blocks (as much of it as there is room for) for `seconds` (0: until changed), so a
-        test can squeeze the firmware at any moment of a session; the simulated meter's
-        next reading after that lets go, even when the API has no room left to ask."""
+        test can squeeze the firmware at any moment of a session; the next pilot reading
+        after that (the safety tick) lets go, even when the API has no room left to ask and
+        the meter's task has none to read."""
         self.ballast = []
         self._ballast_end = None
         if seconds:

@@ -28,7 +28,7 @@ _SEPARATORS = (",", ":")
 # pieces (Pieces, parsed with json.load), strings longer than _KEEP bytes replaced by CUT.
 # No field of an OCPP 1.6 request the firmware uses is that long (certificate chains:
 # CertificateSignedMaxChainSize, 5600).
-_COMPACT = const(4096)
+_COMPACT = const(2048)
 _KEEP = const(6144)
 CUT = "\x00cut"  # what json.loads makes of lib/wsbig.py's _CUT
 _CLOSE_WAIT_MS = const(2000)

@@ -2,7 +2,6 @@
 against real central systems on 127.0.0.1 (tools/csms.py over ws and wss)."""
 
 import base64
-import concurrent.futures
 import time
 
 import pytest
@@ -44,30 +43,15 @@ def _boots(c):
     return sum(1 for _, a, _p in c.csms.received if a == "BootNotification")
 
 
-def _ask(c, payload):
-    """A call to CP1 on the connection in use. The link may be replaced while it settles (a
-    call sent on the closing one is never answered; also seen, about once in eight full runs
-    under load, for the ChangeConfiguration that causes the reconnect): asked again on the
-    connection in use then. Each payload here is a ChangeConfiguration: asked again with the
-    same value, it is Accepted again and changes nothing."""
-    for attempt in range(3):
-        try:
-            return c.call("CP1", payload)
-        except (TimeoutError, concurrent.futures.TimeoutError):  # distinct before 3.11
-            if attempt == 2:
-                raise
-            c.wait_for(lambda: "CP1" in c.csms.charge_points, timeout=30)
-
-
 def _give_key_and_profile(c, profile):
     boots = _boots(c)
-    resp = _ask(c, call.ChangeConfiguration(key="AuthorizationKey", value=KEY))
+    resp = c.call("CP1", call.ChangeConfiguration(key="AuthorizationKey", value=KEY))
     assert resp.status == "Accepted"
     c.wait_for(lambda: _basic(KEY) in c.csms.auth_headers)  # reconnected with the key
     # The new connection is the one in use once its BootNotification came (not the old,
     # closing one: a call sent there would never be answered).
     c.wait_for(lambda: _boots(c) > boots, timeout=60)
-    resp = _ask(c, call.ChangeConfiguration(key="SecurityProfile", value=str(profile)))
+    resp = c.call("CP1", call.ChangeConfiguration(key="SecurityProfile", value=str(profile)))
     assert resp.status == "Accepted"
 
 

@@ -590,3 +590,40 @@ def test_session_reconnect_defers_to_the_call_in_hand_and_closes_only_its_own_li
     s.rpc.answering = 0
     s.reconnect("settings changed (ocppu)")
     assert s._down.is_set()
+
+
+@pytest.mark.parametrize("fails", [1, 2, 3, 4])
+def test_an_answer_with_no_room_is_tried_again_once_with_room(peer, fails, monkeypatch):
+    """A CALL handled but its answer not encodable for want of memory (nothing of it sent:
+    ws.send_json raises before the first write) is encoded once more after router.shed();
+    failing again, it is answered InternalError (also tried twice); only when that too has no
+    room does the MemoryError go up (the session's reader counts it and keeps the link)."""
+    shed = []
+    monkeypatch.setattr(router, "shed", lambda: shed.append(1))
+    left = [fails]
+
+    async def send_json(msg):
+        if left[0] > 0:
+            left[0] -= 1
+            raise MemoryError("no room")
+        await peer.send(json.dumps(msg))
+
+    async def main():
+        cp = []
+        rpc = RPC(peer.send, cp, send_json=send_json)
+        frame = json.dumps([2, "m1", "Reset", {"type": "Soft"}])
+        if fails == 4:
+            with pytest.raises(MemoryError):
+                await rpc.on_frame(frame)
+        else:
+            await rpc.on_frame(frame)
+        return cp
+
+    cp = run(main())
+    assert cp == [("Reset", "Soft")]  # handled once, never again
+    if fails == 1:
+        assert peer.frames() == [[3, "m1", {"status": "Accepted"}]] and len(shed) == 1
+    elif fails < 4:
+        assert peer.frames() == [[4, "m1", "InternalError", "internal error in Reset", {}]]
+    else:
+        assert peer.frames() == []

@@ -200,7 +200,12 @@ class RPC:
             details = {}
         if type(description) is not str:
             description = str(description)
-        await self._out([_CALLERROR, uid, code, description[:_MAX_DESC], details])
+        msg = [_CALLERROR, uid, code, description[:_MAX_DESC], details]
+        try:
+            await self._out(msg)
+        except MemoryError:  # nothing was sent (lib/ws.py send_json): once more with room
+            router.shed()
+            await self._out(msg)
 
     def _out(self, msg):
         if self._send_json is not None:
@@ -334,15 +339,23 @@ class RPC:
         await self._error(uid, INTERNAL_ERROR, "internal error in " + action)
 
     async def _reply(self, uid, action, payload, res):
-        try:
-            if self._send_json is None:
-                text = json.dumps([_CALLRESULT, uid, res])
-            else:  # encoded and sent in one step; encoding fails before anything is sent
-                await self._send_json([_CALLRESULT, uid, res])
-                text = None
-        except (TypeError, ValueError, RuntimeError, OverflowError, MemoryError) as e:
-            await self._crash(uid, action, e)  # what encoding raises; a lost link goes up
-            return
+        for again in (True, False):
+            try:
+                if self._send_json is None:
+                    text = json.dumps([_CALLRESULT, uid, res])
+                else:  # encoded and sent in one step; encoding fails before anything is sent
+                    await self._send_json([_CALLRESULT, uid, res])
+                    text = None
+                break
+            except MemoryError as e:  # done, but no room to say so: once more with room
+                if again:
+                    router.shed()
+                    continue
+                await self._crash(uid, action, e)
+                return
+            except (TypeError, ValueError, RuntimeError, OverflowError) as e:
+                await self._crash(uid, action, e)  # what encoding raises; a lost link goes up
+                return
         if text is not None:
             await self._send(text)
             text = None

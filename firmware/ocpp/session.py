@@ -282,7 +282,13 @@ class Session:
             if isinstance(msg, bytes):
                 log.warning("ocpp", "binary frame ignored (%d bytes)" % len(msg))
             else:
-                await rpc.on_frame(msg, ws.cut)
+                try:
+                    await rpc.on_frame(msg, ws.cut)
+                except MemoryError:
+                    # Not even the answer could be made (nothing of it was sent: a message
+                    # cut short closes the link instead). Counted; the link stays up, as a
+                    # reconnect (TLS) needs more than the next frame does.
+                    log.memory("ocpp", "answer")
                 msg = None
 
     async def _keepalive(self, ws):
