@@ -627,3 +627,32 @@ def test_an_answer_with_no_room_is_tried_again_once_with_room(peer, fails, monke
         assert peer.frames() == [[4, "m1", "InternalError", "internal error in Reset", {}]]
     else:
         assert peer.frames() == []
+
+
+def test_the_reader_keeps_the_link_when_an_answer_has_no_room():
+    """A MemoryError out of on_frame (no room even for the InternalError) is counted and the
+    next frame is read on the same link; before, the reader task died and the link went."""
+    from firmware.ocpp import session
+    from ws import ConnectionClosed
+
+    frames = ["first", "second"]
+    handled = []
+
+    class Ws:
+        cut = 0
+
+        async def recv(self, raw=False):
+            if not frames:
+                raise ConnectionClosed(1000, "done")
+            return bytearray(frames.pop(0).encode())
+
+    class Rpc:
+        async def on_frame(self, text, cut=0):
+            if bytes(text) == b"first":
+                raise MemoryError("no room for the answer")
+            handled.append(bytes(text))
+
+    before = log.oom
+    with pytest.raises(ConnectionClosed):
+        run(session.Session._reader(None, Ws(), Rpc()))
+    assert handled == [b"second"] and log.oom == before + 1
