@@ -1,5 +1,5 @@
 """Long websocket text frames read in small pieces (WebSocket._compacted in lib/ws.py, for
-frames over 4 KiB): loaded with the first such frame, so the code costs nothing until a
+frames over 2 KiB): loaded with the first such frame, so the code costs nothing until a
 central system sends one.
 
 The frame is read 256 bytes at a time and kept in pieces of about that size (Pieces, a stream
