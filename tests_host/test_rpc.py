@@ -597,7 +597,8 @@ def test_an_answer_with_no_room_is_tried_again_once_with_room(peer, fails, monke
     """A CALL handled but its answer not encodable for want of memory (nothing of it sent:
     ws.send_json raises before the first write) is encoded once more after router.shed();
     failing again, it is answered InternalError (also tried twice); only when that too has no
-    room does the MemoryError go up (the session's reader counts it and keeps the link)."""
+    room does the MemoryError go up: the session's reader counts it, keeps the link, and
+    sends the last word (InternalError made without json.dumps) by the id still unanswered."""
     shed = []
     monkeypatch.setattr(router, "shed", lambda: shed.append(1))
     left = [fails]
@@ -615,8 +616,12 @@ def test_an_answer_with_no_room_is_tried_again_once_with_room(peer, fails, monke
         if fails == 4:
             with pytest.raises(MemoryError):
                 await rpc.on_frame(frame)
+            assert rpc.unanswered == "m1"
+            await rpc.last_word()  # what the session's reader does then, once
+            await rpc.last_word()
         else:
             await rpc.on_frame(frame)
+        assert rpc.unanswered is None
         return cp
 
     cp = run(main())
@@ -625,8 +630,8 @@ def test_an_answer_with_no_room_is_tried_again_once_with_room(peer, fails, monke
         assert peer.frames() == [[3, "m1", {"status": "Accepted"}]] and len(shed) == 1
     elif fails < 4:
         assert peer.frames() == [[4, "m1", "InternalError", "internal error in Reset", {}]]
-    else:
-        assert peer.frames() == []
+    else:  # the last word, made without json.dumps, says so once
+        assert peer.frames() == [[4, "m1", "InternalError", "out of memory", {}]]
 
 
 def test_the_reader_keeps_the_link_when_an_answer_has_no_room():
@@ -652,7 +657,10 @@ def test_the_reader_keeps_the_link_when_an_answer_has_no_room():
                 raise MemoryError("no room for the answer")
             handled.append(bytes(text))
 
+        async def last_word(self):
+            handled.append("last word")
+
     before = log.oom
     with pytest.raises(ConnectionClosed):
         run(session.Session._reader(None, Ws(), Rpc()))
-    assert handled == [b"second"] and log.oom == before + 1
+    assert handled == ["last word", b"second"] and log.oom == before + 1

@@ -147,6 +147,7 @@ class RPC:
         self.closed = False
         self.answering = 0  # CALLs being handled and answered (a sync handler's reply too)
         self.then = None  # fn() to run once none is (a reconnect its answer must precede)
+        self.unanswered = None  # the id of the CALL being handled until its answer is sent
 
     def _next_id(self):
         # Random per RPC object (so ids differ across reconnects and reboots), then a counter.
@@ -206,6 +207,7 @@ class RPC:
         except MemoryError:  # nothing was sent (lib/ws.py send_json): once more with room
             router.shed()
             await self._out(msg)
+        self.unanswered = None
 
     def _out(self, msg):
         if self._send_json is not None:
@@ -215,6 +217,14 @@ class RPC:
     async def _reject(self, uid, code, description):
         log.warning("rpc", "frame refused, %s: %s" % (code, description))
         await self._error(uid, code, description)
+
+    async def last_word(self):
+        """on_frame ran out of memory before the CALL in hand was answered (even its
+        InternalError): that answer once more, made without json.dumps (a few dozen bytes,
+        once the handler's garbage is gone), so the central system is not left waiting."""
+        uid, self.unanswered = self.unanswered, None
+        if uid is not None:
+            await self._send('[4,%s,"InternalError","out of memory",{}]' % json.dumps(uid))
 
     async def on_oom(self, head):
         """A frame the heap had no room for (we are short of memory, the peer did nothing
@@ -229,6 +239,7 @@ class RPC:
         too long to keep (lib/ws.py _compacted): only DataTransfer's `data` may be that
         long (its handler answers it); in any other CALL a field is beyond its maxLength."""
         done = getattr(text, "discard", None)  # a frame kept on flash: its files go last
+        self.unanswered = None
         try:
             try:
                 msg = _loads(text)
@@ -265,7 +276,9 @@ class RPC:
             elif cut and msg[2] != "DataTransfer":
                 await self._reject(rid, PROPERTY_CONSTRAINT_VIOLATION, "a string over 6 KiB")
             else:
+                self.unanswered = uid
                 await self._call(uid, msg[2], msg[3], cut)
+                self.unanswered = None
         finally:  # after the handler, which may read a long string from flash (wsbig.Far)
             if done is not None:
                 done()
@@ -297,6 +310,7 @@ class RPC:
                     # An async handler (e.g. UnlockConnector waits for the lock): it answers
                     # when it finishes, in its own task, so frames keep being read meanwhile.
                     asyncio.create_task(self._finish(uid, action, payload, res))
+                    self.unanswered = None  # its task answers, whatever happens here
                     return True
                 raise TypeError("handler returned " + str(type(res)))
         except OCPPError as e:
@@ -346,6 +360,7 @@ class RPC:
                 else:  # encoded and sent in one step; encoding fails before anything is sent
                     await self._send_json([_CALLRESULT, uid, res])
                     text = None
+                    self.unanswered = None
                 break
             except MemoryError as e:  # done, but no room to say so: once more with room
                 if again:
@@ -359,6 +374,7 @@ class RPC:
         if text is not None:
             await self._send(text)
             text = None
+            self.unanswered = None
         fn = router.AFTER.get(action)
         if fn is not None:
             try:

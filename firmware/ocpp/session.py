@@ -287,8 +287,14 @@ class Session:
                 except MemoryError:
                     # Not even the answer could be made (nothing of it was sent: a message
                     # cut short closes the link instead). Counted; the link stays up, as a
-                    # reconnect (TLS) needs more than the next frame does.
+                    # reconnect (TLS) needs more than the next frame does; the CALL gets
+                    # its InternalError if there is room for it now.
                     log.memory("ocpp", "answer")
+                    msg = None
+                    try:
+                        await rpc.last_word()
+                    except MemoryError:
+                        pass
                 msg = None
 
     async def _keepalive(self, ws):
