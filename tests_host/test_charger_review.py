@@ -122,19 +122,19 @@ def flaky_pp(r, every):
     return n
 
 
-def test_failing_tick_opens_latches_and_stays_open_in_run(monkeypatch):
-    r = Rig().charge()
-    good = r.hal.pp.read_ohms
-    flaky_pp(r, 10)
-    ops = record_relay(r)
+def run_loop(r, monkeypatch, ms, each=None):
+    """The real run() loop for `ms` of the rig's clock (20 ms an iteration); each(elapsed)
+    is called at every iteration."""
     start = r.t
 
     class Stop(BaseException):
         pass
 
-    async def fake_sleep(s):  # the real run() loop, the fake clock advanced per iteration
+    async def fake_sleep(s):
         r.t += 20
-        if r.t - start > 1000:
+        if each is not None:
+            each(r.t - start)
+        if r.t - start > ms:
             raise Stop()
 
     monkeypatch.setattr(asyncio, "sleep", fake_sleep)
@@ -143,6 +143,14 @@ def test_failing_tick_opens_latches_and_stays_open_in_run(monkeypatch):
     except Stop:
         pass
     monkeypatch.undo()
+
+
+def test_failing_tick_opens_latches_and_stays_open_in_run(monkeypatch):
+    r = Rig().charge()
+    good = r.hal.pp.read_ohms
+    flaky_pp(r, 10)
+    ops = record_relay(r)
+    run_loop(r, monkeypatch, 1000)
     assert [o for _, o in ops] == ["O"]  # opened once, never closed again
     assert r.c.err == ch.ERR_UNKNOWN and "tick" in r.c.faults and r.c.car == 5
     assert r.hal.pilot.duty == 1000
@@ -152,6 +160,44 @@ def test_failing_tick_opens_latches_and_stays_open_in_run(monkeypatch):
     assert r.c.reset_fault()
     r.step(200)
     assert r.closed and r.c.err == 0
+
+
+def test_a_fail_safe_with_no_room_keeps_the_loop_and_the_power_off(monkeypatch):
+    """A tick fails while the heap is full: the fail safe opens the contactor (its first
+    step, allocating nothing), then has no room to latch the fault "tick" or log it. The
+    MemoryError no longer ends the safety loop (run() goes on, counted in oom), and until
+    the fault could be latched the contactor stays open; once latched it holds as ever."""
+    import log
+
+    r = Rig().charge()
+    assert r.closed
+    good = r.hal.pp.read_ohms
+    r.hal.pp.read_ohms = lambda: 1 / 0  # one broken tick...
+    ops = record_relay(r)
+    room = [0]
+
+    class Full(dict):  # ...and no room to latch its fault for the next 20 ticks
+        def __setitem__(self, k, v):
+            if k == "tick" and room[0] < 20:
+                room[0] += 1
+                raise MemoryError("no room")
+            super().__setitem__(k, v)
+
+    r.c.faults = Full(r.c.faults)
+    before = log.oom
+
+    def each(elapsed):
+        if elapsed == 100:
+            r.hal.pp.read_ohms = good  # the input is well again: only the latch is missing
+
+    run_loop(r, monkeypatch, 2000, each)
+    assert [o for _, o in ops] == ["O"]  # opened once, never closed while unlatched
+    assert log.oom > before and room[0] == 20 and "tick" in r.c.faults
+    r.step(2000)
+    assert not r.closed  # latched now
+    assert r.c.reset_fault()
+    r.step(200)
+    assert r.closed
 
 
 def test_tick_fault_clears_on_unplug():

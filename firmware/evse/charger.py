@@ -173,6 +173,7 @@ class Charger:
         self.offered = None
         self.meter_ok = True
         self.faults = {}
+        self._unlatched = False  # a failed tick whose fault "tick" had no room yet: no power
         self.counters = {"rcd_trips": 0, "welds": 0, "rcd_resets": 0}
         # the car, as the pilot shows it
         self._cp = "A"  # accepted pilot state (A..E, X invalid); kept while in state F
@@ -290,6 +291,9 @@ class Charger:
     # -- the 20 ms safety tick: sense, decide, actuate
     def tick(self):
         now = self._now()
+        if self._unlatched:  # a failed tick had no room to latch its fault: first that
+            self._fault("tick", ERR_UNKNOWN)
+            self._unlatched = False
         self._age(now)
 
         # Sense: read every input once; latch the faults it shows. The contactor feedback
@@ -546,7 +550,8 @@ class Charger:
         """The hard conditions (rules 1, 2, 5): power may be or stay on. When they fail the
         contactor opens in the same tick."""
         vent_ok = cp == "C" or (cp == "D" and self.hal.board["ventilation"])
-        return vent_ok and self._clean() and locked and self._diode and "rcd" not in self.faults
+        return (vent_ok and self._clean() and locked and self._diode and not self._unlatched
+                and "rcd" not in self.faults)
 
     def _power_may_be_on(self, fb):
         """Power may still be on the output: the lock holds, the phases stay."""
@@ -942,9 +947,11 @@ class Charger:
             self._reclose_hold_ms = now
         except Exception:
             pass
+        self._unlatched = True  # allocates nothing: holds until "tick" is latched below
         self._evse_stop_ms = None
         self._diode = False  # judged again on fresh PWM
-        self._fault("tick", ERR_UNKNOWN)
+        self._fault("tick", ERR_UNKNOWN)  # may need room (the dict grows, the log line)
+        self._unlatched = False
         try:
             hal.pilot.set_duty(1000)
             self._duty = 1000
@@ -959,5 +966,11 @@ class Charger:
         import asyncio
 
         while True:
-            self.safe_tick()
+            try:
+                self.safe_tick()
+            except MemoryError:
+                # The fail safe opened the contactor first, then had no room to latch the
+                # fault or log it (`_unlatched` keeps the power off until it can): the
+                # safety loop goes on, never ends for want of memory.
+                log.oom += 1
             await asyncio.sleep(0.02)
