@@ -60,9 +60,13 @@ def peer():
 
 @pytest.fixture(autouse=True)
 def routes():
-    """Only this module's handlers, restored afterwards (other modules register theirs)."""
-    saved = dict(router.HANDLERS), dict(router.AFTER), dict(router.SCHEMAS)
-    for d in (router.HANDLERS, router.AFTER, router.SCHEMAS):
+    """Only this module's handlers, restored afterwards (other modules register theirs).
+    LOADED too: router.shed() (a MemoryError's retry) drops the handlers of the actions
+    listed there, which would take this module's Reset if an earlier test loaded the real
+    one in the same worker."""
+    tables = (router.HANDLERS, router.AFTER, router.SCHEMAS, router.LOADED)
+    saved = [dict(d) for d in tables]
+    for d in tables:
         d.clear()
     LOG.clear()
 
@@ -82,7 +86,7 @@ def routes():
         return {"status": {}["boom"]}  # KeyError: a handler bug
 
     yield
-    for d, s in zip((router.HANDLERS, router.AFTER, router.SCHEMAS), saved, strict=True):
+    for d, s in zip(tables, saved, strict=True):
         d.clear()
         d.update(s)
 
