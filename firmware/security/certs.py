@@ -115,11 +115,12 @@ def take_pem(payload, key):
 def install(cp, kind, payload):
     """"Accepted" | "Rejected" | "Failed" (InstallCertificate.conf status) for the PEM text
     of payload["certificate"] (dropped from the payload once decoded). The certificate is
-    written ahead (new.pem) so that its DER can go before its signature is checked; it
-    takes its name only once accepted, and is removed otherwise."""
+    written ahead (new.part: not a .pem, so never taken for an installed root) so that its
+    DER can go before its signature is checked; it takes its name only once accepted, and
+    is removed otherwise."""
     from firmware.ocpp import router
 
-    new = _dir(cp) + "/new.pem"
+    new = _dir(cp) + "/new.part"
     try:
         name = _stage(cp, kind, payload, new)
     except ValueError:
