@@ -75,7 +75,6 @@ def remove(path):
         pass
 
 
-
 def _load(path):
     with open(path) as f:
         return json.loads(f.read())

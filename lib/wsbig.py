@@ -121,15 +121,12 @@ class Spooled(_Base):
 
     def discard(self):
         """The message is handled: its files go (up to 16 KB of flash)."""
-        import os
+        import fs
 
         self.close()
-        for p in (self.path, self.far and self.far[0]):
-            try:
-                if p:
-                    os.remove(p)
-            except OSError:
-                pass
+        fs.remove(self.path)
+        if self.far is not None:
+            fs.remove(self.far[0])
 
     def close(self):
         if self._f is not None:

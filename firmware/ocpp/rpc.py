@@ -276,9 +276,8 @@ class RPC:
             elif cut and msg[2] != "DataTransfer":
                 await self._reject(rid, PROPERTY_CONSTRAINT_VIOLATION, "a string over 6 KiB")
             else:
-                self.unanswered = uid
+                self.unanswered = uid  # until its answer is sent (_reply, _error)
                 await self._call(uid, msg[2], msg[3], cut)
-                self.unanswered = None
         finally:  # after the handler, which may read a long string from flash (wsbig.Far)
             if done is not None:
                 done()
