@@ -328,7 +328,8 @@ async def _housekeeping(cp):
         uptime_ms()  # keeps the unwrapped uptime exact across ticks_ms wraps
         await _watch(cp, ticks_ms())
         cp.config.flush()  # LAZY settings (amp, frc, ...) at most once per 5 minutes
-        router.sweep(ticks_ms())  # message modules of requests not seen for a minute
+        router.sweep(ticks_ms())  # message modules of requests not seen for a minute (or
+        #                            at once on a tight heap)
         _revive(cp)
         await asleep_ms(1000)
 

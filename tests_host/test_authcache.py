@@ -68,14 +68,102 @@ def test_clear_cache_clears_the_cache_and_nothing_else(tmp_path):
     assert len(Journal(d)) == 1 and Journal(d).open_transaction(1) is not None
 
 
-def test_corrupt_cache_file_means_an_empty_cache(tmp_path):
-    (tmp_path / "authcache.json").write_text('{"v": 1, "e": {"A": [')
+BAD_TABLES = (
+    '{"v": 2}\n["A", "Accepted", null, null',  # torn line
+    '{"v": 2',  # torn header
+    '[1]\n',  # header not an object
+    '{"v": 2}\n["A", "Accepted", null, null, 1]\n5\n',  # a line not an entry
+    '{"v": 2}\n["A", "Accepted", null, null]\n',  # a field short
+    '{"v": 2}\n[5, "Accepted", null, null, 1]\n',  # idTag not a string
+    '{"v": 2}\n["A", 7, null, null, 1]\n',  # status not a string
+    '{"v": 2}\n["A", "Accepted", null, null, "x"]\n',  # use not a number
+)
+
+
+def test_corrupt_cache_file_means_an_empty_cache(tmp_path, capsys):
+    for bad in BAD_TABLES:
+        (tmp_path / "authcache.jsonl").write_text(bad)
+        c = AuthCache(str(tmp_path))
+        assert len(c) == 0 and c.get("A", T0) is None, bad
+        assert "unreadable" in capsys.readouterr().out
+        c.put("B", {"status": "Accepted"})  # starts again: nothing of the bad file kept
+        again = AuthCache(str(tmp_path))
+        assert len(again) == 1 and again.get("B", T0) == {"status": "Accepted"}, bad
+
+
+def test_cache_file_gone_bad_since_boot_starts_again_with_the_new_entry(tmp_path):
     c = AuthCache(str(tmp_path))
-    assert len(c) == 0
     c.put("A", {"status": "Accepted"})
-    assert AuthCache(str(tmp_path)).get("A", T0) == {"status": "Accepted"}
-    (tmp_path / "authcache.json").write_text('{"v": 1, "e": {"A": 5}}')
-    assert len(AuthCache(str(tmp_path))) == 0
+    (tmp_path / "authcache.jsonl").write_text('{"v": 2}\n["A", "Acc')
+    c.put("B", {"status": "Accepted"})
+    again = AuthCache(str(tmp_path))
+    assert len(again) == 1 and again.get("B", T0) and again.get("A", T0) is None
+
+
+def test_corrupt_local_list_means_no_list(tmp_path, capsys):
+    for bad in [b.replace(", 1]", "]") for b in BAD_TABLES] + ['{"v": 2, "ver": "x"}\n']:
+        (tmp_path / "locallist.jsonl").write_text(bad)
+        ll = LocalList(str(tmp_path))
+        assert (ll.version(), len(ll), ll.get("A", T0)) == (0, 0, None), bad
+        assert "unreadable" in capsys.readouterr().out
+        # A Differential update does not build on it; a Full one replaces it.
+        assert ll.update(1, "Full", [{"idTag": "C", "idTagInfo": {"status": "Accepted"}}]) == (
+            "Accepted")
+        assert LocalList(str(tmp_path)).get("C", T0) == {"status": "Accepted"}
+
+
+def test_tables_of_format_1_are_rewritten_as_lines_once(tmp_path, capsys):
+    old_cache = {"v": 1, "e": {"A": ["Accepted", LATER, "P", 3], "B": ["Blocked", None, None, 1]}}
+    old_list = {"v": 1, "ver": 4, "e": {"L": ["Accepted", None, "P"], "M": ["Invalid", None,
+                                                                          None]}}
+    (tmp_path / "authcache.json").write_text(json.dumps(old_cache))
+    (tmp_path / "locallist.json").write_text(json.dumps(old_list))
+    c, ll = AuthCache(str(tmp_path)), LocalList(str(tmp_path))
+    assert not (tmp_path / "authcache.json").exists()
+    assert not (tmp_path / "locallist.json").exists()
+    assert len(c) == 2 and c.get("A", T0) == {"status": "Accepted", "expiryDate": LATER,
+                                              "parentIdTag": "P"}
+    assert c.get("B", T0) == {"status": "Blocked"}
+    assert (ll.version(), len(ll)) == (4, 2)
+    assert ll.get("L", T0) == {"status": "Accepted", "parentIdTag": "P"}
+    assert ll.get("M", T0) == {"status": "Invalid"}
+    # The uses came along: "B" (use 1) is the least recently used one.
+    c = AuthCache(str(tmp_path), max_entries=2)
+    c.put("C", {"status": "Accepted"}, T0)
+    assert c.get("B", T0) is None and c.get("A", T0) and c.get("C", T0)
+    # One that cannot be read is dropped (logged); beside a table of lines it only goes.
+    (tmp_path / "locallist.json").write_text('{"v": 1, "ver": 4, "e": {"L": 5}}')
+    (tmp_path / "authcache.json").write_text(json.dumps(old_cache))
+    assert LocalList(str(tmp_path)).version() == 4 and len(AuthCache(str(tmp_path))) == 2
+    assert not (tmp_path / "authcache.json").exists()
+    assert not (tmp_path / "locallist.json").exists()
+    (tmp_path / "locallist.jsonl").unlink()
+    (tmp_path / "locallist.json").write_text('{"v": 1, "ver": 4, "e": {"L": 5}}')
+    assert LocalList(str(tmp_path)).version() == 0
+    assert "unreadable" in capsys.readouterr().out
+
+
+def test_a_full_flash_keeps_the_old_table_for_the_next_boot(tmp_path, monkeypatch):
+    import fs
+
+    old_list = {"v": 1, "ver": 4, "e": {"L": ["Accepted", None, None]}}
+    (tmp_path / "locallist.json").write_text(json.dumps(old_list))
+
+    def full(path, data):
+        raise OSError(28, "ENOSPC")
+
+    monkeypatch.setattr(fs, "write_atomic", full)
+    assert LocalList(str(tmp_path)).version() == 0
+    assert (tmp_path / "locallist.json").exists()
+    monkeypatch.undo()
+    assert LocalList(str(tmp_path)).get("L", T0) == {"status": "Accepted"}
+    ll = LocalList(str(tmp_path))
+    monkeypatch.setattr(fs, "write_atomic", full)
+    assert ll.update(5, "Differential", [{"idTag": "N", "idTagInfo": {"status": "Accepted"}}]
+                     ) == "Failed"
+    monkeypatch.undo()
+    again = LocalList(str(tmp_path))
+    assert (again.version(), len(again), again.get("N", T0)) == (4, 1, None)
 
 
 def test_disabled_cache_neither_answers_nor_learns(tmp_path):
@@ -120,6 +208,44 @@ def test_send_local_list_beyond_max_length_fails_and_changes_nothing(tmp_path):
     assert LocalList(str(tmp_path)).version() == 1 and ll.get("A", T0)
     ll.enabled = False
     assert ll.update(9, "Full", []) == "NotSupported"
+
+
+def test_entries_take_no_heap_on_micropython(tmp_path):
+    """A list of 100 cards and a full cache of 64 on the VM: the heap they hold is that of
+    one card (it was ~15 KiB for the list alone when its entries lived in a dict)."""
+    code = """
+import gc, json
+from firmware.authorization.cache import AuthCache
+from firmware.authorization.local_list import LocalList
+d = %r
+def held(n):
+    ll = LocalList(d)
+    r = ll.update(n, "Full", [{"idTag": "CARD%%04d" %% i, "idTagInfo": {
+        "status": "Accepted", "expiryDate": "2030-01-01T00:00:00Z", "parentIdTag": "FLEET"}}
+        for i in range(n)])
+    c = AuthCache(d)
+    for i in range(n if n < 64 else 64):
+        c.put("TAG%%04d" %% i, {"status": "Accepted", "parentIdTag": "FLEET"})
+    c.get("TAG0000", 1700000000)
+    gc.collect()
+    a = gc.mem_alloc()
+    ll = c = None
+    gc.collect()
+    return r, a - gc.mem_alloc()
+one = held(1)
+big = held(100)
+ll, c = LocalList(d), AuthCache(d)
+print(json.dumps([one, big, len(ll), len(c), ll.get("CARD0099", 1700000000),
+                  c.get("TAG0063", 1700000000)]))
+""" % str(tmp_path)
+    r = mp_run(code)
+    assert r.returncode == 0, r.stdout + r.stderr
+    one, big, n_list, n_cache, card, tag = json.loads(r.stdout.strip().splitlines()[-1])
+    assert one[0] == big[0] == "Accepted" and (n_list, n_cache) == (100, 64)
+    assert card == {"status": "Accepted", "expiryDate": "2030-01-01T00:00:00Z",
+                    "parentIdTag": "FLEET"}
+    assert tag == {"status": "Accepted", "parentIdTag": "FLEET"}
+    assert big[1] - one[1] < 256, (one, big)
 
 
 def test_cache_and_list_on_micropython(tmp_path):

@@ -166,6 +166,42 @@ def test_get_diagnostics_answers_a_file_name_or_nothing(tmp_path):
     assert get_diagnostics.get_diagnostics(cp, {"location": "ftp://h/dir/"}) == {}
 
 
+def test_a_finished_diagnostics_task_is_let_go(tmp_path, monkeypatch):
+    """Once its upload is over the service forgets the task: its coroutine (whose frame and
+    function hold the diagnostics module and what it imported) is garbage at once. One
+    started meanwhile is kept."""
+    from firmware.firmware_update import diagnostics
+
+    cp = CP(tmp_path)
+    fw = service.Firmware(cp)
+    told = []
+
+    async def notify(status):
+        told.append(status)
+
+    fw.notify_diag = notify
+    monkeypatch.setattr(diagnostics, "build", lambda *a: 10)
+
+    async def ok(*a, **kw):
+        return True
+
+    monkeypatch.setattr(diagnostics, "upload", ok)
+
+    async def go():
+        fw.diagnostics("http://h/d/", "f.txt", None, None, 1, 0)
+        await fw.diag_task
+        assert fw.diag_task is None
+        fw.diagnostics("http://h/d/", "g.txt", None, None, 1, 0)
+        first = fw.diag_task
+        fw.diag_task = other = asyncio.ensure_future(asyncio.sleep(0))  # a newer one
+        await first
+        assert fw.diag_task is other
+        await other
+
+    asyncio.run(go())
+    assert told == ["Uploading", "Uploaded"] * 2
+
+
 def test_trigger_reports_the_status_in_progress_else_idle(tmp_path):
     cp = CP(tmp_path)
     cp.firmware = service.Firmware(cp)

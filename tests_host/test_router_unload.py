@@ -85,6 +85,25 @@ def test_a_rare_request_leaves_nothing_loaded_and_is_answered_again(tmp_path):
         assert "GetConfiguration" not in router.LOADED
 
 
+def test_on_a_tight_heap_an_answered_request_goes_at_the_next_sweep(tmp_path, monkeypatch):
+    """Less than a quarter of the heap free (gc.mem_free on MicroPython; given here): the
+    module of an answered request goes at the app's next sweep, not a minute later; with
+    room, it stays for the minute."""
+    import gc
+
+    cp = CP(tmp_path)
+    _forget("get_configuration", "GetConfiguration")
+    used = 75_000
+    monkeypatch.setattr(gc, "mem_alloc", lambda: used, raising=False)
+    for free, stays in ((40_000, True), (24_000, False)):
+        monkeypatch.setattr(gc, "mem_free", lambda f=free: f, raising=False)
+        assert call(cp, "GetConfiguration", {"key": ["HeartbeatInterval"]})[0] == 3
+        assert router.tight() is not stays
+        router.sweep(ticks_ms())
+        assert ("firmware.ops.get_configuration" in sys.modules) is stays, free
+    assert "GetConfiguration" not in router.HANDLERS and "GetConfiguration" not in router.LOADED
+
+
 def test_an_error_answer_drops_the_module_too(tmp_path):
     cp = CP(tmp_path)
     _forget("change_configuration", "ChangeConfiguration")

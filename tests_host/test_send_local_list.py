@@ -144,3 +144,15 @@ def test_version_is_0_exactly_when_the_list_is_empty(tmp_path_factory, reqs):
         if status != "Accepted":
             assert (version(cp), len(cp.auth.local)) == before
         assert LocalList(cp.data_dir).version() == version(cp)  # what a reboot finds
+
+
+def test_the_list_holds_at_most_local_auth_list_max_length(tmp_path):
+    """LocalAuthListMaxLength (64, read-only) is what the list holds: built up in requests of
+    SendLocalListMaxLength (32), one more idTag fails and changes nothing."""
+    cp = make(tmp_path)
+    assert cp.config.get("LocalAuthListMaxLength") == 64
+    assert send(cp, 1, "Full", entries(*["A%d" % i for i in range(32)])) == "Accepted"
+    assert send(cp, 2, "Differential", entries(*["B%d" % i for i in range(32)])) == "Accepted"
+    assert send(cp, 3, "Differential", entries("C")) == "Failed"
+    assert send(cp, 3, "Differential", entries("C") + entries("A0", info=None)) == "Accepted"
+    assert len(LocalList(cp.data_dir)) == 64 and version(cp) == 3

@@ -5,50 +5,51 @@ Version 0 means no list installed: an update that would leave entries under vers
 below) fails and changes nothing. A Full update replaces the list; a Differential one needs
 a listVersion above the installed one (else VersionMismatch), adds or replaces entries with an
 idTagInfo and removes those without. An update that would exceed `max_length`
-(LocalAuthListMaxLength) fails and changes nothing. File `locallist.json`:
-{"v": 1, "ver": n, "e": {idTag: [status, expiryDate or null, parentIdTag or null]}}.
+(LocalAuthListMaxLength) fails and changes nothing.
+
+The list stays on flash, read a line at a time (firmware/authorization/tagfile.py): RAM holds
+its version and length, none of its entries, so its length costs no heap. File
+`locallist.jsonl`: {"v": 2, "ver": n}, then [idTag, status, expiryDate or null, parentIdTag
+or null] a line. A `locallist.json` of format 1 is rewritten as lines at the first boot.
 """
 
-import fs
 import log
 from compat import const
+from firmware.authorization import tagfile
 from firmware.authorization.cache import entry_info
 
-_FORMAT = const(1)
 _MAX_LENGTH = const(100)
+_W = const(4)  # fields of an entry
 
 
 class LocalList:
     def __init__(self, data_dir, max_length=_MAX_LENGTH):
-        self._path = data_dir.rstrip("/") + "/locallist.json"
+        base = data_dir.rstrip("/") + "/locallist."
+        self._path = base + "jsonl"
         self.max_length = max_length
         self.enabled = True  # LocalAuthListEnabled
+        tagfile.migrate(base + "json", self._path, _W, lambda d: {"ver": int(d["ver"])})
+        head, self._n = tagfile.load(self._path, _W, "locallist")
         self._ver = 0
-        self._e = {}
-        d = fs.read_json(self._path, None)
-        if d is not None:
+        if head is not None:
             try:
-                ver = int(d["ver"])
-                e = {}
-                for tag in d["e"]:
-                    v = d["e"][tag]
-                    e[tag] = [str(v[0]), v[1], v[2]]
-                self._ver, self._e = ver, e
+                self._ver = int(head["ver"])
             except Exception as ex:  # noqa: BLE001 - never a failed boot
-                log.error("locallist", "unreadable, no list:", ex)
+                log.error("locallist", "unreadable, no list:", repr(ex))
+                self._n = 0
 
     def version(self):
         """GetLocalListVersion: 0 when no list is installed."""
         return self._ver
 
     def get(self, id_tag, now):
-        if not self.enabled:
+        if not self.enabled or not self._n:
             return None
-        e = self._e.get(id_tag)
-        return None if e is None else entry_info(e, now)
+        e = tagfile.find(self._path, _W, id_tag)
+        return None if e is None else entry_info(e[1:], now)
 
     def __len__(self):
-        return len(self._e)
+        return self._n
 
     def update(self, list_version, update_type, entries):
         """SendLocalList; returns the status for SendLocalList.conf."""
@@ -58,24 +59,45 @@ class LocalList:
             return "Failed"
         if update_type == "Differential" and list_version <= self._ver:
             return "VersionMismatch"
-        e = {} if update_type == "Full" else dict(self._e)
+        new = {}  # idTag -> its entry, or None: removed
         for item in entries or ():
             tag = item.get("idTag") if isinstance(item, dict) else None
             if not isinstance(tag, str):
                 return "Failed"
             info = item.get("idTagInfo")
             if info is None:
-                e.pop(tag, None)
-            elif isinstance(info, dict) and "status" in info:
-                e[tag] = [info["status"], info.get("expiryDate"), info.get("parentIdTag")]
+                new[tag] = None
+            elif isinstance(info, dict) and isinstance(info.get("status"), str):
+                new[tag] = [tag, info["status"], info.get("expiryDate"), info.get("parentIdTag")]
             else:
                 return "Failed"
-        if len(e) > self.max_length or (e and list_version < 1):
+        kept = [0]  # entries of the old list that stay (Differential)
+
+        def count(r):
+            if r[0] not in new:
+                kept[0] += 1
+
+        if update_type == "Differential" and self._n:
+            try:
+                tagfile.scan(self._path, _W, count)
+            except (OSError, ValueError) as ex:
+                log.error("locallist", "cannot read:", repr(ex))
+                return "Failed"
+        n = kept[0] + sum(1 for tag in new if new[tag] is not None)
+        if n > self.max_length or (n and list_version < 1):
             return "Failed"  # version 0 means "no list": never for a list with entries
+
+        def rows(put):
+            if kept[0]:
+                tagfile.scan(self._path, _W, lambda r: None if r[0] in new else put(r))
+            for tag in new:
+                if new[tag] is not None:
+                    put(new[tag])
+
         try:
-            fs.write_json(self._path, {"v": _FORMAT, "ver": list_version, "e": e})
-        except OSError as ex:
-            log.error("locallist", "cannot save:", ex)
+            self._n = tagfile.write(self._path, {"ver": list_version}, rows)
+        except (OSError, ValueError) as ex:
+            log.error("locallist", "cannot save:", repr(ex))
             return "Failed"
-        self._ver, self._e = list_version, e
+        self._ver = list_version
         return "Accepted"

@@ -60,7 +60,7 @@ class Auth:
     def __init__(self, cp):
         self.cp = cp
         self.cache = AuthCache(cp.data_dir)
-        self.local = LocalList(cp.data_dir)
+        self.local = LocalList(cp.data_dir, cp.config.get("LocalAuthListMaxLength"))
         self.configure()
 
     def configure(self, keys=None):

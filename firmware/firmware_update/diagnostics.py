@@ -9,6 +9,7 @@ its value (write-only keys shown as <redacted>, whatever they hold) and the tran
 journal figures.
 """
 
+import asyncio
 import os
 
 import log
@@ -98,4 +99,11 @@ async def run(fw, location, name, start, stop, retries, interval):
         except OSError:
             pass
         fw.diag = None
-    await fw.notify_diag("Uploaded" if ok else "UploadFailed")
+    try:
+        await fw.notify_diag("Uploaded" if ok else "UploadFailed")
+    finally:
+        # Done: the service forgets this task, so this coroutine (its frame keeps its
+        # locals, its function this module's globals, ~2.6 KiB) is garbage now, not at the
+        # next GetDiagnostics (one started meanwhile keeps its own).
+        if fw.diag_task is asyncio.current_task():
+            fw.diag_task = None

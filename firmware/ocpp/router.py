@@ -188,13 +188,29 @@ def done(action, now):
         LOADED[action][1] = now
 
 
-def sweep(now, idle_ms=IDLE_MS):
+def tight():
+    """Less than a quarter of the heap free (MicroPython; never on CPython)."""
+    import gc
+
+    free = getattr(gc, "mem_free", None)
+    if free is None:
+        return False
+    f = free()
+    return f * 4 < f + gc.mem_alloc()
+
+
+def sweep(now, idle_ms=None):
     """Drop the modules of done() actions idle for idle_ms (the app calls it every second):
-    their handlers and sys.modules entries go. Modules with state that outlives the answer
-    (a task in progress, a request kept for the after-handler) say RESIDENT = True and are
-    never dropped. What a running handler or task still references lives on until done."""
+    their handlers and sys.modules entries go. Without idle_ms: IDLE_MS, or at once while
+    the heap is tight() (a burst of the central system's rare requests left their modules
+    behind, and the next one, the largest perhaps, needs the room). Modules with state that
+    outlives the answer (a task in progress, a request kept for the after-handler) say
+    RESIDENT = True and are never dropped. What a running handler or task still references
+    lives on until done."""
     from compat import ticks_diff
 
+    if idle_ms is None:
+        idle_ms = 0 if tight() else IDLE_MS
     for action in [a for a in LOADED if LOADED[a][1] is not None
                    and ticks_diff(now, LOADED[a][1]) >= idle_ms]:
         _drop(action, LOADED.pop(action)[0])
