@@ -31,7 +31,8 @@ from compat import asleep_ms, const
 from fs import free_bytes, makedirs
 
 FORMAT = const(1)
-_BUF = const(1024)
+_BUF = const(512)  # the copy buffer: a small block, found on a fragmented heap too
+_HEAD = const(256)  # format and version come first: "files" is within these bytes
 _MAX_MANIFEST = const(65536)
 _MAX_ENTRY = const(512)
 _RESERVE = const(8192)  # flash that must stay free after unpacking
@@ -82,7 +83,7 @@ class _Manifest:
             k = f.readinto(buf)
             if not k:
                 raise BundleError("truncated: no manifest line")
-            i = bytes(buf[:k]).find(b"\n")
+            i = _newline(buf, k)
             if i >= 0:
                 self.end = n + i
                 break
@@ -90,7 +91,7 @@ class _Manifest:
             if n > _MAX_MANIFEST:
                 raise BundleError("manifest longer than %d bytes" % _MAX_MANIFEST)
         f.seek(0)
-        head = f.read(self.end if self.end < _BUF else _BUF)
+        head = f.read(self.end if self.end < _HEAD else _HEAD)
         i = head.find(b'"files"')
         j = head.find(b"[", i)
         if i < 0 or j < 0 or head[i + 7 : j].strip() != b":":
@@ -142,6 +143,14 @@ class _Manifest:
         rest = pend[1:] + self._read(pos, 16)
         if rest.strip() != b"}" or pos + 16 < self.end:
             raise BundleError("unexpected data after the file list in manifest")
+
+
+def _newline(buf, k):
+    """Index of the first newline in buf[:k], or -1 (no copy of the buffer)."""
+    for i in range(k):
+        if buf[i] == 10:
+            return i
+    return -1
 
 
 def _scan(f, buf):

@@ -93,26 +93,18 @@ def enc_uint(n):
     return enc(0x02, b"\x00" + b if b[0] & 0x80 else b)
 
 
-def pem_decode(text, label="CERTIFICATE", only=None):
-    """The DER of every `label` block in a PEM text (a chain gives several), in order (only:
-    as pem_lines)."""
+def pem_decode(text, label="CERTIFICATE"):
+    """The DER of every `label` block in a PEM text (a chain gives several), in order."""
     if not isinstance(text, str):
         text = bytes(text).decode()
-    return pem_lines(lambda: _text_lines(text), label, only)
+    return pem_lines(lambda: text_lines(text), label)
 
 
-def pem_read(path, label="CERTIFICATE", only=None):
-    """pem_decode of a file, read a line at a time: the text is never held whole (only:
-    as pem_lines)."""
-    return pem_lines(lambda: _file_lines(path), label, only)
-
-
-def pem_lines(lines, label="CERTIFICATE", only=None):
+def pem_lines(lines, label="CERTIFICATE"):
     """pem_decode of the PEM text that lines() yields a line at a time (a long line may come
     in several pieces; the BEGIN and END lines whole). lines() is called twice: the sizes
     first, so that each DER is decoded into one bytearray of its exact size, with no copy
-    of the text and no pieces to join (the only large block is the DER itself). only=i:
-    [the DER of block i] alone ([] when there is none), the others only checked for ends."""
+    of the text and no pieces to join (the only large block is the DER itself)."""
     begin = "-----BEGIN %s-----" % label
     end = "-----END %s-----" % label
     sizes = []
@@ -134,22 +126,13 @@ def pem_lines(lines, label="CERTIFICATE", only=None):
         raise ValueError("PEM: no END line")
     out = []
     blk = None
-    b = -1  # the block the line is in
     for line in lines():
         s = line.strip()
         if blk is None:
             if s == begin:
-                b += 1
-                if only is not None and b != only:
-                    blk = False  # not wanted: skipped up to its END line
-                    continue
-                blk = bytearray(sizes[b])
+                blk = bytearray(sizes[len(out)])
                 pos = 0
                 carry = ""
-            continue
-        if blk is False:
-            if s == end:
-                blk = None
             continue
         last = s == end
         s = carry if last else carry + "".join(s.split())
@@ -169,7 +152,115 @@ def pem_lines(lines, label="CERTIFICATE", only=None):
     return out
 
 
-def _text_lines(text):
+def pem_file(lines, dst, label="CERTIFICATE", only=0):
+    """The DER of block `only` of the PEM text that lines() yields (as pem_lines) written to
+    the file `dst` as it is decoded, a line at a time: no block of the certificate's size is
+    ever held (4 KB for an RSA-4096 one). Returns (blocks in the text, bytes written), the
+    bytes None (and nothing written) when there is no block `only`. ValueError when the text
+    is not PEM: every block is checked for its END line and its base64."""
+    begin = "-----BEGIN %s-----" % label
+    end = "-----END %s-----" % label
+    blocks = 0
+    n = None
+    f = None
+    inside = False
+    try:
+        for line in lines():
+            s = line.strip()
+            if not inside:
+                if s == begin:
+                    inside = True
+                    carry = ""
+                    if blocks == only:
+                        f = open(dst, "wb")
+                        n = 0
+                continue
+            last = s == end
+            s = carry if last else carry + "".join(s.split())
+            k = len(s) if last else len(s) // 4 * 4  # runs of 4 characters; the last: any
+            if k:
+                if k & 3:
+                    raise ValueError("PEM: bad base64")
+                d = binascii.a2b_base64(s[:k])  # ValueError when it is not base64
+                if f is not None and blocks == only:
+                    f.write(d)
+                    n += len(d)
+            carry = s[k:]
+            if last:
+                inside = False
+                blocks += 1
+        if inside:
+            raise ValueError("PEM: no END line")
+    finally:
+        if f is not None:
+            f.close()
+    return blocks, n
+
+
+def pem_copy(f, src, label="CERTIFICATE"):
+    """pem_write of the DER in the file `src`, read 48 bytes at a time."""
+    f.write("-----BEGIN %s-----\n" % label)
+    with open(src, "rb") as g:
+        while True:
+            d = g.read(48)
+            if not d:
+                break
+            f.write(binascii.b2a_base64(d).decode())
+    f.write("-----END %s-----\n" % label)
+
+
+_WIN = 128
+
+
+class Flash:
+    """A DER on flash read like bytes, so that read()/items()/uint()/oid() and x509 walk a
+    certificate without holding it: buf[i] (an int), buf[i:j] (bytes), len(buf), through a
+    window of _WIN bytes; sha(i, j), the SHA-256 of a range, streamed. close() when done."""
+
+    def __init__(self, path):
+        self.f = open(path, "rb")
+        self.n = self.f.seek(0, 2)
+        self.at = 0
+        self.win = b""
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            s, e = i.start or 0, self.n if i.stop is None else min(i.stop, self.n)
+            if self.at <= s and e <= self.at + len(self.win):
+                return self.win[s - self.at : e - self.at]
+            self.f.seek(s)
+            return self.f.read(max(0, e - s))
+        k = i - self.at
+        if not 0 <= k < len(self.win):
+            if not 0 <= i < self.n:
+                raise IndexError("DER: past the end")
+            self.f.seek(i)
+            self.win = self.f.read(_WIN)
+            self.at = i
+            k = 0
+        return self.win[k]
+
+    def sha(self, s, e):
+        import hashlib
+
+        h = hashlib.sha256()
+        self.f.seek(s)
+        while s < e:
+            d = self.f.read(min(_WIN, e - s))
+            if not d:
+                raise ValueError("DER: truncated")
+            h.update(d)
+            s += len(d)
+        return h.digest()
+
+    def close(self):
+        self.f.close()
+
+
+def text_lines(text):
     i = 0
     while i < len(text):
         k = text.find("\n", i)
@@ -178,7 +269,7 @@ def _text_lines(text):
         i = k + 1
 
 
-def _file_lines(path):
+def file_lines(path):
     with open(path) as f:
         for line in f:
             yield line

@@ -5,6 +5,8 @@ never parsed, so no lax padding or DigestInfo reading can be forged (Bleichenbac
 Moduli under 2048 bits are refused, as the OCPP security whitepaper requires.
 """
 
+import gc
+
 from compat import const
 
 _MIN_BYTES = const(256)
@@ -22,6 +24,9 @@ def verify(n, e, digest, sig):
     s = int.from_bytes(sig, "big")
     if s >= n:
         return False
+    # The big integers of pow() need blocks of 2k bytes (1 KiB for RSA-4096): a collection
+    # first joins what garbage there is into free runs where they fit, on a busy heap too.
+    gc.collect()
     em = pow(s, e, n).to_bytes(k, "big")
     # 00 01, k - 54 bytes ff, 00, DigestInfo, digest: compared in place, not built whole.
     return (em[:2] == b"\x00\x01" and em.count(b"\xff", 2, k - 52) == k - 54

@@ -40,7 +40,8 @@ def parse_pem(text):
 
 
 def _parse(data):
-    buf = memoryview(data)
+    flash = isinstance(data, der.Flash)  # light_file(): "digest" and "sha", no "der"/"tbs"
+    buf = data if flash else memoryview(data)
     t, s, e = der.read(buf, 0, len(buf))
     if t != 0x30 or e != len(buf):
         raise ValueError("not a certificate")
@@ -57,8 +58,6 @@ def _parse(data):
     if buf[os_:oe] != buf[ios:ioe]:  # RFC 5280 §4.1.1.2: both must be the same
         raise ValueError("signature algorithm mismatch")
     c = {
-        "der": data,
-        "tbs": buf[tp:te],
         "sig_alg": der.oid(buf, os_, oe),
         "sig": data[ss + 1 : se],
         "serial": der.uint(buf, f[i][2], f[i][3]),
@@ -66,6 +65,12 @@ def _parse(data):
         "subject": _tlv(data, f[i + 4]),
         "ca": False,
     }
+    if flash:
+        c["digest"] = data.sha(tp, te)
+        c["sha"] = data.sha(0, len(data))
+    else:
+        c["der"] = data
+        c["tbs"] = buf[tp:te]
     c["cn"], c["o"] = _names(buf, f[i + 4])
     _, _, vs, ve = f[i + 3]
     (t1, _, s1, e1), (t2, _, s2, e2) = der.items(buf, vs, ve)
@@ -184,6 +189,19 @@ def light(data):
     c["digest"] = hashlib.sha256(c.pop("tbs")).digest()
     c["sha"] = hashlib.sha256(c.pop("der")).digest()
     return c
+
+
+def light_file(path):
+    """light() of the DER certificate in the file at `path`, read through a small window
+    (der.Flash): parsed and hashed with no block of its size held. ValueError if malformed
+    (OSError if unreadable)."""
+    buf = der.Flash(path)
+    try:
+        return _parse(buf)
+    except (IndexError, TypeError):
+        raise ValueError("bad certificate")
+    finally:
+        buf.close()
 
 
 def verify_signed_by(cert, issuer):

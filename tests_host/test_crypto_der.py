@@ -80,9 +80,6 @@ def test_pem_chain_decodes_every_block_in_order_and_round_trips():
     assert loaded.public_bytes(serialization.Encoding.DER) == certs[0].der
     assert max(len(line) for line in again.splitlines()) == 64
     assert der.pem_decode("no pem here") == []
-    for i, c in enumerate(certs):  # one block alone, the others not decoded
-        assert der.pem_decode(text, only=i) == [c.der]
-    assert der.pem_decode(text, only=len(certs)) == []
 
 
 @pytest.mark.parametrize("width", [1, 3, 5, 61, 64, 76, 10000])
@@ -106,7 +103,8 @@ def test_pem_without_end_line_or_with_bad_base64_is_refused():
 
 @pytest.mark.parametrize("size", [1, 47, 48, 49, 4000])
 def test_pem_write_then_pem_read_round_trips_a_chain_on_both_runtimes(tmp_path, size):
-    """What pem_write puts on flash (lines of 64, the last shorter) pem_read gives back, on
+    """What pem_write puts on flash (lines of 64, the last shorter) pem_lines of the file
+    (read a line at a time) and pem_file give back, on
     CPython and on the MicroPython VM, with cryptography agreeing on the text."""
     import base64
 
@@ -117,11 +115,14 @@ def test_pem_write_then_pem_read_round_trips_a_chain_on_both_runtimes(tmp_path, 
             der.pem_write(f, d)
     text = open(path).read()
     assert der.pem_decode(text) == ders
-    assert der.pem_read(path) == ders
+    assert der.pem_lines(lambda: der.file_lines(path)) == ders
+    for i, d in enumerate(ders):
+        assert der.pem_file(lambda: der.file_lines(path), path + ".der", only=i) == (2, len(d))
+        assert open(path + ".der", "rb").read() == d
     first = text.split("-----END CERTIFICATE-----")[0].split("-----\n", 1)[1]
     assert base64.b64decode(first) == ders[0]
     assert all(len(line) <= 64 for line in text.splitlines())
-    code = ("import der\nds = %r\nprint(der.pem_read(%r) == ds)\n"
+    code = ("import der\nds = %r\nprint(der.pem_lines(lambda: der.file_lines(%r)) == ds)\n"
             "with open(%r, 'w') as f:\n for d in ds:\n  der.pem_write(f, d)\n"
             % (ders, path, path + ".mp"))
     r = mp_run(code)
@@ -129,13 +130,91 @@ def test_pem_write_then_pem_read_round_trips_a_chain_on_both_runtimes(tmp_path, 
     assert open(path + ".mp").read() == text
 
 
-def test_pem_read_refuses_a_block_without_end_and_bad_base64(tmp_path):
+def test_pem_of_a_file_refuses_a_block_without_end_and_bad_base64(tmp_path):
     p = tmp_path / "bad.pem"
+
+    def read():
+        return der.pem_lines(lambda: der.file_lines(str(p)))
+
     p.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n")
     with pytest.raises(ValueError):
-        der.pem_read(str(p))
+        read()
     p.write_text("-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n")
     with pytest.raises(ValueError):
-        der.pem_read(str(p))
+        read()
     p.write_text("no pem here\n")
-    assert der.pem_read(str(p)) == []
+    assert read() == []
+
+
+def _pem_file(text, tmp_path, only=0):
+    dst = str(tmp_path / "out.der")
+    got = der.pem_file(lambda: der.text_lines(text), dst, only=only)
+    data = open(dst, "rb").read() if got[1] is not None else None
+    return got, data
+
+
+def test_pem_file_writes_one_block_as_it_decodes(tmp_path):
+    certs = [make_cert("c%d" % i, ec_key()) for i in range(3)]
+    text = "junk before\n" + "\n".join(c.pem for c in certs) + "trailing"
+    for i, c in enumerate(certs):
+        assert _pem_file(text, tmp_path, i) == ((3, len(c.der)), c.der)
+    assert _pem_file(text, tmp_path, 3)[0] == (3, None)
+    assert _pem_file("no pem here", tmp_path)[0] == (0, None)
+    for bad in ("-----BEGIN CERTIFICATE-----\nAAAA\n",
+                "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n",
+                "-----BEGIN CERTIFICATE-----\nAA!A\n-----END CERTIFICATE-----\n",
+                # a later block is checked too, whichever one is written
+                certs[0].pem + "-----BEGIN CERTIFICATE-----\nAAAA\n"):
+        with pytest.raises(ValueError):
+            der.pem_file(lambda b=bad: der.text_lines(b), str(tmp_path / "x.der"))
+
+
+@pytest.mark.parametrize("width", [1, 3, 5, 61, 64, 76, 10000])
+@pytest.mark.parametrize("sep", ["\n", "\r\n", " \n\t"])
+def test_pem_file_at_any_width_with_any_whitespace_decodes_the_same(width, sep, tmp_path):
+    import base64
+
+    cert = make_cert("wrap", ec_key())
+    b = base64.b64encode(cert.der).decode()
+    body = sep.join(b[i : i + width] for i in range(0, len(b), width))
+    text = "-----BEGIN CERTIFICATE-----" + sep + body + sep + "-----END CERTIFICATE-----\n"
+    assert _pem_file(text, tmp_path)[1] == cert.der
+    out = tmp_path / "again.pem"
+    with open(out, "w") as f:
+        der.pem_copy(f, str(tmp_path / "out.der"))
+    assert out.read_text() == der.pem_encode(cert.der)
+
+
+def test_flash_reads_like_the_bytes_on_both_runtimes(tmp_path):
+    """der.Flash: every index and slice of a file as the bytes give it, across its window;
+    past the end an IndexError (which x509 turns into ValueError)."""
+    import hashlib
+
+    data = bytes((i * 7 + 3) & 0xFF for i in range(1000))
+    path = tmp_path / "d.bin"
+    path.write_bytes(data)
+    f = der.Flash(str(path))
+    try:
+        assert len(f) == 1000
+        assert [f[i] for i in (0, 127, 128, 999, 5, 500, 499)] == [
+            data[i] for i in (0, 127, 128, 999, 5, 500, 499)]
+        for s, e in ((0, 10), (120, 140), (990, 1000), (0, 1000), (995, 2000), (7, 7)):
+            assert f[s:e] == data[s:e]
+        assert f.sha(10, 900) == hashlib.sha256(data[10:900]).digest()
+        with pytest.raises(IndexError):
+            f[1000]
+    finally:
+        f.close()
+    code = """
+import der, hashlib
+d = open(%r, "rb").read()
+f = der.Flash(%r)
+ok = all(f[i] == d[i] for i in range(0, 1000, 3)) and f[120:140] == d[120:140]
+ok = ok and f[990:1000] == d[990:1000] and f.sha(0, 1000) == hashlib.sha256(d).digest()
+try:
+    f[1000]
+except IndexError:
+    print(ok)
+""" % (str(path), str(path))
+    r = mp_run(code)
+    assert r.stdout.split() == ["True"], r.stdout + r.stderr

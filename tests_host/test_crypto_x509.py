@@ -275,3 +275,57 @@ print("done", n)
     r = mp_run(code, timeout=120)
     assert r.returncode == 0 and r.stdout.startswith("done"), r.stdout + r.stderr
     assert int(r.stdout.split()[1]) > 300  # most damage is noticed
+
+
+def _light_of_file(tmp_path, data):
+    p = tmp_path / "c.der"
+    p.write_bytes(data)
+    return x509.light_file(str(p))
+
+
+@pytest.mark.parametrize("which", ["ec_root", "rsa_root", "ec_leaf", "rsa_leaf", "rsa_rsa"])
+def test_light_file_reads_from_flash_what_light_reads_from_ram(pki, which, tmp_path):
+    """x509.light_file walks the DER through der.Flash (a window of 128 bytes): the same
+    fields, digests and signature checks as light() of the bytes."""
+    c = pki[which]
+    got = _light_of_file(tmp_path, c.der)
+    assert got == x509.light(c.der)
+    issuer = {"ec_root": "ec_root", "rsa_root": "rsa_root", "ec_leaf": "rsa_root",
+              "rsa_leaf": "ec_root", "rsa_rsa": "rsa_root"}[which]
+    assert x509.verify_signed_by(got, _light_of_file(tmp_path, pki[issuer].der))
+
+
+def test_a_4096_bit_root_read_from_flash_on_micropython(tmp_path):
+    """An RSA-4096 root (~1.4 KB of DER here; 4 KB with a long name and extensions) parsed
+    from flash on the VM: what CPython's light() finds, its self-signature verified."""
+    root = make_cert("Big Root", rsa_key(4096), o="Test CA 4096", ca=True)
+    path = tmp_path / "root.der"
+    path.write_bytes(root.der)
+    code = """
+import x509
+c = x509.light_file(%r)
+print(x509.verify_signed_by(c, c), c["cn"], c["o"], c["ca"], c["serial"], c["sha"].hex(),
+      c["digest"].hex(), c["key"][0] %% 1000003)
+""" % str(path)
+    r = mp_run(code, timeout=120)
+    want = x509.light(root.der)
+    assert r.stdout.split() == [
+        "True", "Big", "Root", "Test", "CA", "4096", "True", str(want["serial"]),
+        want["sha"].hex(), want["digest"].hex(), str(want["key"][0] % 1000003)
+    ], r.stdout + r.stderr
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_damaged_certificates_on_flash_raise_value_error_only(pki, tmp_path_factory, data):
+    der = pki[data.draw(st.sampled_from(sorted(pki)))].der
+    cut = data.draw(st.integers(0, len(der)))
+    pos = data.draw(st.integers(0, len(der) - 1))
+    bad = bytearray(der)
+    bad[pos] ^= data.draw(st.integers(1, 255))
+    d = tmp_path_factory.mktemp("dmg")
+    for blob in (der[:cut], bytes(bad)):
+        try:
+            _light_of_file(d, blob)
+        except ValueError:
+            pass

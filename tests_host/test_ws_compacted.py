@@ -327,9 +327,9 @@ def test_a_certificate_on_flash_is_installed_and_the_files_removed(tmp_path):
     seen = []
     real = certs.take_pem
 
-    def spy(payload, key):
+    def spy(payload, key, *more):
         seen.append(type(payload[key]).__name__)
-        return real(payload, key)
+        return real(payload, key, *more)
 
     certs.take_pem = spy
     offered = "InstallCertificate" in router.OFFERED

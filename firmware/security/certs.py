@@ -22,6 +22,7 @@ import log
 
 TYPES = ("CentralSystemRootCertificate", "ManufacturerRootCertificate")
 _PREFIX = ("cs", "mf")
+_DER = "x509.der"  # a certificate being read, decoded beside its PEM file (_light)
 
 
 def _dir(cp):
@@ -75,14 +76,24 @@ def roots(cp):
 
 
 def _light(cp, path, i):
-    """x509.light of block i of the file at `path` (None: `ocppsc`), or None past the last.
-    A function of its own: the DER goes when it returns."""
+    """x509.light of block i of the PEM file at `path` (None: the `ocppsc` text), or None
+    past the last. The block is decoded to a DER file beside it and parsed from there
+    (x509.light_file), so no block of the certificate's size is held (4 KB for an RSA-4096
+    one) and nothing of it outlives the call."""
     import der
     import x509
 
-    got = der.pem_decode(cp.config.get("ocppsc"), only=i) if path is None else der.pem_read(
-        path, only=i)
-    return x509.light(got[0]) if got else None
+    if path is None:
+        text = cp.config.get("ocppsc")
+        lines = lambda: der.text_lines(text)  # noqa: E731
+        tmp = cp.data_dir.rstrip("/") + "/" + _DER
+    else:
+        lines = lambda: der.file_lines(path)  # noqa: E731
+        tmp = path[: path.rfind("/") + 1] + _DER
+    try:
+        return x509.light_file(tmp) if der.pem_file(lines, tmp, only=i)[1] is not None else None
+    finally:
+        fs.remove(tmp)
 
 
 def client_pair(cp):
@@ -98,18 +109,19 @@ def client_pair(cp):
     return text[:i], text[i:]
 
 
-def take_pem(payload, key):
-    """The DER of each block of the PEM text payload[key], then the text dropped from the
-    payload: a 5.5 KB string freed before any certificate is parsed or checked. A function
-    of its own, so that no frame of its caller keeps the text. ValueError if not PEM; the
-    text stays on an error (a retry after a MemoryError reads it again)."""
+def take_pem(payload, key, dst):
+    """The PEM text payload[key] decoded: the DER of its first block written to the file
+    `dst`, then the text dropped from the payload (a 5.5 KB string freed before any
+    certificate is parsed or checked). (blocks in the text, bytes of the first);
+    ValueError if not PEM, and the text stays on an error (a retry after a MemoryError
+    reads it again)."""
     import der
 
     v = payload[key]
     # A long text the frame kept on flash (wsbig.Far) is decoded from there, a line at a time.
-    ders = der.pem_lines(v.pieces) if hasattr(v, "pieces") else der.pem_decode(v)
+    got = der.pem_file(v.pieces if hasattr(v, "pieces") else (lambda: der.text_lines(v)), dst)
     del payload[key]
-    return ders
+    return got
 
 
 def install(cp, kind, payload):
@@ -146,19 +158,28 @@ def install(cp, kind, payload):
 
 def _stage(cp, kind, payload, new):
     """The file name of the one certificate of the payload's text, written to `new`; None
-    when the text holds more or fewer. ValueError if it is not PEM. A function of its own:
-    the DER goes when it returns."""
+    when the text holds more or fewer. ValueError if it is not PEM. Its DER goes through a
+    file (x509.der), never the heap."""
     import der
 
     from firmware.ocpp import router
 
-    ders = router.roomy(take_pem, payload, "certificate")
-    if len(ders) != 1:
-        return None
-    digest = binascii.hexlify(hashlib.sha256(ders[0]).digest()).decode()
     fs.makedirs(_dir(cp))
-    fs.write_atomic(new, lambda f: der.pem_write(f, ders[0]))
-    return _PREFIX[TYPES.index(kind)] + digest[:16] + ".pem"
+    tmp = _dir(cp) + "/" + _DER
+    try:
+        if router.roomy(take_pem, payload, "certificate", tmp)[0] != 1:
+            return None
+        h = hashlib.sha256()
+        with open(tmp, "rb") as f:
+            while True:
+                d = f.read(256)
+                if not d:
+                    break
+                h.update(d)
+        fs.write_atomic(new, lambda f: der.pem_copy(f, tmp))
+    finally:
+        fs.remove(tmp)
+    return _PREFIX[TYPES.index(kind)] + binascii.hexlify(h.digest()).decode()[:16] + ".pem"
 
 
 def _is_root(path):
@@ -176,7 +197,9 @@ def _is_root(path):
 def hash_data(path):
     import x509
 
-    c = x509.parse_pem(_read(path))[0]
+    c = _light(None, path, 0)
+    if c is None:
+        raise ValueError("no certificate")
     return x509.cert_hash_data(c, c)
 
 

@@ -124,17 +124,20 @@ def _commit(cp):
     with open(d + "/csr.key") as f:
         key = f.read()
 
+    tmp = d + "/cp.der"
+
     def write(f):
         i = 0
-        while True:
-            got = der.pem_read(d + "/cp.new", only=i)  # one certificate at a time
-            if not got:
-                break
-            der.pem_write(f, got[0])
+        # One certificate at a time, through a DER file: none is ever whole on the heap.
+        while der.pem_file(lambda: der.file_lines(d + "/cp.new"), tmp, only=i)[1] is not None:
+            der.pem_copy(f, tmp)
             i += 1
         f.write(key)
 
-    fs.write_atomic(d + "/cp.pem", write)
+    try:
+        fs.write_atomic(d + "/cp.pem", write)
+    finally:
+        fs.remove(tmp)
 
 
 def install(cp, payload):
