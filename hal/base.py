@@ -1,12 +1,13 @@
 """HAL interfaces: what the charger logic expects from the hardware.
 
-The charger (`firmware/evse/charger.py`) gets one `Hal` bundle object whose attributes are the
-parts
-below. Every driver (`hal/esp32/`, `hal/sim.py`, test fakes) implements them by duck typing;
-subclassing the classes here is optional (they document the contract and give safe
-defaults for boards that lack a part). All methods are synchronous unless marked async, and
-every synchronous method must return within a few milliseconds: the charger calls them from
-its 20 ms safety tick.
+The charger (`firmware/evse/charger.py`) gets one `Hal` bundle object whose attributes are
+the parts below. Every driver (`hal/esp32/`, `hal/sim.py`, test fakes) implements them by
+duck typing; subclassing the classes here is optional (they document the contract and give safe
+defaults for boards that lack a part). Nothing imports this module unless a board lacks a
+part (hal/esp32/board.py: no meter, no reader): the simulator's parts do not subclass these,
+so its heap holds no class of them (issue 9). `hal.board_defaults()` is in hal/__init__.py.
+All methods are synchronous unless marked async, and every synchronous method must return
+within a few milliseconds: the charger calls them from its 20 ms safety tick.
 
 Hal bundle attributes
 ---------------------
@@ -157,19 +158,3 @@ class PhaseSwitch:
     def set(self, phases):
         """1 or 3. Only called with the contactor open."""
         raise NotImplementedError
-
-
-def board_defaults(**kw):
-    """A complete `board` dict: defaults for a 3-phase 11 kW socket board, overridden by kw."""
-    b = {
-        "max_current": 16,
-        "phases": 3,
-        "model_kw": 11,
-        "meter": "none",
-        "has_relay_feedback": False,
-        "has_lock": False,
-        "has_pp": False,
-        "ventilation": False,
-    }
-    b.update(kw)
-    return b

@@ -11,7 +11,7 @@ allocations only (tests_host/test_charger_alloc.py).
 
 import compat
 from firmware.evse import pilot as _pilot
-from hal import base
+from hal import board_defaults
 
 _V_NOM = 230.0
 _HIGH = {"A": 12.0, "B": 9.0, "C": 6.0, "D": 3.0, "E": 0.0}
@@ -27,7 +27,7 @@ _READ_E = (0.0, 0.0)
 _LOCK_MS = 300  # lock motor travel time
 
 
-class SimRelay(base.Relay):
+class SimRelay:
     def __init__(self, hal):
         self._hal = hal
         self.closed = False
@@ -53,7 +53,7 @@ class SimRelay(base.Relay):
         return self.contact()
 
 
-class SimPilot(base.Pilot):
+class SimPilot:
     def __init__(self, hal):
         self._hal = hal
         self.duty = 1000
@@ -84,7 +84,7 @@ class SimPilot(base.Pilot):
         return _READ_NO_DIODE[h.cp]
 
 
-class SimPP(base.Proximity):
+class SimPP:
     def __init__(self, hal):
         self._hal = hal
         self.ohms = 220  # a 32 A cable, inserted
@@ -95,7 +95,7 @@ class SimPP(base.Proximity):
         return self.ohms
 
 
-class SimRcd(base.Rcd):
+class SimRcd:
     def __init__(self, hal):
         self._hal = hal
         self.tests = 0
@@ -113,7 +113,7 @@ class SimRcd(base.Rcd):
         h.rcd_latched = h.rcd_fault
 
 
-class SimMeter(base.Meter):
+class SimMeter:
     def __init__(self, hal):
         self._hal = hal
         self.online = True
@@ -148,7 +148,7 @@ class SimMeter(base.Meter):
         }
 
 
-class SimLock(base.Lock):
+class SimLock:
     def __init__(self, hal):
         self._hal = hal
         self.present = bool(hal.board["has_lock"])
@@ -179,7 +179,7 @@ class SimLock(base.Lock):
         return self._pos
 
 
-class SimTemp(base.Temp):
+class SimTemp:
     def __init__(self, hal):
         self._hal = hal
         self._out = [0.0]  # one list, updated in place
@@ -192,7 +192,7 @@ class SimTemp(base.Temp):
         return self._out
 
 
-class SimReader(base.Reader):
+class SimReader:
     def __init__(self):
         self.card = None
 
@@ -202,7 +202,7 @@ class SimReader(base.Reader):
         return c
 
 
-class SimWdt(base.Watchdog):
+class SimWdt:
     def __init__(self):
         self.feeds = 0
 
@@ -210,7 +210,7 @@ class SimWdt(base.Watchdog):
         self.feeds += 1
 
 
-class SimPhaseSwitch(base.PhaseSwitch):
+class SimPhaseSwitch:
     def __init__(self, hal):
         self._hal = hal
         self.phases = hal.board["phases"]
@@ -230,7 +230,7 @@ class SimHal:
 
     def __init__(self, board=None, now_ms=compat.ticks_ms, phase_switch=False, e_wh=0.0,
                  register=None):
-        b = base.board_defaults(
+        b = board_defaults(
             max_current=16, meter="sim", has_relay_feedback=True, has_lock=True, has_pp=True
         )
         if board:

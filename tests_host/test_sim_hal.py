@@ -135,3 +135,14 @@ def test_ballast_holds_heap_then_lets_go_by_itself():
     assert h.state()["ballast"] == 0
     assert h.control({"ballast": "0"})["ballast"] == 0
 
+
+
+def test_the_simulator_does_not_import_the_interface_classes():
+    """hal/base.py documents the HAL and gives null parts to boards that lack one; the
+    simulator's parts do not subclass it, so the firmware on the simulator holds none of its
+    ten classes (issue 9: 1.6 KiB of the 32-bit frozen heap)."""
+    from conftest import mp_run
+
+    r = mp_run("import sys\nfrom hal.sim import SimHal\nh = SimHal()\n"
+               "print('hal.base' in sys.modules, h.board['phases'], h.lock.present)")
+    assert r.stdout.split() == ["False", "3", "True"], r.stdout + r.stderr

@@ -4,7 +4,6 @@ The description is `hal/esp32/board_config.BOARD`, overlaid by `/board.json` whe
 filesystem has one (top-level keys replace, part dicts merge), or the dict passed in.
 """
 
-from hal import base
 from hal.esp32.board_config import BOARD
 
 
@@ -85,6 +84,8 @@ def _lock(desc):
 def _meter(desc):
     m = desc.get("meter")
     if not m or m.get("type", "none") == "none":
+        from hal import base
+
         return base.Meter()  # offline, reads None
     from hal.esp32.meter import make_meter
 
@@ -103,6 +104,8 @@ def _temp(desc):
 
 def _reader(desc):
     if not desc.get("reader"):
+        from hal import base
+
         return base.Reader()
     from hal.esp32.reader import Reader
 
