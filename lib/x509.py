@@ -11,7 +11,8 @@ parse() returns a dict:
   cn, o       subject commonName and organizationName (str or None)
   key_type    "ec" (P-256), "rsa", or None for any other key
   key         (x, y) for "ec", (n, e) for "rsa", None otherwise
-  spk         subjectPublicKey BIT STRING value (bytes, without the unused-bits octet)
+  spk         subjectPublicKey BIT STRING value (bytes, without the unused-bits octet);
+              light() keeps only its SHA-256, "spk_sha"
   not_before, not_after   validity in unix seconds (UTC)
   ca          basicConstraints cA (False when absent)
 p256 and rsa_verify are imported only when a key of their kind is met.
@@ -80,6 +81,8 @@ def _parse(data):
     for x in f[i + 6 :]:
         if x[0] == 0xA3:  # extensions [3] EXPLICIT
             c["ca"] = _is_ca(buf, der.read(buf, x[2], x[3]))
+    if flash:
+        _key_hash(c)
     return c
 
 
@@ -181,14 +184,21 @@ def _verify(key_cert, alg, digest, sig):
 
 
 def light(data):
-    """parse(data) without the DER it points into ("der", "tbs"): "digest" (SHA-256 of the
-    tbsCertificate, what verify_signed_by checks) and "sha" (of the whole certificate) in
-    their place. Called from a function that lets the DER go, a certificate is checked
+    """parse(data) without the DER it points into ("der", "tbs") nor "spk": "digest" (SHA-256
+    of the tbsCertificate, what verify_signed_by checks), "sha" (of the whole certificate)
+    and "spk_sha" (of the subjectPublicKey bits, what cert_hash_data hashes) in their place. Called from a function that lets the DER go, a certificate is checked
     with no block of its size (4 KB for an RSA-4096 one) held."""
     c = parse(data)
     c["digest"] = hashlib.sha256(c.pop("tbs")).digest()
     c["sha"] = hashlib.sha256(c.pop("der")).digest()
+    _key_hash(c)
     return c
+
+
+def _key_hash(c):
+    # A light certificate keeps the SHA-256 of its subjectPublicKey bits (what
+    # cert_hash_data needs), not the bits: 526 bytes less for an RSA-4096 key.
+    c["spk_sha"] = hashlib.sha256(c.pop("spk")).digest()
 
 
 def light_file(path):
@@ -234,7 +244,10 @@ def cert_hash_data(cert, issuer):
     return {
         "hashAlgorithm": "SHA256",
         "issuerNameHash": _hex(cert["issuer"]),  # over the DER issuer Name
-        "issuerKeyHash": _hex(issuer["spk"]),  # over the subjectPublicKey bits
+        # over the subjectPublicKey bits (a light() issuer has only their hash)
+        "issuerKeyHash": binascii.hexlify(
+            issuer["spk_sha"] if "spk_sha" in issuer else hashlib.sha256(issuer["spk"]).digest()
+        ).decode(),
         "serialNumber": "%x" % cert["serial"],  # hex, no leading zeros
     }
 
