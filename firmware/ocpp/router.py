@@ -183,9 +183,13 @@ def done(action, now):
     message module the router imported for it is dropped by sweep() once no CALL of that
     action came for IDLE_MS, so a request the central system sends once a month holds no
     heap in between (from .mpy files: its bytecode) while one it sends every few seconds
-    (a load manager's SetChargingProfile) is not imported again each time."""
+    (a load manager's SetChargingProfile) is not imported again each time. On a tight()
+    heap it goes at once, with every other idle one: the central system's next request,
+    which may follow within milliseconds, needs the room (the app sweeps only every second)."""
     if action in LOADED:
         LOADED[action][1] = now
+        if tight():
+            sweep(now, 0)
 
 
 def tight():
