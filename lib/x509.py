@@ -186,8 +186,9 @@ def _verify(key_cert, alg, digest, sig):
 def light(data):
     """parse(data) without the DER it points into ("der", "tbs") nor "spk": "digest" (SHA-256
     of the tbsCertificate, what verify_signed_by checks), "sha" (of the whole certificate)
-    and "spk_sha" (of the subjectPublicKey bits, what cert_hash_data hashes) in their place. Called from a function that lets the DER go, a certificate is checked
-    with no block of its size (4 KB for an RSA-4096 one) held."""
+    and "spk_sha" (of the subjectPublicKey bits, what cert_hash_data hashes) in their place.
+    Called from a function that lets the DER go, a certificate is checked with no block of
+    its size (4 KB for an RSA-4096 one) held."""
     c = parse(data)
     c["digest"] = hashlib.sha256(c.pop("tbs")).digest()
     c["sha"] = hashlib.sha256(c.pop("der")).digest()
