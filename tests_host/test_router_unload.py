@@ -144,6 +144,7 @@ def test_helpers_of_rare_requests_are_dropped_whenever_no_call_is_in_hand(tmp_pa
     holds no heap at the next. The next user imports them anew and they work."""
     import x509
 
+    from firmware.ops import firmware_status_notification  # noqa: F401 - a rare outgoing one
     from firmware.security import certs
 
     assert "der" in sys.modules and certs.files
@@ -153,7 +154,8 @@ def test_helpers_of_rare_requests_are_dropped_whenever_no_call_is_in_hand(tmp_pa
     assert sys.modules["x509"] is x509 and "firmware.security.certs" in sys.modules
     router.LOADED["UnlockConnector"][1] = ticks_ms()  # answered
     router.sweep(ticks_ms())
-    for name in ("x509", "der", "firmware.security.certs"):
+    for name in ("x509", "der", "firmware.security.certs",
+                 "firmware.ops.firmware_status_notification"):
         assert name not in sys.modules, name
     assert getattr(sys.modules["firmware.security"], "certs", None) is None
     assert "firmware.evse.charger" in sys.modules  # only the helpers

@@ -121,11 +121,16 @@ IDLE_MS = 60000  # a module unused this long is dropped (sweep)
 # Stateless helpers of rare requests (certificates, firmware and log transfers), imported by
 # their handlers and tasks when needed and dropped by sweep() whenever no CALL is in hand:
 # a task still running one keeps what it references, the next user imports it anew. None is
-# imported at the top of a module that stays (that would keep a second copy alive).
+# imported at the top of a module that stays (that would keep a second copy alive). So are
+# the message modules of rare outgoing messages (constants and a send()).
 HELPERS = ("xfer", "ftp", "httpfile", "bundle", "x509", "der", "p256", "csr", "rsa_verify",
            "wsbig", "firmware.firmware_update.install", "firmware.firmware_update.signed",
            "firmware.firmware_update.diagnostics", "firmware.security.certs",
-           "firmware.security.identity", "firmware.security.getlog")
+           "firmware.security.identity", "firmware.security.getlog",
+           "firmware.ops.sign_certificate", "firmware.ops.firmware_status_notification",
+           "firmware.ops.diagnostics_status_notification",
+           "firmware.ops.log_status_notification",
+           "firmware.ops.signed_firmware_status_notification")
 
 
 def on(action, schema=None):
