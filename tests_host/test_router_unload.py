@@ -95,6 +95,7 @@ def test_on_a_tight_heap_an_answered_request_goes_at_the_next_sweep(tmp_path, mo
     _forget("get_configuration", "GetConfiguration")
     used = 75_000
     monkeypatch.setattr(gc, "mem_alloc", lambda: used, raising=False)
+    monkeypatch.setattr(router, "_HEAP", [used + 40_000])
     for free, stays in ((40_000, True), (24_000, False)):
         monkeypatch.setattr(gc, "mem_free", lambda f=free: f, raising=False)
         assert call(cp, "GetConfiguration", {"key": ["HeartbeatInterval"]})[0] == 3
