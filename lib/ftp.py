@@ -12,7 +12,7 @@ from compat import const
 from xfer import TransferError, connect, copy, open_sink, send, split_url, unquote
 
 _MAX_LINES = const(100)
-_BUF = const(1024)
+_BUF = const(512)  # transfer buffer: a small block, found on a fragmented heap too
 
 
 class _Ctl:

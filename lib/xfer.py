@@ -28,7 +28,7 @@ import os
 
 from compat import MICROPYTHON, const, wait_for_ms
 
-_BUF = const(1024)
+_BUF = const(512)  # transfer buffer: a small block, found on a fragmented heap too
 TIMEOUT_MS = const(20000)
 _MAX_REDIRECTS = const(5)
 _MAX_HEADERS = const(50)
