@@ -196,3 +196,26 @@ def test_install_certificate_rules_and_nothing_left_behind(cp):
     assert len(names()) == limit
     assert install(make_cert("Over", ec_key(), ca=True).pem) == "Rejected"
     assert len(names()) == limit and all(n.startswith("cs") for n in names())
+
+
+def test_the_request_key_is_read_and_the_ec_code_let_go(cp):
+    """identity._request_key: the public key of csr.key; csr and p256 leave sys.modules once
+    it is read (router.forget), so the RSA checks of the rest of a chain have the room; the
+    next user imports them anew."""
+    import sys
+
+    import csr
+    import p256
+
+    identity.new_csr(cp)
+    with open(cp.data_dir + "/security/csr.key") as f:
+        want = csr.load_key(f.read())[1]
+    assert "csr" in sys.modules and "p256" in sys.modules
+    assert identity._request_key(cp) == want
+    assert "csr" not in sys.modules and "p256" not in sys.modules
+    os.remove(cp.data_dir + "/security/csr.key")
+    assert identity._request_key(cp) is None
+    import csr as again
+
+    assert again is not csr and again.load_key(csr.key_pem(5, p256.public_key(5)))[1] == (
+        p256.public_key(5))

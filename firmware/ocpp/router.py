@@ -265,6 +265,13 @@ def _drop(action, name):
     _forget("firmware.ops." + name)
 
 
+def forget(*names):
+    """Helpers (HELPERS) a step is done with, let go in the middle of a CALL that still has
+    a long way to go: whoever holds one keeps it, the next user imports it anew."""
+    for name in names:
+        _forget(name)
+
+
 def _forget(name):
     """Out of sys.modules and off its package: the module goes once nothing else holds it."""
     import sys

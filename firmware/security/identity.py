@@ -53,11 +53,27 @@ def _rooted(cp, last):
     return "does not chain to an installed CentralSystemRootCertificate"
 
 
+def _request_key(cp):
+    """The public key of csr.key (the last CSR's), or None. The EC code (csr, p256) goes
+    once it is read: the rest of a chain is RSA more often than not, and its checks need
+    the room."""
+    import csr
+
+    from firmware.ocpp import router
+
+    try:
+        with open(_dir(cp) + "/csr.key") as f:
+            return csr.load_key(f.read())[1]
+    except (OSError, ValueError):
+        return None
+    finally:
+        router.forget("csr", "p256")
+
+
 def _chain(cp):
     """The reason the chain written to cp.new is refused, or x509.light of its last
     certificate. Each is read from there in turn: at most one certificate's DER is on the
     heap at a time, and none while a signature is checked."""
-    import csr
     import x509
 
     from firmware import clock
@@ -74,10 +90,8 @@ def _chain(cp):
         if i == _MAX_CHAIN:
             return "more than %d certificates" % _MAX_CHAIN
         if prev is None:  # the leaf
-            try:
-                with open(_dir(cp) + "/csr.key") as f:
-                    _, q = csr.load_key(f.read())
-            except (OSError, ValueError):
+            q = _request_key(cp)
+            if q is None:
                 return "no certificate request outstanding"
             if c["ca"] or c["key_type"] != "ec" or c["key"] != q:
                 return "not the key of the certificate request"
