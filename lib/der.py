@@ -171,22 +171,35 @@ def pem_file(lines, dst, label="CERTIFICATE", only=0):
                 if s == begin:
                     inside = True
                     carry = ""
+                    chars = got = 0  # base64 characters seen, bytes they decoded to
+                    tail = ""
                     if blocks == only:
                         f = open(dst, "wb")
                         n = 0
                 continue
             last = s == end
-            s = carry if last else carry + "".join(s.split())
+            if not last:
+                s = "".join(s.split())
+                chars += len(s)
+                tail = (tail + s)[-2:]
+                s = carry + s
+            else:
+                s = carry
             k = len(s) if last else len(s) // 4 * 4  # runs of 4 characters; the last: any
             if k:
                 if k & 3:
                     raise ValueError("PEM: bad base64")
                 d = binascii.a2b_base64(s[:k])  # ValueError when it is not base64
+                got += len(d)
                 if f is not None and blocks == only:
                     f.write(d)
                     n += len(d)
             carry = s[k:]
             if last:
+                # What the characters must decode to: padding only at the end, nothing
+                # outside the alphabet (a lenient decoder would skip it), as pem_lines checks.
+                if got != chars * 3 // 4 - tail.count("="):
+                    raise ValueError("PEM: bad base64")
                 inside = False
                 blocks += 1
         if inside:

@@ -219,3 +219,37 @@ def test_the_request_key_is_read_and_the_ec_code_let_go(cp):
 
     assert again is not csr and again.load_key(csr.key_pem(5, p256.public_key(5)))[1] == (
         p256.public_key(5))
+
+
+def test_certificates_are_still_read_when_the_flash_has_no_room_for_a_der(cp, monkeypatch):
+    """Reading a certificate writes its DER beside it (der.pem_file): with no room for it
+    (ENOSPC) the certificate is decoded on the heap as before, so the store still lists,
+    deletes and trusts what it holds; a chain checked then is judged the same."""
+    import hashlib
+
+    import der
+
+    root, sub = _pki(cp)
+    csr = identity.new_csr(cp)
+    chain = _issue(csr, sub) + sub.pem
+    ids = certs.ids(cp, certs.TYPES[0])
+    real = der.pem_file
+
+    def full(lines, dst, *a, **kw):
+        if dst.endswith(".der"):
+            raise OSError(28, "ENOSPC")
+        return real(lines, dst, *a, **kw)
+
+    monkeypatch.setattr(der, "pem_file", full)
+    assert certs.ids(cp, certs.TYPES[0]) == ids and len(ids) == 1
+    assert [c["sha"] for c in certs.roots(cp)] == [hashlib.sha256(root.der).digest()]
+    assert identity._chain(cp).startswith("unreadable")  # no cp.new: judged, not raised
+    with open(cp.data_dir + "/security/cp.new", "w") as f:
+        f.write(chain)
+    last = identity._chain(cp)  # decoded on the heap: the same judgement
+    assert type(last) is dict and last["sha"] == hashlib.sha256(sub.der).digest()
+    assert identity._rooted(cp, last) is None
+    monkeypatch.setattr(der, "pem_file", real)
+    assert _answer(cp, chain) == "Accepted"
+    monkeypatch.setattr(der, "pem_file", full)
+    assert certs.delete(cp, ids[0]) == "Accepted" and certs.files(cp) == []

@@ -163,6 +163,11 @@ def test_pem_file_writes_one_block_as_it_decodes(tmp_path):
     for bad in ("-----BEGIN CERTIFICATE-----\nAAAA\n",
                 "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n",
                 "-----BEGIN CERTIFICATE-----\nAA!A\n-----END CERTIFICATE-----\n",
+                # padding inside, characters outside the alphabet: a lenient decoder would
+                # give other bytes than the text says
+                "-----BEGIN CERTIFICATE-----\nAA==AAAA\n-----END CERTIFICATE-----\n",
+                "-----BEGIN CERTIFICATE-----\nAAA=\nAAAA\n-----END CERTIFICATE-----\n",
+                "-----BEGIN CERTIFICATE-----\nAAAA####AAAA\n-----END CERTIFICATE-----\n",
                 # a later block is checked too, whichever one is written
                 certs[0].pem + "-----BEGIN CERTIFICATE-----\nAAAA\n"):
         with pytest.raises(ValueError):

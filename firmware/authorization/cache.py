@@ -47,6 +47,8 @@ class AuthCache:
         self.writes = 0
         self._used = {}  # idTag -> its last use, for the lookups since the last write
         self._use = 0
+        # A cache of format 1 that cannot be rewritten yet (a full flash) is not served: an
+        # empty cache only means asking the central system again.
         tagfile.migrate(base + "json", self._path, _W, lambda d: {})
 
         def last(r):

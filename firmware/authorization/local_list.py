@@ -28,7 +28,17 @@ class LocalList:
         self._path = base + "jsonl"
         self.max_length = max_length
         self.enabled = True  # LocalAuthListEnabled
-        tagfile.migrate(base + "json", self._path, _W, lambda d: {"ver": int(d["ver"])})
+        self._old_path = base + "json"
+        self._open()
+
+    def _open(self):
+        # A list of format 1 that could not be rewritten as lines (a full flash) is served
+        # from RAM as it was before, and no update is accepted until it is rewritten.
+        self._old = tagfile.migrate(self._old_path, self._path, _W,
+                                    lambda d: {"ver": int(d["ver"])})
+        if self._old is not None:
+            self._ver, self._n = int(self._old["ver"]), len(self._old["e"])
+            return
         head, self._n = tagfile.load(self._path, _W, "locallist")
         self._ver = 0
         if head is not None:
@@ -45,6 +55,9 @@ class LocalList:
     def get(self, id_tag, now):
         if not self.enabled or not self._n:
             return None
+        if self._old is not None:
+            e = self._old["e"].get(id_tag)
+            return None if e is None else entry_info(e, now)
         e = tagfile.find(self._path, _W, id_tag)
         return None if e is None else entry_info(e[1:], now)
 
@@ -57,6 +70,10 @@ class LocalList:
             return "NotSupported"
         if not isinstance(list_version, int) or update_type not in ("Full", "Differential"):
             return "Failed"
+        if self._old is not None:
+            self._open()  # the old list rewritten now, or still nothing changes
+            if self._old is not None:
+                return "Failed"
         if update_type == "Differential" and list_version <= self._ver:
             return "VersionMismatch"
         new = {}  # idTag -> its entry, or None: removed

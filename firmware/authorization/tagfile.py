@@ -104,17 +104,30 @@ def write(path, head, rows):
     return n[0]
 
 
-def migrate(old, path, width, head_of):
-    """A table of format 1 (one JSON document at `old`: {"e": {idTag: [fields]}, ...}) written
-    as lines at `path` once, then removed. One that cannot be read is logged and removed (it
-    never will be); one that cannot be written (a full flash) stays for the next boot. Beside
-    a table of lines (a power cut between the two steps), it is only removed."""
+def _there(path):
     try:
         open(path).close()
-        fs.remove(old)
-        return
+        return True
     except OSError:
-        pass
+        return False
+
+
+def migrate(old, path, width, head_of):
+    """Called first by both tables at boot. A replace that a power cut stopped between the
+    removal of the old table and the rename of the new one (FAT: fs.commit) left only
+    `<path>.tmp`, the complete new table: it takes its place. Then a table of format 1 (one
+    JSON document at `old`: {"e": {idTag: [fields]}, ...}) is written as lines at `path`
+    once, and removed. One that cannot be read is logged and removed (it never will be).
+    One that cannot be written (a full flash) stays for the next boot and is returned (its
+    document), so that the caller can serve it as it did before; None otherwise."""
+    if not _there(path) and _there(path + ".tmp"):
+        try:
+            fs.commit(path + ".tmp", path)
+        except OSError as ex:
+            log.error("auth", "cannot recover", path, repr(ex))
+    if _there(path):
+        fs.remove(old)  # beside a table of lines (a power cut between the two steps)
+        return None
     d = fs.read_json(old, None)
     try:
         e = d["e"]
@@ -127,10 +140,11 @@ def migrate(old, path, width, head_of):
         if d is not None:
             log.error("auth", old, "unreadable, dropped:", repr(ex))
         fs.remove(old)
-        return
+        return None
     try:
         write(path, head, lambda put: [put(r) for r in rows])
     except OSError as ex:
         log.error("auth", "cannot rewrite", old, repr(ex))
-        return
+        return d
     fs.remove(old)
+    return None

@@ -92,6 +92,11 @@ def _light(cp, path, i):
         tmp = path[: path.rfind("/") + 1] + _DER
     try:
         return x509.light_file(tmp) if der.pem_file(lines, tmp, only=i)[1] is not None else None
+    except OSError:
+        # No room on flash for the DER (or no file to read): decoded on the heap, as reads
+        # of certificates were before; a file that cannot be read raises here again.
+        ders = der.pem_lines(lines)
+        return x509.light(ders[i]) if i < len(ders) else None
     finally:
         fs.remove(tmp)
 
@@ -140,7 +145,15 @@ def install(cp, kind, payload):
     except OSError as e:
         log.error("certs", "write failed", e)
         return "Failed"
-    if name is None or not router.roomy(_is_root, new):  # reads only: may run twice
+    try:
+        root = name is not None and router.roomy(_is_root, new)  # reads only: may run twice
+    except OSError as e:
+        log.error("certs", "unreadable", e)
+        root = None
+    if root is None:
+        fs.remove(new)
+        return "Failed"
+    if not root:
         fs.remove(new)
         return "Rejected"
     path = _dir(cp) + "/" + name

@@ -85,6 +85,8 @@ def _chain(cp):
             c = certs._light(cp, _dir(cp) + "/cp.new", i)
         except ValueError as e:
             return "unparsable: %s" % e
+        except OSError as e:
+            return "unreadable: %r" % (e,)
         if c is None:
             break
         if i == _MAX_CHAIN:
