@@ -191,6 +191,50 @@ def test_a_replace_cut_short_on_fat_is_recovered(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["authcache.jsonl", "locallist.jsonl"]
 
 
+def test_disabled_cache_neither_answers_nor_learns(tmp_path):
+    c = AuthCache(str(tmp_path))
+    c.put("A", {"status": "Accepted"})
+    c.enabled = False
+    c.put("B", {"status": "Accepted"})
+    assert c.get("A", T0) is None
+    c.enabled = True
+    assert c.get("A", T0) and c.get("B", T0) is None
+
+
+def test_send_local_list_full_and_differential(tmp_path):
+    d = str(tmp_path)
+    ll = LocalList(d)
+    assert ll.version() == 0
+    full = [{"idTag": "A", "idTagInfo": {"status": "Accepted", "expiryDate": LATER}},
+            {"idTag": "B", "idTagInfo": {"status": "Blocked"}}]
+    check_ocpp("SendLocalList", {"listVersion": 3, "updateType": "Full",
+                                 "localAuthorizationList": full})
+    assert ll.update(3, "Full", full) == "Accepted"
+    assert ll.update(3, "Differential", []) == "VersionMismatch"
+    assert ll.update(2, "Differential", []) == "VersionMismatch"
+    diff = [{"idTag": "B"}, {"idTag": "C", "idTagInfo": {"status": "Accepted"}}]
+    assert ll.update(4, "Differential", diff) == "Accepted"
+    ll = LocalList(d)
+    assert ll.version() == 4
+    assert ll.get("A", T0)["status"] == "Accepted"
+    assert ll.get("A", T0 + 86400)["status"] == "Expired"
+    assert ll.get("B", T0) is None and ll.get("C", T0) == {"status": "Accepted"}
+    assert ll.update(5, "Full", []) == "Accepted"
+    assert len(LocalList(d)) == 0 and LocalList(d).version() == 5
+
+
+def test_send_local_list_beyond_max_length_fails_and_changes_nothing(tmp_path):
+    ll = LocalList(str(tmp_path), max_length=2)
+    assert ll.update(1, "Full", [{"idTag": "A", "idTagInfo": {"status": "Accepted"}}]) == (
+        "Accepted")
+    many = [{"idTag": "X%d" % i, "idTagInfo": {"status": "Accepted"}} for i in range(3)]
+    assert ll.update(2, "Differential", many) == "Failed"
+    assert ll.update(2, "Full", [{"idTag": 5}]) == "Failed"
+    assert LocalList(str(tmp_path)).version() == 1 and ll.get("A", T0)
+    ll.enabled = False
+    assert ll.update(9, "Full", []) == "NotSupported"
+
+
 def test_entries_take_no_heap_on_micropython(tmp_path):
     """A list of 100 cards and a full cache of 64 on the VM: the heap they hold is that of
     one card (it was ~15 KiB for the list alone when its entries lived in a dict)."""
