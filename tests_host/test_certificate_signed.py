@@ -165,8 +165,8 @@ def test_the_pem_text_leaves_the_payload_once_decoded(cp):
 
 
 def test_install_certificate_rules_and_nothing_left_behind(cp):
-    """A root is written ahead (new.part) so its DER can go before its signature is checked:
-    it gets its name only when accepted, and nothing else stays on flash."""
+    """A root is decoded into a DER file (x509.der) and checked from there: it is written
+    under its name only when accepted, and nothing else stays on flash."""
     def install(pem):
         return certs.install(cp, certs.TYPES[0], {"certificate": pem})
 
@@ -188,7 +188,7 @@ def test_install_certificate_rules_and_nothing_left_behind(cp):
         assert install(bad) == "Rejected", bad[:40]
         assert names() == one
     assert install(other.pem) == "Accepted" and len(names()) == 2 and one[0] in names()
-    # The store takes CertificateStoreMaxLength roots: the one written ahead is not counted.
+    # The store takes CertificateStoreMaxLength roots: the one being checked is not counted.
     limit = cp.config.get("CertificateStoreMaxLength")
     while len(names()) < limit - 1:
         assert install(make_cert("More", ec_key(), ca=True).pem) == "Accepted"

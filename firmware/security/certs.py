@@ -14,7 +14,6 @@ while SecurityProfile >= 2 and no `ocppsc` is set: the link could not be verifie
 """
 
 import binascii
-import hashlib
 import os
 
 import fs
@@ -131,80 +130,52 @@ def take_pem(payload, key, dst):
 
 def install(cp, kind, payload):
     """"Accepted" | "Rejected" | "Failed" (InstallCertificate.conf status) for the PEM text
-    of payload["certificate"] (dropped from the payload once decoded). The certificate is
-    written ahead (new.part: not a .pem, so never taken for an installed root) so that its
-    DER can go before its signature is checked; it takes its name only once accepted, and
-    is removed otherwise."""
-    from firmware.ocpp import router
-
-    new = _dir(cp) + "/new.part"
-    try:
-        name = _stage(cp, kind, payload, new)
-    except ValueError:
-        name = None
-    except OSError as e:
-        log.error("certs", "write failed", e)
-        return "Failed"
-    try:
-        root = name is not None and router.roomy(_is_root, new)  # reads only: may run twice
-    except OSError as e:
-        log.error("certs", "unreadable", e)
-        root = None
-    if root is None:
-        fs.remove(new)
-        return "Failed"
-    if not root:
-        fs.remove(new)
-        return "Rejected"
-    path = _dir(cp) + "/" + name
-    have = files(cp)
-    if path in have or len(have) >= cp.config.get("CertificateStoreMaxLength"):
-        fs.remove(new)
-        return "Accepted" if path in have else "Rejected"
-    try:
-        fs.commit(new, path)
-    except OSError as e:
-        log.error("certs", "write failed", e)
-        return "Failed"
-    return "Accepted"
-
-
-def _stage(cp, kind, payload, new):
-    """The file name of the one certificate of the payload's text, written to `new`; None
-    when the text holds more or fewer. ValueError if it is not PEM. Its DER goes through a
-    file (x509.der), never the heap."""
+    of payload["certificate"] (dropped from the payload once decoded). The text is decoded
+    into a DER file (x509.der: not a .pem, so never taken for an installed root), checked
+    from there with no block of its size on the heap, and written as the root's .pem only
+    once accepted; nothing of it stays otherwise."""
     import der
 
     from firmware.ocpp import router
 
-    fs.makedirs(_dir(cp))
     tmp = _dir(cp) + "/" + _DER
     try:
-        if router.roomy(take_pem, payload, "certificate", tmp)[0] != 1:
-            return None
-        h = hashlib.sha256()
-        with open(tmp, "rb") as f:
-            while True:
-                d = f.read(256)
-                if not d:
-                    break
-                h.update(d)
-        fs.write_atomic(new, lambda f: der.pem_copy(f, tmp))
+        try:
+            fs.makedirs(_dir(cp))
+            one = router.roomy(take_pem, payload, "certificate", tmp)[0] == 1
+            c = router.roomy(_root, tmp) if one else None  # reads only: may run twice
+        except ValueError:  # not PEM
+            c = None
+        except OSError as e:
+            log.error("certs", "write failed", e)
+            return "Failed"
+        if c is None:
+            return "Rejected"
+        name = _PREFIX[TYPES.index(kind)] + binascii.hexlify(c["sha"]).decode()[:16] + ".pem"
+        path = _dir(cp) + "/" + name
+        have = files(cp)
+        if path in have or len(have) >= cp.config.get("CertificateStoreMaxLength"):
+            return "Accepted" if path in have else "Rejected"
+        try:
+            fs.write_atomic(path, lambda f: der.pem_copy(f, tmp))
+        except OSError as e:
+            log.error("certs", "write failed", e)
+            return "Failed"
+        return "Accepted"
     finally:
         fs.remove(tmp)
-    return _PREFIX[TYPES.index(kind)] + binascii.hexlify(h.digest()).decode()[:16] + ".pem"
 
 
-def _is_root(path):
-    """True when the file holds one self-signed CA certificate whose signature verifies."""
+def _root(path):
+    """x509.light of the DER file at `path` when it is one self-signed CA certificate whose
+    signature verifies, else None."""
     import x509
 
     try:
-        c = _light(None, path, 0)
+        c = x509.light_file(path)
     except ValueError:
-        return False
-    return (c is not None and c["ca"] and c["issuer"] == c["subject"]
-            and x509.verify_signed_by(c, c))
+        return None
+    return c if c["ca"] and c["issuer"] == c["subject"] and x509.verify_signed_by(c, c) else None
 
 
 def hash_data(path):
