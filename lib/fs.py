@@ -14,7 +14,8 @@ import log
 _TMP = ".tmp"
 
 
-def _exists(path):
+def exists(path):
+    """True when `path` is there (os.stat; MicroPython has no os.path)."""
     try:
         os.stat(path)
         return True
@@ -59,7 +60,7 @@ def commit(tmp, path):
     try:
         os.rename(tmp, path)
     except OSError as e:
-        if not (e.args and e.args[0] == _EEXIST and _exists(path)):
+        if not (e.args and e.args[0] == _EEXIST and exists(path)):
             # ENOSPC, EIO…: the old file is untouched; drop the temporary and report.
             remove(tmp)
             raise
@@ -89,7 +90,7 @@ def read_json(path, default=None, expected=False):
     try:
         return _load(path)
     except OSError:
-        if _exists(path):
+        if exists(path):
             log.error("fs", "cannot read", path)
             return default
     except Exception:  # ValueError from json on CPython and MicroPython alike
@@ -120,11 +121,11 @@ def makedirs(path):
         if not p:
             continue
         cur = cur + p if (not cur or cur.endswith("/")) else cur + "/" + p
-        if not _exists(cur):
+        if not exists(cur):
             try:
                 os.mkdir(cur)
             except OSError:
-                if not _exists(cur):
+                if not exists(cur):
                     raise
 
 
@@ -138,7 +139,7 @@ def cleanup(path):
     base = path.rstrip("/") + "/"
     for name in names:
         # Keep a `.tmp` whose target is missing: it may be the only copy (see write_atomic).
-        if name.endswith(_TMP) and _exists(base + name[: -len(_TMP)]):
+        if name.endswith(_TMP) and exists(base + name[: -len(_TMP)]):
             try:
                 os.remove(base + name)
                 n += 1

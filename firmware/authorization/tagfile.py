@@ -104,14 +104,6 @@ def write(path, head, rows):
     return n[0]
 
 
-def _there(path):
-    try:
-        open(path).close()
-        return True
-    except OSError:
-        return False
-
-
 def migrate(old, path, width, head_of):
     """Called first by both tables at boot. A replace that a power cut stopped between the
     removal of the old table and the rename of the new one (FAT: fs.commit) left only
@@ -120,12 +112,12 @@ def migrate(old, path, width, head_of):
     once, and removed. One that cannot be read is logged and removed (it never will be).
     One that cannot be written (a full flash) stays for the next boot and is returned (its
     document), so that the caller can serve it as it did before; None otherwise."""
-    if not _there(path) and _there(path + ".tmp"):
+    if not fs.exists(path) and fs.exists(path + ".tmp"):
         try:
             fs.commit(path + ".tmp", path)
         except OSError as ex:
             log.error("auth", "cannot recover", path, repr(ex))
-    if _there(path):
+    if fs.exists(path):
         fs.remove(old)  # beside a table of lines (a power cut between the two steps)
         return None
     d = fs.read_json(old, None)
