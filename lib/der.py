@@ -100,114 +100,100 @@ def pem_decode(text, label="CERTIFICATE"):
     return pem_lines(lambda: text_lines(text), label)
 
 
-def pem_lines(lines, label="CERTIFICATE"):
-    """pem_decode of the PEM text that lines() yields a line at a time (a long line may come
-    in several pieces; the BEGIN and END lines whole). lines() is called twice: the sizes
-    first, so that each DER is decoded into one bytearray of its exact size, with no copy
-    of the text and no pieces to join (the only large block is the DER itself)."""
+def _decode(lines, label, out):
+    """Walk the PEM text that lines() yields a line at a time (a long line may come in
+    several pieces; the BEGIN and END lines whole): out(block, data) with b"" where block
+    number `block` begins, then with each piece of its DER as it is decoded. Returns the
+    number of blocks. ValueError when the text is not PEM: a block without its END line, or
+    base64 that is not exactly what its characters say (padding inside a block, characters
+    outside the alphabet, which a lenient decoder would skip)."""
     begin = "-----BEGIN %s-----" % label
     end = "-----END %s-----" % label
-    sizes = []
-    n = None
+    blocks = 0
+    inside = False
     for line in lines():
         s = line.strip()
-        if n is None:
+        if not inside:
             if s == begin:
-                n = 0
-                tail = ""
-        elif s == end:
-            sizes.append(max(0, n * 3 // 4 - tail.count("=")))
-            n = None
-        else:
-            s = "".join(s.split())
-            n += len(s)
-            tail = (tail + s)[-2:]
-    if n is not None:
-        raise ValueError("PEM: no END line")
-    out = []
-    blk = None
-    for line in lines():
-        s = line.strip()
-        if blk is None:
-            if s == begin:
-                blk = bytearray(sizes[len(out)])
-                pos = 0
+                inside = True
                 carry = ""
+                chars = got = 0  # base64 characters seen, bytes they decoded to
+                tail = ""
+                out(blocks, b"")
             continue
         last = s == end
-        s = carry if last else carry + "".join(s.split())
+        if not last:
+            s = "".join(s.split())
+            chars += len(s)
+            tail = (tail + s)[-2:]
+            s = carry + s
+        else:
+            s = carry
         k = len(s) if last else len(s) // 4 * 4  # runs of 4 characters; the last: any length
         if k:
-            d = binascii.a2b_base64(s[:k])  # ValueError when it is not base64
-            if pos + len(d) > len(blk):
+            if k & 3:
                 raise ValueError("PEM: bad base64")
-            blk[pos : pos + len(d)] = d
-            pos += len(d)
+            d = binascii.a2b_base64(s[:k])  # ValueError when it is not base64
+            got += len(d)
+            out(blocks, d)
         carry = s[k:]
         if last:
-            if pos != len(blk):
+            if got != chars * 3 // 4 - tail.count("="):
                 raise ValueError("PEM: bad base64")
-            out.append(blk)
-            blk = None
+            inside = False
+            blocks += 1
+    if inside:
+        raise ValueError("PEM: no END line")
+    return blocks
+
+
+def pem_lines(lines, label="CERTIFICATE"):
+    """pem_decode of the PEM text that lines() yields a line at a time (as _decode). lines()
+    is called twice: the sizes first, so that each DER is decoded into one bytearray of its
+    exact size, with no copy of the text and no pieces to join (the only large block is the
+    DER itself)."""
+    sizes = []
+
+    def size(b, d):
+        if b == len(sizes):
+            sizes.append(0)
+        sizes[b] += len(d)
+
+    _decode(lines, label, size)
+    out = [bytearray(n) for n in sizes]
+    pos = [0] * len(sizes)
+
+    def fill(b, d):
+        out[b][pos[b] : pos[b] + len(d)] = d
+        pos[b] += len(d)
+
+    _decode(lines, label, fill)
     return out
 
 
 def pem_file(lines, dst, label="CERTIFICATE", only=0):
-    """The DER of block `only` of the PEM text that lines() yields (as pem_lines) written to
+    """The DER of block `only` of the PEM text that lines() yields (as _decode) written to
     the file `dst` as it is decoded, a line at a time: no block of the certificate's size is
     ever held (4 KB for an RSA-4096 one). Returns (blocks in the text, bytes written), the
     bytes None (and nothing written) when there is no block `only`. ValueError when the text
-    is not PEM: every block is checked for its END line and its base64."""
-    begin = "-----BEGIN %s-----" % label
-    end = "-----END %s-----" % label
-    blocks = 0
-    n = None
-    f = None
-    inside = False
+    is not PEM: every block is checked, whichever one is written."""
+    f = []
+    n = [None]
+
+    def write(b, d):
+        if b == only:
+            if not f:
+                f.append(open(dst, "wb"))
+                n[0] = 0
+            f[0].write(d)
+            n[0] += len(d)
+
     try:
-        for line in lines():
-            s = line.strip()
-            if not inside:
-                if s == begin:
-                    inside = True
-                    carry = ""
-                    chars = got = 0  # base64 characters seen, bytes they decoded to
-                    tail = ""
-                    if blocks == only:
-                        f = open(dst, "wb")
-                        n = 0
-                continue
-            last = s == end
-            if not last:
-                s = "".join(s.split())
-                chars += len(s)
-                tail = (tail + s)[-2:]
-                s = carry + s
-            else:
-                s = carry
-            k = len(s) if last else len(s) // 4 * 4  # runs of 4 characters; the last: any
-            if k:
-                if k & 3:
-                    raise ValueError("PEM: bad base64")
-                d = binascii.a2b_base64(s[:k])  # ValueError when it is not base64
-                got += len(d)
-                if f is not None and blocks == only:
-                    f.write(d)
-                    n += len(d)
-            carry = s[k:]
-            if last:
-                # What the characters must decode to: padding only at the end, nothing
-                # outside the alphabet (a lenient decoder would skip it), as pem_lines checks.
-                if got != chars * 3 // 4 - tail.count("="):
-                    raise ValueError("PEM: bad base64")
-                inside = False
-                blocks += 1
-        if inside:
-            raise ValueError("PEM: no END line")
+        blocks = _decode(lines, label, write)
     finally:
-        if f is not None:
-            f.close()
-    return blocks, n
+        if f:
+            f[0].close()
+    return blocks, n[0]
 
 
 def pem_copy(f, src, label="CERTIFICATE"):
