@@ -91,12 +91,29 @@ FEATURES = (
     "firmware.evse.faultlog",  # cp.faultlog: the charger's fault counters on flash
     "firmware.remote_trigger",  # TriggerMessage
     "firmware.security.service",  # cp.security: security events and log, certificates
-    "firmware.firmware_update.service",  # cp.firmware: UpdateFirmware, GetDiagnostics
-    "firmware.reservation",  # cp.reservation: ReserveNow, CancelReservation
-    "firmware.remote_log",  # ocpprl: log lines to the central system (DataTransfer)
     "firmware.cards",  # cp.cards: RFID cards by name and their energy (go-e cards, trx)
     "firmware.goe",  # go-e API v2 keys of the whole charger: sse, typ, modelStatus, su, rst
-    "firmware.solar",  # cp.solar: charging on the PV surplus (go-e ids, fup)
+)
+# Dormant features: attached at boot only when they have work, else on their first use
+# (cp.wake), so a charger that never uses them does not pay their heap (~4.7 KiB together,
+# 32-bit frozen: module, objects and loop). A row: the module, the attribute of `cp` it sets,
+# its local API status keys (null while it sleeps; a write wakes it), the configuration key
+# that wakes it once true, the file of the data directory whose presence wakes it at boot,
+# and its OCPP messages (offered at boot; their handlers wake it). Its key rows are in
+# firmware/keys.py, so reading or listing a key does not load it.
+_FW = "firmware.firmware_update.service"
+DORMANT = (
+    # cp.reservation: ReserveNow, CancelReservation (awake while a reservation is on flash)
+    ("firmware.reservation", "reservation", ("rsv",), None, "reservation.json",
+     ("reserve_now", "cancel_reservation")),
+    # cp.firmware: UpdateFirmware, GetDiagnostics (awake while an update is under way, a slot
+    # is on trial or was rolled back, or the board has OTA partitions: see _wanted)
+    (_FW, "firmware", (), None, "fwupdate.json",
+     ("update_firmware", "get_diagnostics", "signed_update_firmware")),
+    # ocpprl: log lines to the central system (DataTransfer)
+    ("firmware.remote_log", None, (), "ocpprl", None, ()),
+    # cp.solar: charging on the PV surplus (go-e ids, fup)
+    ("firmware.solar", "solar", ("ids", "pgrid", "ppv", "pakku", "inva"), "fup", None, ()),
 )
 # Messages of the core itself (the session owns BootNotification and Heartbeat).
 OPS = ("change_configuration", "get_configuration")
@@ -107,10 +124,60 @@ def feature(name):
 
 
 def load_ops():
-    """Offer the core's own messages; each feature offers its own in attach(cp)."""
+    """Offer the core's own messages and the dormant features'; each other feature offers
+    its own in attach(cp)."""
     from firmware.ocpp import router
 
     router.offer(OPS)
+    for row in DORMANT:
+        router.offer(row[5])
+
+
+def _wanted(cp, row):
+    """Whether the dormant feature of `row` has work at boot."""
+    key, file = row[3], row[4]
+    if key is not None and cp.config.get(key):
+        return True
+    if file is not None:
+        import fs
+
+        path = cp.data_dir.rstrip("/") + "/" + file
+        if fs.exists(path) or fs.exists(path + ".tmp"):  # .tmp: a FAT rename cut short
+            return True
+    if row[0] == _FW:
+        # Its on_accepted confirms a slot on trial, reports a rollback and keeps an OTA
+        # image from being rolled back at the next reset: it must be there for those.
+        import slots
+
+        d = slots.read(cp.data_dir)
+        return not d.get("ok") or "failed" in d or getattr(cp.hal, "ota", None) is not None
+    return False
+
+
+class _Asleep:
+    """The local API status keys of a dormant feature: null while it sleeps; a write wakes
+    it. Once awake, its own provider (added by its attach) owns the keys."""
+
+    def __init__(self, cp, row):
+        self.cp = cp
+        self.row = row
+
+    def _feature(self):
+        self.cp.wake(self.row[0])
+        return getattr(self.cp, self.row[1])
+
+    def owns(self, key):
+        return getattr(self.cp, self.row[1]) is None and key in self.row[2]
+
+    def status(self, out):
+        for k in self.row[2]:
+            out[k] = None
+
+    def check(self, key, value):
+        return self._feature().check(key, value)
+
+    def apply(self, changes):
+        return self._feature().apply(changes)
 
 
 class ChargePoint:
@@ -148,6 +215,7 @@ class ChargePoint:
         self.firmware = None  # firmware.firmware_update.service.Firmware
         self.cards = None  # firmware.cards.Cards: RFID cards by name (go-e cards, trx)
         self.solar = None  # firmware.solar.Solar: follows the PV surplus (go-e ids, fup)
+        self.awake = []  # the dormant features (DORMANT) attached so far
         self.tasks = []
         self.makers = {}  # task -> make() of a feature's loop, started again when it ends
         # Liveness: name -> ticks_ms of the watched task's last beat (cp.beat), and
@@ -184,6 +252,28 @@ class ChargePoint:
         silent again, the board resets (app._watch)."""
         return _keep(name, make, self, deadline_ms)
 
+    def wake(self, name):
+        """Attach the dormant feature `name` (a module of DORMANT) now, on its first use, and
+        start its tasks; nothing when it is attached already. An attach that fails (a
+        MemoryError importing it) raises, and the next use tries again."""
+        for row in DORMANT:
+            if row[0] == name:
+                break
+        else:
+            raise ValueError(name)
+        if name in self.awake or (row[1] is not None and getattr(self, row[1]) is not None):
+            return
+        # Logged first: once attached, remote logging would send this line as its first.
+        log.info("app", "attaching", name)
+        _start(self, feature(name).attach(self))
+        self.awake.append(name)
+
+    def _wake_on(self, keys):
+        # Config subscriber: a dormant feature's key turned true.
+        for row in DORMANT:
+            if row[3] in keys and self.config.get(row[3]):
+                self.wake(row[0])
+
     def status_keys(self, provider):
         """A feature adds its local API status keys (read by firmware.api)."""
         if self.api is not None:
@@ -199,6 +289,18 @@ class ChargePoint:
             self.security.event("ResetOrReboot")
         self.shutdown()
         self._reboot()
+
+
+def _start(cp, items):
+    """The tasks of a feature's attach(cp): a coroutine runs once; make() of a loop that must
+    run for ever is started again when it ends (_revive). A reference to each is kept."""
+    for c in items:
+        if callable(c):
+            t = asyncio.create_task(c())
+            cp.makers[t] = c
+        else:
+            t = asyncio.create_task(c)
+        cp.tasks.append(t)
 
 
 def _exception_handler(loop, context):
@@ -334,6 +436,19 @@ async def _housekeeping(cp):
         await asleep_ms(1000)
 
 
+def attach(cp):
+    """Attach the features (in a running event loop: they start tasks), the dormant ones
+    only where they have work (_wanted); cp.api is set."""
+    for name in FEATURES:
+        _start(cp, feature(name).attach(cp))
+    for row in DORMANT:
+        if row[2]:
+            cp.api.providers.append(_Asleep(cp, row))
+        if _wanted(cp, row):
+            cp.wake(row[0])
+    cp.config.subscribe(cp._wake_on)
+
+
 async def main(cp, api_host, api_port, sim=None, page=None):
     from firmware.api import Api
     from firmware.evse.api_keys import ChargerKeys
@@ -351,15 +466,13 @@ async def main(cp, api_host, api_port, sim=None, page=None):
         cp.keep("session", cp.session.run),  # watched: beats from its loops
         _keep("housekeeping", lambda: _housekeeping(cp)),
     ]
-    makers = []  # a feature gives make() for a loop that must run for ever (_revive)
-    for name in FEATURES:
-        for c in feature(name).attach(cp):
-            (makers if callable(c) else coros).append(c)
+    import logfile
+    from firmware import clock
+
+    # The flash log of warnings and errors (uploaded by GetDiagnostics).
+    logfile.attach(cp.data_dir, lambda: clock.now() if clock.is_set() else 0)
     cp.tasks = [asyncio.create_task(c) for c in coros]
-    for make in makers:
-        t = asyncio.create_task(make())
-        cp.tasks.append(t)
-        cp.makers[t] = make
+    attach(cp)
     await api.start(api_host, api_port)
     log.info("app", "local API on %s:%d" % (api_host, api_port))
     while True:
@@ -390,6 +503,9 @@ def run(hal, data_dir, info, reboot, config=None, api_host="127.0.0.1", api_port
     """`page`: path of the gzipped web page on flash, served at GET / (firmware.api)."""
     import compat
 
+    # "firmware/app.py" when frozen into the image, a file path when loaded from files
+    # (tests_host/e2e.py reads this line).
+    print("I main: firmware", info["fw"], "from", __file__)
     compat.scratch()  # (load_config took it already, when it ran)
     if config is None:
         config = load_config(data_dir)

@@ -20,6 +20,13 @@ ocppsc: Server CA certificate, PEM.
 wss: WiFi SSID.
 wke: WiFi key (write-only).
 apw: Local API password; once set every API request needs HTTP Basic (write-only).
+
+Rows of the features that load only once they have work (firmware/app.py DORMANT), kept
+here so that reading or listing a key does not load its feature:
+ReserveConnectorZeroSupported: ReserveNow for connector 0 is supported (reserves the station).
+SupportedFileTransferProtocols: Transfer protocols of UpdateFirmware and GetDiagnostics.
+ocpprl: Remote logging: log lines to the central system as DataTransfer (messageId Log).
+fup: Follow the PV surplus pushed in ids (go-e usePvSurplus).
 """
 
 from compat import const
@@ -94,6 +101,12 @@ TABLE = (
     ("wss", "s", _A, "", 0, 32),
     ("wke", "s", _AS, "", 8, 63),
     ("apw", "s", _AS, "", 0, 64),
+    # The dormant features' (firmware/reservation.py, firmware/firmware_update/service.py,
+    # firmware/remote_log.py, firmware/solar.py).
+    ("ReserveConnectorZeroSupported", "b", _OR, True, None, None),
+    ("SupportedFileTransferProtocols", "s", _OR, "FTP,HTTP,HTTPS", 0, 50),
+    ("ocpprl", "b", _A, False, None, None),
+    ("fup", "b", const(48), False, None, None),  # 48: API | LAZY
 )
 
 # Product names that are the OCPP keys themselves (one stored value). `ocppr` is a bool view

@@ -16,8 +16,7 @@ with the link), at most one DataTransfer every 10 s. Lines live in RAM only: wha
 be lost goes through the transaction journal, not here. Off (the default): no sink, nothing
 kept, nothing sent.
 
-Configuration keys:
-ocpprl: Remote logging: log lines to the central system as DataTransfer (messageId Log).
+Its configuration key is a row of firmware/keys.py (a dormant feature of firmware/app.py).
 """
 
 import asyncio
@@ -25,7 +24,6 @@ import asyncio
 import log
 from compat import const, nap, ticks_diff, ticks_ms
 from firmware import clock
-from firmware.keys import API, BOOL
 from firmware.ocpp.rpc import CallError
 
 _MAX_LINES = const(16)
@@ -33,7 +31,6 @@ _MAX_LINE = const(160)
 _GAP_MS = const(10000)
 _TAG = "remote_log"
 OPS = ()  # sends only
-KEYS = (("ocpprl", BOOL, API, False, None, None),)  # row format: firmware/keys.py TABLE
 VENDOR = "OpenWallbox"
 MESSAGE_ID = "Log"
 

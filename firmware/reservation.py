@@ -32,17 +32,14 @@ and is removed. A power cut between the journaled StartTransaction and the remov
 file would leave a used reservation standing: at boot the watcher asks the journal whether a
 StartTransaction made since `t0` carries its id, and ends it if so.
 
-Heap: this module is always loaded (keys.rows() reads its KEYS; the checks above); the
-watcher task runs only while a reservation exists. Measured on the 64-bit unix port from
-.mpy: 4.6 KB imported, 0.4 KB attached; the message modules 1.9 KB + 0.5 KB on first CALL.
-Splitting the watcher and persistence into a module loaded on demand would save 1.3 KB
-there (and next to nothing frozen), so it stays one module.
+Heap: a dormant feature (firmware/app.py DORMANT): loaded at boot only when a reservation is
+on flash, else by the first ReserveNow; until then `cp.reservation` is None (no reservation)
+and the API key `rsv` is null.
 
 API status key `rsv`: null, or {"id", "connectorId", "idTag", "parentIdTag" (when set),
 "expiryDate"} of the active reservation.
 
-Configuration keys:
-ReserveConnectorZeroSupported: ReserveNow for connector 0 is supported (reserves the station).
+Its configuration key is a row of firmware/keys.py (a dormant feature of firmware/app.py).
 """
 
 import asyncio
@@ -59,7 +56,6 @@ _FORMAT = const(1)
 _STEP_MS = const(1000)
 _TAG = "rsv"
 
-KEYS = (("ReserveConnectorZeroSupported", "b", 9, True, None, None),)  # 9: OCPP | RO
 
 
 def _valid(r):

@@ -30,15 +30,13 @@ pAkku may be left out), `fup` R/W (kept in RAM and persisted like `amp`), `pgrid
 `pakku` (R: W or null), `inva` (R: ms since the last `ids`, or null). `ids` is never written
 to flash.
 
-Configuration keys:
-fup: Follow the PV surplus pushed in ids (go-e usePvSurplus).
+Its configuration key is a row of firmware/keys.py (a dormant feature of firmware/app.py).
 """
 
 import asyncio
 
 from compat import const, nap, ticks_diff, ticks_ms
 from firmware.goe import phases_in_use
-from firmware.keys import API, BOOL, LAZY
 
 _SOURCE = "solar"
 _MIN_A = const(6)
@@ -55,7 +53,6 @@ _KEYS = ("ids", "pgrid", "ppv", "pakku", "inva")
 _FIELDS = ("pGrid", "pPv", "pAkku")
 OPS = ()  # no OCPP messages of its own
 
-KEYS = (("fup", BOOL, API | LAZY, False, None, None),)
 
 
 def _num(v):

@@ -462,3 +462,34 @@ def _num(name, v):
     if x != x:
         raise ValueError(name + ": not a number")
     return x
+
+
+def main(data):
+    """The simulator's launcher (main.py on the unix port, once the A/B slot is chosen): the
+    simulated hardware (or a real meter on a serial port: WB_METER), settings from WB_*
+    environment variables, exit status 3 for a reboot (tools/sim.py starts it again)."""
+    import os
+    import sys
+
+    from firmware import app
+    from version import VERSION
+
+    meter = os.getenv("WB_METER")
+    hal = SimHal(register=data + "/sim_meter.json")
+    if meter:
+        from hal.serial_unix import open_meter
+
+        hal.meter = open_meter(
+            meter, os.getenv("WB_METER_TYPE") or "sdm630", int(os.getenv("WB_METER_ADDR") or 1)
+        )
+    cfg = app.load_config(data)
+    csms = os.getenv("WB_CSMS")
+    if csms:
+        errors = cfg.update({"ocppu": csms, "ocppe": True}, "api")
+        if errors:
+            print("E sim: WB_CSMS rejected:", errors)
+    info = app.info(VERSION, serial="SIM-0001", board=hal.board)
+    app.run(hal, data, info, reboot=lambda: sys.exit(3), config=cfg,
+            api_host=os.getenv("WB_API_HOST") or "127.0.0.1",
+            api_port=int(os.getenv("WB_API_PORT") or 8080), sim=hal,
+            page=os.getenv("WB_PAGE") or "build/web/index.html.gz")

@@ -10,5 +10,7 @@ class FakeCP:
     on_tx = ChargePoint.on_tx
     tx_event = ChargePoint.tx_event
     status_keys = ChargePoint.status_keys
+    wake = ChargePoint.wake
+    _wake_on = ChargePoint._wake_on
     beat = ChargePoint.beat
     keep = ChargePoint.keep

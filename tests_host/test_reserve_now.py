@@ -2,6 +2,7 @@
 by the same reservationId (§5.13), connector 0, and nothing changed by a refused request.
 Requests and answers are checked against the official schemas (rsvkit.call)."""
 
+import asyncio
 import json
 import os
 
@@ -10,7 +11,7 @@ from rsvkit import fault, make, request, reserve, status
 from txnkit import events, run
 
 import fs
-from firmware import clock
+from firmware import app, clock
 from firmware.config import Config
 from firmware.ops import reserve_now
 
@@ -143,10 +144,36 @@ def test_an_expired_reservation_does_not_make_a_new_one_occupied(tmp_path, monke
     assert cp.reservation.r["id"] == 8
 
 
-def test_rejected_without_the_reservation_feature(tmp_path):
+def test_rejected_by_a_build_without_the_reservation_feature(tmp_path, monkeypatch):
     cp, txn = make(tmp_path)
     cp.reservation = None
+    cp.awake = []
+
+    def missing(name):
+        raise ImportError("no module named " + repr(name))
+
+    monkeypatch.setattr(app, "feature", missing)
     assert reserve_now.reserve(cp, request()) == "Rejected"
+    assert cp.reservation is None
+
+
+def test_a_dormant_reservation_feature_is_attached_by_the_first_reserve_now(tmp_path):
+    # firmware/app.py DORMANT: without a reservation on flash the feature is not loaded at
+    # boot; ReserveNow attaches it (watcher task included) and is answered as usual.
+    cp, txn = make(tmp_path)
+    cp.reservation = None
+    cp.awake = []
+
+    async def go():
+        st = reserve(cp, rid=3, tag="R3")
+        assert cp.awake == ["firmware.reservation"]
+        assert reserve(cp, rid=3, tag="R3") == "Accepted"  # awake: not attached twice
+        assert cp.awake == ["firmware.reservation"]
+        cp.reservation._task.cancel()  # its watcher runs
+        return st
+
+    assert asyncio.run(go()) == "Accepted"
+    assert cp.reservation.r["id"] == 3 and cp.reservation.r["tag"] == "R3"
 
 
 def test_restored_by_a_new_config_on_the_same_data(tmp_path):

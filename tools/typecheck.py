@@ -2,12 +2,13 @@
 
     python tools/typecheck.py [FILE ...]      default: hal/esp32/*.py
 
-Copies `machine.pyi`, `esp32.pyi`, `micropython.pyi` of the `micropython-esp32-stubs` package
-(plus the `_mpy_shed` and `vfs` stubs they import, from `micropython-stdlib-stubs`) into a
-temporary stub folder on MYPYPATH, then runs mypy with `check_untyped_defs` (the drivers
-carry no annotations; without it mypy would skip their bodies). Errors inside the stubs are
-silenced; any error in our files fails the run (exit status 1), so a call the ESP32 port does
-not have, such as `PWM.duty_percent`, is caught on the host.
+Copies `machine.pyi`, `esp32.pyi`, `micropython.pyi`, `network.pyi` of the
+`micropython-esp32-stubs` package (plus the `_mpy_shed` and `vfs` stubs they import, from
+`micropython-stdlib-stubs`) into a temporary stub folder on MYPYPATH, then runs mypy with
+`check_untyped_defs` (the drivers carry no annotations; without it mypy would skip their
+bodies). Errors inside the stubs are silenced; any error in our files fails the run (exit
+status 1), so a call the ESP32 port does not have, such as `PWM.duty_percent`, is caught on
+the host.
 """
 
 import glob
@@ -19,8 +20,8 @@ import sysconfig
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STUBS = ("machine.pyi", "esp32.pyi", "micropython.pyi", "vfs.pyi", "_mpy_shed")
-STUB_MODULES = "machine,esp32,micropython,vfs,_mpy_shed,_mpy_shed.*"
+STUBS = ("machine.pyi", "esp32.pyi", "micropython.pyi", "network.pyi", "vfs.pyi", "_mpy_shed")
+STUB_MODULES = "machine,esp32,micropython,network,vfs,_mpy_shed,_mpy_shed.*"
 
 
 def find_stub_dir():

@@ -30,12 +30,11 @@ InstallationFailed). A new UpdateFirmware replaces one still waiting for its ret
 arrives while a download or installation runs is ignored (logged).
 
 GetDiagnostics: firmware/firmware_update/diagnostics.py (loaded only then); the flash log it
-uploads (warnings and errors, lib/logfile.py) is attached here at start.
+uploads (warnings and errors, lib/logfile.py) is attached by firmware/app.py at start.
 
 TriggerMessage: `status()` / `diag_status()` are the status in progress, else Idle.
 
-Configuration keys:
-SupportedFileTransferProtocols: Transfer protocols of UpdateFirmware and GetDiagnostics.
+Its configuration key is a row of firmware/keys.py (a dormant feature of firmware/app.py).
 """
 
 import asyncio
@@ -53,7 +52,6 @@ _POLL_MS = const(500)
 _STEP_MS = const(60000)
 TRIAL_MS = 600000  # a slot on trial that is not Accepted by then reboots (a failed boot)
 
-KEYS = (("SupportedFileTransferProtocols", "s", 9, "FTP,HTTP,HTTPS", 0, 50),)  # 9: OCPP | RO
 OPS = ("update_firmware", "get_diagnostics", "signed_update_firmware")
 
 
@@ -329,9 +327,6 @@ def attach(cp):
     from firmware.ocpp import router
 
     router.offer(OPS)
-    import logfile
-
-    logfile.attach(cp.data_dir, lambda: clock.now() if clock.is_set() else 0)
     fw = Firmware(cp)
     cp.firmware = fw
     cp.session.on_accepted.append(fw.on_accepted)

@@ -11,11 +11,13 @@ from firmware import clock
 from firmware.ocpp import router
 
 ACTION = "GetDiagnostics"
+FEATURE = "firmware.firmware_update.service"  # cp.firmware
 SCHEMES = ("http://", "https://", "ftp://")
 
 
 @router.on(ACTION)
 def get_diagnostics(cp, payload):
+    cp.wake(FEATURE)  # a dormant feature (firmware/app.py); a failure answers InternalError
     loc = payload["location"]
     if cp.firmware.diag is not None or not any(loc.startswith(s) for s in SCHEMES):
         return {}

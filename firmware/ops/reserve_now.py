@@ -3,9 +3,10 @@ connector), for an idTag until expiryDate. The reservation itself is firmware/re
 (`cp.reservation`).
 
 Answers, first match wins:
-- Rejected: no reservation feature; connectorId outside 0..NumberOfConnectors; connector 0
-  while ReserveConnectorZeroSupported is false; an expiryDate that is unreadable or not in
-  the future; the reservation could not be written to flash (nothing changes then);
+- Rejected: no reservation feature (a build without it); connectorId outside
+  0..NumberOfConnectors; connector 0 while ReserveConnectorZeroSupported is false; an
+  expiryDate that is unreadable or not in the future; the reservation could not be written
+  to flash (nothing changes then);
 - Faulted: the charge point or the connector reports Faulted (as in StatusNotification);
 - Unavailable: either reports Unavailable (ChangeAvailability Inoperative, a Reset under way);
 - Occupied: another reservation (a different reservationId) is active, or a car is plugged,
@@ -25,6 +26,11 @@ ACTION = "ReserveNow"
 
 def reserve(cp, p):
     """The ReserveNow.conf status for request `p` (the reservation is made when Accepted)."""
+    if cp.reservation is None:
+        try:
+            cp.wake("firmware.reservation")  # a dormant feature (firmware/app.py)
+        except ImportError:  # a build without it: Rejected below (a MemoryError: a CALLERROR)
+            pass
     rsv = cp.reservation
     c = p["connectorId"]
     if rsv is None or not 0 <= c <= min(1, cp.config.get("NumberOfConnectors")):

@@ -8,6 +8,7 @@ once the answer is on the wire, so its first status never overtakes it."""
 from firmware.ocpp import router
 
 ACTION = "SignedUpdateFirmware"
+FEATURE = "firmware.firmware_update.service"  # cp.firmware
 RESIDENT = True  # kept loaded (router.done): _req, from handler to after-handler
 _req = None  # the accepted request, from the handler to the after-handler
 
@@ -17,6 +18,7 @@ def signed_update_firmware(cp, payload):
     global _req
     from firmware.firmware_update import signed
 
+    cp.wake(FEATURE)  # a dormant feature (firmware/app.py); a failure answers InternalError
     status, _req = signed.request(cp, payload)
     return {"status": status}
 

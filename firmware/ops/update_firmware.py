@@ -20,6 +20,7 @@ from firmware.ocpp import router
 ACTION = "UpdateFirmware"
 RESIDENT = True  # kept loaded (router.done): its DownloadFailed task
 SCHEMES = ("http://", "https://", "ftp://")
+FEATURE = "firmware.firmware_update.service"  # cp.firmware
 task = None  # a reference keeps the DownloadFailed task alive
 
 
@@ -39,6 +40,7 @@ def parse(payload):
 def update_firmware(cp, payload):
     from firmware.security import certs
 
+    cp.wake(FEATURE)  # a dormant feature (firmware/app.py); a failure answers InternalError
     if certs.files(cp, certs.TYPES[1]):
         raise router.OCPPError(router.SECURITY_ERROR,
                                "signed firmware only: use SignedUpdateFirmware")

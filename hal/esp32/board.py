@@ -133,3 +133,26 @@ def make_hal(board_desc=None):
     return Hal(relay=relay, pilot=pilot, pp=pp, rcd=rcd, meter=_meter(desc), lock=_lock(desc),
                temp=_temp(desc), reader=_reader(desc), wdt=Watchdog(desc.get("wdt_ms", 8000)),
                phase_switch=ps, board=board_info(desc), desc=desc, ota=_ota())  # fmt: skip
+
+
+def main(data):
+    """The board's launcher (main.py calls it once the A/B slot is chosen): the drivers of
+    the board description, WiFi from the stored configuration, the application."""
+    import machine
+    import network
+
+    from firmware import app
+    from version import VERSION
+
+    hal = make_hal()
+    ident = "".join("%02x" % b for b in machine.unique_id())
+    cfg = app.load_config(data)
+    wlan = network.WLAN(network.STA_IF)
+    wlan.active(True)
+    ssid = cfg.get("wss")
+    if ssid:
+        wlan.connect(ssid, cfg.get("wke"))
+    info = app.info(VERSION, serial=ident, board=hal.board)
+    # page: web/index.html gzipped by tools/webpage.py, copied there by `make deploy`.
+    app.run(hal, data, info, reboot=machine.reset, config=cfg, api_host="0.0.0.0", api_port=80,
+            page="/lib/web/index.html.gz")

@@ -1,0 +1,201 @@
+"""Dormant features (firmware/app.py DORMANT): reservation, firmware update, remote logging and
+solar are attached at boot only when they have work, else on their first use, and behave then
+exactly as if they had been there all along."""
+
+import asyncio
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+import slots
+from firmware import app
+from firmware.api import Api
+from firmware.config import Config
+from hal.sim import SimHal
+
+RSV = "firmware.reservation"
+FW = "firmware.firmware_update.service"
+LOG = "firmware.remote_log"
+SOLAR = "firmware.solar"
+
+
+def _cp(data, hal=None, **cfg):
+    config = Config(str(data))
+    if cfg:
+        assert config.update(cfg, "api") == {}
+    hal = hal or SimHal()
+    cp = app.ChargePoint(hal, str(data), app.info("1.0", "T-1", hal.board), lambda: None, config)
+    cp.api = Api(config)
+    return cp
+
+
+def _boot(cp, then=None):
+    """app.attach in a running loop (features start tasks); `then(cp)` runs inside it."""
+
+    async def go():
+        app.attach(cp)
+        try:
+            if then is not None:
+                r = then(cp)
+                if asyncio.iscoroutine(r):
+                    await r
+        finally:
+            for t in cp.tasks:
+                t.cancel()
+            await asyncio.sleep(0)
+
+    asyncio.run(go())
+    return cp
+
+
+def _write(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f)
+
+
+def test_a_fresh_charger_attaches_none_of_them(tmp_path):
+    cp = _boot(_cp(tmp_path))
+    assert cp.awake == []
+    assert cp.reservation is None and cp.firmware is None and cp.solar is None
+    # Their keys read as they would with the features there.
+    assert cp.config.get("ReserveConnectorZeroSupported") is True
+    assert cp.config.get("SupportedFileTransferProtocols") == "FTP,HTTP,HTTPS"
+    assert cp.config.get("ocpprl") is False and cp.config.get("fup") is False
+    st = cp.api.status()
+    assert st["rsv"] is None and st["ids"] is None and st["inva"] is None
+    assert st["ocpprl"] is False and st["fup"] is False
+
+
+def test_each_is_attached_at_boot_when_it_has_work(tmp_path):
+    # A reservation on flash (or only its .tmp, left by a FAT rename cut short).
+    for name in ("reservation.json", "reservation.json.tmp"):
+        d = tmp_path / name
+        d.mkdir()
+        _write(str(d / name), {"v": 1, "id": 4, "c": 1, "tag": "R4", "p": None,
+                               "exp": 4102444800, "t0": 1700000000})
+        cp = _boot(_cp(d))
+        assert cp.awake == [RSV] and cp.reservation.r["id"] == 4
+    # An update under way.
+    d = tmp_path / "fw"
+    d.mkdir()
+    _write(str(d / "fwupdate.json"), {"v": 1, "loc": "http://h/f", "at": 0, "tries": 1,
+                                      "gap": 0, "stage": "wait"})
+    cp = _boot(_cp(d))
+    assert cp.awake == [FW] and cp.firmware.state["loc"] == "http://h/f"
+    # The settings that turn them on.
+    d = tmp_path / "cfg"
+    d.mkdir()
+    cp = _boot(_cp(d, ocpprl=True, fup=True))
+    assert sorted(cp.awake) == [LOG, SOLAR] and cp.solar is not None
+
+
+def test_the_firmware_update_is_there_for_a_slot_on_trial_a_rollback_or_ota(tmp_path):
+    # on_accepted confirms a slot on trial, reports a rollback, confirms an OTA image.
+    for name, pointer in (("trial", {"run": "app_a", "prev": "", "ok": False, "try": 1}),
+                          ("failed", {"run": "", "prev": "", "ok": True, "failed": "app_b"})):
+        d = tmp_path / name
+        d.mkdir()
+        slots.write(str(d), pointer)
+        cp = _boot(_cp(d))
+        assert cp.awake == [FW], name
+        assert cp.firmware.on_accepted in cp.session.on_accepted
+    d = tmp_path / "ota"
+    d.mkdir()
+    hal = SimHal()
+    hal.ota = object()
+    assert _boot(_cp(d, hal=hal)).awake == [FW]
+    d = tmp_path / "confirmed"  # a confirmed slot has nothing to confirm
+    d.mkdir()
+    slots.write(str(d), {"run": "app_a", "prev": "", "ok": True, "try": 0})
+    assert _boot(_cp(d)).awake == []
+
+
+def test_a_setting_turned_on_wakes_its_feature(tmp_path):
+    def on(cp):
+        assert cp.config.update({"fup": True}, "api") == {}
+        assert cp.awake == [SOLAR] and cp.solar is not None
+        assert any(cp.makers[t] == cp.solar.run for t in cp.makers)  # its loop runs
+        assert cp.config.update({"ocpprl": True}, "api") == {}
+        assert cp.awake == [SOLAR, LOG]
+        assert cp.config.update({"ocpprl": False}, "api") == {}
+        assert cp.config.update({"ocpprl": True}, "api") == {}
+        assert cp.awake == [SOLAR, LOG]  # attached once
+
+    _boot(_cp(tmp_path), on)
+
+
+def test_an_api_write_wakes_solar_and_is_applied(tmp_path):
+    def on(cp):
+        assert cp.api.status(["ids"]) == {"ids": None}
+        code, body = cp.api.set({"ids": '{"pGrid": -2300, "pPv": 5200}'})
+        assert (code, body) == (200, {"ids": True})
+        assert cp.awake == [SOLAR]
+        assert cp.api.status(["ids", "pgrid"]) == {
+            "ids": {"pGrid": -2300, "pPv": 5200, "pAkku": None}, "pgrid": -2300}
+        # The solar feature's own checks answer, through the sleeping provider or not.
+        code, body = cp.api.set({"pgrid": "5"})
+        assert code == 400 and body == {"pgrid": "read-only"}
+
+    _boot(_cp(tmp_path), on)
+
+
+def test_a_bad_api_write_to_a_sleeping_feature_is_refused_whole(tmp_path):
+    def on(cp):
+        code, body = cp.api.set({"ids": '{"pPv": 1}', "amp": "10"})
+        assert code == 400 and "ids" in body
+        assert cp.config.get("amp") == 16  # the default: nothing applied
+        assert cp.solar is None or cp.solar.data is None
+
+    _boot(_cp(tmp_path), on)
+
+
+def test_a_wake_that_fails_leaves_it_asleep_for_the_next_use(tmp_path, monkeypatch):
+    cp = _boot(_cp(tmp_path))
+    real = app.feature
+
+    def short(name):
+        raise MemoryError("heap full")
+
+    monkeypatch.setattr(app, "feature", short)
+    try:
+        cp.wake(RSV)
+    except MemoryError:
+        pass
+    else:
+        raise AssertionError("the MemoryError must reach the caller (a CALLERROR)")
+    assert cp.awake == [] and cp.reservation is None
+    monkeypatch.setattr(app, "feature", real)
+
+    async def later():
+        cp.wake(RSV)
+        assert cp.awake == [RSV] and cp.reservation is not None
+
+    asyncio.run(later())
+
+
+def test_a_booted_charger_does_not_import_them(tmp_path):
+    # In a fresh interpreter (the other tests import everything): what boot loads.
+    code = """
+import asyncio, sys
+sys.path[:0] = ["lib", "."]
+from firmware import app
+from firmware.api import Api
+from firmware.config import Config
+from hal.sim import SimHal
+cfg = app.load_config(%r)
+hal = SimHal()
+cp = app.ChargePoint(hal, %r, app.info("1", "T", hal.board), lambda: None, cfg)
+cp.api = Api(cfg)
+async def go():
+    app.attach(cp)
+    for t in cp.tasks:
+        t.cancel()
+asyncio.run(go())
+print("LOADED:" + ",".join(m for m in %r if m in sys.modules))
+""" % (str(tmp_path), str(tmp_path), (RSV, FW, LOG, SOLAR, "firmware.ops.reserve_now"))
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "LOADED:\n" in r.stdout, r.stdout
