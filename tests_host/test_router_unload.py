@@ -131,12 +131,40 @@ def test_a_request_asked_again_within_the_minute_is_not_imported_again(tmp_path)
 
 def test_a_module_with_state_after_its_answer_stays(tmp_path):
     cp = CP(tmp_path)
-    _forget("trigger_message", "TriggerMessage")
-    frame = call(cp, "TriggerMessage", {"requestedMessage": "DiagnosticsStatusNotification2"})
-    assert frame[0] == 4  # not in the schema's enum: answered, the module loaded meanwhile
+    _forget("signed_update_firmware", "SignedUpdateFirmware")
+    frame = call(cp, "SignedUpdateFirmware", {"requestId": 1})
+    assert frame[0] == 4  # not what the schema asks: answered, the module loaded meanwhile
     router.sweep(ticks_add(ticks_ms(), router.IDLE_MS + 1000))
-    assert "firmware.ops.trigger_message" in sys.modules
-    assert "TriggerMessage" in router.HANDLERS
+    assert "firmware.ops.signed_update_firmware" in sys.modules
+    assert "SignedUpdateFirmware" in router.HANDLERS
+
+
+def test_a_task_begun_after_the_answer_outlives_its_dropped_module(tmp_path):
+    """TriggerMessage sends its message from a task after the answer (router.spawn keeps
+    the reference): the module may go at once on a tight heap, the message still goes out."""
+    from test_trigger_message import Peer
+
+    cp = CP(tmp_path)
+    cp.session = type("S", (), {"rpc": None})()
+    cp.station = None
+    cp.charger = type("C", (), {"err": 0})()
+    _forget("trigger_message", "TriggerMessage")
+
+    async def go():
+        peer = Peer(cp, answers={"Heartbeat": {"currentTime": "2026-11-24T10:00:00Z"}})
+        peer.pending["t1"] = "TriggerMessage"
+        await peer.rpc.on_frame(json.dumps([2, "t1", "TriggerMessage",
+                                            {"requestedMessage": "Heartbeat"}]))
+        assert ("answer", "TriggerMessage", {"status": "Accepted"}) in peer.log
+        mod = sys.modules["firmware.ops.trigger_message"]
+        task = mod.task
+        router.sweep(ticks_ms(), 0)  # as on a tight heap: dropped before the task ran
+        assert "firmware.ops.trigger_message" not in sys.modules
+        assert task in router._TASKS
+        await asyncio.wait_for(task, 5)
+        return peer.calls("Heartbeat")
+
+    assert len(asyncio.run(go())) == 1
 
 
 def test_helpers_of_rare_requests_are_dropped_whenever_no_call_is_in_hand(tmp_path):

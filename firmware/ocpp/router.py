@@ -236,6 +236,21 @@ def sweep(now, idle_ms=None):
         _forget(name)
 
 
+_TASKS = []  # tasks message modules started after their answers (spawn)
+
+
+def spawn(coro):
+    """A task a message module starts after its answer (a triggered message, a status to
+    send), referenced here (STYLE.md: every task referenced) so that the module need not stay
+    loaded for it: dropped meanwhile, the task keeps what it uses until it ends."""
+    import asyncio
+
+    _TASKS[:] = [t for t in _TASKS if not t.done()]
+    t = asyncio.create_task(coro)
+    _TASKS.append(t)
+    return t
+
+
 def shed():
     """Short of memory: drop at once every message module and helper no CALL is using
     (not only those idle for a minute), then collect."""

@@ -11,15 +11,13 @@ looked at only for MeterValues and StatusNotification):
 - SignChargePointCertificate: a new key and SignCertificate (firmware/ops/sign_certificate.py).
 """
 
-import asyncio
 
 import log
 from firmware.ocpp import router
 from firmware.ops import trigger_message as tm
 
 ACTION = "ExtendedTriggerMessage"
-RESIDENT = True  # kept loaded (router.done): its sending task
-task = None  # the last sending task (a reference keeps it alive)
+task = None  # the last sending task (router.spawn keeps it alive; tests await it)
 
 
 @router.on(ACTION)
@@ -38,8 +36,8 @@ def extended_trigger_message(cp, payload):
 def extended_trigger_message_after(cp, payload, response):
     global task
     if response["status"] == "Accepted":
-        task = asyncio.create_task(send(cp, cp.session.rpc, payload["requestedMessage"],
-                                        payload.get("connectorId")))
+        task = router.spawn(send(cp, cp.session.rpc, payload["requestedMessage"],
+                                 payload.get("connectorId")))
 
 
 async def send(cp, rpc, msg, cid=None):

@@ -21,7 +21,6 @@ NotImplemented. Sending is allowed while the BootNotification is Pending (§4.2.
 to send is logged, nothing is retried.
 """
 
-import asyncio
 
 import log
 from firmware import clock
@@ -29,11 +28,10 @@ from firmware.ocpp import router
 from firmware.ops import boot_notification, heartbeat
 
 ACTION = "TriggerMessage"
-RESIDENT = True  # kept loaded (router.done): its task; extended_trigger_message uses it
 _SIMPLE = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
            "Heartbeat")
 PER_CONNECTOR = ("MeterValues", "StatusNotification")
-task = None  # the last sending task (a reference keeps it alive)
+task = None  # the last sending task (router.spawn keeps it alive; tests await it)
 
 
 @router.on(ACTION)
@@ -54,7 +52,7 @@ def trigger_message(cp, payload):
 def trigger_message_after(cp, payload, response):
     global task
     if response["status"] == "Accepted":
-        task = asyncio.create_task(
+        task = router.spawn(
             send(cp, cp.session.rpc, payload["requestedMessage"], payload.get("connectorId"))
         )
 

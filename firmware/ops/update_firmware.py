@@ -11,17 +11,15 @@ Once a ManufacturerRootCertificate is installed, the charger installs only signe
 nothing else happens (firmware/firmware_update/signed.py explains the choice).
 """
 
-import asyncio
 
 import log
 from firmware import clock
 from firmware.ocpp import router
 
 ACTION = "UpdateFirmware"
-RESIDENT = True  # kept loaded (router.done): its DownloadFailed task
 SCHEMES = ("http://", "https://", "ftp://")
 FEATURE = "firmware.firmware_update.service"  # cp.firmware
-task = None  # a reference keeps the DownloadFailed task alive
+task = None  # the DownloadFailed task (router.spawn keeps it alive)
 
 
 def parse(payload):
@@ -53,6 +51,6 @@ def update_firmware_after(cp, payload, response):
     req = parse(payload)
     if req is None:
         log.error("firmware", "UpdateFirmware unusable:", payload["location"][:60])
-        task = asyncio.create_task(cp.firmware.notify("DownloadFailed"))
+        task = router.spawn(cp.firmware.notify("DownloadFailed"))
         return
     cp.firmware.request(*req)
