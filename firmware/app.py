@@ -215,7 +215,8 @@ class ChargePoint:
         self.firmware = None  # firmware.firmware_update.service.Firmware
         self.cards = None  # firmware.cards.Cards: RFID cards by name (go-e cards, trx)
         self.solar = None  # firmware.solar.Solar: follows the PV surplus (go-e ids, fup)
-        self.awake = []  # the dormant features (DORMANT) attached so far
+        self.awake = []  # the dormant features (DORMANT) attached now
+        self._owned = {}  # name of an awake dormant feature -> what _start started for it
         self.tasks = []
         self.makers = {}  # task -> make() of a feature's loop, started again when it ends
         # Liveness: name -> ticks_ms of the watched task's last beat (cp.beat), and
@@ -265,8 +266,46 @@ class ChargePoint:
             return
         # Logged first: once attached, remote logging would send this line as its first.
         log.info("app", "attaching", name)
-        _start(self, feature(name).attach(self))
+        self._owned[name] = _start(self, feature(name).attach(self))
         self.awake.append(name)
+
+    def rest_all(self):
+        for name in list(self.awake):
+            self.rest(name)
+
+    def rest(self, name):
+        """Detach an awake dormant feature again once it has no work left: its module's
+        detach(cp) agrees (and undoes its attach) and it would not be attached at boot
+        (_wanted). Its tasks are cancelled and its module let go, so the peak that woke it
+        (an UpdateFirmware, a ReserveNow) holds no heap after it; the next use attaches it
+        anew. The housekeeping asks every second. True if it went."""
+        import sys
+
+        from firmware.ocpp import router
+
+        mod = sys.modules.get(name)
+        detach = getattr(mod, "detach", None)
+        if detach is None or name not in self.awake:
+            return False
+        for row in DORMANT:
+            if row[0] == name and _wanted(self, row):
+                return False
+        if not detach(self):
+            return False
+        started = self._owned.pop(name, ())
+        for t in list(self.makers):
+            if self.makers[t] in started:  # its loops (a restarted one is another task)
+                del self.makers[t]
+                started.append(t)
+        for t in started:
+            if not callable(t):
+                t.cancel()
+                if t in self.tasks:
+                    self.tasks.remove(t)
+        self.awake.remove(name)
+        router.forget(name)
+        log.info("app", "detached", name)
+        return True
 
     def _wake_on(self, keys):
         # Config subscriber: a dormant feature's key turned true.
@@ -293,14 +332,19 @@ class ChargePoint:
 
 def _start(cp, items):
     """The tasks of a feature's attach(cp): a coroutine runs once; make() of a loop that must
-    run for ever is started again when it ends (_revive). A reference to each is kept."""
+    run for ever is started again when it ends (_revive). A reference to each is kept.
+    Returns the tasks of the coroutines and the make()s."""
+    out = []
     for c in items:
         if callable(c):
             t = asyncio.create_task(c())
             cp.makers[t] = c
+            out.append(c)
         else:
             t = asyncio.create_task(c)
+            out.append(t)
         cp.tasks.append(t)
+    return out
 
 
 def _exception_handler(loop, context):
@@ -432,6 +476,7 @@ async def _housekeeping(cp):
         cp.config.flush()  # LAZY settings (amp, frc, ...) at most once per 5 minutes
         router.sweep(ticks_ms())  # message modules of requests not seen for a minute (or
         #                            at once on a tight heap)
+        cp.rest_all()  # dormant features whose work is done
         _revive(cp)
         await asleep_ms(1000)
 

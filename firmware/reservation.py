@@ -209,6 +209,17 @@ class Reservation:
         return None
 
 
+def detach(cp):
+    """Undo attach once no reservation is left (app: cp.rest): True if done."""
+    rsv = cp.reservation
+    if rsv is None or rsv.r is not None or rsv._task is not None:
+        return False
+    cp.reservation = None
+    if cp.api is not None and rsv in cp.api.providers:
+        cp.api.providers.remove(rsv)
+    return True
+
+
 def attach(cp):
     from firmware.ocpp import router
 

@@ -11,6 +11,8 @@ class FakeCP:
     tx_event = ChargePoint.tx_event
     status_keys = ChargePoint.status_keys
     wake = ChargePoint.wake
+    rest = ChargePoint.rest
+    rest_all = ChargePoint.rest_all
     _wake_on = ChargePoint._wake_on
     beat = ChargePoint.beat
     keep = ChargePoint.keep

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 import slots
@@ -199,3 +200,81 @@ print("LOADED:" + ",".join(m for m in %r if m in sys.modules))
                        timeout=60)
     assert r.returncode == 0, r.stderr
     assert "LOADED:\n" in r.stdout, r.stdout
+
+
+@pytest.fixture
+def modules_back():
+    """cp.rest lets a feature's module go (sys.modules, its package): put back afterwards, so
+    the other tests keep the module objects they imported."""
+    saved = dict(sys.modules)
+    import firmware
+    from firmware import firmware_update
+
+    pkgs = {p: dict(vars(p)) for p in (firmware, firmware_update)}
+    yield
+    sys.modules.clear()
+    sys.modules.update(saved)
+    for p, d in pkgs.items():
+        for k, v in d.items():
+            setattr(p, k, v)
+
+
+def _reserve(cp, rid, secs=600):
+    from firmware import clock
+    from firmware.ops import reserve_now
+
+    return reserve_now.reserve(cp, {"connectorId": 1, "idTag": "R", "reservationId": rid,
+                                    "expiryDate": clock.rfc3339(clock.now() + secs)})
+
+
+def test_a_woken_reservation_rests_again_once_none_is_left(tmp_path, modules_back):
+    async def on(cp):
+        assert _reserve(cp, 1, secs=-10) == "Rejected" and cp.awake == [RSV]  # expired
+        assert cp.rest(RSV) is True
+        assert cp.awake == [] and cp.reservation is None and RSV not in sys.modules
+        assert cp.api.status(["rsv"]) == {"rsv": None}
+        assert _reserve(cp, 2) == "Accepted" and cp.awake == [RSV]  # attached anew
+        assert cp.rest(RSV) is False  # a reservation holds it (on flash too)
+        assert cp.reservation.r["id"] == 2
+        cp.reservation.end("cancelled")
+        assert cp.rest(RSV) is False  # its watcher still runs
+        for _ in range(30):
+            await asyncio.sleep(0.1)
+            if cp.reservation._task is None:
+                break
+        assert cp.rest(RSV) is True and cp.reservation is None
+
+    _boot(_cp(tmp_path), on)
+
+
+def test_a_woken_firmware_update_rests_only_when_nothing_is_under_way(tmp_path, modules_back):
+    async def on(cp):
+        cp.wake(FW)
+        fw = cp.firmware
+        loop = [t for t in cp.makers if cp.makers[t] == fw.run]
+        assert len(loop) == 1 and fw.on_accepted in cp.session.on_accepted
+        assert cp.rest(FW) is False  # its loop has not reached its wait yet
+        await asyncio.sleep(0)
+        assert fw.idle
+        fw.diag = "Uploading"  # a GetDiagnostics upload runs
+        assert cp.rest(FW) is False
+        fw.diag = None
+        fw.state = {"stage": "wait"}  # an update waits for its retrieveDate
+        assert cp.rest(FW) is False
+        fw.state = None
+        assert cp.rest(FW) is True
+        await asyncio.sleep(0)
+        assert cp.firmware is None and loop[0].cancelled() and loop[0] not in cp.tasks
+        assert loop[0] not in cp.makers and fw.on_accepted not in cp.session.on_accepted
+        assert cp.awake == [] and FW not in sys.modules
+
+    _boot(_cp(tmp_path), on)
+
+
+def test_a_firmware_update_never_rests_while_a_slot_is_on_trial(tmp_path, modules_back):
+    async def on(cp):
+        await asyncio.sleep(0)
+        assert cp.firmware.idle and cp.rest(FW) is False
+
+    slots.write(str(tmp_path), {"run": "app_a", "prev": "", "ok": False, "try": 1})
+    _boot(_cp(tmp_path), on)

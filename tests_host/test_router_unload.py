@@ -252,3 +252,21 @@ def test_a_call_of_a_loaded_action_is_in_hand_again_until_answered():
     router.done("GetConfiguration", ticks_ms())
     router.shed()
     assert "firmware.ops.get_configuration" not in sys.modules
+
+
+def test_on_a_tight_heap_an_answer_puts_idle_dormant_features_back_to_sleep(tmp_path,
+                                                                            monkeypatch):
+    """A dormant feature a request woke (firmware/app.py cp.rest) goes as soon as any CALL is
+    answered on a tight heap, not at the app's next second: the central system's next
+    request may follow within milliseconds."""
+    rested = []
+    cp = CP(tmp_path)
+    cp.rest_all = lambda: rested.append(1)
+    _forget("get_configuration", "GetConfiguration")
+    for awake, tight, want in (([], True, 0), (["firmware.reservation"], False, 0),
+                               (["firmware.reservation"], True, 1)):
+        cp.awake = awake
+        rested.clear()
+        monkeypatch.setattr(router, "tight", lambda t=tight: t)
+        assert call(cp, "GetConfiguration", {"key": ["HeartbeatInterval"]})[0] == 3
+        assert len(rested) == want, (awake, tight)

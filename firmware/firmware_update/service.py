@@ -73,6 +73,7 @@ class Firmware:
         self.current = None  # the status in progress (Downloading, Downloaded, Installing)
         self.diag = None  # the diagnostics upload in progress (Uploading) or None
         self.diag_task = None
+        self.idle = False  # the loop waits for a request (not in the middle of a status)
         self._wake = asyncio.Event()
 
     # -- UpdateFirmware -------------------------------------------------------------------
@@ -152,7 +153,9 @@ class Firmware:
             st = self.state
             if st is None or st["stage"] == "reboot":
                 self._wake.clear()
+                self.idle = True  # waiting for work: detach() may cancel it here
                 await self._wake.wait()
+                self.idle = False
                 continue
             await cp.session.accepted.wait()  # statuses need the link; the clock is set
             if st["stage"] == "wait":
@@ -321,6 +324,21 @@ def _safe(url):
     at = url.find("@")
     s = url.find("://")
     return url if at < 0 or s < 0 else url[: s + 3] + "***" + url[at:]
+
+
+def detach(cp):
+    """Undo attach once nothing is under way (app: cp.rest; it also asks app._wanted: no
+    slot on trial, no OTA image to confirm): True if done. Its loop is cancelled by the app."""
+    fw = cp.firmware
+    if (fw is None or not fw.idle or fw.state is not None or fw.current is not None
+            or fw.diag is not None):
+        return False
+    if fw.diag_task is not None and not fw.diag_task.done():
+        return False
+    cp.firmware = None
+    if fw.on_accepted in cp.session.on_accepted:
+        cp.session.on_accepted.remove(fw.on_accepted)
+    return True
 
 
 def attach(cp):

@@ -290,11 +290,20 @@ class RPC:
         finally:
             self.answering -= 1
             if not spawned:
-                router.done(action, ticks_ms())
+                self._answered(action)
             fn = self.then
             if fn is not None and not self.answering:
                 self.then = None
                 fn()
+
+    def _answered(self, action):
+        router.done(action, ticks_ms())
+        cp = self.cp
+        if getattr(cp, "awake", None) and router.tight():
+            # A dormant feature that a request woke and that has nothing left to do goes
+            # now, not at the app's next second: the central system's next request may
+            # follow within milliseconds and need the room (app.ChargePoint.rest).
+            cp.rest_all()
 
     async def _call1(self, uid, action, payload, cut):
         """True when an async handler answers later (_finish) instead."""
@@ -325,7 +334,7 @@ class RPC:
         try:
             await self._finish1(uid, action, payload, coro)
         finally:
-            router.done(action, ticks_ms())
+            self._answered(action)
 
     async def _finish1(self, uid, action, payload, coro):
         try:

@@ -28,6 +28,7 @@ def get_diagnostics(cp, payload):
 
 @router.after(ACTION)
 def get_diagnostics_after(cp, payload, response):
+    cp.wake(FEATURE)  # (again: it may have gone back to sleep since the handler ran)
     name = response.get("fileName")
     if name:
         cp.firmware.diagnostics(payload["location"], name,

@@ -26,6 +26,7 @@ def signed_update_firmware(cp, payload):
 @router.after(ACTION)
 def signed_update_firmware_after(cp, payload, response):
     global _req
+    cp.wake(FEATURE)  # (again: it may have gone back to sleep since the handler ran)
     req, _req = _req, None
     if req is not None:
         cp.firmware.request(*req)

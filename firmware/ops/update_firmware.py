@@ -48,6 +48,7 @@ def update_firmware(cp, payload):
 @router.after(ACTION)
 def update_firmware_after(cp, payload, response):
     global task
+    cp.wake(FEATURE)  # (again: it may have gone back to sleep since the handler ran)
     req = parse(payload)
     if req is None:
         log.error("firmware", "UpdateFirmware unusable:", payload["location"][:60])
