@@ -92,7 +92,14 @@ FEATURES = (
     "firmware.remote_trigger",  # TriggerMessage
     "firmware.security.service",  # cp.security: security events and log, certificates
     "firmware.cards",  # cp.cards: RFID cards by name and their energy (go-e cards, trx)
-    "firmware.goe",  # go-e API v2 keys of the whole charger: sse, typ, modelStatus, su, rst
+)
+# Local API keys whose module is loaded only while they are asked for (_Lazy): the module
+# and its keys (the same as its provider(cp) owns). A charger nobody reads them from pays
+# no heap for them; one polled by a go-e client keeps the module loaded.
+LAZY_API = (
+    # go-e API v2 keys of the whole charger
+    ("firmware.goe", ("sse", "typ", "oem", "modelStatus", "pha", "pnp", "lck", "cbl", "su",
+                      "rst")),
 )
 # Dormant features: attached at boot only when they have work, else on their first use
 # (cp.wake), so a charger that never uses them does not pay their heap (~4.7 KiB together,
@@ -152,6 +159,45 @@ def _wanted(cp, row):
         d = slots.read(cp.data_dir)
         return not d.get("ok") or "failed" in d or getattr(cp.hal, "ota", None) is not None
     return False
+
+
+class _Lazy:
+    """The local API keys of a module loaded only while they are asked for: its provider(cp)
+    is made at the first read or write of one of them, and let go with its module after
+    router.IDLE_MS without one, or at the app's next second on a tight heap, as the router
+    does with message modules (sweep()); never while the provider says it is busy (idle())."""
+
+    def __init__(self, cp, row):
+        self.cp = cp
+        self.row = row
+        self.p = None
+        self.used = 0
+
+    def _get(self):
+        if self.p is None:
+            self.p = __import__(self.row[0], None, None, ("provider",)).provider(self.cp)
+        self.used = ticks_ms()
+        return self.p
+
+    def owns(self, key):
+        return key in self.row[1]
+
+    def status(self, out):
+        self._get().status(out)
+
+    def check(self, key, value):
+        return self._get().check(key, value)
+
+    def apply(self, changes):
+        return self._get().apply(changes)
+
+    def sweep(self, now, idle_ms):
+        from firmware.ocpp import router
+
+        p = self.p
+        if p is not None and ticks_diff(now, self.used) >= idle_ms and p.idle():
+            self.p = None
+            router.forget(self.row[0])
 
 
 class _Asleep:
@@ -465,6 +511,20 @@ async def _watch(cp, now):
         _replace(cp, old, t)
 
 
+def _lazy_sweep(cp, now):
+    from firmware.ocpp import router
+
+    api = cp.api
+    if api is None:
+        return
+    idle_ms = None
+    for p in api.providers:
+        if isinstance(p, _Lazy) and p.p is not None:
+            if idle_ms is None:
+                idle_ms = 0 if router.tight() else router.IDLE_MS
+            p.sweep(now, idle_ms)
+
+
 async def _housekeeping(cp):
     from firmware.ocpp import router
 
@@ -477,6 +537,7 @@ async def _housekeeping(cp):
         router.sweep(ticks_ms())  # message modules of requests not seen for a minute (or
         #                            at once on a tight heap)
         cp.rest_all()  # dormant features whose work is done
+        _lazy_sweep(cp, ticks_ms())
         _revive(cp)
         await asleep_ms(1000)
 
@@ -486,6 +547,8 @@ def attach(cp):
     only where they have work (_wanted); cp.api is set."""
     for name in FEATURES:
         _start(cp, feature(name).attach(cp))
+    for row in LAZY_API:
+        cp.api.providers.append(_Lazy(cp, row))
     for row in DORMANT:
         if row[2]:
             cp.api.providers.append(_Asleep(cp, row))

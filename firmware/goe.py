@@ -26,7 +26,6 @@ from compat import asleep_ms, const, ticks_diff, ticks_ms
 from firmware.evse import pilot as _pilot
 
 _KEYS = ("sse", "typ", "oem", "modelStatus", "pha", "pnp", "lck", "cbl", "su", "rst")
-OPS = ()  # no OCPP messages of its own
 _READ_ONLY = ("sse", "typ", "oem", "modelStatus", "pha", "pnp", "lck", "cbl")
 _SU_MS = const(3000)  # state F this long (as the charger's pilot disconnect for a phase switch)
 _SU_OPEN_MS = const(8000)  # the contactor opens within 6 s of an EVSE stop
@@ -144,6 +143,10 @@ class GoeKeys:
             self._spawn(self._reboot())
         return None
 
+    def idle(self):
+        """Nothing under way (an unplugging, a reboot asked): the module may go (app)."""
+        return not self.unplugging and all(t.done() for t in self._tasks)
+
     def _spawn(self, coro):
         t = asyncio.create_task(coro)
         self._tasks = [x for x in self._tasks if not x.done()] + [t]  # references kept
@@ -173,6 +176,6 @@ class GoeKeys:
             st.reset("Soft")  # False when a reset is under way already
 
 
-def attach(cp):
-    cp.status_keys(GoeKeys(cp))
-    return []
+def provider(cp):
+    """Loaded only while its keys are asked for (firmware/app.py LAZY_API)."""
+    return GoeKeys(cp)

@@ -195,7 +195,8 @@ async def go():
         t.cancel()
 asyncio.run(go())
 print("LOADED:" + ",".join(m for m in %r if m in sys.modules))
-""" % (str(tmp_path), str(tmp_path), (RSV, FW, LOG, SOLAR, "firmware.ops.reserve_now"))
+""" % (str(tmp_path), str(tmp_path),
+       (RSV, FW, LOG, SOLAR, "firmware.ops.reserve_now", "firmware.goe"))
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0, r.stderr
@@ -277,4 +278,33 @@ def test_a_firmware_update_never_rests_while_a_slot_is_on_trial(tmp_path, module
         assert cp.firmware.idle and cp.rest(FW) is False
 
     slots.write(str(tmp_path), {"run": "app_a", "prev": "", "ok": False, "try": 1})
+    _boot(_cp(tmp_path), on)
+
+
+def test_the_go_e_keys_load_their_module_while_they_are_asked_for(tmp_path, modules_back):
+    """app.LAZY_API: firmware/goe.py is imported by the first read of one of its keys and let
+    go after router.IDLE_MS without one (at once on a tight heap), never while an unplugging
+    it started runs."""
+    from compat import ticks_add, ticks_ms
+    from firmware.ocpp import router
+
+    async def on(cp):
+        (lazy,) = [p for p in cp.api.providers if isinstance(p, app._Lazy)]
+        assert lazy.p is None
+        assert cp.api.status(["amp"]) == {"amp": 16} and lazy.p is None  # not its keys
+        st = cp.api.status(["typ", "modelStatus"])
+        assert st["typ"] == "OWB-11" and isinstance(st["modelStatus"], int)
+        assert lazy.p is not None and "firmware.goe" in sys.modules
+        app._lazy_sweep(cp, ticks_add(ticks_ms(), router.IDLE_MS // 2))
+        assert lazy.p is not None  # used a moment ago
+        app._lazy_sweep(cp, ticks_add(ticks_ms(), router.IDLE_MS + 1000))
+        assert lazy.p is None and "firmware.goe" not in sys.modules
+        assert cp.api.set({"su": "true"}) == (200, {"su": True})  # loaded anew
+        busy = lazy.p
+        assert busy.unplugging
+        app._lazy_sweep(cp, ticks_add(ticks_ms(), router.IDLE_MS + 1000))
+        assert lazy.p is busy  # the simulated unplugging runs: it stays
+        code, body = cp.api.set({"typ": '"x"'})
+        assert code == 400 and body == {"typ": "read-only"}
+
     _boot(_cp(tmp_path), on)

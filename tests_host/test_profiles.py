@@ -23,7 +23,7 @@ def _offer_every_feature():
     """What the app does at start: each feature of app.FEATURES offers its messages."""
     from firmware import app
 
-    router.offer(app.OPS)
+    app.load_ops()  # the core's and the dormant features' messages
     for name in app.FEATURES:
         router.offer(app.feature(name).OPS)
 
