@@ -102,7 +102,7 @@ LAZY_API = (
                       "rst")),
 )
 # Dormant features: attached at boot only when they have work, else on their first use
-# (cp.wake), so a charger that never uses them does not pay their heap (~4.7 KiB together,
+# (cp.wake), so a charger that never uses them does not pay their heap (5.6 KiB together,
 # 32-bit frozen: module, objects and loop). A row: the module, the attribute of `cp` it sets,
 # its local API status keys (null while it sleeps; a write wakes it), the configuration key
 # that wakes it once true, the file of the data directory whose presence wakes it at boot,
@@ -143,6 +143,8 @@ def load_ops():
 def _wanted(cp, row):
     """Whether the dormant feature of `row` has work at boot."""
     key, file = row[3], row[4]
+    if row[0] == _FW and getattr(cp.hal, "ota", None) is not None:
+        return True  # (first: checked every second while it is awake, see cp.rest)
     if key is not None and cp.config.get(key):
         return True
     if file is not None:
@@ -157,7 +159,7 @@ def _wanted(cp, row):
         import slots
 
         d = slots.read(cp.data_dir)
-        return not d.get("ok") or "failed" in d or getattr(cp.hal, "ota", None) is not None
+        return not d.get("ok") or "failed" in d
     return False
 
 
@@ -220,10 +222,15 @@ class _Asleep:
             out[k] = None
 
     def check(self, key, value):
+        if key not in _WRITABLE:
+            return "read-only"  # without waking it
         return self._feature().check(key, value)
 
     def apply(self, changes):
         return self._feature().apply(changes)
+
+
+_WRITABLE = ("ids",)  # the dormant features' API keys that can be written (solar's ids)
 
 
 class ChargePoint:
@@ -312,12 +319,31 @@ class ChargePoint:
             return
         # Logged first: once attached, remote logging would send this line as its first.
         log.info("app", "attaching", name)
-        self._owned[name] = _start(self, feature(name).attach(self))
+        mod = feature(name)
+        items = mod.attach(self)
+        n = len(self.tasks)
+        try:
+            self._owned[name] = _start(self, items)
+        except BaseException:  # a MemoryError making its tasks: undone, the next use retries
+            for t in self.tasks[n:]:
+                self.makers.pop(t, None)
+                t.cancel()
+            del self.tasks[n:]
+            detach = getattr(mod, "detach", None)
+            if detach is None or not detach(self):
+                if row[1] is not None:
+                    setattr(self, row[1], None)
+            raise
         self.awake.append(name)
 
     def rest_all(self):
+        """cp.rest of every awake dormant feature; never raises (the housekeeping and the
+        RPC call it on their way)."""
         for name in list(self.awake):
-            self.rest(name)
+            try:
+                self.rest(name)
+            except Exception as e:  # noqa: BLE001 - a failed rest: it stays awake
+                log.failed("app", "rest " + name, e)
 
     def rest(self, name):
         """Detach an awake dormant feature again once it has no work left: its module's
@@ -332,6 +358,10 @@ class ChargePoint:
         mod = sys.modules.get(name)
         detach = getattr(mod, "detach", None)
         if detach is None or name not in self.awake:
+            return False
+        rpc = getattr(self.session, "rpc", None)
+        if (rpc is not None and rpc.answering) or router.in_hand():
+            # A CALL in hand may have woken it and still need it (its after-handler).
             return False
         for row in DORMANT:
             if row[0] == name and _wanted(self, row):

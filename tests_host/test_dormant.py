@@ -204,9 +204,13 @@ print("LOADED:" + ",".join(m for m in %r if m in sys.modules))
 
 
 @pytest.fixture
-def modules_back():
+def modules_back(monkeypatch):
     """cp.rest lets a feature's module go (sys.modules, its package): put back afterwards, so
-    the other tests keep the module objects they imported."""
+    the other tests keep the module objects they imported. No CALL is in hand (other tests
+    look actions up without answering them)."""
+    from firmware.ocpp import router
+
+    monkeypatch.setattr(router, "LOADED", {})
     saved = dict(sys.modules)
     import firmware
     from firmware import firmware_update
@@ -306,5 +310,70 @@ def test_the_go_e_keys_load_their_module_while_they_are_asked_for(tmp_path, modu
         assert lazy.p is busy  # the simulated unplugging runs: it stays
         code, body = cp.api.set({"typ": '"x"'})
         assert code == 400 and body == {"typ": "read-only"}
+
+    _boot(_cp(tmp_path), on)
+
+
+def test_no_rest_while_a_call_is_in_hand(tmp_path, modules_back):
+    """A handler may have woken the feature and its after-handler still needs it: nothing
+    rests while a CALL is being handled or answered."""
+    from firmware.ocpp import router
+
+    async def on(cp):
+        cp.wake(FW)
+        await asyncio.sleep(0)
+        cp.session.rpc = type("R", (), {"answering": 1})()
+        assert cp.rest(FW) is False and cp.firmware is not None
+        cp.session.rpc.answering = 0
+        router.LOADED["GetDiagnostics"] = ["get_diagnostics", None]  # an async one in hand
+        assert cp.rest(FW) is False
+        router.LOADED["GetDiagnostics"][1] = 0
+        assert cp.rest(FW) is True
+        cp.session.rpc = None
+
+    _boot(_cp(tmp_path), on)
+
+
+def test_a_wake_whose_tasks_cannot_be_made_is_undone_for_the_next_use(tmp_path, monkeypatch,
+                                                                      modules_back):
+    async def on(cp):
+        real = asyncio.create_task
+        n = len(cp.tasks)
+
+        def short(coro):
+            coro.close()
+            raise MemoryError("heap full")
+
+        monkeypatch.setattr(asyncio, "create_task", short)
+        with pytest.raises(MemoryError):
+            cp.wake(SOLAR)
+        monkeypatch.setattr(asyncio, "create_task", real)
+        assert cp.solar is None and cp.awake == [] and len(cp.tasks) == n
+        cp.wake(SOLAR)  # the next use attaches it whole
+        assert cp.solar is not None and cp.awake == [SOLAR]
+        assert any(cp.makers[t] == cp.solar.run for t in cp.makers)
+
+    _boot(_cp(tmp_path), on)
+
+
+def test_rest_all_never_raises(tmp_path, monkeypatch, modules_back):
+    async def on(cp):
+        cp.wake(RSV)
+
+        def broken(cp):
+            raise OSError(5, "flash")
+
+        monkeypatch.setattr(sys.modules[RSV], "detach", broken)
+        cp.rest_all()  # logged; it stays awake
+        assert cp.awake == [RSV]
+
+    _boot(_cp(tmp_path), on)
+
+
+def test_a_read_only_key_of_a_sleeping_feature_is_refused_without_waking_it(tmp_path):
+    def on(cp):
+        for key, value in (("rsv", "null"), ("pgrid", "5"), ("inva", "1")):
+            assert cp.api.set({key: value}) == (400, {key: "read-only"})
+        assert cp.awake == []
 
     _boot(_cp(tmp_path), on)

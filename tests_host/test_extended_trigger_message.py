@@ -76,6 +76,23 @@ def test_log_status_in_progress_carries_its_request_id(tmp_path):
                                                         "requestId": 7})]
 
 
+def test_firmware_status_in_progress_carries_its_request_id(tmp_path):
+    # A SignedUpdateFirmware under way: its requestId (Firmware.req) goes with the status.
+    cp, peer = make(tmp_path)
+
+    class Fw:
+        req = 9
+
+        def status(self):
+            return "Downloading"
+
+    cp.firmware = Fw()
+    n = len(peer.log)
+    assert trigger(peer, "FirmwareStatusNotification") == "Accepted"
+    assert sent(peer, n) == [("SignedFirmwareStatusNotification",
+                              {"status": "Downloading", "requestId": 9})]
+
+
 def test_unknown_connector_is_rejected_and_nothing_sent(tmp_path):
     cp, peer = make(tmp_path)
     for msg in ("StatusNotification", "MeterValues"):

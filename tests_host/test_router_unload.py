@@ -270,3 +270,29 @@ def test_on_a_tight_heap_an_answer_puts_idle_dormant_features_back_to_sleep(tmp_
         monkeypatch.setattr(router, "tight", lambda t=tight: t)
         assert call(cp, "GetConfiguration", {"key": ["HeartbeatInterval"]})[0] == 3
         assert len(rested) == want, (awake, tight)
+
+
+def test_trigger_message_used_by_extended_trigger_message_goes_again(tmp_path):
+    """ExtendedTriggerMessage sends the shared messages with TriggerMessage's module, loaded
+    through the router (lookup/done): swept again like any message module, not kept for good
+    by an import."""
+    from test_trigger_message import Peer
+
+    cp = CP(tmp_path)
+    cp.session = type("S", (), {"rpc": None})()
+    _forget("trigger_message", "TriggerMessage")
+    _forget("extended_trigger_message", "ExtendedTriggerMessage")
+
+    async def go():
+        peer = Peer(cp, answers={"Heartbeat": {"currentTime": "2026-11-24T10:00:00Z"}})
+        peer.pending["e1"] = "ExtendedTriggerMessage"
+        await peer.rpc.on_frame(json.dumps([2, "e1", "ExtendedTriggerMessage",
+                                            {"requestedMessage": "Heartbeat"}]))
+        await asyncio.wait_for(sys.modules["firmware.ops.extended_trigger_message"].task, 5)
+        return peer.calls("Heartbeat")
+
+    assert len(asyncio.run(go())) == 1
+    assert router.LOADED["TriggerMessage"][1] is not None  # answered: not in hand
+    router.sweep(ticks_add(ticks_ms(), router.IDLE_MS + 1000))
+    assert "firmware.ops.trigger_message" not in sys.modules
+    assert "firmware.ops.extended_trigger_message" not in sys.modules

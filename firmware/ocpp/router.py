@@ -197,6 +197,15 @@ def done(action, now):
             sweep(now, 0)
 
 
+def in_hand():
+    """True while a CALL of a message module the router loaded is being handled (a CALL in
+    hand: an async handler may still use its module and the helpers)."""
+    for v in LOADED.values():
+        if v[1] is None:
+            return True
+    return False
+
+
 def tight():
     """Less than a quarter of the heap free (MicroPython; never on CPython). One scan of the
     heap's allocation table (gc.mem_free): the heap's size is taken once."""
@@ -229,9 +238,8 @@ def sweep(now, idle_ms=None):
     for action in [a for a in LOADED if LOADED[a][1] is not None
                    and ticks_diff(now, LOADED[a][1]) >= idle_ms]:
         _drop(action, LOADED.pop(action)[0])
-    for v in LOADED.values():
-        if v[1] is None:  # a CALL in hand (an async handler) may be using the helpers
-            return
+    if in_hand():  # an async handler may be using the helpers
+        return
     for name in HELPERS:
         _forget(name)
 

@@ -14,9 +14,9 @@ looked at only for MeterValues and StatusNotification):
 
 import log
 from firmware.ocpp import router
-from firmware.ops import trigger_message as tm
 
 ACTION = "ExtendedTriggerMessage"
+_PER_CONNECTOR = ("MeterValues", "StatusNotification")  # as TriggerMessage's
 task = None  # the last sending task (router.spawn keeps it alive; tests await it)
 
 
@@ -24,7 +24,7 @@ task = None  # the last sending task (router.spawn keeps it alive; tests await i
 def extended_trigger_message(cp, payload):
     msg = payload["requestedMessage"]
     cid = payload.get("connectorId")
-    if msg in tm.PER_CONNECTOR and cid is not None and not (
+    if msg in _PER_CONNECTOR and cid is not None and not (
             0 <= cid <= cp.config.get("NumberOfConnectors")):
         return {"status": "Rejected"}
     if cp.session.rpc is None:
@@ -57,11 +57,29 @@ async def send(cp, rpc, msg, cid=None):
 
         fw = cp.firmware
         p = (sfsn.ACTION, sfsn.payload(fw.status() if fw is not None else "Idle",
-                                       getattr(fw, "request_id", None)))
+                                       getattr(fw, "req", None)))
     else:
-        await tm.send(cp, rpc, msg, cid)
+        await _as_trigger_message(cp, rpc, msg, cid)
         return
     try:
         await rpc.call(p[0], p[1])
     except Exception as e:  # lost link, timeout, CALLERROR: the central system may ask again
         log.warning("trigger", "%s not sent: %r" % (msg, e))
+
+
+async def _as_trigger_message(cp, rpc, msg, cid):
+    # TriggerMessage's module, through the router (router.lookup/done): dropped again like
+    # any message module, not kept for good by an import of this one.
+    import sys
+
+    from compat import ticks_ms
+
+    try:
+        router.lookup("TriggerMessage")
+    except Exception as e:  # noqa: BLE001 - a build without TriggerMessage, no memory
+        log.warning("trigger", "%s not sent: %r" % (msg, e))
+        return
+    try:
+        await sys.modules["firmware.ops.trigger_message"].send(cp, rpc, msg, cid)
+    finally:
+        router.done("TriggerMessage", ticks_ms())

@@ -19,7 +19,6 @@ Answers, first match wins:
 import log
 from firmware import clock
 from firmware.ocpp import router
-from firmware.reservation import blocked
 
 ACTION = "ReserveNow"
 
@@ -45,7 +44,9 @@ def reserve(cp, p):
     if exp <= now:
         return "Rejected"
     rsv.step()  # an expired or no longer valid reservation ends first
-    s = blocked(cp)
+    # From the module of the feature as it is now (an import at the top would keep an
+    # earlier one alive after the feature went back to sleep: app cp.rest).
+    s = __import__("firmware.reservation", None, None, ("blocked",)).blocked(cp)
     if s is not None:
         return s
     rid = p["reservationId"]
