@@ -255,7 +255,16 @@ def _case(tmp_path, cmd, env, seed, delay, thinned=False, gave_up=False):
     try:
         env = dict(env, JDIR=d, SEED=str(seed))
         kills, out = _run_with_kills(cmd, env, d, seed, delay)
-        n, msgs, dups, powerloss, journaled, delivered, missing = _verify(d, thinned, gave_up)
+        try:
+            n, msgs, dups, powerloss, journaled, delivered, missing = _verify(
+                d, thinned, gave_up)
+        except Exception:
+            # Kept for a look (the kill moments depend on the machine's load): the logs,
+            # hw.json and the journal directory as the last run left them.
+            kept = str(tmp_path / "kept")
+            shutil.copytree(d, kept)
+            print("\nthe data of this failure: %s" % kept)
+            raise
         left = sorted(os.listdir(os.path.join(d, "journal")))
     finally:
         if shm:
