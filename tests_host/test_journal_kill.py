@@ -58,6 +58,25 @@ def line(path, obj):
     with open(path, "a") as f:
         f.write(json.dumps(obj) + "\n")
 
+def heal(path):
+    # A kill can tear the line being written; what follows must not be appended onto the
+    # fragment (both would be lost to the reader), so the fragment gets its line end.
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            if f.tell() == 0:
+                return
+            f.seek(-1, 2)
+            torn = f.read(1) != b"\n"
+    except OSError:
+        return
+    if torn:
+        with open(path, "ab") as f:
+            f.write(b"\n")
+
+heal(D + "/csms.log")
+heal(D + "/intent.log")
+
 def central_system(seq, action, p, record=True):
     if record:
         line(D + "/csms.log", [seq, action, p])
@@ -301,6 +320,41 @@ def _cpython_env():
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([os.path.join(ROOT, "lib"), ROOT])
     return env
+
+
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_a_torn_log_line_stays_alone_after_the_restart(tmp_path, runtime):
+    """The harness's own logs: a kill tore a csms.log line once (CPython, a loaded machine)
+    and the restart appended the resent message onto the fragment, so the verifier lost
+    both and reported a delivered MeterValues as missing. The writer ends a torn line first."""
+    d = str(tmp_path)
+    torn = '[7, "MeterValues", {"connectorId": 1, "meterVal'
+    with open(os.path.join(d, "csms.log"), "w") as f:
+        f.write(torn)
+    with open(os.path.join(d, "intent.log"), "w") as f:
+        f.write('["M", "S1", 10')
+    w = tmp_path / "writer.py"
+    w.write_text(WRITER)
+    if runtime == "cpython":
+        cmd, env = [sys.executable, "-S", str(w)], _cpython_env()
+    else:
+        cmd, env = [micropython_binary(), "-X", "heapsize=1m", str(w)], mp_env()
+    p = subprocess.Popen(cmd, env=dict(env, JDIR=d, SEED="5"), cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        ready, _, _ = select.select([p.stdout], [], [], 20)
+        assert ready, "writer did not come up"
+        deadline = time.monotonic() + 20
+        while len(_lines(os.path.join(d, "csms.log"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        p.kill()
+        p.communicate(timeout=10)
+    for name, first in (("csms.log", torn), ("intent.log", '["M", "S1", 10')):
+        with open(os.path.join(d, name)) as f:
+            rows = f.read().split("\n")
+        assert rows[0] == first, name
+        assert all(json.loads(r) for r in rows[1:-1]) and len(rows) > 2, name
 
 
 def test_power_cuts_on_cpython(tmp_path):
