@@ -140,6 +140,14 @@ def load_ops():
         router.offer(row[5])
 
 
+def _dormant(name):
+    """The DORMANT row of the module `name`."""
+    for row in DORMANT:
+        if row[0] == name:
+            return row
+    raise ValueError(name)
+
+
 def _wanted(cp, row):
     """Whether the dormant feature of `row` has work at boot."""
     key, file = row[3], row[4]
@@ -310,11 +318,7 @@ class ChargePoint:
         """Attach the dormant feature `name` (a module of DORMANT) now, on its first use, and
         start its tasks; nothing when it is attached already. An attach that fails (a
         MemoryError importing it) raises, and the next use tries again."""
-        for row in DORMANT:
-            if row[0] == name:
-                break
-        else:
-            raise ValueError(name)
+        row = _dormant(name)
         if name in self.awake or (row[1] is not None and getattr(self, row[1]) is not None):
             return
         # Logged first: once attached, remote logging would send this line as its first.
@@ -363,12 +367,9 @@ class ChargePoint:
         if (rpc is not None and rpc.answering) or router.in_hand():
             # A CALL in hand may have woken it and still need it (its after-handler).
             return False
-        for row in DORMANT:
-            if row[0] == name and _wanted(self, row):
-                return False
-        if not detach(self):
+        if _wanted(self, _dormant(name)) or not detach(self):
             return False
-        started = self._owned.pop(name, ())
+        started = self._owned.pop(name, [])
         for t in list(self.makers):
             if self.makers[t] in started:  # its loops (a restarted one is another task)
                 del self.makers[t]
@@ -541,18 +542,12 @@ async def _watch(cp, now):
         _replace(cp, old, t)
 
 
-def _lazy_sweep(cp, now):
-    from firmware.ocpp import router
-
-    api = cp.api
-    if api is None:
-        return
-    idle_ms = None
-    for p in api.providers:
-        if isinstance(p, _Lazy) and p.p is not None:
-            if idle_ms is None:
-                idle_ms = 0 if router.tight() else router.IDLE_MS
-            p.sweep(now, idle_ms)
+def _lazy_sweep(cp, now, idle_ms):
+    # idle_ms: as router.sweep chose it (IDLE_MS, or 0 on a tight heap).
+    if cp.api is not None:
+        for p in cp.api.providers:
+            if isinstance(p, _Lazy):
+                p.sweep(now, idle_ms)
 
 
 async def _housekeeping(cp):
@@ -564,10 +559,11 @@ async def _housekeeping(cp):
         uptime_ms()  # keeps the unwrapped uptime exact across ticks_ms wraps
         await _watch(cp, ticks_ms())
         cp.config.flush()  # LAZY settings (amp, frc, ...) at most once per 5 minutes
-        router.sweep(ticks_ms())  # message modules of requests not seen for a minute (or
-        #                            at once on a tight heap)
+        # Message modules of requests not seen for a minute (or at once on a tight heap),
+        # and the lazy API keys' modules by the same rule.
+        idle_ms = router.sweep(ticks_ms())
         cp.rest_all()  # dormant features whose work is done
-        _lazy_sweep(cp, ticks_ms())
+        _lazy_sweep(cp, ticks_ms(), idle_ms)
         _revive(cp)
         await asleep_ms(1000)
 

@@ -57,7 +57,6 @@ _STEP_MS = const(1000)
 _TAG = "rsv"
 
 
-
 def _valid(r):
     try:
         p = r.get("p")

@@ -299,14 +299,14 @@ def test_the_go_e_keys_load_their_module_while_they_are_asked_for(tmp_path, modu
         st = cp.api.status(["typ", "modelStatus"])
         assert st["typ"] == "OWB-11" and isinstance(st["modelStatus"], int)
         assert lazy.p is not None and "firmware.goe" in sys.modules
-        app._lazy_sweep(cp, ticks_add(ticks_ms(), router.IDLE_MS // 2))
+        app._lazy_sweep(cp, ticks_add(ticks_ms(), router.IDLE_MS // 2), router.IDLE_MS)
         assert lazy.p is not None  # used a moment ago
-        app._lazy_sweep(cp, ticks_add(ticks_ms(), router.IDLE_MS + 1000))
+        app._lazy_sweep(cp, ticks_add(ticks_ms(), router.IDLE_MS + 1000), router.IDLE_MS)
         assert lazy.p is None and "firmware.goe" not in sys.modules
         assert cp.api.set({"su": "true"}) == (200, {"su": True})  # loaded anew
         busy = lazy.p
         assert busy.unplugging
-        app._lazy_sweep(cp, ticks_add(ticks_ms(), router.IDLE_MS + 1000))
+        app._lazy_sweep(cp, ticks_add(ticks_ms(), router.IDLE_MS + 1000), router.IDLE_MS)
         assert lazy.p is busy  # the simulated unplugging runs: it stays
         code, body = cp.api.set({"typ": '"x"'})
         assert code == 400 and body == {"typ": "read-only"}

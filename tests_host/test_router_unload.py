@@ -139,22 +139,33 @@ def test_a_module_with_state_after_its_answer_stays(tmp_path):
     assert "SignedUpdateFirmware" in router.HANDLERS
 
 
-def test_a_task_begun_after_the_answer_outlives_its_dropped_module(tmp_path):
-    """TriggerMessage sends its message from a task after the answer (router.spawn keeps
-    the reference): the module may go at once on a tight heap, the message still goes out."""
-    from test_trigger_message import Peer
-
+def _trigger_cp(tmp_path):
+    """A charge point whose RPC peer is test_trigger_message.Peer (made by _trigger)."""
     cp = CP(tmp_path)
     cp.session = type("S", (), {"rpc": None})()
     cp.station = None
     cp.charger = type("C", (), {"err": 0})()
+    return cp
+
+
+async def _trigger(cp, action):
+    """`action` (TriggerMessage or ExtendedTriggerMessage) of a Heartbeat, from the peer."""
+    from test_trigger_message import Peer
+
+    peer = Peer(cp, answers={"Heartbeat": {"currentTime": "2026-11-24T10:00:00Z"}})
+    peer.pending["t1"] = action
+    await peer.rpc.on_frame(json.dumps([2, "t1", action, {"requestedMessage": "Heartbeat"}]))
+    return peer
+
+
+def test_a_task_begun_after_the_answer_outlives_its_dropped_module(tmp_path):
+    """TriggerMessage sends its message from a task after the answer (router.spawn keeps
+    the reference): the module may go at once on a tight heap, the message still goes out."""
+    cp = _trigger_cp(tmp_path)
     _forget("trigger_message", "TriggerMessage")
 
     async def go():
-        peer = Peer(cp, answers={"Heartbeat": {"currentTime": "2026-11-24T10:00:00Z"}})
-        peer.pending["t1"] = "TriggerMessage"
-        await peer.rpc.on_frame(json.dumps([2, "t1", "TriggerMessage",
-                                            {"requestedMessage": "Heartbeat"}]))
+        peer = await _trigger(cp, "TriggerMessage")
         assert ("answer", "TriggerMessage", {"status": "Accepted"}) in peer.log
         mod = sys.modules["firmware.ops.trigger_message"]
         task = mod.task
@@ -276,18 +287,12 @@ def test_trigger_message_used_by_extended_trigger_message_goes_again(tmp_path):
     """ExtendedTriggerMessage sends the shared messages with TriggerMessage's module, loaded
     through the router (lookup/done): swept again like any message module, not kept for good
     by an import."""
-    from test_trigger_message import Peer
-
-    cp = CP(tmp_path)
-    cp.session = type("S", (), {"rpc": None})()
+    cp = _trigger_cp(tmp_path)
     _forget("trigger_message", "TriggerMessage")
     _forget("extended_trigger_message", "ExtendedTriggerMessage")
 
     async def go():
-        peer = Peer(cp, answers={"Heartbeat": {"currentTime": "2026-11-24T10:00:00Z"}})
-        peer.pending["e1"] = "ExtendedTriggerMessage"
-        await peer.rpc.on_frame(json.dumps([2, "e1", "ExtendedTriggerMessage",
-                                            {"requestedMessage": "Heartbeat"}]))
+        peer = await _trigger(cp, "ExtendedTriggerMessage")
         await asyncio.wait_for(sys.modules["firmware.ops.extended_trigger_message"].task, 5)
         return peer.calls("Heartbeat")
 

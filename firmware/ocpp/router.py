@@ -190,11 +190,15 @@ def done(action, now):
     heap in between (from .mpy files: its bytecode) while one it sends every few seconds
     (a load manager's SetChargingProfile) is not imported again each time. On a tight()
     heap it goes at once, with every other idle one: the central system's next request,
-    which may follow within milliseconds, needs the room (the app sweeps only every second)."""
+    which may follow within milliseconds, needs the room (the app sweeps only every second).
+    Returns what tight() said when it asked (an action it loaded), else None."""
     if action in LOADED:
         LOADED[action][1] = now
-        if tight():
+        t = tight()
+        if t:
             sweep(now, 0)
+        return t
+    return None
 
 
 def in_hand():
@@ -230,7 +234,7 @@ def sweep(now, idle_ms=None):
     behind, and the next one, the largest perhaps, needs the room). Modules with state that
     outlives the answer (a task in progress, a request kept for the after-handler) say
     RESIDENT = True and are never dropped. What a running handler or task still references
-    lives on until done."""
+    lives on until done. Returns the idle_ms it used (the app's other sweeps follow it)."""
     from compat import ticks_diff
 
     if idle_ms is None:
@@ -238,10 +242,10 @@ def sweep(now, idle_ms=None):
     for action in [a for a in LOADED if LOADED[a][1] is not None
                    and ticks_diff(now, LOADED[a][1]) >= idle_ms]:
         _drop(action, LOADED.pop(action)[0])
-    if in_hand():  # an async handler may be using the helpers
-        return
-    for name in HELPERS:
-        _forget(name)
+    if not in_hand():  # an async handler may be using the helpers
+        for name in HELPERS:
+            _forget(name)
+    return idle_ms
 
 
 _TASKS = []  # tasks message modules started after their answers (spawn)

@@ -297,9 +297,9 @@ class RPC:
                 fn()
 
     def _answered(self, action):
-        router.done(action, ticks_ms())
+        tight = router.done(action, ticks_ms())  # None: it did not look
         cp = self.cp
-        if getattr(cp, "awake", None) and router.tight():
+        if getattr(cp, "awake", None) and (router.tight() if tight is None else tight):
             # A dormant feature that a request woke and that has nothing left to do goes
             # now, not at the app's next second: the central system's next request may
             # follow within milliseconds and need the room (app.ChargePoint.rest).
