@@ -239,6 +239,72 @@ def test_rsa_keys_under_2048_bits_are_refused():
     assert not rsa_verify.verify(pub.n, pub.e, hashlib.sha256(b"x").digest(), sig)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_rsa_power_is_pow_for_every_modulus_length_and_exponent(data):
+    """rsa_verify._pow (the multiplier taken a limb at a time) is pow() for moduli of any
+    byte length (not only multiples of the limb), any base below the modulus, any odd
+    exponent."""
+    bits = data.draw(st.integers(2041, 4104))
+    n = data.draw(st.integers(1 << (bits - 1), (1 << bits) - 1)) | 1
+    s = data.draw(st.integers(0, n - 1))
+    e = data.draw(st.sampled_from([3, 65537]) | st.integers(3, 1 << 70).map(lambda x: x | 1))
+    k = (n.bit_length() + 7) // 8
+    assert rsa_verify._pow(s, e, n, k) == pow(s, e, n)
+
+
+def test_rsa_4096_check_needs_no_free_run_of_1_kib_on_micropython():
+    """On the MicroPython VM, with the heap cut into free runs of about 700 bytes (none of
+    1 KiB, as a board's heap is after hours of small allocations), pow() of an RSA-4096
+    signature has no room (its products take 1 KiB blocks) while rsa_verify.verify still
+    checks it: a genuine signature passes, a damaged one fails."""
+    key = rsa_key(4096)
+    pub = key.public_key().public_numbers()
+    h = hashlib.sha256(b"root").digest()
+    sig = key.sign(b"root", padding.PKCS1v15(), hashes.SHA256())
+    code = """
+import gc, rsa_verify
+n = %d
+e = %d
+h = %r
+sig = %r
+bad = bytearray(sig)
+bad[-1] ^= 1
+bad = bytes(bad)
+blocks = [None] * 200
+small = [None] * 2000
+i = j = 0  # every global named before the heap is filled: a new one grows their table
+gc.collect()
+try:  # the heap filled with 700-byte blocks, then its last gaps with tiny ones
+    while i < 200:
+        blocks[i] = bytearray(700)
+        i += 1
+    while j < 2000:
+        small[j] = bytearray(1)
+        j += 1
+except MemoryError:
+    pass
+j = 1
+while j < i:  # every other block freed: free runs of 700 bytes, each between two held ones
+    blocks[j] = None
+    j += 2
+gc.collect()
+try:
+    pow(int.from_bytes(sig, "big"), e, n)
+    print("room for pow", i)
+except MemoryError:
+    print("no room for pow", i)
+gc.collect()
+print(rsa_verify.verify(n, e, h, sig), rsa_verify.verify(n, e, h, bad))
+""" % (pub.n, pub.e, h, sig)
+    r = mp_run(code, heap="96k")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.split("\n")
+    assert lines[0].startswith("no room for pow"), r.stdout  # the heap is as meant
+    assert int(lines[0].split()[-1]) < 200  # filled to the end: no big run left over
+    assert lines[1] == "True False", r.stdout
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_damaged_certificates_raise_value_error_only(pki, data):

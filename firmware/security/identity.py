@@ -47,7 +47,9 @@ def _rooted(cp, last):
 
     from firmware.security import certs
 
+    last["key"] = None  # its signature is checked here, not its key: one big integer less
     for root in certs.roots(cp):
+        root["sig"] = None  # a root here signs; its own signature is not checked again
         if root["sha"] == last["sha"] or x509.verify_signed_by(last, root):
             return None
     return "does not chain to an installed CentralSystemRootCertificate"
@@ -104,8 +106,10 @@ def _chain(cp):
                 return "O is not CpoName"
             if clock.is_set() and not c["not_before"] <= clock.now() <= c["not_after"]:
                 return "not valid now"
-        elif not c["ca"] or not x509.verify_signed_by(prev, c):
-            return "certificate %d not signed by the next one" % (i - 1)
+        else:
+            prev["key"] = None  # used by the previous check: a big integer less at this one
+            if not c["ca"] or not x509.verify_signed_by(prev, c):
+                return "certificate %d not signed by the next one" % (i - 1)
         prev = c
     return "no certificate" if prev is None else prev
 
