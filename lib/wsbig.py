@@ -119,14 +119,10 @@ class Spooled(_Base):
         self.close()
         self._left = self.size
 
-    def discard(self):
-        """The message is handled: its files go (up to 16 KB of flash)."""
-        import fs
-
-        self.close()
-        fs.remove(self.path)
-        if self.far is not None:
-            fs.remove(self.far[0])
+    def files(self):
+        """Its files (up to 16 KB of flash), for the caller to remove once the message is
+        handled: names only, so that holding them keeps neither this stream nor its module."""
+        return (self.path,) if self.far is None else (self.path, self.far[0])
 
     def close(self):
         if self._f is not None:

@@ -32,6 +32,7 @@ with BadResponse; any other stray answer is logged and dropped. errorDetails is 
 import asyncio
 import json
 
+import fs
 import log
 from compat import const, ticks_ms, wait_for_ms
 from firmware.ocpp import router, validate
@@ -234,11 +235,16 @@ class RPC:
             await self._error(uid, INTERNAL_ERROR, "out of memory")
 
     async def on_frame(self, text, cut=0):
-        """Handle one incoming frame (str, bytes or bytearray of UTF-8 JSON). Errors of
+        """Handle one incoming frame (str, bytes or bytearray of UTF-8 JSON, or a stream of
+        lib/wsbig.py; or [frame], a list it is taken out of, so that the caller holds no
+        reference to it while the message is handled). Errors of
         `send` propagate. `cut`: strings the websocket replaced by ws.CUT because they were
         too long to keep (lib/ws.py _compacted): only DataTransfer's `data` may be that
         long (its handler answers it); in any other CALL a field is beyond its maxLength."""
-        done = getattr(text, "discard", None)  # a frame kept on flash: its files go last
+        if type(text) is list:  # [frame]: the caller's only reference, ours to let go
+            text = text.pop()
+        # A frame kept on flash (lib/wsbig.py): its files go last, by name.
+        files = text.files() if hasattr(text, "files") else ()
         self.unanswered = None
         try:
             try:
@@ -252,6 +258,11 @@ class RPC:
                 await self._reject("-1", FORMATION_VIOLATION, "not valid JSON")
                 return
             text = None
+            # The long-frame reader goes until the next long frame: the stream it made is
+            # let go just above, the Far strings of the message by their handler (a 5.6 KB
+            # certificate chain is copied to a file first), so its heap is free while a
+            # handler works (1.5 KiB at the certificates' RSA checks).
+            router.forget("wsbig")
             if type(msg) is not list or not msg:
                 await self._reject("-1", PROTOCOL_ERROR, "not a non-empty JSON array")
                 return
@@ -279,8 +290,8 @@ class RPC:
                 self.unanswered = uid  # until its answer is sent (_reply, _error)
                 await self._call(uid, msg[2], msg[3], cut)
         finally:  # after the handler, which may read a long string from flash (wsbig.Far)
-            if done is not None:
-                done()
+            for f in files:
+                fs.remove(f)
 
     async def _call(self, uid, action, payload, cut=0):
         spawned = False

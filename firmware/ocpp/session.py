@@ -282,8 +282,10 @@ class Session:
             if isinstance(msg, bytes):
                 log.warning("ocpp", "binary frame ignored (%d bytes)" % len(msg))
             else:
+                box = [msg]  # on_frame takes the frame out: it goes once parsed
+                msg = None
                 try:
-                    await rpc.on_frame(msg, ws.cut)
+                    await rpc.on_frame(box, ws.cut)
                 except MemoryError:
                     # Not even the answer could be made (nothing of it was sent: a message
                     # cut short closes the link instead). Counted; the link stays up, as a
