@@ -68,10 +68,29 @@ def _loads(text):
     return router.roomy(_parse, text)
 
 
+def _take(text, files):
+    """(message, None), or (None, (first bytes, size)) when the heap had no room to parse it;
+    ValueError (and the like) for what is not JSON. `text`: a frame, or [frame], emptied
+    here; the names of its files on flash are appended to `files`. The frame is only ever
+    held in this call's frame, never in the caller's coroutine, whose stale stack slots the
+    collector would keep it by (and with a stream, lib/wsbig.py)."""
+    if type(text) is list:
+        text = text.pop()
+    if hasattr(text, "files"):
+        files.extend(text.files())
+    try:
+        msg = _loads(text)
+    except MemoryError:
+        return None, (text[:_HEAD], len(text))
+    if hasattr(text, "release"):  # a stream of lib/wsstream.py: what it holds goes now
+        text.release()
+    return msg, None
+
+
 def _parse(text):
     if type(text) in (str, bytes, bytearray):
         return json.loads(text)
-    text.rewind()  # wsbig.Pieces or Spooled, a stream: from its start (a retry reads it again)
+    text.rewind()  # wsstream.Pieces or Spooled: from its start (a retry reads it again)
     try:
         msg = json.load(text)
     finally:
@@ -241,27 +260,27 @@ class RPC:
         `send` propagate. `cut`: strings the websocket replaced by ws.CUT because they were
         too long to keep (lib/ws.py _compacted): only DataTransfer's `data` may be that
         long (its handler answers it); in any other CALL a field is beyond its maxLength."""
-        if type(text) is list:  # [frame]: the caller's only reference, ours to let go
-            text = text.pop()
-        # A frame kept on flash (lib/wsbig.py): its files go last, by name.
-        files = text.files() if hasattr(text, "files") else ()
+        files = []  # of a frame kept on flash (lib/wsbig.py): they go last, by name
         self.unanswered = None
         try:
             try:
-                msg = _loads(text)
-            except MemoryError:
-                # Our shortage, not the peer's fault: never FormationViolation.
-                log.memory("rpc", "frame of %d bytes" % len(text))
-                await self.on_oom(text[:_HEAD])
-                return
+                msg, oom = _take(text, files)
+            except MemoryError:  # not even its first bytes: the session counts it
+                raise
             except Exception:  # ValueError, UnicodeError, RecursionError
                 await self._reject("-1", FORMATION_VIOLATION, "not valid JSON")
                 return
             text = None
-            # The long-frame reader goes until the next long frame: the stream it made is
-            # let go just above, the Far strings of the message by their handler (a 5.6 KB
-            # certificate chain is copied to a file first), so its heap is free while a
-            # handler works (1.5 KiB at the certificates' RSA checks).
+            if oom is not None:
+                # Our shortage, not the peer's fault: never FormationViolation.
+                log.memory("rpc", "frame of %d bytes" % oom[1])
+                await self.on_oom(oom[0])
+                return
+            # The long-frame reader goes until the next long frame: the stream it made was
+            # released in _take (a stale pointer to it keeps only lib/wsstream.py), the Far
+            # strings of the message go with their handler (a 5.6 KB certificate chain is
+            # copied to a file first), so its heap is free while a handler works (1.5 KiB
+            # at the certificates' RSA checks).
             router.forget("wsbig")
             if type(msg) is not list or not msg:
                 await self._reject("-1", PROTOCOL_ERROR, "not a non-empty JSON array")
