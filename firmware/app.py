@@ -87,7 +87,7 @@ FEATURES = (
     "firmware.transactions.service",  # cp.txn: Start/Stop, RemoteStart/Stop, MeterValues
     "firmware.station",  # cp.station: availability, StatusNotification, Reset, Unlock,
     #                      DataTransfer
-    "firmware.smart_charging.service",  # cp.smart, cp.limits: the SmartCharging profile
+    "firmware.smart_charging.service",  # cp.limits (cp.smart while there are profiles)
     "firmware.evse.faultlog",  # cp.faultlog: the charger's fault counters on flash
     "firmware.remote_trigger",  # TriggerMessage
     "firmware.security.service",  # cp.security: security events and log, certificates
@@ -268,7 +268,9 @@ class ChargePoint:
         self.auth = None  # firmware.authorization.service.Auth
         self.txn = None  # firmware.transactions.service.Txn
         self.station = None  # firmware.station.Station
-        self.smart = None  # firmware.smart_charging.profiles.SmartCharging
+        # firmware.smart_charging.profiles.SmartCharging, only while there are profiles:
+        # firmware.smart_charging.service.engine(cp) loads it
+        self.smart = None
         self.limits = None  # firmware.smart_charging.service.Limits
         self.faultlog = None  # firmware.evse.faultlog.FaultLog
         self.reservation = None  # firmware.reservation.Reservation

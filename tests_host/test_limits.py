@@ -1,7 +1,9 @@
 """The smart charging limit loop (firmware/smart_charging/service.py): profiles reach the pilot,
 boundaries
 to the second, transactions end their TxProfiles, W limits follow the measured voltage,
-numberPhases drives the phase switch by the safe sequence.
+numberPhases drives the phase switch by the safe sequence; the engine is loaded only while
+there are profiles (at boot only with profiles.json on flash, then on first use) and the
+loop lets it go, module and all, once none is left.
 
 The real charger (simulated hardware), the real configuration store and the real engine
 with profiles.json on disk, all on one fake clock: `Rig.run_until` plays the loop's
@@ -9,9 +11,11 @@ schedule (step → sleep the ms it asks for) in simulated wall time with 20 ms c
 """
 
 import asyncio
+import os
+import sys
 
 import pytest
-from conftest import mp_run
+from conftest import check_ocpp, mp_run
 from cpkit import FakeCP
 
 from firmware import clock
@@ -23,6 +27,28 @@ from firmware.smart_charging import service as limits
 from hal.sim import SimHal
 
 T0 = clock.parse("2026-11-24T10:00:00Z")
+ENGINE = limits.ENGINE  # the engine's module, loaded while there are profiles
+
+
+@pytest.fixture(autouse=True)
+def engine_back(monkeypatch):
+    """The loop lets the engine's module go (sys.modules, its package) once no profile is
+    left: put the one imported here back afterwards, so the other tests keep it. No CALL is
+    in hand (other tests look actions up without answering them)."""
+    import firmware.smart_charging as pkg
+
+    monkeypatch.setattr(router, "LOADED", {})
+    yield
+    sys.modules[ENGINE] = smart
+    pkg.profiles = smart
+
+
+@pytest.fixture
+def no_engine():
+    """The engine's module not loaded, as on a board that has just booted (engine_back puts
+    it back)."""
+    router.forget(ENGINE)
+    assert ENGINE not in sys.modules
 
 
 class Tx:
@@ -67,9 +93,12 @@ class Rig:
         self.coros = limits.attach(self.cp)
         self.lim = self.cp.limits
         self.lim._now = self.now
-        self.smart = self.cp.smart
         self.due = self.ms  # when the loop looks next
         self.meter()
+
+    @property
+    def smart(self):
+        return self.cp.smart  # None while there is no profile (the loop let it go)
 
     def close(self):
         pass  # attach gives make() of the loop: nothing was started
@@ -109,7 +138,9 @@ class Rig:
         self.run(500)
 
     def setp(self, connector, profile):
-        return self.smart.set_profile(connector, profile, tx=self.cp.tx, now=self.now())
+        # As the SetChargingProfile handler does: the engine is loaded on first use.
+        eng = limits.engine(self.cp)
+        return eng.set_profile(connector, profile, tx=self.cp.tx, now=self.now())
 
 
 def prof(pid, periods, purpose="TxDefaultProfile", stack=0, unit="A", start=None,
@@ -142,9 +173,12 @@ def rig(tmp_path):
     r.close()
 
 
-def test_attach_creates_the_engine_registers_the_messages_and_returns_the_loop(rig):
-    assert isinstance(rig.smart, smart.SmartCharging)
-    assert rig.smart.connectors == 1
+def test_attach_registers_the_messages_and_returns_the_loop_the_engine_on_first_use(rig):
+    assert rig.smart is None  # no profiles.json: no engine
+    eng = limits.engine(rig.cp)
+    assert isinstance(eng, smart.SmartCharging) and rig.smart is eng
+    assert eng.connectors == 1 and eng.on_change == rig.lim.wake
+    assert limits.engine(rig.cp) is eng
     for action in ("SetChargingProfile", "ClearChargingProfile", "GetCompositeSchedule"):
         assert router.lookup(action) is router.HANDLERS[action]  # offered, loaded on use
     # make() of the loop, which the app starts again if it ever ends (app._revive)
@@ -157,6 +191,7 @@ def test_profile_change_reaches_pilot_within_one_tick(rig):
     rig.plug()
     assert rig.c.acu == 16 and rig.hal.pilot.duty == 266
     seen = []
+    limits.engine(rig.cp)  # loaded first: its loading wakes the loop too
     rig.lim._wake.clear()
     assert rig.setp(1, prof(1, [(0, 10)])) == "Accepted"
     assert rig.lim._wake.is_set()  # smart.on_change woke the loop
@@ -301,7 +336,8 @@ def test_tx_profile_of_a_transaction_a_reboot_ended_goes_at_the_first_step(tmp_p
 def test_installation_maximum_follows_ama_for_the_composite(rig):
     rig.config.update({"ama": 12}, "api")
     rig.lim.step(rig.now())
-    sched = rig.smart.composite(1, rig.now(), 60)
+    # No engine until the composite is asked for: loaded with the loop's inputs.
+    sched = limits.engine(rig.cp).composite(1, rig.now(), 60)
     assert sched["chargingSchedulePeriod"][0]["limit"] == 12.0
 
 
@@ -382,6 +418,7 @@ def test_run_loop_on_asyncio_applies_a_profile_when_woken(rig):
 def test_step_on_micropython(tmp_path):
     code = """
 import os
+import sys
 d = %r
 from firmware.evse import charger
 from firmware.smart_charging import service as limits
@@ -395,24 +432,138 @@ def ms():
 cp = CP()
 cp.hal = SimHal(now_ms=ms); cp.data_dir = d; cp.config = Config(d); cp.tx = None
 cp.on_tx = [].append
+cp.smart = cp.limits = cp.solar = None
 cp.charger = charger.Charger(cp.hal, cp.config, now_ms=ms)
 cp.charger.auth_required = False
 coros = limits.attach(cp)
+print(cp.smart, limits.ENGINE in sys.modules)
 now = 1795514400
 p = {"chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
      "chargingProfileKind": "Absolute", "chargingSchedule": {"chargingRateUnit": "A",
      "startSchedule": "2026-11-24T10:00:00Z",
      "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10},
                                 {"startPeriod": 60, "limit": 8}]}}
-print(cp.smart.set_profile(1, p, now=now))
+print(limits.engine(cp).set_profile(1, p, now=now), limits.ENGINE in sys.modules)
 cp.hal.control({"cp": "B"})
 print(cp.limits.step(now), cp.limits.step(now + 59), cp.limits.amps)
 for i in range(100):
     T[0] += 20
     cp.charger.tick()
 print(cp.charger.acu, cp.hal.pilot.duty)
+print(cp.smart.clear(), cp.limits.step(now + 60), cp.limits.amps)
+print(cp.smart, limits.ENGINE in sys.modules)
 """ % str(tmp_path)
     r = mp_run(code)
     assert r.returncode == 0, r.stdout + r.stderr
     lines = [ln for ln in r.stdout.splitlines() if not ln.startswith(("I ", "W ", "E "))]
-    assert lines == ["Accepted", "1000 100 10", "10 166"], r.stdout
+    assert lines == ["None False", "Accepted True", "1000 100 10", "10 166",
+                     "Accepted 1000 None", "None False"], r.stdout
+
+
+# ---- the engine is loaded only while there are profiles (heap)
+
+
+def _op(cp, action, payload):
+    """A CALL through its message module's handler, checked against the OCPP schemas."""
+    import importlib
+
+    importlib.import_module("firmware.ops." + router.OFFERED[action])  # registers it
+    check_ocpp(action, payload)
+    res = router.HANDLERS[action](cp, payload)
+    check_ocpp(action, res, response=True)
+    return res
+
+
+def test_no_profiles_file_no_engine_and_no_limit(tmp_path, no_engine):
+    r = Rig(tmp_path)
+    assert r.smart is None and ENGINE not in sys.modules
+    r.plug()
+    assert r.lim.amps is None and "smart" not in r.c._limits and r.c.acu == 16
+    assert r.lim.step(r.now()) == 1000 and r.lim._next is None
+    assert r.smart is None and ENGINE not in sys.modules  # the loop needs none
+
+
+def test_set_loads_the_engine_and_clearing_the_last_profile_lets_it_go(tmp_path, no_engine):
+    r = Rig(tmp_path)
+    r.plug()
+    p = prof(1, [(0, 10)], start=r.now())  # the handler's clock is not the rig's
+    res = _op(r.cp, "SetChargingProfile", {"connectorId": 1, "csChargingProfiles": p})
+    assert res == {"status": "Accepted"}
+    assert isinstance(r.smart, sys.modules[ENGINE].SmartCharging)
+    r.run(100)
+    assert r.c._limits["smart"] == 10 and r.c.acu == 10 and r.hal.pilot.duty == 166
+    assert _op(r.cp, "ClearChargingProfile", {}) == {"status": "Accepted"}
+    # While the CALL is in hand the engine stays (its handler may still use it) ...
+    router.LOADED["ClearChargingProfile"] = ["clear_charging_profile", None]
+    r.lim.step(r.now())
+    assert r.smart is not None and ENGINE in sys.modules
+    router.done("ClearChargingProfile", 0)
+    # ... then one step lets it go, module and all; the charger has no smart limit.
+    r.lim.step(r.now())
+    assert r.smart is None and ENGINE not in sys.modules
+    assert r.lim.amps is None and "smart" not in r.c._limits
+    r.run(6000)  # a raise waits for the pilot's 5 s rule
+    assert r.c.acu == 16 and r.smart is None
+    # Loaded again on the next use, with what profiles.json holds (nothing).
+    assert _op(r.cp, "ClearChargingProfile", {"id": 1}) == {"status": "Unknown"}
+    assert r.smart.count() == 0
+
+
+def test_clear_without_engine_or_file_answers_unknown_and_writes_nothing(tmp_path, no_engine):
+    r = Rig(tmp_path)
+    assert _op(r.cp, "ClearChargingProfile", {}) == {"status": "Unknown"}
+    assert _op(r.cp, "ClearChargingProfile", {"id": 4, "connectorId": 1}) == {
+        "status": "Unknown"}
+    assert not os.path.exists(r.cp.data_dir + "/profiles.json")
+    r.lim.step(r.now())
+    assert r.smart is None and ENGINE not in sys.modules and r.lim.amps is None
+
+
+def test_composite_without_engine_is_the_installation_maximum_as_the_loop_sees_it(
+        tmp_path, no_engine):
+    r = Rig(tmp_path)
+    r.config.update({"ama": 12}, "api")
+    m = r.hal.meter.read_now()
+    m["u"] = [240.0, 240.0, 240.0]
+    r.c.on_meter(m)
+    r.lim.step(r.now())
+    assert r.smart is None
+    for unit, limit in (("A", 12.0), ("W", 8640.0)):  # W: 12 A x 240 V (measured) x 3
+        res = _op(r.cp, "GetCompositeSchedule", {"connectorId": 1, "duration": 600,
+                                                  "chargingRateUnit": unit})
+        assert res["status"] == "Accepted" and res["connectorId"] == 1
+        sched = res["chargingSchedule"]
+        assert sched["chargingRateUnit"] == unit and sched["duration"] == 600
+        assert sched["chargingSchedulePeriod"] == [
+            {"startPeriod": 0, "limit": limit, "numberPhases": 3}]
+    r.lim.step(r.now())
+    assert r.smart is None and ENGINE not in sys.modules
+
+
+def _saved_profile(tmp_path):
+    r = Rig(tmp_path)
+    assert r.setp(0, prof(2, [(0, 9)], purpose="ChargePointMaxProfile")) == "Accepted"
+    router.forget(ENGINE)  # power off
+    return r.ms
+
+
+@pytest.mark.parametrize("name", ["profiles.json", "profiles.json.tmp"])
+def test_a_profiles_file_at_boot_loads_the_engine_in_force_from_the_first_step(
+        tmp_path, no_engine, name):
+    ms = _saved_profile(tmp_path)
+    if name != "profiles.json":  # a rename cut short on FAT: only the temporary is there
+        os.rename(str(tmp_path / "profiles.json"), str(tmp_path / name))
+    r = Rig(tmp_path, start_ms=ms)
+    assert r.smart is not None and r.smart.count() == 1 and ENGINE in sys.modules
+    r.lim.step(r.now())
+    assert r.lim.amps == 9 and r.c._limits["smart"] == 9 and r.smart is not None
+
+
+def test_the_loops_rounding_is_the_engines():
+    import random
+
+    rnd = random.Random(7)
+    xs = [i / 100 for i in range(0, 8001)] + [rnd.uniform(0, 80) for _ in range(5000)]
+    xs += [15.99999999, 16.000000001, 11040 / 690, 11040 / (3 * 240.0), 7360 / 690]
+    for x in xs:
+        assert limits._floor_tenth(x) == smart.floor_tenth(x), x

@@ -1,10 +1,16 @@
 """RemoteStartTransaction (firmware/ops/remote_start_transaction.py)."""
 
+import sys
+
+import pytest
 from conftest import check_ocpp
 from txnkit import drain, events, make, run
 
+from firmware import clock
 from firmware.ocpp import router
 from firmware.ops import remote_start_transaction as op
+from firmware.smart_charging import profiles
+from firmware.smart_charging import service as smart_service
 
 
 def call(cp, payload):
@@ -81,6 +87,59 @@ def test_profile_goes_to_smart_charging_once_the_id_is_known(tmp_path):
     assert got == []
     run(drain(txn))
     assert got == [(1, 3, 101)]
+
+
+@pytest.fixture
+def no_engine(monkeypatch):
+    """A charger booted without profiles: the smart charging engine's module not loaded (put
+    back afterwards, so the other tests keep the one they imported)."""
+    import firmware.smart_charging as pkg
+
+    monkeypatch.setattr(router, "LOADED", {})  # no CALL in hand
+    router.forget(smart_service.ENGINE)
+    yield
+    sys.modules[smart_service.ENGINE] = profiles
+    pkg.profiles = profiles
+
+
+def test_profile_is_installed_on_a_charger_without_a_smart_charging_engine(tmp_path,
+                                                                          no_engine):
+    cp, txn = make(tmp_path)
+    smart_service.attach(cp)
+    assert cp.smart is None and smart_service.ENGINE not in sys.modules  # no profiles.json
+    assert call(cp, {"idTag": "R", "connectorId": 1, "chargingProfile": PROFILE}) == "Accepted"
+    run(events(txn, *txn._events))
+    run(events(txn, "plugged"))
+    run(drain(txn))
+    # Loaded for it once the transactionId was known, not dropped silently.
+    assert cp.smart is not None and cp.smart.count() == 1
+    assert cp.smart.limit_at(clock.now(), 1, tx=cp.tx) == (10.0, 3)
+    cp.limits.step(clock.now())
+    assert cp.limits.amps == 10 and cp.charger._limits["smart"] == 10
+    assert cp.smart is not None  # the loop keeps it while it holds a profile
+
+
+def test_no_room_to_load_the_engine_loses_only_the_profile(tmp_path, no_engine, monkeypatch):
+    import log
+
+    cp, txn = make(tmp_path)
+    smart_service.attach(cp)
+    cp.session.cards = {"R": {"status": "Invalid"}}  # StartTransaction.conf says Invalid
+
+    def no_room(cp):
+        raise MemoryError
+
+    monkeypatch.setattr(smart_service, "engine", no_room)
+    oom = log.oom
+    assert call(cp, {"idTag": "R", "connectorId": 1, "chargingProfile": PROFILE}) == "Accepted"
+    run(events(txn, *txn._events))
+    run(events(txn, "plugged"))
+    run(drain(txn))
+    # Counted and logged; the rest of StartTransaction.conf still applied (the idTag is
+    # Invalid: the transaction stops, StopTransactionOnInvalidId), nothing half installed.
+    assert log.oom == oom + 1 and "remote start profile" in log.last_error
+    assert cp.tx is None and cp.session.actions()[:2] == ["StartTransaction", "StopTransaction"]
+    assert cp.smart is None
 
 
 # ---- issue 14 item 3: a second RemoteStart before the car came is Rejected, the first kept

@@ -5,13 +5,15 @@ no criteria clears every profile (see SmartCharging.clear).
 """
 
 from firmware.ocpp import router
+from firmware.smart_charging.service import engine
 
 ACTION = "ClearChargingProfile"
 
 
 @router.on(ACTION)
 def clear_charging_profile(cp, payload):
-    status = cp.smart.clear(
+    # Loaded (from profiles.json) if it was not: the limit loop lets it go again when empty.
+    status = engine(cp).clear(
         payload.get("id"),
         payload.get("connectorId"),
         payload.get("chargingProfilePurpose"),

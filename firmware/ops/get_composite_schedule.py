@@ -8,6 +8,7 @@ neighbours and fills gaps with the installation maximum, so no period says -1.
 
 from firmware import clock
 from firmware.ocpp import router
+from firmware.smart_charging.service import engine
 
 ACTION = "GetCompositeSchedule"
 
@@ -27,7 +28,7 @@ def get_composite_schedule(cp, payload):
     conn = payload["connectorId"]
     now = clock.now()
     tx = cp.tx if conn > 0 else None
-    sched = cp.smart.composite(conn, now, payload["duration"], _unit(cp, payload.get(
+    sched = engine(cp).composite(conn, now, payload["duration"], _unit(cp, payload.get(
         "chargingRateUnit")), tx)
     if sched is None:
         return {"status": "Rejected"}

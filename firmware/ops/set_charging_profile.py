@@ -8,6 +8,7 @@ ChargingScheduleMaxPeriods, MaxChargingProfilesInstalled) and persists the profi
 
 from firmware import clock
 from firmware.ocpp import router
+from firmware.smart_charging.service import engine
 
 ACTION = "SetChargingProfile"
 
@@ -17,5 +18,6 @@ def set_charging_profile(cp, payload):
     conn = payload["connectorId"]
     # A TxProfile binds to the connector's running transaction (one connector: cp.tx).
     tx = cp.tx if conn > 0 else None
-    status = cp.smart.set_profile(conn, payload["csChargingProfiles"], tx=tx, now=clock.now())
+    # The engine is loaded on first use (a charger without profiles holds none).
+    status = engine(cp).set_profile(conn, payload["csChargingProfiles"], tx=tx, now=clock.now())
     return {"status": status}

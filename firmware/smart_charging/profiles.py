@@ -78,7 +78,8 @@ _MAX_STEPS = const(1000)  # bound on boundaries walked by next_change / composit
 
 
 class FileStore:
-    """profiles.json in `data_dir`, written atomically through lib/fs.py."""
+    """profiles.json in `data_dir`, written atomically through lib/fs.py (its presence at boot
+    is what loads the engine: service._FILE)."""
 
     def __init__(self, data_dir):
         self.path = data_dir.rstrip("/") + "/profiles.json"
@@ -113,7 +114,8 @@ def _tenths(v):
 
 
 def floor_tenth(x):
-    """x rounded down to 0.1 (a tiny epsilon absorbs float noise such as 15.99999999)."""
+    """x rounded down to 0.1 (a tiny epsilon absorbs float noise such as 15.99999999).
+    service._floor_tenth is the same, so that the limit loop needs no engine."""
     return int(x * 10 + 1e-6) / 10
 
 

@@ -1,16 +1,23 @@
 """Smart charging service: the charging profiles (firmware/smart_charging/profiles.py) applied to
 the charger.
 
-attach(cp) creates `cp.smart` (profiles in <data>/profiles.json, restored at boot), registers
-the SmartCharging messages (SetChargingProfile, ClearChargingProfile, GetCompositeSchedule)
-and returns the limit loop.
+The engine (`cp.smart`, a SmartCharging with its profiles in <data>/profiles.json) is loaded
+only while there are profiles: a charger without any (the usual case) holds neither the
+module nor the instance. attach(cp) registers the SmartCharging messages
+(SetChargingProfile, ClearChargingProfile, GetCompositeSchedule), loads the engine only
+when profiles.json (or the `.tmp` of a write cut short) is on flash, restoring its profiles,
+and returns the limit loop. Whoever needs the engine asks engine(cp), which loads it on
+first use (the three messages, a RemoteStartTransaction's chargingProfile); the loop's
+next step lets it go again once it holds no profile (cp.smart None, the module out of
+sys.modules) and no CALL is in hand.
 
 The loop recomputes `smart.limit_at(now, 1, tx=cp.tx)` whenever the limit may change: a
 profile stored or cleared (smart.on_change), a transaction starting or stopping
 (cp.txn.subscribe, when the transaction service offers it), the clock reaching
 `next_change`; otherwise once a second, so that the measured voltage (W limits) and the
-installation maximum follow. The result is the charger's "smart" limit; the charger pauses
-the car below 6 A and drives the pilot within its next 20 ms tick.
+installation maximum follow. Without an engine there is no limit (none, three phases). The
+result is the charger's "smart" limit; the charger pauses the car below 6 A and drives the
+pilot within its next 20 ms tick.
 
 Timing: clock.now() counts whole seconds, so during the last second before a boundary the
 loop looks every 100 ms; a period boundary reaches the pilot within about 0.15 s.
@@ -18,7 +25,7 @@ loop looks every 100 ms; a period boundary reaches the pilot within about 0.15 s
 Decisions where the spec is silent:
 - A transaction that ends ("stopped" from cp.txn, or cp.tx back to None) ends its
   TxProfiles (§3.13.2); so does a reboot (transactions do not survive one: PowerLoss), at
-  the first step.
+  the first step (an engine loaded at boot: without profiles.json there is none to end).
 - Limits are applied rounded down to 0.1 A, as GetCompositeSchedule reports them, so the
   voltage's jitter does not move a W limit by hundredths.
 - numberPhases: on a board with a phase switch and ConnectorSwitch3to1PhaseSupported true,
@@ -42,7 +49,6 @@ import log
 from compat import const, nap
 from firmware import clock
 from firmware.evse.charger import NRG_U
-from firmware.smart_charging.profiles import FileStore, SmartCharging, floor_tenth
 
 # This feature's configuration keys (row format: firmware/keys.py TABLE); their meanings
 # are the "Configuration keys" lines of the module docstring (keys.doc, the README table).
@@ -62,12 +68,18 @@ SOURCE = "smart"  # the charger's name for this limit
 
 _UNSET = object()
 OPS = ("set_charging_profile", "clear_charging_profile", "get_composite_schedule")
+ENGINE = "firmware.smart_charging.profiles"  # loaded while there are profiles (engine)
+_FILE = "profiles.json"  # the engine's file in the data directory (profiles.FileStore)
+
+
+def _floor_tenth(x):
+    # x rounded down to 0.1: profiles.floor_tenth, here so the loop needs no engine.
+    return int(x * 10 + 1e-6) / 10
 
 
 class Limits:
-    def __init__(self, cp, smart, now=clock.now):
+    def __init__(self, cp, now=clock.now):
         self.cp = cp
-        self.smart = smart
         self._now = now
         self._wake = asyncio.Event()
         self._dirty = True  # next_change must be computed again
@@ -75,7 +87,6 @@ class Limits:
         self._tx = _UNSET  # the first step ends the TxProfiles of a transaction a reboot ended
         self.amps = -1  # last limit given to the charger (-1: none yet)
         self.phases = None
-        smart.on_change = self.wake
         cp.on_tx(self._on_tx)
 
     def wake(self):
@@ -85,8 +96,10 @@ class Limits:
 
     def _on_tx(self, event, tx):
         # fn(event, tx) of cp.txn.subscribe: "started" | "stopped".
-        if event == "stopped" and getattr(tx, "connector_id", _CONNECTOR) == _CONNECTOR:
-            self.smart.end_transaction(_CONNECTOR)
+        smart = self.cp.smart
+        if (event == "stopped" and smart is not None
+                and getattr(tx, "connector_id", _CONNECTOR) == _CONNECTOR):
+            smart.end_transaction(_CONNECTOR)
         self.wake()
 
     def _cfg(self, name, default):
@@ -100,22 +113,32 @@ class Limits:
         """Recompute the limit at Unix second t and hand it to the charger. Returns the ms
         until the next look (the caller may come back sooner after wake())."""
         cp = self.cp
-        smart = self.smart
+        smart = cp.smart
         ch = cp.charger
         tx = cp.tx
         if self._tx is _UNSET:
             # The first step ends the TxProfiles of a transaction that a reboot ended; later
             # a transaction's end reaches _on_tx ("stopped"), the one path that ends them.
-            if tx is None:
+            if tx is None and smart is not None:
                 smart.end_transaction(_CONNECTOR)
             self._tx = None
             self._dirty = True
-        bmax = cp.hal.board["max_current"]
-        smart.max_current = float(min(bmax, self._cfg("ama", bmax)))
-        self._voltage(ch)
-        amps, phases = smart.limit_at(t, _CONNECTOR, tx=tx)
+        if smart is not None and not smart.count():
+            from firmware.ocpp import router
+
+            if not router.in_hand():  # a CALL in hand may still use it
+                # No profile left: the engine goes (its module too); engine(cp) loads it
+                # again, with what profiles.json holds, when it is needed.
+                cp.smart = smart = None
+                router.forget(ENGINE)
+                self._dirty = True
+        if smart is None:
+            amps, phases = None, 3  # what an engine without profiles says
+        else:
+            self.feed(smart)
+            amps, phases = smart.limit_at(t, _CONNECTOR, tx=tx)
         if amps is not None:
-            amps = floor_tenth(amps)  # down to 0.1 A, as the composite says
+            amps = _floor_tenth(amps)  # down to 0.1 A, as the composite says
             if amps == int(amps):
                 amps = int(amps)
         if amps != self.amps:
@@ -125,17 +148,23 @@ class Limits:
         self._phase_mode(phases)
         if self._dirty or (self._next is not None and t >= self._next):
             self._dirty = False
-            self._next = smart.next_change(t, _CONNECTOR, tx=tx)
+            self._next = None if smart is None else smart.next_change(t, _CONNECTOR, tx=tx)
         nxt = self._next
         if nxt is not None and nxt - t <= 1:
             return _FINE_MS
         return _PERIOD_MS
 
-    def _voltage(self, ch):
+    def feed(self, smart):
+        """The engine's inputs: the installation maximum (ama) and the measured voltage."""
+        bmax = self.cp.hal.board["max_current"]
+        smart.max_current = float(min(bmax, self._cfg("ama", bmax)))
+        self._voltage(smart, self.cp.charger)
+
+    def _voltage(self, smart, ch):
         # Mean of the phase voltages the meter reports (nrg: U L1 L2 L3 first); nominal
         # voltage when the meter is lost or reads nothing plausible.
         if not ch.meter_ok:
-            self.smart.set_voltage(None)
+            smart.set_voltage(None)
             return
         nrg = ch.nrg
         s = 0.0
@@ -145,7 +174,7 @@ class Limits:
             if u >= 100:
                 s += u
                 n += 1
-        self.smart.set_voltage(s / n if n else None)
+        smart.set_voltage(s / n if n else None)
 
     def _phase_mode(self, phases):
         ch = self.cp.charger
@@ -174,14 +203,37 @@ class Limits:
             ev.clear()
 
 
+def engine(cp):
+    """cp.smart, the SmartCharging engine, loaded on first use with the profiles on flash.
+    The loop lets it go again once it holds none (Limits.step)."""
+    smart = cp.smart
+    if smart is None:
+        from firmware.ocpp import router
+
+        # An import: tried again after router.shed() when the heap is short (router.roomy).
+        mod = router.roomy(__import__, ENGINE, None, None, ("SmartCharging",))
+        board = cp.hal.board
+        smart = mod.SmartCharging(
+            mod.FileStore(cp.data_dir), cp.config, connectors=1, max_current=board["max_current"]
+        )
+        smart.phases_hw = board.get("phases", 3)
+        smart.can_switch = bool(cp.config.get("ConnectorSwitch3to1PhaseSupported"))
+        lim = cp.limits
+        if lim is not None:
+            smart.on_change = lim.wake
+            lim.feed(smart)  # as the loop keeps them: a composite asked for at once is right
+            lim.wake()  # its profiles may limit
+        cp.smart = smart
+    return smart
+
+
 def attach(cp):
+    import fs
     from firmware.ocpp import router
 
     router.offer(OPS)
-    cp.smart = SmartCharging(
-        FileStore(cp.data_dir), cp.config, connectors=1, max_current=cp.hal.board["max_current"]
-    )
-    cp.smart.phases_hw = cp.hal.board.get("phases", 3)
-    cp.smart.can_switch = bool(cp.config.get("ConnectorSwitch3to1PhaseSupported"))
-    cp.limits = Limits(cp, cp.smart)
+    cp.limits = Limits(cp)
+    path = cp.data_dir.rstrip("/") + "/" + _FILE
+    if fs.exists(path) or fs.exists(path + ".tmp"):  # .tmp: a FAT rename cut short
+        engine(cp)  # profiles may be there: in force from the first step
     return [cp.limits.run]

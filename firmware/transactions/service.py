@@ -252,10 +252,16 @@ class Txn:
 
     def on_transaction_id(self, tx):
         prof = tx.profile
-        smart = self.cp.smart
-        if prof is not None and smart is not None and self._tx.get(tx.connector_id) is tx:
+        if prof is not None and self._tx.get(tx.connector_id) is tx:
+            from firmware.smart_charging.service import engine
+
             tx.profile = None
-            st = smart.set_profile(tx.connector_id, prof, tx=tx, now=clock.now())
+            try:
+                # engine(): loaded if the charger had no profile (the TxProfile is not lost)
+                st = engine(self.cp).set_profile(tx.connector_id, prof, tx=tx, now=clock.now())
+            except Exception as e:  # noqa: BLE001 - no room for the engine: the start stands
+                log.failed(_TAG, "remote start profile", e)
+                return
             log.info(_TAG, "remote start profile:", st)
 
     def invalidated(self, tx, status):
