@@ -54,7 +54,10 @@ def uint(buf, start, end):
     """The INTEGER content buf[start:end] as an unsigned int (X.690 §8.3)."""
     if start >= end:
         raise ValueError("DER: empty integer")
-    return int.from_bytes(bytes(buf[start:end]), "big")
+    # A view, not a slice, of what is in RAM: no copy beside the integer (514 bytes each
+    # for an RSA-4096 modulus); a der.Flash slice is read from its file.
+    v = memoryview(buf)[start:end] if isinstance(buf, (bytes, bytearray)) else buf[start:end]
+    return int.from_bytes(v, "big")
 
 
 def oid(buf, start, end):
