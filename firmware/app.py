@@ -88,7 +88,6 @@ FEATURES = (
     "firmware.station",  # cp.station: availability, StatusNotification, Reset, Unlock,
     #                      DataTransfer
     "firmware.smart_charging.service",  # cp.limits (cp.smart while there are profiles)
-    "firmware.evse.faultlog",  # cp.faultlog: the charger's fault counters on flash
     "firmware.remote_trigger",  # TriggerMessage
     "firmware.security.service",  # cp.security: security events and log, certificates
     "firmware.cards",  # cp.cards: RFID cards by name and their energy (go-e cards, trx)
@@ -272,7 +271,7 @@ class ChargePoint:
         # firmware.smart_charging.service.engine(cp) loads it
         self.smart = None
         self.limits = None  # firmware.smart_charging.service.Limits
-        self.faultlog = None  # firmware.evse.faultlog.FaultLog
+        self.faultlog = None  # firmware.evse.faultlog's state, [written, earliest next, writes]
         self.reservation = None  # firmware.reservation.Reservation
         self.security = None  # firmware.security.service.Security
         self.firmware = None  # firmware.firmware_update.service.Firmware
@@ -552,6 +551,28 @@ def _lazy_sweep(cp, now, idle_ms):
                 p.sweep(now, idle_ms)
 
 
+def _faults(cp, now):
+    # The charger's fault counters to flash (firmware/evse/faultlog.py): its module is
+    # loaded only when a count changed since the last write, the contactor is open and the
+    # minute between writes is over (cp.faultlog: [written, earliest next, writes]).
+    st = cp.faultlog
+    ch = cp.charger
+    if st is None or ch.counters == st[0] or ch.energized:
+        return
+    if st[1] is not None and ticks_diff(now, st[1]) < 0:
+        return
+    from firmware.ocpp import router
+
+    try:
+        from firmware.evse import faultlog
+
+        faultlog.save(cp)
+    except Exception as e:  # a MemoryError importing it: tried again in a second
+        log.failed("app", "fault counters not saved", e)
+    finally:
+        router.forget("firmware.evse.faultlog")
+
+
 async def _housekeeping(cp):
     from firmware.ocpp import router
 
@@ -566,6 +587,7 @@ async def _housekeeping(cp):
         idle_ms = router.sweep(ticks_ms())
         cp.rest_all()  # dormant features whose work is done
         _lazy_sweep(cp, ticks_ms(), idle_ms)
+        _faults(cp, ticks_ms())
         _revive(cp)
         await asleep_ms(1000)
 
@@ -573,8 +595,15 @@ async def _housekeeping(cp):
 def attach(cp):
     """Attach the features (in a running event loop: they start tasks), the dormant ones
     only where they have work (_wanted); cp.api is set."""
+    from firmware.evse import faultlog
+    from firmware.ocpp import router
+
     for name in FEATURES:
         _start(cp, feature(name).attach(cp))
+    # The fault counters on flash, added to the charger's: the module goes until a count
+    # changes (_faults).
+    faultlog.attach(cp)
+    router.forget("firmware.evse.faultlog")
     for row in LAZY_API:
         cp.api.providers.append(_Lazy(cp, row))
     for row in DORMANT:

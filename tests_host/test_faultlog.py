@@ -2,7 +2,6 @@
 only when changed, at most once a minute, never while energised. Fake clock throughout; the
 counts come from the real Charger on the simulated hardware."""
 
-import asyncio
 import json
 import os
 
@@ -190,29 +189,68 @@ class _CP:
         self.charger = c
 
 
-def test_attach_loads_at_boot_and_returns_the_saving_task(tmp_path):
+def test_attach_loads_at_boot_and_save_writes_a_change(tmp_path):
     with open(str(tmp_path / faultlog.FILE), "w") as f:
         json.dump({"rcd_trips": 7, "welds": 1, "rcd_resets": 3}, f)
     clock = Clock()
     c = charger(clock)
     cp = _CP(str(tmp_path) + "/", c)
-    tasks = faultlog.attach(cp)
+    assert faultlog.attach(cp) == []  # no task: the app's housekeeping asks (app._faults)
     assert c.counters == {"rcd_trips": 7, "welds": 1, "rcd_resets": 3}
-    assert len(tasks) == 1 and cp.faultlog.counters is c.counters
+    assert cp.faultlog[0] == c.counters and cp.faultlog[0] is not c.counters
+    assert not faultlog.save(cp)  # nothing new
     c.counters["welds"] += 1
-
-    async def run_briefly():
-        try:
-            await asyncio.wait_for(tasks[0](), 0.2)
-        except asyncio.TimeoutError:
-            pass
-
-    asyncio.run(run_briefly())
+    assert faultlog.save(cp)
     assert stored(str(tmp_path / faultlog.FILE))["welds"] == 2
+    c.counters["welds"] += 1
+    assert not faultlog.save(cp)  # a minute between writes, kept in the state
+    assert stored(str(tmp_path / faultlog.FILE))["welds"] == 2
+    assert cp.faultlog[2] == 1
+
+
+class _Ch:
+    def __init__(self):
+        self.counters = {"rcd_trips": 0, "welds": 0, "rcd_resets": 0}
+        self.energized = False
+
+
+def test_the_app_loads_the_module_only_for_a_change_it_may_write(tmp_path, monkeypatch):
+    """app._faults (every second): nothing of firmware/evse/faultlog.py is imported while the
+    counts are as written, while the contactor is closed or within the minute after a
+    write; for a change it may write, the module is imported, writes and goes again."""
+    import sys
+
+    import firmware.evse
+    from compat import ticks_add, ticks_ms
+    from firmware import app
+
+    name = "firmware.evse.faultlog"
+    monkeypatch.setitem(sys.modules, name, faultlog)  # put back as it was afterwards
+    monkeypatch.setattr(firmware.evse, "faultlog", faultlog)
+    path = str(tmp_path / faultlog.FILE)
+    cp = _CP(str(tmp_path) + "/", _Ch())
+    faultlog.attach(cp)
+    sys.modules.pop(name)  # as app.attach leaves it
+    ch = cp.charger
+    app._faults(cp, ticks_ms())
+    assert name not in sys.modules and not os.path.exists(path)
+    ch.counters["rcd_trips"] += 1
+    ch.energized = True
+    app._faults(cp, ticks_ms())
+    assert name not in sys.modules and not os.path.exists(path)
+    ch.energized = False
+    app._faults(cp, ticks_ms())
+    assert name not in sys.modules and stored(path)["rcd_trips"] == 1
+    ch.counters["welds"] += 1
+    app._faults(cp, ticks_ms())  # within the minute: not even imported
+    assert name not in sys.modules and stored(path)["welds"] == 0
+    cp.faultlog[1] = ticks_add(ticks_ms(), -1)  # the minute is over
+    app._faults(cp, ticks_ms())
+    assert name not in sys.modules and stored(path)["welds"] == 1
 
 
 _MP = """
-import asyncio, json, os
+import json, os
 from firmware.evse import faultlog
 d = %r
 class CP:
@@ -221,14 +259,9 @@ class Ch:
     counters = {"rcd_trips": 0, "welds": 0, "rcd_resets": 0}
     energized = False
 cp = CP(); cp.data_dir = d; cp.charger = Ch()
-t = faultlog.attach(cp)
+faultlog.attach(cp)
 Ch.counters["rcd_trips"] += 1
-async def main():
-    try:
-        await asyncio.wait_for_ms(t[0](), 100)
-    except asyncio.TimeoutError:
-        pass
-asyncio.run(main())
+assert faultlog.save(cp)
 Ch.counters = {"rcd_trips": 0, "welds": 0, "rcd_resets": 0}  # reboot: fresh RAM
 cp2 = CP(); cp2.data_dir = d; cp2.charger = Ch()
 faultlog.attach(cp2)

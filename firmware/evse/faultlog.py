@@ -1,10 +1,17 @@
 """Fault counters persisted across reboots (REFERENCE.md section 2 rule 12).
 
 The charger counts faults in RAM (`Charger.counters`: rcd_trips, welds, rcd_resets) and never
-writes flash from its 20 ms safety tick. This slow task copies the counters to
-`<data dir>/faults.json` with `fs.write_atomic`: only when they changed, at most once a
-minute, and never while the contactor is closed (flash writes stall the CPU). At boot the
-stored counts are added to the charger's, so a count survives any number of reboots.
+writes flash from its 20 ms safety tick. The counters are copied to `<data dir>/faults.json`
+with `fs.write_atomic`: only when they changed, at most once a minute, and never while the
+contactor is closed (flash writes stall the CPU). At boot the stored counts are added to the
+charger's, so a count survives any number of reboots.
+
+Nothing of this module stays loaded (its heap is for the rare moment a count changes): at
+boot attach() loads the counters and leaves `cp.faultlog` as plain data, [the counts as last
+written, the ticks_ms of the earliest next write (None: at once), writes]; the app's
+housekeeping compares the charger's counters with it every second and only when they
+differ, the contactor is open and the minute is over, imports this module for save(cp)
+and lets it go again (app._faults).
 
 Decisions: the first change after boot is written at once (a trip right before a power cut
 is the count that matters most); a failed write is logged and tried again a minute later;
@@ -13,11 +20,10 @@ counters in the file that this firmware does not know are kept (a downgrade lose
 
 import fs
 import log
-from compat import asleep_ms, const, ticks_diff, ticks_ms
+from compat import const, ticks_add, ticks_diff, ticks_ms
 
 FILE = "faults.json"
 _SAVE_MS = const(60000)  # at most one write a minute
-_CHECK_MS = const(5000)  # how often the task looks for a change
 
 
 class FaultLog:
@@ -64,18 +70,32 @@ class FaultLog:
         self.writes += 1
         return True
 
-    async def run(self, charger, check_ms=_CHECK_MS):
-        while True:
-            self.step(charger.energized)
-            await asleep_ms(check_ms)
 
 
 OPS = ()
 
 
+def _log(cp):
+    return FaultLog(cp.charger.counters, cp.data_dir.rstrip("/") + "/" + FILE)
+
+
 def attach(cp):
-    """Load the stored counters into `cp.charger.counters`; returns make() of its loop."""
-    fl = FaultLog(cp.charger.counters, cp.data_dir.rstrip("/") + "/" + FILE)
+    """Load the stored counters into `cp.charger.counters`; `cp.faultlog` is the state
+    save() goes on from. No task: the app's housekeeping asks (see the module's doc)."""
+    fl = _log(cp)
     fl.load()
-    cp.faultlog = fl
-    return [lambda: fl.run(cp.charger)]
+    cp.faultlog = [fl._saved, None, 0]
+    return []
+
+
+def save(cp):
+    """One FaultLog.step from the state in `cp.faultlog`, which it updates; True when the
+    file was written."""
+    st = cp.faultlog
+    fl = _log(cp)
+    fl._saved, fl.writes = st[0], st[2]
+    fl._saved_at = None if st[1] is None else ticks_add(st[1], -fl._save_ms)
+    wrote = fl.step(cp.charger.energized)
+    st[0], st[2] = fl._saved, fl.writes
+    st[1] = None if fl._saved_at is None else ticks_add(fl._saved_at, fl._save_ms)
+    return wrote
