@@ -365,6 +365,30 @@ def test_failed_save_rejects_and_keeps_the_old_profile():
     assert amps(s, T0) == 10
 
 
+def test_no_room_is_never_a_rejected_profile(monkeypatch):
+    """A MemoryError parsing or saving a profile is our shortage, not a bad profile: it goes
+    up (the RPC answers InternalError, out of memory), never Rejected, and changes nothing."""
+    store = MemStore()
+    s = smart.SmartCharging(store)
+    setp(s, 1, prof(1, periods=((0, 10),)))
+    saved = store.text
+
+    def no_room(*a, **k):
+        raise MemoryError("memory allocation failed")
+
+    with monkeypatch.context() as m:
+        m.setattr(s, "_parse", no_room)
+        with pytest.raises(MemoryError):
+            setp(s, 1, prof(2, stack=1, periods=((0, 20),)))
+    with monkeypatch.context() as m:
+        m.setattr(store, "save", no_room)
+        with pytest.raises(MemoryError):
+            setp(s, 1, prof(2, stack=1, periods=((0, 20),)))
+        with pytest.raises(MemoryError):
+            s.clear(1)
+    assert s.count() == 1 and amps(s, T0) == 10 and store.text == saved
+
+
 @pytest.mark.parametrize(
     "kw,expect",
     [

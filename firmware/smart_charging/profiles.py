@@ -167,6 +167,8 @@ class SmartCharging:
         try:
             self._store.save({"v": _FORMAT, "p": self._p})
             return True
+        except MemoryError:  # our shortage: the caller's CALL gets InternalError
+            raise
         except Exception as e:
             log.error("smart", "save failed", e)
             return False
@@ -179,7 +181,12 @@ class SmartCharging:
         old = self._p
         self._p = new_list
         self._sort()
-        if self._save():
+        try:
+            saved = self._save()
+        except BaseException:
+            self._p = old
+            raise
+        if saved:
             if self.on_change is not None:
                 self.on_change()
             return True
@@ -227,6 +234,8 @@ class SmartCharging:
         """
         try:
             p = self._parse(connector_id, profile, tx, now)
+        except MemoryError:  # our shortage, not a bad profile: InternalError, not Rejected
+            raise
         except Exception as e:  # malformed content or out of the configured limits
             log.info("smart", "profile rejected:", e)
             return REJECTED
