@@ -82,8 +82,8 @@ def info(fw_version, serial, board):
 # Features talk through the attributes and event hubs that ChargePoint declares, all present
 # before any attach, so the order of this list does not matter.
 FEATURES = (
-    "firmware.authorization.service",  # cp.auth: Authorize, cache, local list (ClearCache,
-    #                                    SendLocalList, GetLocalListVersion)
+    "firmware.authorization.service",  # cp.auth while used: Authorize, cache, local list
+    #                                    (ClearCache, SendLocalList, GetLocalListVersion)
     "firmware.transactions.service",  # cp.txn: Start/Stop, RemoteStart/Stop, MeterValues
     "firmware.station",  # cp.station: availability, StatusNotification, Reset, Unlock,
     #                      DataTransfer
@@ -264,7 +264,9 @@ class ChargePoint:
     def _declare(self):
         self.api = None  # firmware.api.Api, once the app made it
         # Features (None until attached, or when a build leaves one out).
-        self.auth = None  # firmware.authorization.service.Auth
+        # firmware.authorization.auth.Auth, only while it is used:
+        # firmware.authorization.service.auth(cp) loads it
+        self.auth = None
         self.txn = None  # firmware.transactions.service.Txn
         self.station = None  # firmware.station.Station
         # firmware.smart_charging.profiles.SmartCharging, only while there are profiles:
@@ -574,6 +576,7 @@ def _faults(cp, now):
 
 
 async def _housekeeping(cp):
+    from firmware.authorization import service as authz
     from firmware.ocpp import router
 
     # The watchdog is fed by the charger's safety tick only (a dead tick must reset the
@@ -583,10 +586,11 @@ async def _housekeeping(cp):
         await _watch(cp, ticks_ms())
         cp.config.flush()  # LAZY settings (amp, frc, ...) at most once per 5 minutes
         # Message modules of requests not seen for a minute (or at once on a tight heap),
-        # and the lazy API keys' modules by the same rule.
+        # and the lazy API keys' modules and the authorization (cp.auth) by the same rule.
         idle_ms = router.sweep(ticks_ms())
         cp.rest_all()  # dormant features whose work is done
         _lazy_sweep(cp, ticks_ms(), idle_ms)
+        authz.sweep(cp, ticks_ms(), idle_ms)
         _faults(cp, ticks_ms())
         _revive(cp)
         await asleep_ms(1000)

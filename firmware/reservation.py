@@ -123,9 +123,10 @@ class Reservation:
         if want is None:
             return False, None
         got = info.get("parentIdTag") if info else None
-        auth = self.cp.auth
-        if got is None and auth is not None:
-            known = auth.known(id_tag)
+        if got is None:
+            from firmware.authorization.service import auth  # loaded if it was not
+
+            known = auth(self.cp).known(id_tag)
             got = known.get("parentIdTag") if known else None
         return (True, r["id"]) if got == want else (False, None)
 

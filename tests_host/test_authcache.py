@@ -43,6 +43,25 @@ def test_cache_is_bounded_and_evicts_invalid_then_least_recently_used(tmp_path):
     assert c.get("exp", T0) is None  # expired entries go before valid ones
 
 
+def test_flush_keeps_the_eviction_order_for_the_next_cache(tmp_path):
+    """The uses since the last write live in RAM; flush() (the cache is let go: the
+    authorization is loaded only while used) writes them, so the cache read again evicts
+    as the one let go would have."""
+    c = AuthCache(str(tmp_path), max_entries=3)
+    c.put("old", {"status": "Accepted"}, T0)
+    c.put("mid", {"status": "Accepted"}, T0)
+    c.put("new", {"status": "Accepted"}, T0)
+    w = c.writes
+    c.get("old", T0)  # now "mid" is the least recently used
+    c.flush()
+    assert c.writes == w + 1 and len(c) == 3
+    c.flush()  # nothing new: no write
+    assert c.writes == w + 1
+    c = AuthCache(str(tmp_path), max_entries=3)
+    c.put("more", {"status": "Accepted"}, T0)
+    assert c.get("mid", T0) is None and c.get("old", T0) and c.get("new", T0)
+
+
 def test_lookups_do_not_write_flash(tmp_path):
     c = AuthCache(str(tmp_path))
     c.put("A", {"status": "Accepted"})

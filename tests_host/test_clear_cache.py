@@ -18,8 +18,8 @@ def clear(cp):
 def test_clears_the_cache_and_nothing_else(tmp_path):
     d = str(tmp_path)
     cp = CP(tmp_path)
-    cp.auth.cache.put("CARD1", INFO, 0)
-    cp.auth.cache.put("CARD2", INFO, 0)
+    authz.auth(cp).cache.put("CARD1", INFO, 0)
+    authz.auth(cp).cache.put("CARD2", INFO, 0)
     local = LocalList(d)
     assert local.update(3, "Full", [{"idTag": "LOCAL1", "idTagInfo": INFO}]) == "Accepted"
     j = Journal(d)
@@ -29,7 +29,7 @@ def test_clears_the_cache_and_nothing_else(tmp_path):
 
     assert clear(cp) == "Accepted"
 
-    assert len(cp.auth.cache) == 0 and len(AuthCache(d)) == 0
+    assert len(authz.auth(cp).cache) == 0 and len(AuthCache(d)) == 0
     again = LocalList(d)
     assert again.version() == 3 and again.get("LOCAL1", 0)["status"] == "Accepted"
     assert len(Journal(d)) == 1  # the StartTransaction is still waiting for delivery
@@ -40,18 +40,33 @@ def test_clears_the_cache_and_nothing_else(tmp_path):
 
 def test_rejected_when_the_cache_is_disabled(tmp_path):
     cp = CP(tmp_path)
-    cp.auth.cache.put("CARD1", INFO, 0)
+    authz.auth(cp).cache.put("CARD1", INFO, 0)
     assert cp.config.ocpp_set("AuthorizationCacheEnabled", "false") == "Accepted"
     assert clear(cp) == "Rejected"
     assert len(AuthCache(str(tmp_path))) == 1
 
 
-def test_rejected_without_a_cache(tmp_path):
-    assert clear(CP(tmp_path, txn=False)) == "Rejected"
+def test_a_cache_not_loaded_is_loaded_to_be_cleared(tmp_path):
+    # The authorization is loaded only while it is used: right after attach there is no
+    # cp.auth, and ClearCache loads the cache from flash to empty it.
+    d = str(tmp_path)
+    AuthCache(d).put("CARD1", INFO, 0)  # learnt before (a boot ago)
+    cp = CP(tmp_path)
+    assert cp.auth is None
+    assert clear(cp) == "Accepted"
+    assert cp.auth is not None and len(cp.auth.cache) == 0 and len(AuthCache(d)) == 0
+
+
+def test_rejected_while_disabled_without_loading_the_cache(tmp_path):
+    d = str(tmp_path)
+    AuthCache(d).put("CARD1", INFO, 0)
+    cp = CP(tmp_path, AuthorizationCacheEnabled="false")
+    assert clear(cp) == "Rejected"
+    assert cp.auth is None and len(AuthCache(d)) == 1
 
 
 def test_the_authorization_feature_owns_the_cache_without_transactions(tmp_path):
     cp = CP(tmp_path, txn=False)
     authz.attach(cp)
-    cp.auth.cache.put("CARD1", INFO, 0)
-    assert clear(cp) == "Accepted" and len(cp.auth.cache) == 0
+    authz.auth(cp).cache.put("CARD1", INFO, 0)
+    assert clear(cp) == "Accepted" and len(authz.auth(cp).cache) == 0

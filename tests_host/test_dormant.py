@@ -208,20 +208,16 @@ def modules_back(monkeypatch):
     """cp.rest lets a feature's module go (sys.modules, its package): put back afterwards, so
     the other tests keep the module objects they imported. No CALL is in hand (other tests
     look actions up without answering them)."""
+    from cpkit import modules_kept
+
     from firmware.ocpp import router
 
     monkeypatch.setattr(router, "LOADED", {})
-    saved = dict(sys.modules)
     import firmware
     from firmware import firmware_update
 
-    pkgs = {p: dict(vars(p)) for p in (firmware, firmware_update)}
-    yield
-    sys.modules.clear()
-    sys.modules.update(saved)
-    for p, d in pkgs.items():
-        for k, v in d.items():
-            setattr(p, k, v)
+    with modules_kept(firmware, firmware_update):
+        yield
 
 
 def _reserve(cp, rid, secs=600):

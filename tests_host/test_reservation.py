@@ -105,7 +105,7 @@ def test_a_card_with_the_reservations_parent_id_tag_starts(tmp_path):
 
 def test_parent_id_tag_from_the_local_list_offline(tmp_path):
     cp, txn = make(tmp_path, online=False)
-    cp.auth.local.update(1, "Full", [
+    txn.auth.local.update(1, "Full", [
         {"idTag": "F2", "idTagInfo": {"status": "Accepted", "parentIdTag": "FLEET"}}])
     assert reserve(cp, rid=5, tag="R1", parent="FLEET") == "Accepted"
     run(events(txn, "plugged", ("card", "F2")))
@@ -147,7 +147,7 @@ def test_the_dummy_card_starts_nothing_while_reserved(tmp_path):
 
 def test_remote_start_for_another_id_tag_is_rejected(tmp_path):
     cp, txn = make(tmp_path)
-    cp.auth.cache.put("F2", {"status": "Accepted", "parentIdTag": "FLEET"}, clock.now())
+    txn.auth.cache.put("F2", {"status": "Accepted", "parentIdTag": "FLEET"}, clock.now())
     assert reserve(cp, rid=8, tag="R1", parent="FLEET") == "Accepted"
     assert remote_start(cp, "X9") == "Rejected"
     assert remote_start(cp, "F2") == "Accepted"  # its parent, as the cache knows it

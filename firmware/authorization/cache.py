@@ -4,7 +4,8 @@ StartTransaction and StopTransaction answers, on flash.
 Bounded to `max_entries`; when full, invalid entries (not Accepted, or expired) go first,
 then the least recently used. `clear()` is ClearCache: it empties this cache and touches
 nothing else (not the local list, not the transaction journal). Uses only refresh the LRU
-order in RAM; the file is rewritten (atomically) when an entry changes, never on a lookup.
+order in RAM; the file is rewritten (atomically) when an entry changes, never on a lookup
+(the uses go with the next write, or with flush() when the cache is let go).
 The cache stays on flash, read a line at a time (firmware/authorization/tagfile.py): RAM
 holds its length and the uses since the last write, none of its entries, so its size costs
 no heap. File `authcache.jsonl`: {"v": 2}, then [idTag, status, expiryDate or null,
@@ -102,6 +103,26 @@ class AuthCache:
     def clear(self):
         """ClearCache: empty the authorization cache, nothing else."""
         self._save(lambda put: None)
+
+    def flush(self):
+        """The uses since the last write, written now (the cache is let go and read again
+        later: firmware/authorization/auth.py); nothing when there are none. Raises OSError
+        (a full flash) or ValueError (the file went bad since it was read): the file stays
+        as it was then."""
+        used = self._used
+        if not used:
+            return
+
+        def rows(put):
+            def copy(r):
+                r[4] = used.get(r[0], r[4])
+                put(r)
+
+            tagfile.scan(self._path, _W, copy)
+
+        self._n = tagfile.write(self._path, {}, rows)
+        self._used = {}
+        self.writes += 1
 
     def __len__(self):
         return self._n

@@ -16,8 +16,16 @@ the whole answer.
 Who may stop (§3.5.4, parentIdTag): the idTag that started the transaction, or any idTag
 with the same parentIdTag (as the local list, the cache or the central system knows it).
 
-The feature (attach) owns `cp.auth`: the cache (`cp.auth.cache`, ClearCache) and the local
-list (`cp.auth.local`, SendLocalList, GetLocalListVersion); the transaction service asks it.
+The feature owns `cp.auth` (an Auth, firmware/authorization/auth.py): the cache
+(`.cache`, ClearCache) and the local list (`.local`, SendLocalList, GetLocalListVersion); the
+transaction service and the reservation ask it. It is loaded only while it is used: both
+stay on flash, and a charger uses them when a card is presented, a transaction starts or
+stops, or one of those messages comes. Whoever needs it asks auth(cp), which loads it (the
+module, cache.py, local_list.py, tagfile.py) on first use; the app's housekeeping asks
+sweep() every second, which lets it go (cp.auth None, the modules out of sys.modules) after
+router.IDLE_MS without a use, at once on a tight heap, but never while an Authorize.req
+awaits its answer (Auth.busy) or a CALL is in hand. All it holds is on flash: loaded again,
+it decides exactly as before (Auth.close writes the cache's uses before it goes).
 
 Configuration keys:
 AllowOfflineTxForUnknownId: Start a transaction for an unknown idTag while offline.
@@ -30,14 +38,13 @@ LocalAuthListMaxLength: Maximum idTags in the local authorization list.
 SendLocalListMaxLength: Maximum idTags in one SendLocalList request.
 """
 
-import log
-from compat import const
-from firmware import clock
-from firmware.authorization.cache import AuthCache
-from firmware.authorization.local_list import LocalList
+from compat import const, ticks_diff, ticks_ms
 
-_TAG = "auth"
 OPS = ("clear_cache", "send_local_list", "get_local_list_version")
+AUTH = "firmware.authorization.auth"  # the Auth, loaded while it is used (auth)
+# What goes with it: loaded for the Auth only (firmware.ops.authorize by its authorize()).
+_MODULES = (AUTH, "firmware.authorization.local_list", "firmware.authorization.cache",
+            "firmware.authorization.tagfile", "firmware.ops.authorize")
 
 
 # This feature's configuration keys (row format: firmware/keys.py TABLE); their meanings
@@ -56,73 +63,48 @@ KEYS = (
 )
 
 
-class Auth:
-    def __init__(self, cp):
-        self.cp = cp
-        self.cache = AuthCache(cp.data_dir)
-        self.local = LocalList(cp.data_dir, cp.config.get("LocalAuthListMaxLength"))
-        self.configure()
+def auth(cp):
+    """cp.auth, the Auth (the cache and the local list as they are on flash), loaded on first
+    use; sweep() lets it go again once it is idle."""
+    a = cp.auth
+    if a is None:
+        from firmware.ocpp import router
 
-    def configure(self, keys=None):
-        c = self.cp.config.get
-        self.cache.enabled = bool(c("AuthorizationCacheEnabled"))
-        self.local.enabled = bool(c("LocalAuthListEnabled"))
+        # An import: tried again after router.shed() when the heap is short (router.roomy).
+        mod = router.roomy(__import__, AUTH, None, None, ("Auth",))
+        a = mod.Auth(cp)
+        cp.auth = a
+    a.used = ticks_ms()
+    return a
 
-    def known(self, id_tag):
-        """idTagInfo from the local list, else the cache, else None."""
-        now = clock.now()
-        info = self.local.get(id_tag, now)
-        if info is None:
-            info = self.cache.get(id_tag, now)
-        return info
 
-    def remember(self, id_tag, info):
-        """An idTagInfo from the central system (Authorize, Start/StopTransaction conf)."""
-        if isinstance(info, dict) and "status" in info:
-            self.cache.put(id_tag, info, clock.now())
+def sweep(cp, now, idle_ms):
+    """The app's housekeeping, every second (ticks_ms `now`; idle_ms as router.sweep chose
+    it: IDLE_MS, or 0 on a tight heap): cp.auth unused for idle_ms goes, with its modules,
+    unless an Authorize.req awaits its answer or a CALL is in hand. True if it went."""
+    a = cp.auth
+    if a is None or a.busy or ticks_diff(now, a.used) < idle_ms:
+        return False
+    from firmware.ocpp import router
 
-    async def authorize(self, id_tag):
-        """The idTagInfo deciding whether `id_tag` may charge now."""
-        from firmware.ops import authorize as op
-
-        c = self.cp.config.get
-        local = self.known(id_tag)
-        if local is not None and local["status"] == "Accepted" and c("LocalPreAuthorize"):
-            return local
-        if self.cp.session.accepted.is_set():
-            try:
-                info = await op.send(self.cp, id_tag)
-            except Exception as e:  # noqa: BLE001 - timeout, lost link, CALLERROR: offline
-                log.warning(_TAG, "Authorize failed, deciding offline:", repr(e))
-            else:
-                self.remember(id_tag, info)
-                return info
-        if local is not None and (c("LocalAuthorizeOffline") or local["status"] != "Accepted"):
-            return local  # a known refusal holds offline in any case
-        if c("AllowOfflineTxForUnknownId"):
-            return {"status": "Accepted"}  # unknown (or not to be looked up offline)
-        return {"status": "Invalid"}
-
-    async def may_stop(self, tx, id_tag):
-        """True when `id_tag` may end transaction `tx` (same idTag, or same parentIdTag)."""
-        if id_tag == tx.id_tag:
-            return True
-        parent = tx.parent_id_tag
-        if parent is None:
-            known = self.known(tx.id_tag)
-            parent = known.get("parentIdTag") if known else None
-        if parent is None:
-            return False
-        info = self.known(id_tag)
-        if info is None or "parentIdTag" not in info:
-            info = await self.authorize(id_tag)
-        return info.get("parentIdTag") == parent
+    if router.in_hand():  # a CALL in hand may still use it
+        return False
+    a.close()  # the cache's uses to flash (never raises)
+    cp.auth = None
+    router.forget(*_MODULES)
+    return True
 
 
 def attach(cp):
     from firmware.ocpp import router
 
     router.offer(OPS)
-    cp.auth = Auth(cp)
-    cp.config.subscribe(cp.auth.configure)
+    cp.auth = None  # loaded on first use (auth)
+
+    def configure(keys):
+        a = cp.auth
+        if a is not None:  # else the next one reads the keys when it is loaded
+            a.configure(keys)
+
+    cp.config.subscribe(configure)
     return []

@@ -1,8 +1,8 @@
 """Authorize (OCPP 1.6 §4.1): ask the central system whether an idTag may charge.
 
-Decisions (local list, cache, offline rules) are firmware/authorization/service.py's; this module
-only
-speaks the message.
+Decisions (local list, cache, offline rules) are firmware/authorization/auth.py's, by the
+rules of firmware/authorization/service.py's docstring; this module only speaks the message
+(loaded and let go with the Auth).
 """
 
 ACTION = "Authorize"

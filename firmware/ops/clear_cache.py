@@ -1,12 +1,13 @@
 """ClearCache (OCPP 1.6 §5.4): empties the authorization cache and nothing else (not the
 local authorization list, not the transaction journal, not the configuration).
 
-The cache is `cp.auth.cache` (firmware/authorization). Rejected when there is no
-authorization feature or AuthorizationCacheEnabled is false, or the cache file cannot be
-written.
+The cache is `cp.auth.cache` (firmware/authorization; auth(cp) loads it if it was not).
+Rejected when AuthorizationCacheEnabled is false (nothing is loaded then), or the cache file
+cannot be written.
 """
 
 import log
+from firmware.authorization.service import auth
 from firmware.ocpp import router
 
 ACTION = "ClearCache"
@@ -14,9 +15,9 @@ ACTION = "ClearCache"
 
 @router.on(ACTION)
 def clear_cache(cp, payload):
-    cache = None if cp.auth is None else cp.auth.cache
-    if cache is None or not cp.config.get("AuthorizationCacheEnabled"):
+    if not cp.config.get("AuthorizationCacheEnabled"):
         return {"status": "Rejected"}
+    cache = auth(cp).cache
     try:
         cache.clear()
     except Exception as e:  # OSError from the flash write, most likely

@@ -1,19 +1,21 @@
 """GetLocalListVersion (OCPP 1.6 §5.10, §6.27): the version of the local authorization list.
 
--1 while LocalAuthListEnabled is false (or no list exists: the charge point does not support
-local lists then), 0 when the list is empty, else the listVersion of the last accepted
-SendLocalList (`cp.auth.local`, firmware/authorization/local_list.py).
+-1 while LocalAuthListEnabled is false (the charge point does not support local lists then;
+nothing is loaded), 0 when the list is empty, else the listVersion of the last accepted
+SendLocalList (`cp.auth.local`, firmware/authorization/local_list.py; auth(cp) loads it if it
+was not).
 """
 
+from firmware.authorization.service import auth
 from firmware.ocpp import router
 
 ACTION = "GetLocalListVersion"
 
 
 def version(cp):
-    ll = None if cp.auth is None else cp.auth.local
-    if ll is None or not cp.config.get("LocalAuthListEnabled"):
+    if not cp.config.get("LocalAuthListEnabled"):
         return -1
+    ll = auth(cp).local
     return ll.version() if len(ll) else 0
 
 

@@ -1,7 +1,8 @@
 """SendLocalList (OCPP 1.6 §5.15, §6.41): install or update the local authorization list.
 
 The list is `cp.auth.local` (firmware/authorization/local_list.py, owned by the
-authorization feature; it persists every accepted update atomically). Answers:
+authorization feature, which loads it if it was not: auth(cp); it persists every accepted
+update atomically). Answers:
 - NotSupported while LocalAuthListEnabled is false;
 - Failed for more than SendLocalListMaxLength entries in the request, a duplicate idTag
   (§5.15: idTags must be unique), a negative listVersion, listVersion 0 for a list that
@@ -14,6 +15,7 @@ authorization feature; it persists every accepted update atomically). Answers:
   against the version it was told.
 """
 
+from firmware.authorization.service import auth
 from firmware.ocpp import router
 
 ACTION = "SendLocalList"
@@ -21,9 +23,8 @@ ACTION = "SendLocalList"
 
 def update(cp, payload):
     """The SendLocalList.conf status for `payload` (applied when "Accepted")."""
-    ll = None if cp.auth is None else cp.auth.local
     c = cp.config.get
-    if ll is None or not c("LocalAuthListEnabled"):
+    if not c("LocalAuthListEnabled"):
         return "NotSupported"
     entries = payload.get("localAuthorizationList") or ()
     ver = payload["listVersion"]
@@ -34,6 +35,7 @@ def update(cp, payload):
         seen.add(e["idTag"])
     if len(seen) != len(entries):
         return "Failed"
+    ll = auth(cp).local  # loaded for an update that may be applied
     ll.max_length = c("LocalAuthListMaxLength")
     status = ll.update(ver, payload["updateType"], entries)
     if status == "Accepted" and len(ll) == 0 and ll.version() != 0:

@@ -199,7 +199,10 @@ class Txn:
 
     @property
     def auth(self):
-        return self.cp.auth
+        """cp.auth, loaded if it was not (it is let go when idle: asked anew each time)."""
+        from firmware.authorization.service import auth
+
+        return auth(self.cp)
 
     def subscribe(self, fn):
         """Transaction events: the same as cp.on_tx (kept for the tests and tools)."""
