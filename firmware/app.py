@@ -275,7 +275,9 @@ class ChargePoint:
         self.limits = None  # firmware.smart_charging.service.Limits
         self.faultlog = None  # firmware.evse.faultlog's state, [written, earliest next, writes]
         self.reservation = None  # firmware.reservation.Reservation
-        self.security = None  # firmware.security.service.Security
+        # firmware.security.service.Security; its log, queue and delivery task only while an
+        # event waits to be sent (firmware/security/events.py, loaded by Security.event)
+        self.security = None
         self.firmware = None  # firmware.firmware_update.service.Firmware
         self.cards = None  # firmware.cards.Cards: RFID cards by name (go-e cards, trx)
         self.solar = None  # firmware.solar.Solar: follows the PV surplus (go-e ids, fup)

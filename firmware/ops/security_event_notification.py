@@ -1,5 +1,6 @@
 """SecurityEventNotification (OCPP 1.6 Security Whitepaper §4.x): the charge point reports a
-security event. Sent by firmware/security/service.py (journaled for critical events)."""
+security event. Sent by firmware/security/events.py deliver (critical events journaled first,
+firmware/security/service.py); loaded only while an event waits to be sent."""
 
 ACTION = "SecurityEventNotification"
 

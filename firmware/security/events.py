@@ -14,6 +14,10 @@ Files under <data_dir>/security/:
   (log.error), never merged with the next event.
 Why not the transaction journal: its entries, references and thinning are about
 transactions; this queue needs none of that and is ~80 lines.
+
+deliver(sec) sends the events as SecurityEventNotification: the queue's, then those waiting
+in RAM. This module is loaded only while an event waits to be sent: firmware/security/
+service.py loads it when an event is raised and lets it go once deliver returns.
 """
 
 import json
@@ -21,10 +25,12 @@ import os
 
 import fs
 import log
-from compat import const
+from compat import asleep_ms, const
 
 LOG_MAX = const(8192)
 _COMPACT = const(2048)
+_REFUSALS = const(3)
+_RETRY_MS = const(5000)
 
 
 def _size(path):
@@ -136,3 +142,48 @@ class Queue:
                 os.remove(self.path)
             except OSError:
                 pass
+
+
+async def deliver(sec):
+    """Send sec.queue's critical events in order, then the events of sec._loose, once the
+    session is Accepted, until none is left (sec: firmware/security/service.py Security).
+    A CALLERROR _REFUSALS times in a row drops the event (log.error); no link or no answer:
+    tried again after _RETRY_MS. Returns only between two sends (no CALL in flight)."""
+    from firmware.ocpp.rpc import CallError
+    from firmware.ops import security_event_notification as sen
+
+    session = sec.cp.session
+    loose = sec._loose
+    refusals = 0
+    while True:
+        head = sec.queue.peek()
+        payload = head[1] if head is not None else (loose[0] if loose else None)
+        if payload is None:
+            return
+        if not session.is_accepted():
+            await session.accepted.wait()
+            continue  # looked at again: more may have come meanwhile
+        try:
+            await sen.send(session, payload)
+            done = True
+            refusals = 0
+        except CallError as e:
+            refusals += 1
+            done = refusals >= _REFUSALS
+            log.error("security", "%s refused: %r" % (payload["type"], e))
+            refusals = 0 if done else refusals
+        except Exception as e:  # no link, timeout: the head waits for the next try
+            log.warning("security", "event not sent: %r" % (e,))
+            await asleep_ms(_RETRY_MS)
+            continue
+        if not done:
+            continue
+        sec.sent += 1
+        if head is not None:
+            try:
+                sec.queue.ack(head[0])
+            except OSError as e:
+                log.error("security", "ack write failed:", e)
+                await asleep_ms(_RETRY_MS)
+        else:
+            loose.pop(0)

@@ -25,8 +25,15 @@ def file_name(cp, kind):
 
 
 def _security(cp, path, start, stop):
+    from firmware.ocpp import router
+    from firmware.security import events
+
+    sec = cp.security
+    files = events.SecurityLog(sec.dir).files()
+    if sec.log is None:  # loaded for this only: the service holds it while events wait
+        router.forget("firmware.security.events")
     with open(path, "w") as out:
-        for p in cp.security.log.files():
+        for p in files:
             with open(p) as f:
                 for line in f:
                     try:

@@ -9,6 +9,16 @@ once while connected (at most 8 wait in RAM, the oldest dropped when more come) 
 still in the log. A critical event the central system refuses with a CALLERROR 3 times is
 dropped with log.error (it was received, and must not block the queue for ever).
 
+Heap: only the small part here stays loaded (the fallback state below, `sent`,
+`log_status`, the events waiting in RAM and the hooks). The log, the queue and their
+delivery (firmware/security/events.py `deliver`, SecurityEventNotification's module) load
+when an event is raised (StartupOfTheDevice at every boot, so what the queue holds from
+before an outage or a power cut goes first), and go again with the delivery task (`run`)
+once the queue and the RAM list are empty, between two sends: a charger pays for them a
+few minutes a day. Short of memory for them even after router.shed(), an event is not
+logged nor journaled: log.error, and it waits in RAM to be sent once; the task loads them
+again (app._revive starts it anew while it fails).
+
 Events raised here: StartupOfTheDevice (every start), ResetOrReboot (cp.reboot), and
 ReconfigurationOfSecurityParameters when SecurityProfile, the AuthorizationKey, a TLS key or
 the central system's host changes (a change of host withholds the AuthorizationKey, see
@@ -36,7 +46,7 @@ import asyncio
 
 import fs
 import log
-from compat import asleep_ms, const, nap
+from compat import const
 from firmware import clock
 
 _O = const(8)  # OCPP: a standard key
@@ -66,22 +76,22 @@ CRITICAL = (
 _SECURITY_KEYS = ("SecurityProfile", "AuthorizationKey", "ocppss", "ocppcn", "ocppsc",
                   "ocppcc", "ocppck", "ocppg")
 _LOOSE_MAX = const(8)
-_REFUSALS = const(3)
-_RETRY_MS = const(5000)
 _FALLBACK_TRIES = const(5)
+# Loaded only while an event waits to be sent (Security._load, run).
+_EVENTS = "firmware.security.events"
+_SEN = "firmware.ops.security_event_notification"
 
 
 class Security:
     def __init__(self, cp):
-        from firmware.security.events import Queue, SecurityLog
-
         self.cp = cp
         self.dir = cp.data_dir.rstrip("/") + "/security"
         fs.makedirs(self.dir)
-        self.log = SecurityLog(self.dir)
-        self.queue = Queue(self.dir)
-        self._loose = []
-        self._wake = asyncio.Event()
+        # events.SecurityLog and events.Queue, only while there is work (_load, run).
+        self.log = None
+        self.queue = None
+        self._loose = []  # events to send once, not journaled (at most _LOOSE_MAX)
+        self._running = False  # the delivery task (run) started and not yet ended idle
         self._host = None
         self.sent = 0
         self.log_status = None  # (LogStatusNotification status, requestId) of a GetLog
@@ -92,22 +102,74 @@ class Security:
 
     def event(self, kind, tech=None):
         ts = clock.rfc3339()
-        self.log.add(ts, kind, tech)
+        try:
+            self._load()
+        except MemoryError:  # even after router.shed(): the event waits in RAM
+            log.oom += 1
+            log.error("security", "out of memory:", kind, "not logged, sent once only")
+        q = self.queue
+        if q is not None:
+            self.log.add(ts, kind, tech)
         payload = {"type": kind, "timestamp": ts}
         if tech:
             payload["techInfo"] = tech[:255]
         log.info("security", kind, tech or "")
-        if kind in CRITICAL:
+        if kind in CRITICAL and q is not None:
             try:
-                self.queue.append(payload)
+                q.append(payload)  # on flash before this returns
+                payload = None
             except OSError as e:
                 log.error("security", "queue write failed, sent once only:", e)
-                self._loose.append(payload)
-        else:
+        if payload is not None:
             self._loose.append(payload)
         if len(self._loose) > _LOOSE_MAX:
             self._loose.pop(0)
-        self._wake.set()
+        self._deliver()
+
+    def _load(self):
+        """firmware/security/events.py, with self.log and self.queue: loaded by an event or
+        the delivery task, let go by that task once nothing is left to send (run)."""
+        from firmware.ocpp import router
+
+        # An import: tried again after router.shed() when the heap is short (router.roomy).
+        mod = router.roomy(__import__, _EVENTS, None, None, ("deliver",))
+        if self.queue is None:
+            q = mod.Queue(self.dir)  # (the seq and ack from flash)
+            self.log = mod.SecurityLog(self.dir)
+            self.queue = q
+        return mod
+
+    def _deliver(self):
+        # The delivery task, unless it runs (or app._revive starts it again after a
+        # failure). Short of memory even for that, on_accepted tries again.
+        if self._running:
+            return
+        cp = self.cp
+        try:
+            t = asyncio.create_task(self.run())
+            self._running = True
+            cp.makers[t] = self.run  # app._revive starts it again when it fails
+            cp.tasks.append(t)
+        except MemoryError:
+            log.oom += 1
+            log.error("security", "out of memory: delivery not started")
+
+    async def run(self):
+        """The delivery task: the queue's events in order, then the ones in RAM
+        (firmware/security/events.py deliver); it ends once none is left, and the log, the
+        queue and their modules go with it. The next event starts it again."""
+        await self._load().deliver(self)
+        # Nothing left, and no CALL in flight: deliver returns only between two sends.
+        from firmware.ocpp import router
+
+        self.log = self.queue = None
+        self._running = False
+        cp = self.cp
+        t = asyncio.current_task()
+        cp.makers.pop(t, None)  # ended for good: app._revive must not start it again
+        if t in cp.tasks:
+            cp.tasks.remove(t)
+        router.forget(_EVENTS, _SEN)
 
     def has_client_cert(self):
         """A charge point certificate installed by CertificateSigned (security/cp.pem)."""
@@ -146,6 +208,8 @@ class Security:
         # must not be confirmed by the link the old profile opened.
         if cp.session.profile == self._profile:
             self._confirm()
+        if not self._running and (self._loose or self.queue is not None):
+            self._deliver()  # it could not be started (out of memory): again
 
     def on_attempt(self, reached):
         """After a connection attempt: the raised profile falls back after _FALLBACK_TRIES
@@ -182,46 +246,6 @@ class Security:
         if names:
             self.event("ReconfigurationOfSecurityParameters", ",".join(names))
 
-    async def run(self):
-        from firmware.ocpp.rpc import CallError
-        from firmware.ops import security_event_notification as sen
-
-        session = self.cp.session
-        refusals = 0
-        while True:
-            self._wake.clear()
-            if not session.is_accepted():
-                await session.accepted.wait()
-            head = self.queue.peek()
-            payload = head[1] if head is not None else (self._loose[0] if self._loose else None)
-            if payload is None:
-                await nap(self._wake, _RETRY_MS)
-                continue
-            try:
-                await sen.send(session, payload)
-                done = True
-                refusals = 0
-            except CallError as e:
-                refusals += 1
-                done = refusals >= _REFUSALS
-                log.error("security", "%s refused: %r" % (payload["type"], e))
-                refusals = 0 if done else refusals
-            except Exception as e:  # no link, timeout: the head waits for the next try
-                log.warning("security", "event not sent: %r" % (e,))
-                await asleep_ms(_RETRY_MS)
-                continue
-            if not done:
-                continue
-            self.sent += 1
-            if head is not None:
-                try:
-                    self.queue.ack(head[0])
-                except OSError as e:
-                    log.error("security", "ack write failed:", e)
-                    await asleep_ms(_RETRY_MS)
-            else:
-                self._loose.pop(0)
-
 
 def attach(cp):
     from firmware.config import url_host
@@ -235,8 +259,10 @@ def attach(cp):
     cp.config.client_cert = sec.has_client_cert
     cp.session.on_accepted.append(sec.on_accepted)
     cp.session.on_attempt.append(sec.on_attempt)
+    # Loads the log and the queue and starts their delivery: what the queue holds from
+    # before (an outage, a power cut) goes first, then this.
     sec.event("StartupOfTheDevice", "firmware " + cp.info.get("fw", ""))
     # The first MemoryError after a boot (lib/log.py memory()) is the critical event
     # MemoryExhaustion; later ones are only counted (`oom`).
     log.on_memory = lambda: sec.event("MemoryExhaustion", "out of memory")
-    return [sec.run]
+    return []  # the delivery task is started by event() (run)
