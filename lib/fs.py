@@ -81,16 +81,22 @@ def _load(path):
         return json.loads(f.read())
 
 
-def read_json(path, default=None, expected=False):
+def read_json(path, default=None, expected=False, strict=False):
     """Parsed content of `path`, or `default`.
 
     A missing file is normal (first boot) unless `expected`; a corrupt or unreadable file
-    is logged with log.error and yields `default`, never an exception.
+    is logged with log.error and yields `default`. Raises only MemoryError (no room to read
+    it says nothing about the file) and, when `strict`, the OSError of a file that is there
+    but cannot be read now (for a caller that would overwrite it taking it for absent).
     """
     try:
         return _load(path)
+    except MemoryError:  # our shortage: the file is fine, the caller must not take default
+        raise
     except OSError:
         if exists(path):
+            if strict:
+                raise
             log.error("fs", "cannot read", path)
             return default
     except Exception:  # ValueError from json on CPython and MicroPython alike
@@ -101,6 +107,8 @@ def read_json(path, default=None, expected=False):
         value = _load(path + _TMP)
         log.warning("fs", "recovered", path)
         return value
+    except MemoryError:
+        raise
     except Exception:
         pass
     if expected:

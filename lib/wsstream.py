@@ -27,7 +27,15 @@ class Pieces(_Base):
         return sum(len(p) for p in self.pieces)
 
     def __getitem__(self, sl):
-        return b"".join(self.pieces)[sl]  # only for a few bytes of a message in trouble
+        # Only for the first bytes of a message in trouble (no room to parse it): from the
+        # first pieces (about 256 bytes each), not the whole message joined.
+        want = sl.stop if sl.start is None and sl.stop is not None and sl.stop >= 0 else -1
+        head = b""
+        for p in self.pieces:
+            if 0 <= want <= len(head):
+                break
+            head += p
+        return head[sl]
 
     def readinto(self, buf):
         n = 0

@@ -8,6 +8,7 @@ import sys
 import pytest
 from txnkit import drain, events, make, run
 
+import log
 from compat import ticks_add, ticks_ms
 from firmware.authorization.cache import AuthCache
 from firmware.authorization.local_list import LocalList
@@ -346,3 +347,127 @@ print(service.auth(cp).known("A")["parentIdTag"], mods())
     assert r.returncode == 0, r.stdout + r.stderr
     lines = [ln for ln in r.stdout.splitlines() if not ln.startswith(("I ", "W ", "E "))]
     assert lines == ["None 0", "Accepted P 0 5", "False True", "None 0", "P 4"], r.stdout
+
+
+# ---- no room to load the authorization again (review of the lazy loading) ----------------
+
+
+class _Flaky:
+    """json for firmware/authorization/tagfile.py whose loads() fails `n` times with a
+    MemoryError: a heap too tight to read a table while the Auth is made again."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def loads(self, s):
+        if self.n > 0:
+            self.n -= 1
+            raise MemoryError("memory allocation failed")
+        import json
+
+        return json.loads(s)
+
+    def __getattr__(self, name):  # dumps, ...
+        import json
+
+        return getattr(json, name)
+
+
+def _tight(n):
+    # The next Auth is made with this tagfile (the modules are out of sys.modules: idle).
+    import firmware.authorization.tagfile as tf
+
+    tf.json = _Flaky(n)
+
+
+def test_a_reload_short_of_memory_never_takes_the_cache_for_empty(tmp_path, fresh):
+    """Before: the table read as empty, and the next entry replaced the whole cache file
+    (a Blocked card forgotten). Now the load fails, nothing is written, and the next load
+    with room finds every entry."""
+    cp, txn = booted(tmp_path)
+    for t in ("A", "B", "C"):
+        txn.auth.remember(t, {"status": "Accepted"})
+    txn.auth.remember("X", {"status": "Blocked"})
+    assert idle(cp) and loaded() == []
+    before = open(cp.data_dir + "/authcache.jsonl").read()
+    _tight(1)
+    with pytest.raises(MemoryError):
+        txn.auth.remember("D", {"status": "Accepted"})
+    assert cp.auth is None and open(cp.data_dir + "/authcache.jsonl").read() == before
+    a = txn.auth  # room again
+    assert a.known("X")["status"] == "Blocked" and len(a.cache) == 4
+
+
+def test_a_reload_short_of_memory_never_takes_the_local_list_for_empty(tmp_path, fresh):
+    """Before: GetLocalListVersion said 0 and the next Differential replaced the list with
+    its own entries only. Now the version cannot be read (a CALLERROR), and the list stays."""
+    from firmware.ops.get_local_list_version import version
+    from firmware.ops.send_local_list import update
+
+    cp, txn = booted(tmp_path, AuthorizationCacheEnabled="false")
+
+    def send(ver, kind, tags, info=SIB):
+        return update(cp, {"listVersion": ver, "updateType": kind, "localAuthorizationList": [
+            {"idTag": t, "idTagInfo": info} for t in tags]})
+
+    assert send(7, "Full", ["A", "B"]) == "Accepted"
+    assert send(8, "Differential", ["BAD"], {"status": "Blocked"}) == "Accepted"
+    assert idle(cp)
+    _tight(1)
+    with pytest.raises(MemoryError):
+        version(cp)
+    assert send(9, "Differential", ["C"]) == "Accepted"  # room again
+    a = txn.auth
+    assert a.local.version() == 9 and len(a.local) == 4
+    assert a.known("BAD")["status"] == "Blocked"
+
+
+def test_a_blocked_card_is_never_accepted_offline_for_want_of_room(tmp_path, fresh):
+    from firmware.ops.send_local_list import update
+
+    cp, txn = booted(tmp_path, online=False, AllowOfflineTxForUnknownId="true",
+                     LocalAuthorizeOffline="true", AuthorizationCacheEnabled="false")
+    assert update(cp, {"listVersion": 3, "updateType": "Full", "localAuthorizationList": [
+        {"idTag": "BAD", "idTagInfo": {"status": "Blocked"}}]}) == "Accepted"
+    assert idle(cp)
+    _tight(1)
+    with pytest.raises(MemoryError):
+        run(txn.auth.authorize("BAD"))
+    assert run(txn.auth.authorize("BAD"))["status"] == "Blocked"
+
+
+def test_start_transaction_conf_applies_without_room_for_the_authorization(tmp_path, fresh,
+                                                                         monkeypatch):
+    """StartTransaction.conf with an Invalid idTag: the transactionId, and the stop of
+    StopTransactionOnInvalidId, do not depend on loading the authorization for its cache
+    (before: the MemoryError came first and the rest was never applied)."""
+    cp, txn = booted(tmp_path, StopTransactionOnInvalidId="true")
+    cp.session.cards = {"A": {"status": "Accepted"}}
+    run(events(txn, "plugged", ("card", "A")))
+    tx = cp.tx
+    assert tx is not None
+    cp.session.cards = {"A": {"status": "Invalid"}}
+    assert idle(cp) and cp.auth is None
+
+    def no_room(cp):
+        raise MemoryError("memory allocation failed")
+
+    monkeypatch.setattr(authz(), "auth", no_room)
+    oom = log.oom
+    run(drain(txn))
+    assert tx.transaction_id is not None and cp.tx is None
+    assert log.oom > oom  # the cache entry not made is counted
+
+
+def test_the_card_that_started_a_transaction_stops_it_without_the_authorization(
+        tmp_path, fresh, monkeypatch):
+    cp, txn = booted(tmp_path)
+    run(events(txn, "plugged", ("card", "A")))
+    assert cp.tx is not None and idle(cp)
+
+    def no_room(cp):
+        raise MemoryError("memory allocation failed")
+
+    monkeypatch.setattr(authz(), "auth", no_room)
+    run(events(txn, ("card", "A")))
+    assert cp.tx is None

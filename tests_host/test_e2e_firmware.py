@@ -262,6 +262,9 @@ def _diagnostics(csms, runner, server, root, location):
     csms.wait_for(lambda: "Uploaded" in diag_statuses(csms) or
                   "UploadFailed" in diag_statuses(csms), 60)
     assert diag_statuses(csms) == ["Uploading", "Uploaded"]
+    # The server notes an upload once its transfer is closed on its side, which may come a
+    # moment after the firmware had its reply and said Uploaded (seen on a loaded machine).
+    csms.wait_for(lambda: server.uploads, 10)
     assert [u[0] for u in server.uploads] == ["diag/" + r.file_name]
     text = (root / "diag" / r.file_name).read_text()
     assert "firmware 0.1.0" in text or "firmware " in text.splitlines()[0]

@@ -218,6 +218,7 @@ def test_the_app_loads_the_module_only_for_a_change_it_may_write(tmp_path, monke
     """app._faults (every second): nothing of firmware/evse/faultlog.py is imported while the
     counts are as written, while the contactor is closed or within the minute after a
     write; for a change it may write, the module is imported, writes and goes again."""
+    import builtins
     import sys
 
     import firmware.evse
@@ -227,26 +228,41 @@ def test_the_app_loads_the_module_only_for_a_change_it_may_write(tmp_path, monke
     name = "firmware.evse.faultlog"
     monkeypatch.setitem(sys.modules, name, faultlog)  # put back as it was afterwards
     monkeypatch.setattr(firmware.evse, "faultlog", faultlog)
+    imports = []
+    real_import = builtins.__import__
+
+    def spy(mod, *a, **k):
+        fromlist = (a[2] if len(a) > 2 else k.get("fromlist")) or ()
+        if mod == name or (mod == "firmware.evse" and "faultlog" in fromlist):
+            imports.append(mod)
+        return real_import(mod, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", spy)
     path = str(tmp_path / faultlog.FILE)
     cp = _CP(str(tmp_path) + "/", _Ch())
     faultlog.attach(cp)
     sys.modules.pop(name)  # as app.attach leaves it
     ch = cp.charger
     app._faults(cp, ticks_ms())
-    assert name not in sys.modules and not os.path.exists(path)
+    assert imports == [] and not os.path.exists(path)
     ch.counters["rcd_trips"] += 1
     ch.energized = True
     app._faults(cp, ticks_ms())
-    assert name not in sys.modules and not os.path.exists(path)
+    assert imports == [] and not os.path.exists(path)
     ch.energized = False
     app._faults(cp, ticks_ms())
-    assert name not in sys.modules and stored(path)["rcd_trips"] == 1
+    assert len(imports) == 1 and name not in sys.modules and stored(path)["rcd_trips"] == 1
     ch.counters["welds"] += 1
     app._faults(cp, ticks_ms())  # within the minute: not even imported
-    assert name not in sys.modules and stored(path)["welds"] == 0
+    assert len(imports) == 1 and stored(path)["welds"] == 0
     cp.faultlog[1] = ticks_add(ticks_ms(), -1)  # the minute is over
     app._faults(cp, ticks_ms())
-    assert name not in sys.modules and stored(path)["welds"] == 1
+    assert len(imports) == 2 and name not in sys.modules and stored(path)["welds"] == 1
+    assert cp.faultlog[1] is not None  # a write: the next minute starts
+    # Weeks later (far past a ticks wrap): the minute was cleared as soon as it was over.
+    cp.faultlog[1] = ticks_add(ticks_ms(), -1)
+    app._faults(cp, ticks_ms())
+    assert cp.faultlog[1] is None and len(imports) == 2
 
 
 _MP = """

@@ -160,3 +160,31 @@ print(fs.free_bytes(d) > 0)
     assert lines[2] == "dflt"
     assert lines[3] == "1 ['c.json']"
     assert lines[4] == "True"
+
+
+def test_read_json_never_takes_want_of_room_for_a_bad_file(tmp_path, monkeypatch):
+    """No room to read a file says nothing about it: MemoryError goes up (a caller taking
+    the default would overwrite the file with less). A file that is there but cannot be read
+    now (no file handle left) gives the default, or raises when `strict`."""
+    import fs
+
+    p = str(tmp_path / "a.json")
+    fs.write_json(p, {"k": 1})
+
+    def no_room(path):
+        raise MemoryError("memory allocation failed")
+
+    def no_handle(path):
+        raise OSError(24, "EMFILE")
+
+    with monkeypatch.context() as m:
+        m.setattr(fs, "_load", no_room)
+        with pytest.raises(MemoryError):
+            fs.read_json(p, {})
+    with monkeypatch.context() as m:
+        m.setattr(fs, "_load", no_handle)
+        assert fs.read_json(p, "default") == "default"
+        with pytest.raises(OSError):
+            fs.read_json(p, "default", strict=True)
+        assert fs.read_json(str(tmp_path / "missing.json"), "d", strict=True) == "d"
+    assert fs.read_json(p) == {"k": 1}

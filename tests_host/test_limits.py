@@ -18,6 +18,7 @@ import pytest
 from conftest import check_ocpp, mp_run
 from cpkit import FakeCP
 
+import log
 from firmware import clock
 from firmware.config import Config
 from firmware.evse import charger as ch
@@ -326,7 +327,7 @@ def test_tx_profile_of_a_transaction_a_reboot_ended_goes_at_the_first_step(tmp_p
     r.close()
     r2 = Rig(tmp_path, start_ms=r.ms)  # transactions do not survive a reboot (PowerLoss)
     try:
-        assert r2.smart.count() == 2
+        assert r2.lim.owed and r2.smart is None  # the first step loads the two profiles
         r2.lim.step(r2.now())
         assert r2.smart.count() == 1 and r2.lim.amps == 10
     finally:
@@ -554,9 +555,39 @@ def test_a_profiles_file_at_boot_loads_the_engine_in_force_from_the_first_step(
     if name != "profiles.json":  # a rename cut short on FAT: only the temporary is there
         os.rename(str(tmp_path / "profiles.json"), str(tmp_path / name))
     r = Rig(tmp_path, start_ms=ms)
-    assert r.smart is not None and r.smart.count() == 1 and ENGINE in sys.modules
+    assert r.smart is None and r.lim.owed  # the first step loads them
     r.lim.step(r.now())
-    assert r.lim.amps == 9 and r.c._limits["smart"] == 9 and r.smart is not None
+    assert r.smart is not None and r.smart.count() == 1 and ENGINE in sys.modules
+    assert r.lim.amps == 9 and r.c._limits["smart"] == 9 and not r.lim.owed
+
+
+def test_profiles_that_cannot_be_read_now_are_loaded_at_a_later_step(tmp_path, no_engine,
+                                                                     monkeypatch):
+    """No room to read profiles.json at the first step (or a file not readable now): not
+    "no profiles" (the next SetChargingProfile would replace them with less), but loaded at
+    the next step that can, in force from then; said once."""
+    import fs
+
+    ms = _saved_profile(tmp_path)
+    r = Rig(tmp_path, start_ms=ms)
+    real = fs.read_json
+    fails = [MemoryError("memory allocation failed"), OSError(24, "EMFILE")]
+
+    def tight(*a, **k):
+        if fails:
+            raise fails.pop(0)
+        return real(*a, **k)
+
+    monkeypatch.setattr(fs, "read_json", tight)
+    said = []
+    real_error = log.error
+    monkeypatch.setattr(log, "error", lambda tag, *a: said.append(tag) or real_error(tag, *a))
+    r.lim.step(r.now())
+    assert r.smart is None and r.lim.owed and r.lim.amps is None
+    r.lim.step(r.now())
+    assert r.smart is None and r.lim.owed and said.count("limits") == 1
+    r.lim.step(r.now())
+    assert r.smart is not None and r.smart.count() == 1 and r.lim.amps == 9
 
 
 def test_the_loops_rounding_is_the_engines():

@@ -406,3 +406,66 @@ except ValueError:
     r = mp_run(code, env={"MICROPYPATH": ".frozen" + os.pathsep + MICROPYPATH})
     assert r.stdout.split("\n")[:2] == ["Far %d True True" % len(tricky), "bad refused"], (
         r.stdout + r.stderr)
+
+
+def test_the_first_bytes_of_a_frame_in_pieces_are_not_the_whole_frame_joined():
+    """What on_oom needs of a frame the heap had no room to parse: its first bytes, taken
+    from its first pieces (joining 16 KB then would fail for want of the same room)."""
+    from wsstream import Pieces
+
+    class Untouchable(bytes):
+        def __radd__(self, other):
+            raise AssertionError("a piece past the first bytes was joined")
+
+    p = Pieces([b"a" * 100, b"b" * 100, Untouchable(b"c" * 100)])
+    assert p[:64] == b"a" * 64 and p[:150] == b"a" * 100 + b"b" * 50
+    p.release()
+    assert p[:64] == b"" and len(p) == 0
+
+
+@pytest.mark.parametrize("trouble", ["no room", "unreadable"])
+def test_a_spooled_frame_we_cannot_parse_is_never_the_peers_fault(tmp_path, monkeypatch,
+                                                                    trouble):
+    """No room to parse a spooled frame, or its file not readable back (even for its first
+    bytes): InternalError by its id when it can be read, else no answer; never
+    FormationViolation, and its files go."""
+    from cpkit import FakeCP
+
+    from firmware.ocpp import rpc as rpcmod
+    from wsstream import Spooled
+
+    p = tmp_path / "frame.tmp"
+    p.write_bytes(b'[2,"id-7","Heartbeat",{}]')
+    s = Spooled(str(p), p.stat().st_size)
+    real = rpcmod._loads
+
+    def failing(text):
+        if trouble == "no room":
+            raise MemoryError("memory allocation failed")
+        return real(text)
+
+    monkeypatch.setattr(rpcmod, "_loads", failing)
+    if trouble == "unreadable":
+        real_open = open
+
+        def no_handle(path, *a, **k):
+            if str(path) == str(p):
+                raise OSError(24, "EMFILE")
+            return real_open(path, *a, **k)
+
+        monkeypatch.setattr(rpcmod, "open", no_handle, raising=False)
+        import wsstream
+
+        monkeypatch.setattr(wsstream, "open", no_handle, raising=False)
+    sent = []
+
+    async def send(text):
+        sent.append(json.loads(text))
+
+    asyncio.run(rpcmod.RPC(send, FakeCP()).on_frame([s]))
+    assert all(f[2] != "FormationViolation" for f in sent), sent
+    if trouble == "no room":
+        assert sent == [[4, "id-7", "InternalError", "out of memory", {}]]
+    else:
+        assert sent == []  # not even its id could be read
+    assert not p.exists()

@@ -7,7 +7,9 @@ File (JSON lines): the first line is a header object {"v": 2, ...}; then one ent
 JSON array [idTag, status, expiryDate or null, parentIdTag or null, ...] (the cache adds its
 last use). A file is only ever replaced whole (fs.write_atomic), so a power cut leaves the
 old table or the new one. A line that does not parse makes the whole file unreadable
-(load()): the caller starts empty with an error logged, never a failed boot.
+(load()): the caller starts empty with an error logged, never a failed boot. No room to read
+it (MemoryError), or a file there but not readable now (OSError), raises: the table is not
+taken for empty (a write would then replace it with less).
 """
 
 import json
@@ -32,6 +34,8 @@ def scan(path, width, fn=None):
     try:
         f = open(path)
     except OSError:
+        if fs.exists(path):  # there, but not readable now (no file handle left...)
+            raise
         return None
     with f:
         head = json.loads(f.readline() or "null")
@@ -58,6 +62,11 @@ def load(path, width, tag, fn=None):
 
     try:
         return scan(path, width, each), n[0]
+    except (MemoryError, OSError):
+        # Not a bad table: no room to read it, or a file not readable now. Taken as empty,
+        # the next write would replace the table with less (the authorization is loaded
+        # again whenever it is used, on a tight heap too): the caller fails instead.
+        raise
     except Exception as e:  # noqa: BLE001 - ValueError, a bad shape: never a failed boot
         log.error(tag, "unreadable, starting empty:", repr(e))
         return None, 0

@@ -69,8 +69,9 @@ def _loads(text):
 
 
 def _take(text, files):
-    """(message, None), or (None, (first bytes, size)) when the heap had no room to parse it;
-    ValueError (and the like) for what is not JSON. `text`: a frame, or [frame], emptied
+    """(message, None), or (None, (first bytes, size, error)) when the heap had no room to
+    parse it or its file could not be read (our trouble, not the peer's); ValueError (and
+    the like) for what is not JSON. `text`: a frame, or [frame], emptied
     here; the names of its files on flash are appended to `files`. The frame is only ever
     held in this call's frame, never in the caller's coroutine, whose stale stack slots the
     collector would keep it by (and with a stream, lib/wsbig.py)."""
@@ -80,8 +81,11 @@ def _take(text, files):
         files.extend(text.files())
     try:
         msg = _loads(text)
-    except MemoryError:
-        return None, (text[:_HEAD], len(text))
+    except (MemoryError, OSError) as e:  # no room, or its file not readable: ours
+        try:
+            return None, (text[:_HEAD], len(text), e)
+        except Exception:  # noqa: BLE001 - not even its first bytes: no id to answer
+            return None, (b"", 0, e)
     if hasattr(text, "release"):  # a stream of lib/wsstream.py: what it holds goes now
         text.release()
     return msg, None
@@ -246,12 +250,13 @@ class RPC:
         if uid is not None:
             await self._send('[4,%s,"InternalError","out of memory",{}]' % json.dumps(uid))
 
-    async def on_oom(self, head):
+    async def on_oom(self, head, why="out of memory"):
         """A frame the heap had no room for (we are short of memory, the peer did nothing
-        wrong): a CALL gets InternalError by the id in its first bytes."""
+        wrong), or kept on flash and not readable back: a CALL gets InternalError by the id
+        in its first bytes."""
         uid = _peek_call_id(head)
         if uid is not None:
-            await self._error(uid, INTERNAL_ERROR, "out of memory")
+            await self._error(uid, INTERNAL_ERROR, why)
 
     async def on_frame(self, text, cut=0):
         """Handle one incoming frame (str, bytes or bytearray of UTF-8 JSON, or a stream of
@@ -272,9 +277,13 @@ class RPC:
                 return
             text = None
             if oom is not None:
-                # Our shortage, not the peer's fault: never FormationViolation.
-                log.memory("rpc", "frame of %d bytes" % oom[1])
-                await self.on_oom(oom[0])
+                # Our shortage or our flash, not the peer's fault: never FormationViolation.
+                if isinstance(oom[2], MemoryError):
+                    log.memory("rpc", "frame of %d bytes" % oom[1])
+                    await self.on_oom(oom[0])
+                else:
+                    log.error("rpc", "frame of %d bytes unreadable: %r" % (oom[1], oom[2]))
+                    await self.on_oom(oom[0], "frame not readable from flash")
                 return
             # The long-frame reader goes until the next long frame: the stream it made was
             # released in _take (a stale pointer to it keeps only lib/wsstream.py), the Far

@@ -23,13 +23,14 @@ def payload(connector_id, id_tag, meter_start, timestamp, reservation_id=None):
 def on_conf(cp, entry, conf):
     txn = cp.txn
     info = conf["idTagInfo"]
-    txn.auth.remember(entry["payload"]["idTag"], info)
     tx = txn.by_ref(entry["ref"])
-    if tx is None:
-        return  # stopped before the answer came (offline session): its Stop follows
-    tx.transaction_id = conf["transactionId"]
-    if tx.parent_id_tag is None:
-        tx.parent_id_tag = info.get("parentIdTag")
-    txn.on_transaction_id(tx)
-    if info["status"] != "Accepted":
-        txn.invalidated(tx, info["status"])
+    if tx is not None:  # else stopped before the answer came (offline): its Stop follows
+        tx.transaction_id = conf["transactionId"]
+        if tx.parent_id_tag is None:
+            tx.parent_id_tag = info.get("parentIdTag")
+        txn.on_transaction_id(tx)
+        if info["status"] != "Accepted":
+            txn.invalidated(tx, info["status"])
+    # Last: it loads the authorization, which a tight heap may refuse; the transaction
+    # above must not depend on it.
+    txn.remember(entry["payload"]["idTag"], info)

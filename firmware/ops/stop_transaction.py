@@ -31,4 +31,4 @@ def on_conf(cp, entry, conf):
     info = conf.get("idTagInfo")
     tag = entry["payload"].get("idTag")
     if info is not None and tag:
-        cp.txn.auth.remember(tag, info)
+        cp.txn.remember(tag, info)

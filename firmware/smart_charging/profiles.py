@@ -87,7 +87,7 @@ class FileStore:
     def load(self):
         import fs
 
-        return fs.read_json(self.path)
+        return fs.read_json(self.path, strict=True)
 
     def save(self, obj):
         import fs
@@ -142,6 +142,10 @@ class SmartCharging:
             return
         try:
             data = self._store.load()
+        except (MemoryError, OSError):
+            # No room to read it, or a file not readable now: not "no profiles" (the next
+            # commit would replace them with less); the engine is not made (service.engine).
+            raise
         except Exception as e:  # a broken store must not stop the charger
             log.error("smart", "load failed", e)
             return

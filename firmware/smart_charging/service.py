@@ -87,6 +87,10 @@ class Limits:
         self._tx = _UNSET  # the first step ends the TxProfiles of a transaction a reboot ended
         self.amps = -1  # last limit given to the charger (-1: none yet)
         self.phases = None
+        # Profiles on flash not loaded yet (no room, a file not readable now): each step
+        # tries again, and says so once.
+        self.owed = False
+        self._owed_said = False
         cp.on_tx(self._on_tx)
 
     def wake(self):
@@ -116,7 +120,9 @@ class Limits:
         smart = cp.smart
         ch = cp.charger
         tx = cp.tx
-        if self._tx is _UNSET:
+        if smart is None and self.owed:
+            smart = self._load()
+        if self._tx is _UNSET and not self.owed:
             # The first step ends the TxProfiles of a transaction that a reboot ended; later
             # a transaction's end reaches _on_tx ("stopped"), the one path that ends them.
             if tx is None and smart is not None:
@@ -153,6 +159,18 @@ class Limits:
         if nxt is not None and nxt - t <= 1:
             return _FINE_MS
         return _PERIOD_MS
+
+    def _load(self):
+        # The engine with the profiles on flash, or None (and again at the next step).
+        try:
+            smart = engine(self.cp)
+        except (MemoryError, OSError) as e:
+            if not self._owed_said:
+                self._owed_said = True
+                log.error("limits", "profiles not loaded yet:", repr(e))
+            return None
+        self.owed = self._owed_said = False
+        return smart
 
     def feed(self, smart):
         """The engine's inputs: the installation maximum (ama) and the measured voltage."""
@@ -235,5 +253,7 @@ def attach(cp):
     cp.limits = Limits(cp)
     path = cp.data_dir.rstrip("/") + "/" + _FILE
     if fs.exists(path) or fs.exists(path + ".tmp"):  # .tmp: a FAT rename cut short
-        engine(cp)  # profiles may be there: in force from the first step
+        # Profiles may be there: in force from the first step, which loads them (and tries
+        # again at each step while they cannot be read).
+        cp.limits.owed = True
     return [cp.limits.run]

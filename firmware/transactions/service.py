@@ -204,6 +204,17 @@ class Txn:
 
         return auth(self.cp)
 
+    def remember(self, id_tag, info):
+        """The idTagInfo of a Start/StopTransaction.conf into the authorization cache, when
+        it is enabled (nothing is loaded otherwise); no room to load the authorization costs
+        only that entry, counted and logged."""
+        if not self.cp.config.get("AuthorizationCacheEnabled"):
+            return
+        try:
+            self.auth.remember(id_tag, info)
+        except MemoryError:
+            log.memory(_TAG, "idTagInfo of", id_tag, "not cached")
+
     def subscribe(self, fn):
         """Transaction events: the same as cp.on_tx (kept for the tests and tools)."""
         self.cp.on_tx(fn)
@@ -424,7 +435,8 @@ class Txn:
     async def _card(self, tag):
         tx = self._tx.get(1)
         if tx is not None:
-            if await self.auth.may_stop(tx, tag):
+            # The card that started it needs nothing loaded (nor room for it).
+            if tag == tx.id_tag or await self.auth.may_stop(tx, tag):
                 self.stop(tx.connector_id, "Local", id_tag=tag)
             else:
                 log.info(_TAG, "card", tag, "may not stop transaction", tx.local_ref)
