@@ -71,7 +71,6 @@ class FaultLog:
         return True
 
 
-
 OPS = ()
 
 

@@ -74,7 +74,7 @@ def _take(text, files):
     the like) for what is not JSON. `text`: a frame, or [frame], emptied
     here; the names of its files on flash are appended to `files`. The frame is only ever
     held in this call's frame, never in the caller's coroutine, whose stale stack slots the
-    collector would keep it by (and with a stream, lib/wsbig.py)."""
+    collector would keep it by (and with a stream, lib/wsstream.py)."""
     if type(text) is list:
         text = text.pop()
     if hasattr(text, "files"):
@@ -260,12 +260,12 @@ class RPC:
 
     async def on_frame(self, text, cut=0):
         """Handle one incoming frame (str, bytes or bytearray of UTF-8 JSON, or a stream of
-        lib/wsbig.py; or [frame], a list it is taken out of, so that the caller holds no
+        lib/wsstream.py; or [frame], a list it is taken out of, so that the caller holds no
         reference to it while the message is handled). Errors of
         `send` propagate. `cut`: strings the websocket replaced by ws.CUT because they were
         too long to keep (lib/ws.py _compacted): only DataTransfer's `data` may be that
         long (its handler answers it); in any other CALL a field is beyond its maxLength."""
-        files = []  # of a frame kept on flash (lib/wsbig.py): they go last, by name
+        files = []  # of a frame kept on flash (lib/wsstream.py): they go last, by name
         self.unanswered = None
         try:
             try:

@@ -4,9 +4,10 @@ the charger.
 The engine (`cp.smart`, a SmartCharging with its profiles in <data>/profiles.json) is loaded
 only while there are profiles: a charger without any (the usual case) holds neither the
 module nor the instance. attach(cp) registers the SmartCharging messages
-(SetChargingProfile, ClearChargingProfile, GetCompositeSchedule), loads the engine only
-when profiles.json (or the `.tmp` of a write cut short) is on flash, restoring its profiles,
-and returns the limit loop. Whoever needs the engine asks engine(cp), which loads it on
+(SetChargingProfile, ClearChargingProfile, GetCompositeSchedule) and returns the limit
+loop, whose first step loads the engine when profiles.json (or the `.tmp` of a write cut
+short) is on flash, restoring its profiles (each step tries again while they cannot be read:
+Limits.owed). Whoever needs the engine asks engine(cp), which loads it on
 first use (the three messages, a RemoteStartTransaction's chargingProfile); the loop's
 next step lets it go again once it holds no profile (cp.smart None, the module out of
 sys.modules) and no CALL is in hand.
@@ -25,7 +26,7 @@ loop looks every 100 ms; a period boundary reaches the pilot within about 0.15 s
 Decisions where the spec is silent:
 - A transaction that ends ("stopped" from cp.txn, or cp.tx back to None) ends its
   TxProfiles (§3.13.2); so does a reboot (transactions do not survive one: PowerLoss), at
-  the first step (an engine loaded at boot: without profiles.json there is none to end).
+  the first step that has the engine (without profiles.json there is none to end).
 - Limits are applied rounded down to 0.1 A, as GetCompositeSchedule reports them, so the
   voltage's jitter does not move a W limit by hundredths.
 - numberPhases: on a board with a phase switch and ConnectorSwitch3to1PhaseSupported true,
