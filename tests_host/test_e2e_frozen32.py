@@ -127,6 +127,33 @@ def test_static_heap_is_measured_for_every_frozen_module(frozen32):
     assert all(size >= 0 for _, size, _ in rows)
 
 
+_QSTRS = """
+import micropython
+def n():
+    micropython.qstr_info()  # "qstr pool: n_pool=1, n_qstr=N, ..."
+n()
+for m in MODS:
+    __import__(m)
+n()
+"""
+
+
+def test_importing_a_frozen_module_by_its_dotted_name_interns_nothing(frozen32):
+    # Every module of the image, by the names the firmware imports them with (the router's
+    # message modules, the lazy features, asyncio's submodules): no qstr interned on the
+    # heap, where its pool would stay for good (firmware/_qnames.py).
+    mods = sorted(set(mp32.frozen_modules()) - {"firmware._qnames"})
+    mods += ["asyncio." + m for m in ("core", "event", "funcs", "lock", "stream")]
+    code = _QSTRS.replace("MODS", repr(mods))
+    r = subprocess.run([frozen32, "-X", "heapsize=4m", "-c", code], capture_output=True,
+                       text=True, env=dict(os.environ, MICROPYPATH=".frozen"),
+                       cwd=os.path.dirname(frozen32), timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    counts = [line.split("n_qstr=")[1].split(",")[0] for line in r.stdout.splitlines()
+              if line.startswith("qstr pool:")]
+    assert len(counts) == 2 and counts[0] == counts[1], r.stdout
+
+
 # Short of memory during a session: the simulator's `ballast` control holds heap in 256-byte
 # blocks, raised step by step until the firmware runs out (wherever its minimum lies today),
 # then let go. It may refuse work meanwhile (an API request answered 503 or its connection

@@ -17,7 +17,9 @@ def _deployed():
 
 
 def test_manifest_freezes_what_deploy_copies():
-    assert set(build.manifest_files("manifest.py").values()) == _deployed()
+    # and the module names as qstrs (firmware/_qnames.py): never imported, nothing on a board
+    assert set(build.manifest_files("manifest.py").values()) == _deployed() | {build.QNAMES}
+    assert build.QNAMES not in {src for src, _ in build.board_files()}
 
 
 def test_frozen_paths_are_the_import_paths_of_the_board():
@@ -25,6 +27,8 @@ def test_frozen_paths_are_the_import_paths_of_the_board():
     # copies must have the same names, or main.py would import something else when frozen.
     frozen = build.manifest_files("manifest.py")
     for path, src in frozen.items():
+        if src == build.QNAMES:
+            continue
         assert "lib/" + path[:-3] + ".mpy" in {d for _, d in build.board_files()}, (path, src)
 
 
@@ -32,6 +36,7 @@ def test_unix_manifest_freezes_the_simulator_instead_of_the_esp32_drivers():
     frozen = build.manifest_files("manifest_unix.py")
     host = {src for src, _ in build.host_files()}
     expected = {s for s in _deployed() if not s.startswith("hal/esp32/")} | host
+    expected.add(build.QNAMES)
     assert host and set(frozen.values()) == expected
     assert frozen["ws.py"] == "lib/ws.py" and frozen["hal/sim.py"] == "hal/sim.py"
 
@@ -40,3 +45,25 @@ def test_host_only_modules_stay_off_the_board():
     deployed = {src for src, _ in build.board_files()}
     assert not any(s.startswith(("hal/sim", "hal/serial_unix", "tools/")) for s in deployed)
     assert "main.py" in deployed and "boot.py" in deployed
+
+
+def test_qnames_names_every_frozen_module_with_its_prefixes_and_components():
+    # Generated: `python tools/build.py qnames` after adding or moving a module.
+    with open(os.path.join(ROOT, build.QNAMES)) as f:
+        text = f.read()
+    assert text == build.qnames_source(), "run: python tools/build.py qnames"
+    mods = build.module_names("manifest.py") | build.module_names("manifest_unix.py")
+    assert {"firmware.ops.certificate_signed", "hal.esp32.pilot", "hal.sim"} <= mods
+    for name in mods - {"firmware._qnames"}:
+        assert "    import %s\n" % name in text
+        if "." in name:  # the component, bound on the package ("ops" of firmware.ops)
+            parent, leaf = name.rsplit(".", 1)
+            assert "    from %s import %s\n" % (parent, leaf) in text
+    assert "    import asyncio.stream\n" in text  # MicroPython's own frozen submodules
+
+
+def test_qnames_is_never_imported_by_the_firmware():
+    # Importing it would import every module of the image.
+    for src, _ in build.board_files() + build.host_files():
+        with open(os.path.join(ROOT, src)) as f:
+            assert "_qnames" not in f.read(), src

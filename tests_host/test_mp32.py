@@ -66,3 +66,22 @@ def test_import_order_puts_each_module_after_what_it_imports_at_load_time():
     assert pos["firmware"] < pos["firmware.app"]  # the package before its modules
     assert pos["compat"] < pos["log"]  # log.py: from compat import uptime_ms
     assert len(order) == len(set(order))
+
+
+def test_a_rebuild_freezes_anew_what_the_manifest_names_now(tmp_path, monkeypatch):
+    # makemanifest keeps frozen_content.c while no frozen file is newer: a removed module
+    # would stay in the image. ensure() removes it before every build it makes.
+    monkeypatch.setenv("MP32_CACHE", str(tmp_path))
+    path = mp32.frozen_content(mp32.MANIFEST)
+    assert path.startswith(str(tmp_path)) and path.endswith("/frozen_content.c")
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as f:
+        f.write("// stale")
+    mp32._stale_frozen(mp32.MANIFEST)
+    assert not os.path.exists(path)
+    mp32._stale_frozen(mp32.MANIFEST)  # none there: nothing to do
+    script = mp32.build_script()
+    if script:  # the folder named as the build script names it
+        with open(script) as f:
+            text = f.read()
+        assert "md5sum | cut -c1-12" in text and 'build=build-$(basename "$wrap" .py)' in text

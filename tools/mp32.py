@@ -99,6 +99,8 @@ def ensure(out, manifest=None):
             with open(stamp) as f:
                 if f.read() == digest:
                     return out
+        if manifest:
+            _stale_frozen(manifest)
         cmd = [script, out] + ([os.path.join(ROOT, manifest)] if manifest else [])
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
         if r.returncode != 0 or not os.path.exists(out):
@@ -106,6 +108,28 @@ def ensure(out, manifest=None):
         with open(stamp, "w") as f:
             f.write(digest)
     return out
+
+
+def frozen_content(manifest):
+    """Where the build script's incremental build keeps the frozen modules of `manifest`:
+    $MP32_CACHE (default ~/.cache/micropython32)/micropython/ports/unix/build-manifest-<first
+    12 hex digits of the MD5 of the manifest's real path>/frozen_content.c."""
+    cache = os.environ.get("MP32_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                         "micropython32")
+    key = hashlib.md5(os.path.realpath(os.path.join(ROOT, manifest)).encode()).hexdigest()
+    return os.path.join(cache, "micropython", "ports", "unix", "build-manifest-" + key[:12],
+                        "frozen_content.c")
+
+
+def _stale_frozen(manifest):
+    # MicroPython's makemanifest writes frozen_content.c again only when a frozen file is
+    # newer than it: a module removed or renamed, or a file put back with an older mtime
+    # (mv, cp -p), would stay frozen in the new binary as it was. Removed, so the build
+    # freezes exactly what the manifest names now.
+    try:
+        os.remove(frozen_content(manifest))
+    except FileNotFoundError:
+        pass
 
 
 def frozen():
