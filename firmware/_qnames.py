@@ -244,6 +244,7 @@ def _():
     import version
     import ws
     import wsbig
+    import wslist
     import wsstream
     import x509
     import xfer

@@ -139,6 +139,15 @@ def test_a_module_with_state_after_its_answer_stays(tmp_path):
     assert "SignedUpdateFirmware" in router.HANDLERS
 
 
+def _peer(cp):
+    # test_trigger_message imports firmware.ops.trigger_message itself: imported by the
+    # test that runs first, before it forgets the module, so that the router, not that
+    # import, loads the module the test watches (run alone it was the other way round).
+    from test_trigger_message import Peer
+
+    return Peer(cp, answers={"Heartbeat": {"currentTime": "2026-11-24T10:00:00Z"}})
+
+
 def _trigger_cp(tmp_path):
     """A charge point whose RPC peer is test_trigger_message.Peer (made by _trigger)."""
     cp = CP(tmp_path)
@@ -150,9 +159,7 @@ def _trigger_cp(tmp_path):
 
 async def _trigger(cp, action):
     """`action` (TriggerMessage or ExtendedTriggerMessage) of a Heartbeat, from the peer."""
-    from test_trigger_message import Peer
-
-    peer = Peer(cp, answers={"Heartbeat": {"currentTime": "2026-11-24T10:00:00Z"}})
+    peer = _peer(cp)
     peer.pending["t1"] = action
     await peer.rpc.on_frame(json.dumps([2, "t1", action, {"requestedMessage": "Heartbeat"}]))
     return peer
@@ -162,6 +169,7 @@ def test_a_task_begun_after_the_answer_outlives_its_dropped_module(tmp_path):
     """TriggerMessage sends its message from a task after the answer (router.spawn keeps
     the reference): the module may go at once on a tight heap, the message still goes out."""
     cp = _trigger_cp(tmp_path)
+    _peer(cp)  # its module imported before the one under test is forgotten
     _forget("trigger_message", "TriggerMessage")
 
     async def go():

@@ -65,33 +65,36 @@ class LocalList:
         return self._n
 
     def update(self, list_version, update_type, entries):
-        """SendLocalList; returns the status for SendLocalList.conf."""
+        """SendLocalList; returns the status for SendLocalList.conf. `entries`: a list, or
+        any sequence iterated more than once (lib/wslist.py Far: each card parsed from flash
+        at every pass, so the list is never whole on the heap); its idTags must be unique
+        (§5.15), else Failed."""
         if not self.enabled:
             return "NotSupported"
         if not isinstance(list_version, int) or update_type not in ("Full", "Differential"):
             return "Failed"
+        tags = set()  # the idTags of the update: only they are held at once
+        added = 0
+        for item in entries or ():
+            tag = item.get("idTag") if isinstance(item, dict) else None
+            if not isinstance(tag, str) or tag in tags:
+                return "Failed"
+            info = item.get("idTagInfo")
+            if info is not None:  # None: the idTag is removed (Differential)
+                if not (isinstance(info, dict) and isinstance(info.get("status"), str)):
+                    return "Failed"
+                added += 1
+            tags.add(tag)
         if self._old is not None:
             self._open()  # the old list rewritten now, or still nothing changes
             if self._old is not None:
                 return "Failed"
         if update_type == "Differential" and list_version <= self._ver:
             return "VersionMismatch"
-        new = {}  # idTag -> its entry, or None: removed
-        for item in entries or ():
-            tag = item.get("idTag") if isinstance(item, dict) else None
-            if not isinstance(tag, str):
-                return "Failed"
-            info = item.get("idTagInfo")
-            if info is None:
-                new[tag] = None
-            elif isinstance(info, dict) and isinstance(info.get("status"), str):
-                new[tag] = [tag, info["status"], info.get("expiryDate"), info.get("parentIdTag")]
-            else:
-                return "Failed"
         kept = [0]  # entries of the old list that stay (Differential)
 
         def count(r):
-            if r[0] not in new:
+            if r[0] not in tags:
                 kept[0] += 1
 
         if update_type == "Differential" and self._n:
@@ -100,16 +103,18 @@ class LocalList:
             except (OSError, ValueError) as ex:
                 log.error("locallist", "cannot read:", repr(ex))
                 return "Failed"
-        n = kept[0] + sum(1 for tag in new if new[tag] is not None)
+        n = kept[0] + added
         if n > self.max_length or (n and list_version < 1):
             return "Failed"  # version 0 means "no list": never for a list with entries
 
         def rows(put):
             if kept[0]:
-                tagfile.scan(self._path, _W, lambda r: None if r[0] in new else put(r))
-            for tag in new:
-                if new[tag] is not None:
-                    put(new[tag])
+                tagfile.scan(self._path, _W, lambda r: None if r[0] in tags else put(r))
+            for item in entries or ():
+                info = item.get("idTagInfo")
+                if info is not None:
+                    put([item["idTag"], info["status"], info.get("expiryDate"),
+                         info.get("parentIdTag")])
 
         try:
             self._n = tagfile.write(self._path, {"ver": list_version}, rows)

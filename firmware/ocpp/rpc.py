@@ -59,6 +59,9 @@ _HEAD = const(64)
 # Fields whose long text a handler reads from flash a line at a time (wsbig.Far) rather
 # than as a string: the certificates, 5.5 KB each.
 _FAR = (("InstallCertificate", "certificate"), ("CertificateSigned", "certificateChain"))
+# Arrays of a frame kept on flash that the handler reads an element at a time (wslist.Far):
+# (action, its quoted name as the frame's first bytes hold it, the payload's field).
+_LISTS = (("SendLocalList", b'"SendLocalList"', "localAuthorizationList"),)
 
 
 def _loads(text):
@@ -66,6 +69,36 @@ def _loads(text):
     # no CALL is using dropped: what rare requests left across the heap splits it into
     # holes too small for a long string.
     return router.roomy(_parse, text)
+
+
+def _far_list(text):
+    """A spooled CALL of _LISTS parsed with its array left on flash (lib/wslist.py: a Far in
+    its place), or None when the frame is not one (then parsed whole, as any other)."""
+    if getattr(text, "path", None) is None or text.far is not None:
+        return None  # in RAM (Pieces), or with strings on a side file: parsed whole
+    head = text[:_HEAD]
+    row = None
+    for r in _LISTS:
+        if r[1] in head:
+            row = r
+    if row is None:
+        return None
+    action, field = row[0], row[2]
+    import wslist
+
+    span = wslist.find(text.path, len(text), field.encode())
+    if span is None:
+        return None
+    s = wslist.Skip(text.path, len(text), span)
+    try:
+        msg = json.load(s)
+    finally:
+        s.close()
+    if (type(msg) is not list or len(msg) != 4 or msg[2] != action or type(msg[3]) is not dict
+            or msg[3].get(field) != []):
+        return None  # "SendLocalList" was not the action: parsed whole
+    msg[3][field] = wslist.Far(text.path, span)  # ValueError if a card is not JSON
+    return msg
 
 
 def _take(text, files):
@@ -95,10 +128,12 @@ def _parse(text):
     if type(text) in (str, bytes, bytearray):
         return json.loads(text)
     text.rewind()  # wsstream.Pieces or Spooled: from its start (a retry reads it again)
-    try:
-        msg = json.load(text)
-    finally:
-        text.close()
+    msg = _far_list(text)
+    if msg is None:
+        try:
+            msg = json.load(text)
+        finally:
+            text.close()
     far = getattr(text, "far", None)
     if far is not None:  # long strings the frame kept on flash (lib/wsbig.py)
         import wsbig

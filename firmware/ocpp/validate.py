@@ -105,7 +105,8 @@ def _check(node, v, strict):
                 else:
                     _fail(FORMATION_VIOLATION, "unknown property " + str(key))
     elif k == "[":
-        if tv is not list:
+        # A wslist.Far is a long array kept on flash (its elements parsed one at a time).
+        if tv is not list and getattr(v, "far", None) != "list":
             _fail(TYPE_CONSTRAINT_VIOLATION, "expected array")
         sub = node[1]
         n = 0
@@ -118,7 +119,7 @@ def _check(node, v, strict):
             raise
     elif k == "s" or k == "t" or k == "<":
         # A wsbig.Far is a long free-text string kept on flash (len() in characters).
-        if tv is not str and not (k == "s" and getattr(v, "far", False)):
+        if tv is not str and not (k == "s" and getattr(v, "far", None) is True):
             _fail(TYPE_CONSTRAINT_VIOLATION, "expected string")
         if k == "s":
             if node[1] and len(v) > node[1]:

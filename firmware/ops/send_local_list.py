@@ -2,12 +2,13 @@
 
 The list is `cp.auth.local` (firmware/authorization/local_list.py, owned by the
 authorization feature, which loads it if it was not: auth(cp); it persists every accepted
-update atomically). Answers:
+update atomically). A long request's list stays on flash and is read a card at a time
+(lib/wslist.py, firmware/ocpp/rpc.py): 32 cards cost one card of heap. Answers:
 - NotSupported while LocalAuthListEnabled is false;
 - Failed for more than SendLocalListMaxLength entries in the request, a duplicate idTag
-  (§5.15: idTags must be unique), a negative listVersion, listVersion 0 for a list that
-  would have entries (0 means "no list", §5.10: GetLocalListVersion could not tell them
-  apart), a result of more than LocalAuthListMaxLength idTags, or a flash write error
+  (§5.15: idTags must be unique; the list checks it), a negative listVersion, listVersion 0
+  for a list that would have entries (0 means "no list", §5.10: GetLocalListVersion could
+  not tell them apart), a result of more than LocalAuthListMaxLength idTags, or a flash write error
   (nothing changes then);
 - VersionMismatch for a Differential update whose listVersion is not above the installed one;
 - Accepted otherwise. A list left empty is stored as version 0: GetLocalListVersion must
@@ -30,12 +31,7 @@ def update(cp, payload):
     ver = payload["listVersion"]
     if len(entries) > c("SendLocalListMaxLength") or ver < 0:
         return "Failed"
-    seen = set()
-    for e in entries:
-        seen.add(e["idTag"])
-    if len(seen) != len(entries):
-        return "Failed"
-    ll = auth(cp).local  # loaded for an update that may be applied
+    ll = auth(cp).local  # loaded for an update that may be applied (Failed: a duplicate idTag)
     ll.max_length = c("LocalAuthListMaxLength")
     status = ll.update(ver, payload["updateType"], entries)
     if status == "Accepted" and len(ll) == 0 and ll.version() != 0:
