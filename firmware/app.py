@@ -164,8 +164,10 @@ def _wanted(cp, row):
         # Its on_accepted confirms a slot on trial, reports a rollback and keeps an OTA
         # image from being rolled back at the next reset: it must be there for those.
         import slots
+        from firmware.ocpp import router
 
         d = slots.read(cp.data_dir)
+        router.forget("slots")  # unless the awake firmware update holds it
         return not d.get("ok") or "failed" in d
     return False
 
@@ -286,7 +288,7 @@ class ChargePoint:
         self.tasks = []
         self.makers = {}  # task -> make() of a feature's loop, started again when it ends
         # Liveness: name -> ticks_ms of the watched task's last beat (cp.beat), and
-        # name -> [task, make, deadline_ms, ticks of its last restart or None] (app._keep).
+        # name -> [task, make, deadline_ms, ticks of its last restart or None] (cp.keep).
         self.beats = {}
         self.watched = {}
         # Transaction events, fn(event, tx) with event "started" | "stopped": the
@@ -314,10 +316,15 @@ class ChargePoint:
         self.beats[name] = ticks_ms()
 
     def keep(self, name, make, deadline_ms=DEADLINE_MS):
-        """The coroutine that runs make() for ever (restarted when it ends or fails) and,
-        with a deadline, watched: silent (no beat) past it, it is cancelled and restarted;
-        silent again, the board resets (app._watch)."""
-        return _keep(name, make, self, deadline_ms)
+        """make() of a loop that must run for ever, as _start runs it (a feature's attach
+        returns it): started again when it ends or fails (_revive) and, with a deadline,
+        watched: silent (no beat) past it, it is cancelled and restarted; silent again, the
+        board resets (app._watch). Returns make. No wrapper coroutine per loop: the
+        housekeeping restarts them (a wrapper was 112 bytes each, 32-bit)."""
+        if deadline_ms:
+            self.watched[name] = [None, make, deadline_ms, None]
+            self.beat(name)
+        return make
 
     def wake(self, name):
         """Attach the dormant feature `name` (a module of DORMANT) now, on its first use, and
@@ -421,6 +428,7 @@ def _start(cp, items):
         if callable(c):
             t = asyncio.create_task(c())
             cp.makers[t] = c
+            _watching(cp, c, t)
             out.append(c)
         else:
             t = asyncio.create_task(c)
@@ -441,9 +449,21 @@ def _exception_handler(loop, context):
         pass
 
 
+def _watching(cp, make, t):
+    """The name of the watched loop `make` (cp.keep), now running as task `t`, or None."""
+    for name in cp.watched:
+        w = cp.watched[name]
+        if w[1] is make:
+            w[0] = t
+            cp.beat(name)  # its deadline counts from its start
+            return name
+    return None
+
+
 def _revive(cp):
-    """A feature's loop that ended (a MemoryError on a full heap, a bug: _exception_handler
-    logged it) starts again after a pause, in a new task; one per second at most."""
+    """A loop that ended (a MemoryError on a full heap, a bug: _exception_handler logged
+    it) starts again after a pause, in a new task; one per second at most: the OCPP
+    session, the meter, the transactions and every feature's loop."""
     for t in cp.makers:
         if t.done():
             make = cp.makers[t]
@@ -451,11 +471,15 @@ def _revive(cp):
             _replace(cp, t, new)
             del cp.makers[t]
             cp.makers[new] = make
-            log.error("app", getattr(make, "__name__", "task"), "ended; restarting")
+            name = _watching(cp, make, new) or getattr(make, "__name__", "task")
+            log.error("app", name, "ended; restarting")
             return  # the dict changed: the next one in a second
 
 
 async def _after_pause(make):
+    import gc
+
+    gc.collect()  # what the failed loop left goes before it starts again
     await asleep_ms(_RESTART_MS)
     await make()
 
@@ -466,32 +490,6 @@ def _replace(cp, old, new):
             cp.tasks[i] = new
             return
     cp.tasks.append(new)
-
-
-async def _keep(name, make, cp=None, deadline_ms=0):
-    """Run make()'s coroutine for ever: if it ends or fails (a MemoryError on a full heap,
-    a bug) it is logged and started again after a pause, so the charger is never left
-    without its OCPP link or meter until a reboot. With `cp` and a deadline the task is
-    also watched for a hang (_watch)."""
-    import gc
-
-    if cp is not None and deadline_ms:
-        w = cp.watched.get(name)
-        if w is None:
-            cp.watched[name] = [asyncio.current_task(), make, deadline_ms, None]
-        else:
-            w[0] = asyncio.current_task()
-        cp.beat(name)
-    while True:
-        try:
-            await make()
-            log.error("app", name, "ended; restarting")
-        except (asyncio.CancelledError, SystemExit, KeyboardInterrupt):
-            raise  # cancelled (a restart), or the reboot of the unix port (sys.exit)
-        except BaseException as e:  # MemoryError included
-            log.failed("app", name + " failed, restarting", e)
-        gc.collect()
-        await asleep_ms(_RESTART_MS)
 
 
 async def _stop(task):
@@ -529,8 +527,8 @@ async def _watch(cp, now):
     for name in list(cp.watched):
         w = cp.watched[name]
         last = cp.beats.get(name)
-        if last is None or ticks_diff(now, last) <= w[2]:
-            continue
+        if w[0] is None or last is None or ticks_diff(now, last) <= w[2]:
+            continue  # not started (yet), or within its deadline
         log.error("app", name, "silent for %d s" % (ticks_diff(now, last) // 1000))
         if w[3] is not None and ticks_diff(now, w[3]) < _AGAIN_MS:
             _reset(cp, name + " silent again after its restart")
@@ -542,8 +540,10 @@ async def _watch(cp, now):
         log.error("app", name, "restarted")
         w[3] = now
         cp.beats[name] = now
-        t = asyncio.create_task(_keep(name, w[1], cp, w[2]))
+        t = asyncio.create_task(w[1]())
         w[0] = t
+        cp.makers.pop(old, None)
+        cp.makers[t] = w[1]  # and started again by _revive if it ends
         _replace(cp, old, t)
 
 
@@ -631,25 +631,29 @@ async def main(cp, api_host, api_port, sim=None, page=None):
     keys = (SessionKeys(cp.session), ChargerKeys(cp.charger, version=cp.info["fw"]))
     api = Api(cp.config, providers=keys, sim=sim, page=page)
     cp.api = api  # features add their status keys with cp.status_keys(provider)
-    # Keep references to every task (STYLE.md: micropython-async).
-    # The charger's safety loop catches its own faults (safe_tick); the others are kept alive.
-    coros = [
-        cp.charger.run(),
-        _keep("meter", cp.charger.run_meter),
-        cp.keep("session", cp.session.run),  # watched: beats from its loops
-        _keep("housekeeping", lambda: _housekeeping(cp)),
-    ]
     import logfile
     from firmware import clock
 
     # The flash log of warnings and errors (uploaded by GetDiagnostics).
     logfile.attach(cp.data_dir, lambda: clock.now() if clock.is_set() else 0)
-    cp.tasks = [asyncio.create_task(c) for c in coros]
+    # Keep references to every task (STYLE.md: micropython-async).
+    # The charger's safety loop catches its own faults (safe_tick); the others are started
+    # again when they end (_revive, in the housekeeping; the housekeeping itself here).
+    cp.tasks = [asyncio.create_task(cp.charger.run())]
+    _start(cp, [cp.keep("meter", cp.charger.run_meter, 0),
+                cp.keep("session", cp.session.run)])  # watched: beats from its loops
+    hk = asyncio.create_task(_housekeeping(cp))
+    cp.tasks.append(hk)
     attach(cp)
     await api.start(api_host, api_port)
     log.info("app", "local API on %s:%d" % (api_host, api_port))
     while True:
-        await asleep_ms(60000)
+        await asleep_ms(_RESTART_MS)
+        if hk.done():  # a failure in the housekeeping (logged by _exception_handler)
+            log.error("app", "housekeeping ended; restarting")
+            new = asyncio.create_task(_housekeeping(cp))
+            _replace(cp, hk, new)
+            hk = new
 
 
 def heap_unlocked():

@@ -11,4 +11,5 @@ def attach(cp):
     from firmware.ocpp import router
 
     router.offer(OPS)
+    router.forget(__name__)  # nothing of it is needed after this: its module goes
     return []

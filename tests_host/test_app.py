@@ -7,6 +7,8 @@ from firmware import app
 
 
 def test_a_failing_core_task_is_restarted(monkeypatch):
+    """The OCPP session (and the meter, the transactions: cp.keep) that dies of a MemoryError
+    or ends is logged with its name, counted, and started again by the housekeeping."""
     monkeypatch.setattr(app, "_RESTART_MS", 1)
     runs = []
     lines = []
@@ -21,30 +23,36 @@ def test_a_failing_core_task_is_restarted(monkeypatch):
         await asyncio.sleep(10)
 
     async def main():
-        task = asyncio.create_task(app._keep("session", flaky))
-        for _ in range(100):
+        asyncio.get_event_loop().set_exception_handler(app._exception_handler)
+        cp = _CP()
+        app._start(cp, [app.ChargePoint.keep(cp, "session", flaky)])
+        for _ in range(200):
             await asyncio.sleep(0.005)
+            app._revive(cp)  # as the housekeeping does every second
             if len(runs) >= 3:
                 break
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        (live,) = cp.makers
+        assert cp.watched["session"][0] is live  # the watch follows the new task
+        live.cancel()
 
     before = log.oom
     asyncio.run(main())
     assert log.oom == before + 1
     assert len(runs) == 3
-    # Logged as an error and counted (the `oom` status key), with the task named.
-    assert any("out of memory" in t and "session" in t for lv, tag, t in lines
-               if lv == "E" and tag == "app")
+    # Logged as an error and counted (the `oom` status key), the task named at its restart.
+    assert any("out of memory" in t for lv, tag, t in lines if lv == "E" and tag == "app")
+    assert sum("session ended; restarting" in t for lv, tag, t in lines) == 2
 
 
 class _CP:
     def __init__(self):
         self.tasks = []
         self.makers = {}
+        self.watched = {}
+        self.beats = {}
+
+    def beat(self, name):
+        app.ChargePoint.beat(self, name)
 
 
 def test_a_feature_loop_that_fails_or_ends_is_started_again(monkeypatch):

@@ -36,7 +36,8 @@ async def settle(pred, n=1000):
 
 async def cancel_all(cp):
     for w in cp.watched.values():
-        await app._stop(w[0])
+        if w[0] is not None:  # registered (cp.keep) but never started: no task
+            await app._stop(w[0])
 
 
 class CP(FakeCP):
@@ -61,7 +62,7 @@ def test_a_hung_task_is_cancelled_and_restarted_then_the_board_resets(monkeypatc
 
     async def main():
         cp = CP()
-        cp.tasks = [asyncio.create_task(cp.keep("svc", hangs))]
+        app._start(cp, [cp.keep("svc", hangs)])
         await settle(lambda: runs)
         await app._watch(cp, ticks_ms())  # within its deadline: left alone
         assert cp.watched["svc"][0] is cp.tasks[0] and len(runs) == 1
@@ -84,7 +85,7 @@ def test_a_task_that_beats_is_never_touched_and_a_late_second_hang_restarts_agai
 
     async def main():
         cp = CP()
-        cp.tasks = [asyncio.create_task(cp.keep("svc", lambda: beats(cp)))]
+        app._start(cp, [cp.keep("svc", lambda: beats(cp))])
         await asyncio.sleep(0.01)
         first = cp.tasks[0]
         await app._watch(cp, ticks_ms())
@@ -115,7 +116,7 @@ def test_a_task_that_cannot_be_cancelled_resets_the_board(monkeypatch):
 
     async def main():
         cp = CP()
-        cp.tasks = [asyncio.create_task(cp.keep("svc", stubborn))]
+        app._start(cp, [cp.keep("svc", stubborn)])
         await asyncio.sleep(0.01)
         await app._watch(cp, later(cp, "svc"))
         assert cp.reboots == [1]
@@ -150,7 +151,7 @@ def test_a_hang_in_the_session_is_restarted_then_the_board_reset(tmp_path, monke
 
     async def main():
         cp = SessionCP(tmp_path)
-        cp.tasks = [asyncio.create_task(cp.keep("session", cp.session.run))]
+        app._start(cp, [cp.keep("session", cp.session.run)])
         assert await settle(lambda: made and made[0].sent)
         n_tasks = len(asyncio.all_tasks())
         first = made[0]
@@ -182,7 +183,7 @@ def test_a_hang_in_the_journal_sender_is_restarted_then_the_board_reset(tmp_path
         await events(txn, "plugged", ("card", "A1"))
         assert cp.tx is not None and len(txn.journal) == 1
         cp.session.call = hung_call
-        cp.tasks = [asyncio.create_task(cp.keep("journal", txn.sender))]
+        app._start(cp, [cp.keep("journal", txn.sender)])
         assert await settle(lambda: calls == ["StartTransaction"])
         await app._watch(cp, later(cp, "journal"))
         assert await settle(lambda: calls == ["StartTransaction"] * 2)  # restarted, sending
@@ -219,6 +220,7 @@ class CP:
         self.beats = {}
         self.watched = {}
         self.tasks = []
+        self.makers = {}
         self.reboots = 0
         self.data_dir = DATA
         self.config = Config(DATA)
@@ -227,6 +229,8 @@ class CP:
         self.session = sessmod.Session(self)
     def beat(self, name):
         self.beats[name] = ticks_ms()
+    def keep(self, name, make):
+        return app.ChargePoint.keep(self, name, make)
     def reboot(self):
         self.reboots += 1
 
@@ -237,7 +241,7 @@ async def until(pred):
         await asyncio.sleep_ms(5)
 
 async def hang_twice(cp, name, make, started):
-    cp.tasks = [asyncio.create_task(app._keep(name, make, cp, app.DEADLINE_MS))]
+    app._start(cp, [cp.keep(name, make)])
     await until(lambda: started(1))
     old = cp.tasks[0]
     await app._watch(cp, ticks_add(cp.beats[name], app.DEADLINE_MS + 1))
@@ -246,7 +250,8 @@ async def hang_twice(cp, name, make, started):
     await app._watch(cp, ticks_add(cp.beats[name], app.DEADLINE_MS + 1))
     print("RESULT", name, cp.reboots)
     for w in cp.watched.values():
-        await app._stop(w[0])
+        if w[0] is not None:
+            await app._stop(w[0])
 
 runs = []
 
