@@ -24,8 +24,9 @@ stops, or one of those messages comes. Whoever needs it asks auth(cp), which loa
 module, cache.py, local_list.py, tagfile.py) on first use; the app's housekeeping asks
 sweep() every second, which lets it go (cp.auth None, the modules out of sys.modules) after
 router.IDLE_MS without a use, at once on a tight heap, but never while an Authorize.req
-awaits its answer (Auth.busy) or a CALL is in hand. All it holds is on flash: loaded again,
-it decides exactly as before (Auth.close writes the cache's uses before it goes).
+awaits its answer (Auth.busy) or a CALL that asked for it is in hand. All it holds is on
+flash: loaded again, it decides exactly as before (Auth.close writes the cache's uses
+before it goes).
 
 Configuration keys:
 AllowOfflineTxForUnknownId: Start a transaction for an unknown idTag while offline.
@@ -66,28 +67,31 @@ KEYS = (
 def auth(cp):
     """cp.auth, the Auth (the cache and the local list as they are on flash), loaded on first
     use; sweep() lets it go again once it is idle."""
+    from firmware.ocpp import router
+
     a = cp.auth
     if a is None:
-        from firmware.ocpp import router
-
         # An import: tried again after router.shed() when the heap is short (router.roomy).
         mod = router.roomy(__import__, AUTH, None, None, ("Auth",))
         a = mod.Auth(cp)
         cp.auth = a
     a.used = ticks_ms()
+    a.hands = router.hands()  # the CALLs in hand that may hold it (sweep)
     return a
 
 
 def sweep(cp, now, idle_ms):
     """The app's housekeeping, every second (ticks_ms `now`; idle_ms as router.sweep chose
     it: IDLE_MS, or 0 on a tight heap): cp.auth unused for idle_ms goes, with its modules,
-    unless an Authorize.req awaits its answer or a CALL is in hand. True if it went."""
+    unless an Authorize.req awaits its answer or a CALL that asked for it is still in hand
+    (another CALL in hand, a certificate's, does not keep it: the next user loads it anew).
+    True if it went."""
     a = cp.auth
     if a is None or a.busy or ticks_diff(now, a.used) < idle_ms:
         return False
     from firmware.ocpp import router
 
-    if router.in_hand():  # a CALL in hand may still use it
+    if router.in_hand(getattr(a, "hands", ())):  # a CALL in hand that asked for it
         return False
     a.close()  # the cache's uses to flash (never raises)
     cp.auth = None

@@ -202,13 +202,19 @@ def done(action, now):
     return None
 
 
-def in_hand():
+def in_hand(actions=None):
     """True while a CALL of a message module the router loaded is being handled (a CALL in
-    hand: an async handler may still use its module and the helpers)."""
-    for v in LOADED.values():
-        if v[1] is None:
+    hand: an async handler may still use its module and the helpers); with `actions`
+    (hands()), only a CALL of one of those counts."""
+    for a in LOADED:
+        if LOADED[a][1] is None and (actions is None or a in actions):
             return True
     return False
+
+
+def hands():
+    """The actions whose CALL is in hand now (a tuple, usually empty or of one)."""
+    return tuple(a for a in LOADED if LOADED[a][1] is None)
 
 
 def tight():
