@@ -72,23 +72,38 @@ def _request_key(cp):
         router.forget("csr", "p256")
 
 
+def _read(cp, i):
+    """certs._light of certificate i of cp.new; a str (the reason) when it cannot be read."""
+    from firmware.security import certs
+
+    try:
+        return certs._light(cp, _dir(cp) + "/cp.new", i)
+    except ValueError as e:
+        return "unparsable: %s" % e
+    except OSError as e:
+        return "unreadable: %r" % (e,)
+
+
 def _chain(cp):
     """The reason the chain written to cp.new is refused, or x509.light of its last
     certificate. Each is read from there in turn: at most one certificate's DER is on the
-    heap at a time, and none while a signature is checked."""
+    heap at a time, and none while a signature is checked; at each check one signature and
+    one key (512 bytes each for RSA-4096): a certificate's own signature is read again at
+    the next link rather than held through this one."""
     import x509
 
     from firmware import clock
-    from firmware.security import certs
 
     prev = None
     for i in range(_MAX_CHAIN + 1):
-        try:
-            c = certs._light(cp, _dir(cp) + "/cp.new", i)
-        except ValueError as e:
-            return "unparsable: %s" % e
-        except OSError as e:
-            return "unreadable: %r" % (e,)
+        if i > 1:  # prev without its signature (dropped at its own check): read again
+            prev = _read(cp, i - 1)
+            if type(prev) is str:
+                return prev
+            prev["key"] = None
+        c = _read(cp, i)
+        if type(c) is str:
+            return c
         if c is None:
             break
         if i == _MAX_CHAIN:
@@ -108,9 +123,10 @@ def _chain(cp):
                 return "not valid now"
         else:
             prev["key"] = None  # used by the previous check: a big integer less at this one
+            c["sig"] = None  # checked at the next link (read again then): a block less now
             if not c["ca"] or not x509.verify_signed_by(prev, c):
                 return "certificate %d not signed by the next one" % (i - 1)
-        prev = c
+        prev = c  # (the loop ends at the None past the last: prev read again, with its sig)
     return "no certificate" if prev is None else prev
 
 
