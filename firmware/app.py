@@ -614,6 +614,7 @@ def attach(cp):
     router.forget("firmware.evse.faultlog")
     for row in LAZY_API:
         cp.api.providers.append(_Lazy(cp, row))
+    router.SHED["api"] = lambda: _lazy_sweep(cp, ticks_ms(), 0)  # short of memory: they go
     for row in DORMANT:
         if row[2]:
             cp.api.providers.append(_Asleep(cp, row))

@@ -276,8 +276,21 @@ def test_no_drop_while_an_authorize_awaits_its_answer(tmp_path, fresh):
     router.LOADED["CertificateSigned"] = ["certificate_signed", None]
     try:
         assert idle(cp) and loaded() == []
+        # Nor when that CALL runs short of memory a second after its last use (a heap not
+        # tight enough for the housekeeping to let it go at once): router.shed() asks.
+        del router.LOADED["CertificateSigned"]
+        authz().auth(cp)  # used with no CALL in hand
+        router.LOADED["CertificateSigned"] = ["certificate_signed", None]
+        assert not authz().sweep(cp, ticks_ms(), router.IDLE_MS)
+        router.shed()
+        assert cp.auth is None and loaded() == []
+        router.LOADED["ClearCache"] = ["clear_cache", None]  # asked for by a CALL in hand
+        a = authz().auth(cp)
+        router.shed()
+        assert cp.auth is a
     finally:
         del router.LOADED["CertificateSigned"]
+        router.LOADED.pop("ClearCache", None)
     cp.session.accepted.clear()
     assert txn.auth.known("A") == SIB  # the answer reached the cache on flash
 

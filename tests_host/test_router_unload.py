@@ -181,6 +181,11 @@ def test_a_task_begun_after_the_answer_outlives_its_dropped_module(tmp_path):
         assert "firmware.ops.trigger_message" not in sys.modules
         assert task in router._TASKS
         await asyncio.wait_for(task, 5)
+        # Done, it is let go at the next sweep: a done task holds its coroutine's frame and,
+        # through it, the dropped module (until the next spawn, before)
+        assert task in router._TASKS
+        router.sweep(ticks_ms(), 0)
+        assert task not in router._TASKS
         return peer.calls("Heartbeat")
 
     assert len(asyncio.run(go())) == 1

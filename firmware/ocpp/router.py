@@ -252,6 +252,9 @@ def sweep(now, idle_ms=None):
     if not in_hand():  # an async handler may be using the helpers
         for name in HELPERS:
             _forget(name)
+    for i in range(len(_TASKS) - 1, -1, -1):  # a done task holds its coroutine's frame,
+        if _TASKS[i].done():  # and so its dropped module, until it is let go
+            _TASKS.pop(i)
     return idle_ms
 
 
@@ -270,14 +273,22 @@ def spawn(coro):
     return t
 
 
+# What features hold while idle and let go when shed() asks, as their own sweeps do on a
+# tight heap (the authorization, the lazy API keys): name -> fn(), never raising.
+SHED = {}
+
+
 def shed():
     """Short of memory: drop at once every message module and helper no CALL is using
-    (not only those idle for a minute), then collect."""
+    (not only those idle for a minute), and what the features in SHED hold idle, then
+    collect."""
     import gc
 
     from compat import ticks_ms
 
     sweep(ticks_ms(), 0)
+    for name in SHED:
+        SHED[name]()
     gc.collect()
 
 
