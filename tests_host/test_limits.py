@@ -493,14 +493,29 @@ def test_set_loads_the_engine_and_clearing_the_last_profile_lets_it_go(tmp_path,
     assert isinstance(r.smart, sys.modules[ENGINE].SmartCharging)
     r.run(100)
     assert r.c._limits["smart"] == 10 and r.c.acu == 10 and r.hal.pilot.duty == 166
-    assert _op(r.cp, "ClearChargingProfile", {}) == {"status": "Accepted"}
-    # While the CALL is in hand the engine stays (its handler may still use it) ...
+    # While the CALL that asked for it is in hand the engine stays (its handler may still
+    # use it); another CALL in hand (a certificate's) does not keep it, nor does shed() ...
     router.LOADED["ClearChargingProfile"] = ["clear_charging_profile", None]
+    assert _op(r.cp, "ClearChargingProfile", {}) == {"status": "Accepted"}
     r.lim.step(r.now())
+    router.shed()
     assert r.smart is not None and ENGINE in sys.modules
     router.done("ClearChargingProfile", 0)
-    # ... then one step lets it go, module and all; the charger has no smart limit.
+    router.LOADED["CertificateSigned"] = ["certificate_signed", None]
+    try:
+        assert r.lim.step(r.now()) and r.smart is None and ENGINE not in sys.modules
+    finally:
+        router.LOADED.pop("CertificateSigned")
+    assert _op(r.cp, "ClearChargingProfile", {}) == {"status": "Unknown"}  # loaded to answer
+    assert r.smart is not None
+    router.LOADED["CertificateSigned"] = ["certificate_signed", None]
+    try:
+        router.shed()  # short of memory in that CALL: an empty engine goes at once
+        assert r.smart is None and ENGINE not in sys.modules
+    finally:
+        router.LOADED.pop("CertificateSigned")
     r.lim.step(r.now())
+    # ... and once gone, module and all, the charger has no smart limit.
     assert r.smart is None and ENGINE not in sys.modules
     assert r.lim.amps is None and "smart" not in r.c._limits
     r.run(6000)  # a raise waits for the pilot's 5 s rule

@@ -130,15 +130,8 @@ class Limits:
                 smart.end_transaction(_CONNECTOR)
             self._tx = None
             self._dirty = True
-        if smart is not None and not smart.count():
-            from firmware.ocpp import router
-
-            if not router.in_hand():  # a CALL in hand may still use it
-                # No profile left: the engine goes (its module too); engine(cp) loads it
-                # again, with what profiles.json holds, when it is needed.
-                cp.smart = smart = None
-                router.forget(ENGINE)
-                self._dirty = True
+        if smart is not None and self.rest():
+            smart = None
         if smart is None:
             amps, phases = None, 3  # what an engine without profiles says
         else:
@@ -160,6 +153,22 @@ class Limits:
         if nxt is not None and nxt - t <= 1:
             return _FINE_MS
         return _PERIOD_MS
+
+    def rest(self):
+        """No profile left: the engine goes (its module too), unless a CALL in hand asked
+        for it (engine(cp): it may still use it); engine(cp) loads it again, with what
+        profiles.json holds, when it is needed. True if it went. Every step asks, and
+        router.shed() short of memory."""
+        from firmware.ocpp import router
+
+        cp = self.cp
+        smart = cp.smart
+        if smart is None or smart.count() or router.in_hand(getattr(smart, "hands", ())):
+            return False
+        cp.smart = None
+        router.forget(ENGINE)
+        self._dirty = True
+        return True
 
     def _load(self):
         # The engine with the profiles on flash, or None (and again at the next step).
@@ -243,6 +252,9 @@ def engine(cp):
             lim.feed(smart)  # as the loop keeps them: a composite asked for at once is right
             lim.wake()  # its profiles may limit
         cp.smart = smart
+    from firmware.ocpp import router
+
+    smart.hands = router.hands()  # the CALLs in hand that may hold it (Limits.rest)
     return smart
 
 
@@ -252,6 +264,7 @@ def attach(cp):
 
     router.offer(OPS)
     cp.limits = Limits(cp)
+    router.SHED["smart_charging"] = cp.limits.rest  # short of memory: an empty engine goes
     path = cp.data_dir.rstrip("/") + "/" + _FILE
     if fs.exists(path) or fs.exists(path + ".tmp"):  # .tmp: a FAT rename cut short
         # Profiles may be there: in force from the first step, which loads them (and tries
