@@ -633,7 +633,7 @@ def test_an_answer_with_no_room_is_tried_again_once_with_room(peer, fails, monke
     if fails == 1:
         assert peer.frames() == [[3, "m1", {"status": "Accepted"}]] and len(shed) == 1
     elif fails < 4:
-        assert peer.frames() == [[4, "m1", "InternalError", "internal error in Reset", {}]]
+        assert peer.frames() == [[4, "m1", "InternalError", "out of memory in Reset", {}]]
     else:  # the last word, made without json.dumps, says so once
         assert peer.frames() == [[4, "m1", "InternalError", "out of memory", {}]]
 

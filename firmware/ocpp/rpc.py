@@ -428,11 +428,15 @@ class RPC:
         await self._error(uid, e.code, e.description, e.details)
 
     async def _crash(self, uid, action, e):
+        # The description says which: the operator reading the CALLERROR can tell a heap
+        # too small for the request from a fault in the firmware.
         if isinstance(e, MemoryError):
             log.memory("rpc", action)
+            why = "out of memory in "
         else:
             log.error("rpc", "%s handler failed: %r" % (action, e))
-        await self._error(uid, INTERNAL_ERROR, "internal error in " + action)
+            why = "internal error in "
+        await self._error(uid, INTERNAL_ERROR, why + action)
 
     async def _reply(self, uid, action, payload, res):
         for again in (True, False):
