@@ -163,11 +163,16 @@ def _wanted(cp, row):
     if row[0] == _FW:
         # Its on_accepted confirms a slot on trial, reports a rollback and keeps an OTA
         # image from being rolled back at the next reset: it must be there for those.
+        import sys
+
+        had = "slots" in sys.modules  # the awake firmware update imported it: it stays
         import slots
-        from firmware.ocpp import router
 
         d = slots.read(cp.data_dir)
-        router.forget("slots")  # unless the awake firmware update holds it
+        if not had:  # asked every second while that feature is awake: never imported anew
+            from firmware.ocpp import router
+
+            router.forget("slots")
         return not d.get("ok") or "failed" in d
     return False
 

@@ -275,10 +275,24 @@ def test_a_woken_firmware_update_rests_only_when_nothing_is_under_way(tmp_path, 
 def test_a_firmware_update_never_rests_while_a_slot_is_on_trial(tmp_path, modules_back):
     async def on(cp):
         await asyncio.sleep(0)
+        mod = sys.modules["slots"]
         assert cp.firmware.idle and cp.rest(FW) is False
+        # asked every second while it is awake: the slots module it imported stays the one
+        # in sys.modules, never imported anew each time
+        assert sys.modules["slots"] is mod
 
     slots.write(str(tmp_path), {"run": "app_a", "prev": "", "ok": False, "try": 1})
     _boot(_cp(tmp_path), on)
+
+
+def test_the_boot_check_lets_go_of_slots_only_if_it_imported_it(tmp_path, monkeypatch):
+    row = app._dormant(FW)
+    monkeypatch.delitem(sys.modules, "slots")
+    assert app._wanted(_cp(tmp_path), row) is False
+    assert "slots" not in sys.modules  # imported for the check only (0.4 KiB, 32-bit)
+    monkeypatch.setitem(sys.modules, "slots", slots)
+    assert app._wanted(_cp(tmp_path), row) is False
+    assert sys.modules["slots"] is slots
 
 
 def test_the_go_e_keys_load_their_module_while_they_are_asked_for(tmp_path, modules_back):
