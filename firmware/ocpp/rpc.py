@@ -60,8 +60,8 @@ _HEAD = const(64)
 # than as a string: the certificates, 5.5 KB each.
 _FAR = (("InstallCertificate", "certificate"), ("CertificateSigned", "certificateChain"))
 # Arrays of a frame kept on flash that the handler reads an element at a time (wslist.Far):
-# (action, its quoted name as the frame's first bytes hold it, the payload's field).
-_LISTS = (("SendLocalList", b'"SendLocalList"', "localAuthorizationList"),)
+# (action, the payload's field).
+_LISTS = (("SendLocalList", "localAuthorizationList"),)
 
 
 def _loads(text):
@@ -77,13 +77,12 @@ def _far_list(text):
     if getattr(text, "path", None) is None or text.far is not None:
         return None  # in RAM (Pieces), or with strings on a side file: parsed whole
     head = text[:_HEAD]
-    row = None
-    for r in _LISTS:
-        if r[1] in head:
-            row = r
-    if row is None:
+    for row in _LISTS:
+        if ('"%s"' % row[0]).encode() in head:  # the action as the frame's first bytes hold it
+            break
+    else:
         return None
-    action, field = row[0], row[2]
+    action, field = row
     import wslist
 
     span = wslist.find(text.path, len(text), field.encode())

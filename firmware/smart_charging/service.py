@@ -234,10 +234,10 @@ class Limits:
 def engine(cp):
     """cp.smart, the SmartCharging engine, loaded on first use with the profiles on flash.
     The loop lets it go again once it holds none (Limits.step)."""
+    from firmware.ocpp import router
+
     smart = cp.smart
     if smart is None:
-        from firmware.ocpp import router
-
         # An import: tried again after router.shed() when the heap is short (router.roomy).
         mod = router.roomy(__import__, ENGINE, None, None, ("SmartCharging",))
         board = cp.hal.board
@@ -252,8 +252,6 @@ def engine(cp):
             lim.feed(smart)  # as the loop keeps them: a composite asked for at once is right
             lim.wake()  # its profiles may limit
         cp.smart = smart
-    from firmware.ocpp import router
-
     smart.hands = router.hands()  # the CALLs in hand that may hold it (Limits.rest)
     return smart
 
