@@ -1,61 +1,130 @@
 """RSA signature check: RSASSA-PKCS1-v1_5 with SHA-256 (RFC 8017 §8.2.2).
 
-The decoded block is compared whole with the one expected (EMSA-PKCS1-v1_5, RFC 8017 §9.2),
-never parsed, so no lax padding or DigestInfo reading can be forged (Bleichenbacher 2006).
-Moduli under 2048 bits are refused, as the OCPP security whitepaper requires.
-"""
+The decoded block is compared with the one expected (EMSA-PKCS1-v1_5, RFC 8017 §9.2), never
+parsed, so no lax padding or DigestInfo reading can be forged (Bleichenbacher 2006). Moduli
+under 2048 bits are refused, as the OCPP security whitepaper requires.
 
-import gc
+The arithmetic is Montgomery's (HAC 14.36, operand scanning) on lists of _W-byte words: no
+number on the heap is over 2 * _W + 2 bytes, where whole-number pow() needs blocks of 1 KiB
+for RSA-4096 and the fragmented heap of a small board has no run for them.
+"""
 
 from compat import const
 
 _MIN_BYTES = const(256)
-_LIMB = const(64)  # bytes of the multiplier taken at a time by _mulmod
+_W = const(64)  # bytes per word
+_BITS = const(512)  # 8 * _W
 # DER of DigestInfo{sha256, NULL} before the 32-byte hash, RFC 8017 §9.2 note 1.
 _SHA256_INFO = b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20"
 
 
 def verify(n, e, digest, sig):
-    """True if sig (bytes) is a valid PKCS#1 v1.5 signature of the SHA-256 digest by (n, e)."""
-    k = len(sig)  # must be the modulus length in bytes: found by shifts, never by a 1 KB text
-    if k < _MIN_BYTES or not n >> (8 * k - 8) or n >> (8 * k) or len(digest) != 32:
+    """True if sig (bytes) is a valid PKCS#1 v1.5 signature of the SHA-256 digest by the key
+    (n, e): n the modulus's big-endian bytes (no leading zero), e an int."""
+    k = len(n)
+    if len(sig) != k or k < _MIN_BYTES or not n[0] or not n[-1] & 1 or len(digest) != 32:
+        return False  # an even modulus is no RSA key (and has no Montgomery form)
+    if e < 3 or not e & 1 or bytes(sig) >= bytes(n):
         return False
-    if e < 3 or not e & 1:
-        return False
-    s = int.from_bytes(sig, "big")
-    if s >= n:
-        return False
-    gc.collect()  # joins what garbage there is into free runs, on a busy heap too
-    em = _pow(s, e, n, k).to_bytes(k, "big")
-    # 00 01, k - 54 bytes ff, 00, DigestInfo, digest: compared in place, not built whole.
-    return (em[:2] == b"\x00\x01" and em.count(b"\xff", 2, k - 52) == k - 54
-            and em[k - 52 :] == b"\x00" + _SHA256_INFO + digest)
+    x = _pow(sig, e, n)
+    # 00 01, k - 54 bytes ff, 00, DigestInfo, digest: compared a word at a time.
+    tail = b"\x00" + _SHA256_INFO + digest
+    t = k - 52
+    for i in range(len(x)):
+        hi = k - i * _W
+        lo = max(hi - _W, 0)
+        b = x[i].to_bytes(hi - lo, "big")
+        if lo < 2 and b[: 2 - lo] != b"\x00\x01"[lo:]:
+            return False
+        a, z = max(lo, 2), min(hi, t)
+        if a < z and b.count(b"\xff", a - lo, z - lo) != z - a:
+            return False
+        a = max(lo, t)
+        if a < hi and b[a - lo :] != tail[a - t : hi - t]:
+            return False
+    return True
 
 
-def _pow(s, e, n, k):
-    """pow(s, e, n) for a k-byte n with no big integer over k + _LIMB + 2 bytes (578 for
-    RSA-4096). pow() multiplies whole numbers: blocks of 2k bytes (1 KiB), which the
-    fragmented heap of a small board has no run for while it has many of 600 bytes. The
-    same multiplications in smaller pieces: 5.0 ms against pow()'s 4.1 ms for RSA-4096 on
-    the 32-bit unix port (tools/crypto_bench.py's figures scale to a board likewise)."""
-    r = s
+def _words(buf, s):
+    """The s little-endian _W-byte words of the big-endian bytes buf."""
+    k = len(buf)
+    mv = memoryview(buf)
+    return [int.from_bytes(mv[max(k - (i + 1) * _W, 0) : max(k - i * _W, 0)], "big")
+            for i in range(s)]
+
+
+def _pow(sig, e, n):
+    """The words of sig ** e mod n (sig and n big-endian bytes of the same length, n odd)."""
+    s = -(-len(n) // _W)
+    nw = _words(n, s)
+    m = (1 << _BITS) - 1
+    inv = nw[0]  # n * inv = 1 mod 8 for odd n; each Newton step doubles the bits right
+    for _ in range(8):  # 3 * 2 ** 8 > _BITS
+        inv = inv * (2 - nw[0] * inv) & m
+    inv = -inv & m  # -1 / n mod 2 ** _BITS
+    # R = 2 ** (_BITS * s). R * R mod n, the Montgomery form of R, from x * 2 ** d with x
+    # the top bit of n: doubled (mod n) to 2 ** (odd part of _BITS * s) * R, then squared.
+    e2, q = _BITS * s, 0
+    while not e2 & 1:
+        e2 >>= 1
+        q += 1
+    bl = 8 * len(n) - 8 + len(bin(n[0])) - 2
+    x = [0] * s
+    x[(bl - 1) // _BITS] = 1 << (bl - 1) % _BITS
+    for _ in range(e2 + _BITS * s - bl + 1):
+        c = 0
+        for j in range(s):
+            v = x[j] << 1 | c
+            x[j] = v & m
+            c = v >> _BITS
+        if c or not _less(x, nw):
+            _sub(x, nw)
+    for _ in range(q):
+        x = _mm(x, x, nw, inv, m)
+    a = _mm(_words(sig, s), x, nw, inv, m)  # sig * R mod n
+    x = a
     for bit in bin(e)[3:]:  # left to right, after the leading 1
-        r = _mulmod(r, r, n, k)
+        x = _mm(x, x, nw, inv, m)
         if bit == "1":
-            r = _mulmod(r, s, n, k)
-    return r
+            x = _mm(x, a, nw, inv, m)
+    a = [0] * s
+    a[0] = 1
+    return _mm(x, a, nw, inv, m)  # out of the Montgomery form
 
 
-def _mulmod(a, b, n, k):
-    """a * b % n (a, b < n), b taken _LIMB bytes at a time from the top (Horner): each step
-    (r << 8 * _LIMB) + a * limb stays below n << 8 * _LIMB + 1."""
-    m = -(-k // _LIMB) * _LIMB
-    bs = b.to_bytes(m, "big")
-    limbs = [int.from_bytes(bs[j : j + _LIMB], "big") for j in range(0, m, _LIMB)]
-    bs = None
-    r = 0
-    for c in limbs:
-        r <<= 8 * _LIMB
-        r += a * c
-        r %= n
-    return r
+def _mm(a, b, n, inv, m):
+    """a * b / R mod n, all words (a, b < n); carries are let pile up in t until the end."""
+    s = len(n)
+    t = [0] * (s + 1)
+    for ai in a:
+        u = ((t[0] + ai * b[0]) & m) * inv & m  # makes t + ai * b + u * n 0 mod 2 ** _BITS
+        for j in range(s):
+            t[j] += ai * b[j] + u * n[j]
+        c = t.pop(0) >> _BITS  # the shift by a word (t[0] is 0 mod 2 ** _BITS)
+        t[0] += c
+        t.append(0)
+    c = 0
+    for j in range(s):
+        v = t[j] + c
+        t[j] = v & m
+        c = v >> _BITS
+    t.pop()
+    if c or not _less(t, n):  # below 2n: one subtraction at most
+        _sub(t, n)
+    return t
+
+
+def _less(a, b):
+    for j in range(len(a) - 1, -1, -1):
+        if a[j] != b[j]:
+            return a[j] < b[j]
+    return False
+
+
+def _sub(a, b):
+    """a -= b in place, modulo R (the word above the top's borrow dropped)."""
+    c = 0
+    for j in range(len(a)):
+        v = a[j] - b[j] - c
+        c = 1 if v < 0 else 0
+        a[j] = v + (c << _BITS)

@@ -10,7 +10,8 @@ parse() returns a dict:
   issuer      issuer Name, DER bytes;  subject: subject Name, DER bytes
   cn, o       subject commonName and organizationName (str or None)
   key_type    "ec" (P-256), "rsa", or None for any other key
-  key         (x, y) for "ec", (n, e) for "rsa", None otherwise
+  key         (x, y) for "ec", (n, e) for "rsa" (n the modulus's bytes, e an int), None
+              otherwise
   spk         subjectPublicKey BIT STRING value (bytes, without the unused-bits octet);
               light() keeps only its SHA-256, "spk_sha"
   not_before, not_after   validity in unix seconds (UTC)
@@ -141,7 +142,9 @@ def _spki(c, buf, item):
     elif a == der.OID_RSA_KEY:
         t, s, e = der.read(spk, 0, len(spk))  # RSAPublicKey {n, e}, RFC 8017 §A.1.1
         (_, _, ns, ne), (_, _, es, ee) = der.items(spk, s, e)
-        c["key_type"], c["key"] = "rsa", (der.uint(spk, ns, ne), der.uint(spk, es, ee))
+        while ns < ne - 1 and not spk[ns]:  # the INTEGER's sign octet
+            ns += 1
+        c["key_type"], c["key"] = "rsa", (spk[ns:ne], der.uint(spk, es, ee))
 
 
 def _is_ca(buf, seq):

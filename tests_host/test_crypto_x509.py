@@ -62,7 +62,7 @@ def test_fields_match_cryptography(pki, which):
     if isinstance(c.key, ec.EllipticCurvePrivateKey):
         assert (got["key_type"], got["key"]) == ("ec", (nums.x, nums.y))
     else:
-        assert (got["key_type"], got["key"]) == ("rsa", (nums.n, nums.e))
+        assert (got["key_type"], got["key"]) == ("rsa", (_nb(nums.n), nums.e))
 
 
 def x509_oid(short):
@@ -199,6 +199,11 @@ def test_file_signature_by_the_certificate_key(pki, signer):
     assert not x509.verify_file_signature(_stream_digest(fw), "", cert)
 
 
+def _nb(n):
+    """The modulus as x509 keeps it: big-endian bytes, no leading zero."""
+    return n.to_bytes((n.bit_length() + 7) // 8, "big")
+
+
 def _rsa_sign_raw(key, em):
     """A 'signature' of any encoded block em, for the strictness checks."""
     n = key.private_numbers()
@@ -211,8 +216,8 @@ def test_rsa_accepts_only_the_exact_pkcs1_encoding():
     h = hashlib.sha256(b"firmware").digest()
     info = bytes.fromhex("3031300d060960864801650304020105000420")
     good = b"\x00\x01" + b"\xff" * (256 - 54) + b"\x00" + info + h
-    assert rsa_verify.verify(pub.n, pub.e, h, _rsa_sign_raw(key, good))
-    assert rsa_verify.verify(pub.n, pub.e, h, key.sign(b"firmware", padding.PKCS1v15(),
+    assert rsa_verify.verify(_nb(pub.n), pub.e, h, _rsa_sign_raw(key, good))
+    assert rsa_verify.verify(_nb(pub.n), pub.e, h, key.sign(b"firmware", padding.PKCS1v15(),
                                                          hashes.SHA256()))
     no_null = bytes.fromhex("302f300b0609608648016503040201" "0420")  # params left out
     forged = [
@@ -223,85 +228,97 @@ def test_rsa_accepts_only_the_exact_pkcs1_encoding():
     ]
     for em in forged:
         assert len(em) == 256
-        assert not rsa_verify.verify(pub.n, pub.e, h, _rsa_sign_raw(key, em))
+        assert not rsa_verify.verify(_nb(pub.n), pub.e, h, _rsa_sign_raw(key, em))
     sig = _rsa_sign_raw(key, good)
-    assert not rsa_verify.verify(pub.n, pub.e, h, sig[1:])  # wrong length
+    assert not rsa_verify.verify(_nb(pub.n), pub.e, h, sig[1:])  # wrong length
     # The same integer one byte longer: the length is the modulus's, not the value's.
-    assert not rsa_verify.verify(pub.n, pub.e, h, b"\x00" + sig)
-    assert not rsa_verify.verify(pub.n, pub.e, h, b"\x00" * 255)
-    assert not rsa_verify.verify(pub.n, pub.e, h, pub.n.to_bytes(256, "big"))  # s >= n
+    assert not rsa_verify.verify(_nb(pub.n), pub.e, h, b"\x00" + sig)
+    assert not rsa_verify.verify(_nb(pub.n), pub.e, h, b"\x00" * 255)
+    assert not rsa_verify.verify(_nb(pub.n), pub.e, h, pub.n.to_bytes(256, "big"))  # s >= n
 
 
 def test_rsa_keys_under_2048_bits_are_refused():
     key = rsa_key(1024)
     pub = key.public_key().public_numbers()
     sig = key.sign(b"x", padding.PKCS1v15(), hashes.SHA256())
-    assert not rsa_verify.verify(pub.n, pub.e, hashlib.sha256(b"x").digest(), sig)
+    assert not rsa_verify.verify(_nb(pub.n), pub.e, hashlib.sha256(b"x").digest(), sig)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_rsa_power_is_pow_for_every_modulus_length_and_exponent(data):
-    """rsa_verify._pow (the multiplier taken a limb at a time) is pow() for moduli of any
-    byte length (not only multiples of the limb), any base below the modulus, any odd
-    exponent."""
-    bits = data.draw(st.integers(2041, 4104))
-    n = data.draw(st.integers(1 << (bits - 1), (1 << bits) - 1)) | 1
-    s = data.draw(st.integers(0, n - 1))
+    """rsa_verify._pow (Montgomery on 64-byte words) is pow() for odd moduli of any byte
+    length (not only multiples of the word) and any top byte (1 to 0xff: the doublings that
+    make R * R mod n), any base below the modulus (0, 1 and n - 1 too), any odd exponent."""
+    k = data.draw(st.integers(256, 513))
+    top = data.draw(st.integers(1, 255))
+    n = (top << (8 * k - 8)) | data.draw(st.integers(0, (1 << (8 * k - 8)) - 1)) | 1
+    s = data.draw(st.sampled_from([0, 1, n - 1]) | st.integers(0, n - 1))
     e = data.draw(st.sampled_from([3, 65537]) | st.integers(3, 1 << 70).map(lambda x: x | 1))
-    k = (n.bit_length() + 7) // 8
-    assert rsa_verify._pow(s, e, n, k) == pow(s, e, n)
+    w = rsa_verify._pow(s.to_bytes(k, "big"), e, n.to_bytes(k, "big"))
+    assert len(w) == -(-k // 64) and all(0 <= x < 1 << 512 for x in w)
+    assert sum(x << (512 * i) for i, x in enumerate(w)) == pow(s, e, n)
 
 
-def test_rsa_4096_check_needs_no_free_run_of_1_kib_on_micropython():
-    """On the MicroPython VM, with the heap cut into free runs of about 700 bytes (none of
-    1 KiB, as a board's heap is after hours of small allocations), pow() of an RSA-4096
-    signature has no room (its products take 1 KiB blocks) while rsa_verify.verify still
-    checks it: a genuine signature passes, a damaged one fails."""
+def test_rsa_even_modulus_is_refused():
+    key = rsa_key()
+    pub = key.public_key().public_numbers()
+    h = hashlib.sha256(b"x").digest()
+    sig = key.sign(b"x", padding.PKCS1v15(), hashes.SHA256())
+    assert rsa_verify.verify(_nb(pub.n), pub.e, h, sig)
+    assert not rsa_verify.verify(_nb(pub.n ^ 1), pub.e, h, sig)
+
+
+def test_rsa_4096_check_needs_no_free_run_of_512_bytes_on_micropython():
+    """On the MicroPython VM, with the heap cut into free runs of about 300 bytes (none of
+    512, as a board's heap is after hours of small allocations), pow() of an RSA-4096
+    signature has no room (its numbers take 512-byte blocks and more) while
+    rsa_verify.verify still checks it: a genuine signature passes, a damaged one fails."""
     key = rsa_key(4096)
     pub = key.public_key().public_numbers()
     h = hashlib.sha256(b"root").digest()
     sig = key.sign(b"root", padding.PKCS1v15(), hashes.SHA256())
     code = """
 import gc, rsa_verify
-n = %d
+n = %r
 e = %d
 h = %r
 sig = %r
 bad = bytearray(sig)
 bad[-1] ^= 1
 bad = bytes(bad)
-blocks = [None] * 200
-small = [None] * 2000
+ni = int.from_bytes(sig, "big")
+blocks = [None] * 400
+small = [None] * 3000
 i = j = 0  # every global named before the heap is filled: a new one grows their table
 gc.collect()
-try:  # the heap filled with 700-byte blocks, then its last gaps with tiny ones
-    while i < 200:
-        blocks[i] = bytearray(700)
+try:  # the heap filled with 300-byte blocks, then its last gaps with tiny ones
+    while i < 400:
+        blocks[i] = bytearray(300)
         i += 1
-    while j < 2000:
+    while j < 3000:
         small[j] = bytearray(1)
         j += 1
 except MemoryError:
     pass
 j = 1
-while j < i:  # every other block freed: free runs of 700 bytes, each between two held ones
+while j < i:  # every other block freed: free runs of 300 bytes, each between two held ones
     blocks[j] = None
     j += 2
 gc.collect()
 try:
-    pow(int.from_bytes(sig, "big"), e, n)
+    pow(ni, e, int.from_bytes(n, "big"))
     print("room for pow", i)
 except MemoryError:
     print("no room for pow", i)
 gc.collect()
 print(rsa_verify.verify(n, e, h, sig), rsa_verify.verify(n, e, h, bad))
-""" % (pub.n, pub.e, h, sig)
+""" % (_nb(pub.n), pub.e, h, sig)
     r = mp_run(code, heap="96k")
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.split("\n")
     assert lines[0].startswith("no room for pow"), r.stdout  # the heap is as meant
-    assert int(lines[0].split()[-1]) < 200  # filled to the end: no big run left over
+    assert int(lines[0].split()[-1]) < 400  # filled to the end: no big run left over
     assert lines[1] == "True False", r.stdout
 
 
@@ -376,13 +393,13 @@ def test_a_4096_bit_root_read_from_flash_on_micropython(tmp_path):
 import x509
 c = x509.light_file(%r)
 print(x509.verify_signed_by(c, c), c["cn"], c["o"], c["ca"], c["serial"], c["sha"].hex(),
-      c["digest"].hex(), c["key"][0] %% 1000003)
+      c["digest"].hex(), c["key"][0].hex())
 """ % str(path)
     r = mp_run(code, timeout=120)
     want = x509.light(root.der)
     assert r.stdout.split() == [
         "True", "Big", "Root", "Test", "CA", "4096", "True", str(want["serial"]),
-        want["sha"].hex(), want["digest"].hex(), str(want["key"][0] % 1000003)
+        want["sha"].hex(), want["digest"].hex(), want["key"][0].hex()
     ], r.stdout + r.stderr
 
 
