@@ -46,17 +46,17 @@ def verify(n, e, digest, sig):
 
 
 def _words(buf, s):
-    """The s little-endian _W-byte words of the big-endian bytes buf."""
+    """The s little-endian _W-byte words of the big-endian bytes buf, one at a time."""
     k = len(buf)
     mv = memoryview(buf)
-    return [int.from_bytes(mv[max(k - (i + 1) * _W, 0) : max(k - i * _W, 0)], "big")
-            for i in range(s)]
+    for i in range(s):
+        yield int.from_bytes(mv[max(k - (i + 1) * _W, 0) : max(k - i * _W, 0)], "big")
 
 
 def _pow(sig, e, n):
     """The words of sig ** e mod n (sig and n big-endian bytes of the same length, n odd)."""
     s = -(-len(n) // _W)
-    nw = _words(n, s)
+    nw = list(_words(n, s))
     m = (1 << _BITS) - 1
     inv = nw[0]  # n * inv = 1 mod 8 for odd n; each Newton step doubles the bits right
     for _ in range(8):  # 3 * 2 ** 8 > _BITS
@@ -81,19 +81,22 @@ def _pow(sig, e, n):
             _sub(x, nw)
     for _ in range(q):
         x = _mm(x, x, nw, inv, m)
-    a = _mm(_words(sig, s), x, nw, inv, m)  # sig * R mod n
-    x = a
-    for bit in bin(e)[3:]:  # left to right, after the leading 1
+    x = _mm(_words(sig, s), x, nw, inv, m)  # sig * R mod n, the Montgomery form of sig
+    bits = bin(e)[3:]  # left to right, after the leading 1; the last is 1 (e is odd)
+    a = x if "1" in bits[:-1] else None  # not held for 3, 17, 65537: 2 ** k + 1
+    for bit in bits[:-1]:
         x = _mm(x, x, nw, inv, m)
         if bit == "1":
             x = _mm(x, a, nw, inv, m)
-    a = [0] * s
-    a[0] = 1
-    return _mm(x, a, nw, inv, m)  # out of the Montgomery form
+    x = _mm(x, x, nw, inv, m)
+    a = None
+    return _mm(_words(sig, s), x, nw, inv, m)  # sig ** e * R / R: out of the Montgomery form
 
 
 def _mm(a, b, n, inv, m):
-    """a * b / R mod n, all words (a, b < n); carries are let pile up in t until the end."""
+    """a * b / R mod n (a, b < n): b words, a its words or what yields them in turn (the
+    words of the signature are read as they come, not held); carries pile up in t until
+    the end."""
     s = len(n)
     t = [0] * (s + 1)
     for ai in a:
