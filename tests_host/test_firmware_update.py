@@ -4,16 +4,17 @@ on flash by cp.firmware. The whole path runs end to end in test_e2e_firmware.py.
 
 import asyncio
 import json
+import os
 import sys
 
 import pytest
-from conftest import check_ocpp
+from conftest import check_ocpp, mp_run
 from cpkit import FakeCP
 
 import logfile
 import slots
 from firmware import clock
-from firmware.firmware_update import service
+from firmware.firmware_update import install, service
 from firmware.ops import diagnostics_status_notification as dsn
 from firmware.ops import firmware_status_notification as fsn
 from firmware.ops import get_diagnostics, trigger_message, update_firmware
@@ -285,3 +286,75 @@ def test_a_transfer_error_of_another_copy_of_xfer_is_still_upload_failed(tmp_pat
     monkeypatch.setattr(diagnostics.xfer, "upload", refused)
     asyncio.run(diagnostics.run(fw, "ftp://h/d/", "f.txt", None, None, 2, 0))
     assert told == ["Uploading", "UploadFailed"] and fw.diag is None
+
+
+def _tree(root, files=30, depth=2):
+    """A directory tree like a firmware slot: `files` files in each of the three levels."""
+    d = root
+    for level in range(depth + 1):
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(files):
+            (d / ("f%03d_%d.mpy" % (i, level))).write_bytes(b"x" * i)
+        d = d / ("sub%d" % level)
+
+
+@pytest.mark.parametrize("files", [0, 1, 7, 8, 9, 17, 40])
+def test_rmtree_removes_a_whole_tree_and_tolerates_what_is_missing(tmp_path, files):
+    _tree(tmp_path / "slot", files)
+    (tmp_path / "keep").write_text("k")
+    assert install.rmtree(str(tmp_path / "slot")) is True
+    assert sorted(os.listdir(tmp_path)) == ["keep"]
+    assert install.rmtree(str(tmp_path / "slot")) is True  # missing: nothing happens
+    assert install.rmtree(str(tmp_path / "keep")) is True  # a file is removed
+    assert os.listdir(tmp_path) == []
+
+
+def test_rmtree_stops_on_what_cannot_be_removed(tmp_path, monkeypatch):
+    _tree(tmp_path / "slot", 12, depth=0)
+    real = os.remove
+
+    def refuse(path):
+        if path.endswith("f003_0.mpy"):
+            raise OSError(13, "read-only")
+        real(path)
+
+    monkeypatch.setattr(install.os, "remove", refuse)
+    # Returns (no endless loop), False; every other file removed.
+    assert install.rmtree(str(tmp_path / "slot")) is False
+    assert os.listdir(tmp_path / "slot") == ["f003_0.mpy"]
+
+
+def test_rmtree_on_micropython_needs_no_list_of_a_directory(tmp_path):
+    """On the VM, with the heap filled up to about 3 KiB, a directory of 300 files (its
+    os.listdir() alone takes about 10 KiB: 300 names and the list) is removed whole."""
+    _tree(tmp_path / "slot", 300, depth=1)
+    code = """
+from firmware.firmware_update import install
+import gc, os
+d = %r
+hold = []
+gc.collect()
+try:
+    while True:
+        hold.append(bytearray(256))
+except MemoryError:
+    pass
+for _ in range(12):
+    hold.pop()
+gc.collect()
+try:
+    os.listdir(d)
+    print("room for listdir")
+except MemoryError:
+    print("no room for listdir")
+gc.collect()
+install.rmtree(d)
+try:
+    os.stat(d)
+    print("still there")
+except OSError:
+    print("removed")
+""" % str(tmp_path / "slot")
+    r = mp_run(code, heap="256k")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.split("\n")[:2] == ["no room for listdir", "removed"], r.stdout

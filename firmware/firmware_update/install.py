@@ -16,29 +16,54 @@ short by a power cut left (the partial download, the half-unpacked inactive slot
 
 import os
 
+import fs
 import log
 import slots
 import xfer
 from bundle import unpack
+from compat import const
 from firmware.firmware_update.service import BUNDLE
+
+_FEW = const(8)  # names rmtree holds at a time
 
 
 def rmtree(path):
-    """Remove `path` and everything under it; a missing path is fine."""
+    """Remove `path` and everything under it; True when it is gone (a missing path is).
+    A directory's names are read a few at a time (os.ilistdir on MicroPython) and removed
+    once each reading has ended: no list of a whole directory on the heap (a firmware slot
+    holds a hundred files). What cannot be removed is passed over, and stays."""
     try:
-        names = os.listdir(path)
-    except OSError:
-        try:
-            os.remove(path)
-        except OSError:
-            pass
-        return
-    for name in names:
-        rmtree(path + "/" + name)
-    try:
-        os.rmdir(path)
+        os.remove(path)  # a file (littlefs also removes an empty directory here)
+        return True
     except OSError:
         pass
+    skip = 0  # names at the head of the directory found not removable
+    while True:
+        names = []
+        try:
+            i = 0
+            for name in _names(path):
+                if skip <= i < skip + _FEW:
+                    names.append(name)  # the rest read on, so that the reading ends
+                i += 1
+        except OSError:
+            return not fs.exists(path)  # missing, or not a directory any more
+        if not names:
+            break
+        for name in names:
+            if not rmtree(path + "/" + name):
+                skip += 1
+    try:
+        os.rmdir(path)
+        return True
+    except OSError:
+        return False
+
+
+def _names(path):
+    if hasattr(os, "ilistdir"):
+        return (e[0] for e in os.ilistdir(path))
+    return os.listdir(path)
 
 
 def is_image(url):
