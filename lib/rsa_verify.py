@@ -12,8 +12,8 @@ for RSA-4096 and the fragmented heap of a small board has no run for them.
 from compat import const
 
 _MIN_BYTES = const(256)
-_W = const(64)  # bytes per word
-_BITS = const(512)  # 8 * _W
+_W = const(32)  # bytes per word
+_BITS = const(256)  # 8 * _W
 # DER of DigestInfo{sha256, NULL} before the 32-byte hash, RFC 8017 §9.2 note 1.
 _SHA256_INFO = b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20"
 
@@ -95,24 +95,24 @@ def _pow(sig, e, n):
 
 def _mm(a, b, n, inv, m):
     """a * b / R mod n (a, b < n): b words, a its words or what yields them in turn (the
-    words of the signature are read as they come, not held); carries pile up in t until
-    the end."""
+    words of the signature are read as they come, not held). Each step adds ai * b + u * n
+    to t, which makes it 0 mod 2 ** _BITS, and shifts t down a word as it goes: t keeps
+    whole words (a carry piled up in each would double their size)."""
     s = len(n)
-    t = [0] * (s + 1)
+    t = [0] * s
+    h = 0  # the bit above t's top word
     for ai in a:
-        u = ((t[0] + ai * b[0]) & m) * inv & m  # makes t + ai * b + u * n 0 mod 2 ** _BITS
-        for j in range(s):
-            t[j] += ai * b[j] + u * n[j]
-        c = t.pop(0) >> _BITS  # the shift by a word (t[0] is 0 mod 2 ** _BITS)
-        t[0] += c
-        t.append(0)
-    c = 0
-    for j in range(s):
-        v = t[j] + c
-        t[j] = v & m
-        c = v >> _BITS
-    t.pop()
-    if c or not _less(t, n):  # below 2n: one subtraction at most
+        v = t[0] + ai * b[0]
+        u = (v & m) * inv & m
+        c = (v + u * n[0]) >> _BITS
+        for j in range(1, s):
+            v = t[j] + ai * b[j] + u * n[j] + c
+            t[j - 1] = v & m | 0  # "| 0": digits for the word, not for v (mpz's "&" keeps them)
+            c = v >> _BITS
+        v = h + c
+        t[s - 1] = v & m
+        h = v >> _BITS
+    if h or not _less(t, n):  # below 2n: one subtraction at most
         _sub(t, n)
     return t
 

@@ -247,7 +247,7 @@ def test_rsa_keys_under_2048_bits_are_refused():
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_rsa_power_is_pow_for_every_modulus_length_and_exponent(data):
-    """rsa_verify._pow (Montgomery on 64-byte words) is pow() for odd moduli of any byte
+    """rsa_verify._pow (Montgomery on words of _W bytes) is pow() for odd moduli of any byte
     length (not only multiples of the word) and any top byte (1 to 0xff: the doublings that
     make R * R mod n), any base below the modulus (0, 1 and n - 1 too), any odd exponent."""
     k = data.draw(st.integers(256, 513))
@@ -256,8 +256,9 @@ def test_rsa_power_is_pow_for_every_modulus_length_and_exponent(data):
     s = data.draw(st.sampled_from([0, 1, n - 1]) | st.integers(0, n - 1))
     e = data.draw(st.sampled_from([3, 65537]) | st.integers(3, 1 << 70).map(lambda x: x | 1))
     w = rsa_verify._pow(s.to_bytes(k, "big"), e, n.to_bytes(k, "big"))
-    assert len(w) == -(-k // 64) and all(0 <= x < 1 << 512 for x in w)
-    assert sum(x << (512 * i) for i, x in enumerate(w)) == pow(s, e, n)
+    bits = 8 * rsa_verify._W
+    assert len(w) == -(-k // rsa_verify._W) and all(0 <= x < 1 << bits for x in w)
+    assert sum(x << (bits * i) for i, x in enumerate(w)) == pow(s, e, n)
 
 
 def test_rsa_even_modulus_is_refused():
