@@ -31,8 +31,9 @@ from compat import asleep_ms, const
 from fs import free_bytes, makedirs
 
 FORMAT = const(1)
-_BUF = const(512)  # the copy buffer: a small block, found on a fragmented heap too
+_BUF = const(256)  # the copy buffer: a small block, found on a fragmented heap too
 _HEAD = const(256)  # format and version come first: "files" is within these bytes
+_STEP = const(128)  # manifest bytes read at a time: an entry and a half at most held
 _MAX_MANIFEST = const(65536)
 _MAX_ENTRY = const(512)
 _RESERVE = const(8192)  # flash that must stay free after unpacking
@@ -120,7 +121,7 @@ class _Manifest:
             if not c or (state != 1 and c != b"]" and pend.find(b"}") < 0):
                 if len(pend) > _MAX_ENTRY or pos >= self.end:
                     raise BundleError("bad file list in manifest")
-                more = self._read(pos, 256)
+                more = self._read(pos, _STEP)
                 pos += len(more)
                 pend += more
                 continue
