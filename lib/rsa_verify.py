@@ -18,15 +18,28 @@ _BITS = const(256)  # 8 * _W
 _SHA256_INFO = b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20"
 
 
+def number(buf, i, j, strip=True):
+    """The unsigned big-endian integer buf[i:j] (bytes, memoryview, or a der.Flash on flash)
+    as (its length in bytes, its little-endian _W-byte words), read a word at a time: no
+    block of its size (512 bytes for RSA-4096) is ever needed. strip: without leading zero
+    bytes (a modulus); a signature keeps its length, which must be the modulus's."""
+    while strip and i < j - 1 and not buf[i]:
+        i += 1
+    return j - i, [int.from_bytes(buf[max(j - (w + 1) * _W, i) : j - w * _W], "big")
+                   for w in range(-(-(j - i) // _W))]
+
+
 def verify(n, e, digest, sig):
-    """True if sig (bytes) is a valid PKCS#1 v1.5 signature of the SHA-256 digest by the key
-    (n, e): n the modulus's big-endian bytes (no leading zero), e an int."""
-    k = len(n)
-    if len(sig) != k or k < _MIN_BYTES or not n[0] or not n[-1] & 1 or len(digest) != 32:
-        return False  # an even modulus is no RSA key (and has no Montgomery form)
-    if e < 3 or not e & 1 or bytes(sig) >= bytes(n):
-        return False
-    x = _pow(sig, e, n)
+    """True if sig is a valid PKCS#1 v1.5 signature of the SHA-256 digest by the key (n, e):
+    n and sig as number() gives them (sig may also be bytes), e an int."""
+    k, nw = n
+    if not isinstance(sig, tuple):
+        sig = number(sig, 0, len(sig), False)
+    if sig[0] != k or k < _MIN_BYTES or not nw[-1] >> 8 * (k - 1 - (len(nw) - 1) * _W):
+        return False  # the signature is as long as the modulus, which has no zero top byte
+    if not nw[0] & 1 or len(digest) != 32 or e < 3 or not e & 1 or not _less(sig[1], nw):
+        return False  # an even modulus is no RSA key (and has no Montgomery form); s < n
+    x = _pow(sig[1], e, nw)
     # 00 01, k - 54 bytes ff, 00, DigestInfo, digest: compared a word at a time.
     tail = b"\x00" + _SHA256_INFO + digest
     t = k - 52
@@ -45,22 +58,14 @@ def verify(n, e, digest, sig):
     return True
 
 
-def _words(buf, s):
-    """The s little-endian _W-byte words of the big-endian bytes buf, one at a time."""
-    k = len(buf)
-    mv = memoryview(buf)
-    for i in range(s):
-        yield int.from_bytes(mv[max(k - (i + 1) * _W, 0) : max(k - i * _W, 0)], "big")
-
-
-def _pow(sig, e, n):
-    """The words of sig ** e mod n (sig and n big-endian bytes of the same length, n odd)."""
-    s = -(-len(n) // _W)
-    nw = list(_words(n, s))
+def _pow(sw, e, nw):
+    """The words of s ** e mod n: s and n (odd) as words, s < n."""
+    s = len(nw)
     m = (1 << _BITS) - 1
-    inv = nw[0]  # n * inv = 1 mod 8 for odd n; each Newton step doubles the bits right
+    n0 = nw[0]
+    inv = n0  # n * inv = 1 mod 8 for odd n; each Newton step doubles the bits right
     for _ in range(8):  # 3 * 2 ** 8 > _BITS
-        inv = inv * (2 - nw[0] * inv) & m
+        inv = inv * (2 - n0 * inv) & m
     inv = -inv & m  # -1 / n mod 2 ** _BITS
     # R = 2 ** (_BITS * s). R * R mod n, the Montgomery form of R, from x * 2 ** d with x
     # the top bit of n: doubled (mod n) to 2 ** (odd part of _BITS * s) * R, then squared.
@@ -68,7 +73,7 @@ def _pow(sig, e, n):
     while not e2 & 1:
         e2 >>= 1
         q += 1
-    bl = 8 * len(n) - 8 + len(bin(n[0])) - 2
+    bl = (s - 1) * _BITS + len(bin(nw[-1])) - 2  # bits of n
     x = [0] * s
     x[(bl - 1) // _BITS] = 1 << (bl - 1) % _BITS
     for _ in range(e2 + _BITS * s - bl + 1):
@@ -81,7 +86,7 @@ def _pow(sig, e, n):
             _sub(x, nw)
     for _ in range(q):
         x = _mm(x, x, nw, inv, m)
-    x = _mm(_words(sig, s), x, nw, inv, m)  # sig * R mod n, the Montgomery form of sig
+    x = _mm(sw, x, nw, inv, m)  # s * R mod n, the Montgomery form of s
     bits = bin(e)[3:]  # left to right, after the leading 1; the last is 1 (e is odd)
     a = x if "1" in bits[:-1] else None  # not held for 3, 17, 65537: 2 ** k + 1
     for bit in bits[:-1]:
@@ -90,12 +95,11 @@ def _pow(sig, e, n):
             x = _mm(x, a, nw, inv, m)
     x = _mm(x, x, nw, inv, m)
     a = None
-    return _mm(_words(sig, s), x, nw, inv, m)  # sig ** e * R / R: out of the Montgomery form
+    return _mm(sw, x, nw, inv, m)  # s ** e * R / R: out of the Montgomery form
 
 
 def _mm(a, b, n, inv, m):
-    """a * b / R mod n (a, b < n): b words, a its words or what yields them in turn (the
-    words of the signature are read as they come, not held). Each step adds ai * b + u * n
+    """a * b / R mod n (a, b < n, words). Each step adds ai * b + u * n
     to t, which makes it 0 mod 2 ** _BITS, and shifts t down a word as it goes: t keeps
     whole words (a carry piled up in each would double their size)."""
     s = len(n)

@@ -5,18 +5,19 @@ parse() returns a dict:
   der         the certificate (bytes)
   tbs         memoryview of the DER tbsCertificate, the signed part (no copy)
   sig_alg     signatureAlgorithm OID, dotted string
-  sig         signatureValue (bytes, without the unused-bits octet)
+  sig         signatureValue (bytes, without the unused-bits octet); for an RSA signature
+              rsa_verify.number()'s (length, words), read without a block of its size
   serial      serialNumber (int)
   issuer      issuer Name, DER bytes;  subject: subject Name, DER bytes
   cn, o       subject commonName and organizationName (str or None)
   key_type    "ec" (P-256), "rsa", or None for any other key
-  key         (x, y) for "ec", (n, e) for "rsa" (n the modulus's bytes, e an int), None
-              otherwise
+  key         (x, y) for "ec", (n, e) for "rsa" (n as rsa_verify.number() reads it,
+              e an int), None otherwise
   spk         subjectPublicKey BIT STRING value (bytes, without the unused-bits octet);
               light() keeps only its SHA-256, "spk_sha"
   not_before, not_after   validity in unix seconds (UTC)
   ca          basicConstraints cA (False when absent)
-p256 and rsa_verify are imported only when a key of their kind is met.
+p256 and rsa_verify are imported only when a key or signature of their kind is met.
 """
 
 import binascii
@@ -59,9 +60,16 @@ def _parse(data):
     _, _, ios, ioe = der.items(buf, f[i + 1][2], f[i + 1][3])[0]
     if buf[os_:oe] != buf[ios:ioe]:  # RFC 5280 §4.1.1.2: both must be the same
         raise ValueError("signature algorithm mismatch")
+    alg = der.oid(buf, os_, oe)
+    if alg == _RSA_SHA256:  # a word at a time: no block of its size (512 B for RSA-4096)
+        import rsa_verify
+
+        sig = rsa_verify.number(data, ss + 1, se, False)
+    else:
+        sig = data[ss + 1 : se]
     c = {
-        "sig_alg": der.oid(buf, os_, oe),
-        "sig": data[ss + 1 : se],
+        "sig_alg": alg,
+        "sig": sig,
         "serial": der.uint(buf, f[i][2], f[i][3]),
         "issuer": _tlv(data, f[i + 2]),
         "subject": _tlv(data, f[i + 4]),
@@ -132,19 +140,24 @@ def _spki(c, buf, item):
     alg = der.items(buf, as_, ae)
     if bt != 0x03 or buf[bs] != 0:
         raise ValueError("bad public key")
-    spk = c["spk"] = bytes(buf[bs + 1 : be])
+    if isinstance(buf, der.Flash):  # light_file(): the bits hashed, never held (526 bytes
+        c["spk_sha"] = buf.sha(bs + 1, be)  # for RSA-4096), the key read from the file
+        spk, o, z = buf, bs + 1, be
+    else:
+        spk = c["spk"] = bytes(buf[bs + 1 : be])
+        o, z = 0, len(spk)
     c["key_type"] = c["key"] = None
     a = buf[alg[0][2] : alg[0][3]]
     if a == der.OID_EC_KEY and len(alg) > 1 and buf[alg[1][2] : alg[1][3]] == der.OID_P256:
         import p256
 
-        c["key_type"], c["key"] = "ec", p256.decode_point(spk)  # RFC 5480 §2.2
+        c["key_type"], c["key"] = "ec", p256.decode_point(bytes(spk[o:z]))  # RFC 5480 §2.2
     elif a == der.OID_RSA_KEY:
-        t, s, e = der.read(spk, 0, len(spk))  # RSAPublicKey {n, e}, RFC 8017 §A.1.1
+        import rsa_verify
+
+        t, s, e = der.read(spk, o, z)  # RSAPublicKey {n, e}, RFC 8017 §A.1.1
         (_, _, ns, ne), (_, _, es, ee) = der.items(spk, s, e)
-        while ns < ne - 1 and not spk[ns]:  # the INTEGER's sign octet
-            ns += 1
-        c["key_type"], c["key"] = "rsa", (spk[ns:ne], der.uint(spk, es, ee))
+        c["key_type"], c["key"] = "rsa", (rsa_verify.number(spk, ns, ne), der.uint(spk, es, ee))
 
 
 def _is_ca(buf, seq):
@@ -202,7 +215,8 @@ def light(data):
 def _key_hash(c):
     # A light certificate keeps the SHA-256 of its subjectPublicKey bits (what
     # cert_hash_data needs), not the bits: 526 bytes less for an RSA-4096 key.
-    c["spk_sha"] = hashlib.sha256(c.pop("spk")).digest()
+    if "spk" in c:  # (light_file() hashed them on flash)
+        c["spk_sha"] = hashlib.sha256(c.pop("spk")).digest()
 
 
 def light_file(path):
