@@ -61,6 +61,18 @@ def epoch_offset():
     return 946684800 if y == 2000 else 0
 
 
+# Long synchronous work (an RSA or ECDSA check: up to a second on an ESP32, with no await
+# in it) calls busy() between its steps. The charger sets BUSY[0] to a function that runs
+# its safety tick when one is due, so the contactor logic keeps its 20 ms through such work.
+BUSY = [None]
+
+
+def busy():
+    f = BUSY[0]
+    if f is not None:
+        f()
+
+
 _up_last = ticks_ms()
 _up_base = 0
 

@@ -10,6 +10,8 @@ only its CSRs with it, never on a request an attacker can time at will.
 import hashlib
 import os
 
+from compat import busy
+
 # SEC 2 v2 §2.4.2: y^2 = x^3 - 3x + B over GF(P), base point G of prime order N.
 P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
 N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -71,6 +73,7 @@ def _lincomb(u1, u2, q):
         bi = b[i]
         m = 128
         while m:
+            busy()  # the charger's safety tick, when due: the check holds the loop
             if r is not None:
                 r = _dbl(r)
             t = tab[(1 if ai & m else 0) | (2 if bi & m else 0)]

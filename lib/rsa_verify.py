@@ -9,7 +9,7 @@ number on the heap is over 2 * _W + 2 bytes, where whole-number pow() needs bloc
 for RSA-4096 and the fragmented heap of a small board has no run for them.
 """
 
-from compat import const
+from compat import busy, const
 
 _MIN_BYTES = const(256)
 _W = const(32)  # bytes per word
@@ -106,6 +106,7 @@ def _mm(a, b, n, inv, m):
     t = [0] * s
     h = 0  # the bit above t's top word
     for ai in a:
+        busy()  # the charger's safety tick, when due: the check holds the loop
         v = t[0] + ai * b[0]
         u = (v & m) * inv & m
         c = (v + u * n[0]) >> _BITS

@@ -388,3 +388,74 @@ def test_release_lock_in_the_tick_the_car_asks_for_power_never_closes():
     r.c.release_lock()
     r.step(2000)
     assert ops == [] and r.hal.lock.state() == "unlocked"
+
+
+def test_the_safety_tick_runs_through_a_long_rsa_check(monkeypatch):
+    """An RSA-4096 check holds the loop (up to a second on an ESP32, no await in it). It
+    calls compat.busy() between its steps, where the charger ticks once 20 ms are due: the
+    car leaving state C in the middle of the check opens the contactor within a tick, not
+    when the check is over, and a tick is never run twice within 20 ms."""
+    import hashlib
+
+    import rsa_verify
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptokit import rsa_key
+
+    import compat
+
+    key = rsa_key(4096)
+    pub = key.public_key().public_numbers()
+    nb = pub.n.to_bytes(512, "big")
+    n = rsa_verify.number(nb, 0, 512)
+    sig = key.sign(b"root", padding.PKCS1v15(), hashes.SHA256())
+    h = hashlib.sha256(b"root").digest()
+    r = Rig().charge()
+    ops = record_relay(r)
+    ticks = []
+    tick = r.c.tick
+
+    def counted():
+        ticks.append(r.t)
+        tick()
+
+    r.c.tick = counted
+    seen = {}
+
+    def each(elapsed):
+        if elapsed != 40:
+            return
+        charger_busy = compat.BUSY[0]  # what run() registered
+        calls = [0]
+
+        def busy():  # the check's steps take 3 ms each on the rig's clock
+            calls[0] += 1
+            r.t += 3
+            if calls[0] == 100:
+                seen["unplug"] = r.t
+                r.sim(cp="B")
+            charger_busy()
+
+        monkeypatch.setattr(compat, "BUSY", [busy])
+        start = seen["start"] = r.t
+        seen["ok"] = rsa_verify.verify(n, pub.e, h, sig)
+        seen["calls"], seen["span"] = calls[0], r.t - start
+        monkeypatch.setattr(compat, "BUSY", [charger_busy])
+
+    run_loop(r, monkeypatch, 200, each)
+    assert seen["ok"] and seen["calls"] > 200  # the check ran, a step at a time
+    assert seen["span"] > 600  # ... for more than half a second of the rig's clock
+    opened = [t for t, o in ops if o == "O"]
+    assert opened and seen["unplug"] <= opened[0] <= seen["unplug"] + 20 + 3
+    assert all(ticks[i + 1] - ticks[i] >= 20 for i in range(len(ticks) - 1))  # not within 20 ms
+    # Every 21 ms at most (the first step once 20 ms are due) from the start of the check.
+    n_ticks = sum(1 for t in ticks if seen["start"] < t <= seen["unplug"])
+    assert n_ticks >= (seen["unplug"] - seen["start"]) // 21
+
+
+def test_busy_without_a_charger_does_nothing(monkeypatch):
+    """Tools and tests run the crypto with no charger: compat.busy() is then a no-op."""
+    import compat
+
+    monkeypatch.setattr(compat, "BUSY", [None])
+    assert compat.busy() is None

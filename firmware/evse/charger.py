@@ -71,6 +71,7 @@ _RCD_RESETS = const(3)
 _RCD_PERIOD_MS = const(86400000)  # RCD self-test every 24 h (when the contactor is open)
 _PS_F_MS = const(3000)  # pilot disconnect (state F) around a phase switch
 _TEMP_MS = const(1000)  # temperatures are read once a second
+_TICK_MS = const(20)  # the safety tick's period (run())
 _T_HALF = const(65)
 _T_QUARTER = const(75)
 _T_STOP = const(85)
@@ -148,6 +149,7 @@ class Charger:
         self.hal = hal
         self.config = config
         self._now = now_ms
+        self._tick_ms = now_ms()  # the last safety tick (run(), _busy())
         self._subs = []
         now = now_ms()
         # inputs
@@ -965,12 +967,23 @@ class Charger:
     async def run(self):
         import asyncio
 
+        compat.BUSY[0] = self._busy
         while True:
-            try:
-                self.safe_tick()
-            except MemoryError:
-                # The fail safe opened the contactor first, then had no room to latch the
-                # fault or log it (`_unlatched` keeps the power off until it can): the
-                # safety loop goes on, never ends for want of memory.
-                log.oom += 1
+            self._ticked()
             await asyncio.sleep(0.02)
+
+    def _ticked(self):
+        self._tick_ms = self._now()
+        try:
+            self.safe_tick()
+        except MemoryError:
+            # The fail safe opened the contactor first, then had no room to latch the
+            # fault or log it (`_unlatched` keeps the power off until it can): the
+            # safety loop goes on, never ends for want of memory.
+            log.oom += 1
+
+    def _busy(self):
+        # compat.busy(), from long synchronous work that holds the loop: the tick run() would
+        # have run meanwhile, once its 20 ms are due.
+        if ticks_diff(self._now(), self._tick_ms) >= _TICK_MS:
+            self._ticked()
