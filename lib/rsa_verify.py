@@ -73,7 +73,10 @@ def _pow(sw, e, nw):
     while not e2 & 1:
         e2 >>= 1
         q += 1
-    bl = (s - 1) * _BITS + len(bin(nw[-1])) - 2  # bits of n
+    bl, top = (s - 1) * _BITS, nw[-1]  # bl: the bits of n (no bin(): a string of them)
+    while top:
+        top >>= 1
+        bl += 1
     x = [0] * s
     x[(bl - 1) // _BITS] = 1 << (bl - 1) % _BITS
     for _ in range(e2 + _BITS * s - bl + 1):
@@ -84,26 +87,30 @@ def _pow(sw, e, nw):
             c = v >> _BITS
         if c or not _less(x, nw):
             _sub(x, nw)
+    # Two lists of words, each product written into the one its factors are not in: no
+    # list per product (a stale pointer on the C stack would keep one of 0.8 KiB alive).
+    y = [0] * s
     for _ in range(q):
-        x = _mm(x, x, nw, inv, m)
-    x = _mm(sw, x, nw, inv, m)  # s * R mod n, the Montgomery form of s
+        x, y = _mm(x, x, nw, inv, m, y), x
+    x, y = _mm(sw, x, nw, inv, m, y), x  # s * R mod n, the Montgomery form of s
     bits = bin(e)[3:]  # left to right, after the leading 1; the last is 1 (e is odd)
-    a = x if "1" in bits[:-1] else None  # not held for 3, 17, 65537: 2 ** k + 1
+    a = list(x) if "1" in bits[:-1] else None  # not needed for 3, 17, 65537: 2 ** k + 1
     for bit in bits[:-1]:
-        x = _mm(x, x, nw, inv, m)
+        x, y = _mm(x, x, nw, inv, m, y), x
         if bit == "1":
-            x = _mm(x, a, nw, inv, m)
-    x = _mm(x, x, nw, inv, m)
+            x, y = _mm(x, a, nw, inv, m, y), x
+    x, y = _mm(x, x, nw, inv, m, y), x
     a = None
-    return _mm(sw, x, nw, inv, m)  # s ** e * R / R: out of the Montgomery form
+    return _mm(sw, x, nw, inv, m, y)  # s ** e * R / R: out of the Montgomery form
 
 
-def _mm(a, b, n, inv, m):
-    """a * b / R mod n (a, b < n, words). Each step adds ai * b + u * n
-    to t, which makes it 0 mod 2 ** _BITS, and shifts t down a word as it goes: t keeps
-    whole words (a carry piled up in each would double their size)."""
+def _mm(a, b, n, inv, m, t):
+    """a * b / R mod n (a, b < n, words) into t (another list, returned). Each step adds
+    ai * b + u * n to t, which makes it 0 mod 2 ** _BITS, and shifts t down a word as it
+    goes: t keeps whole words (a carry piled up in each would double their size)."""
     s = len(n)
-    t = [0] * s
+    for j in range(s):
+        t[j] = 0
     h = 0  # the bit above t's top word
     for ai in a:
         busy()  # the charger's safety tick, when due: the check holds the loop

@@ -338,6 +338,9 @@ def detach(cp):
     cp.firmware = None
     if fw.on_accepted in cp.session.on_accepted:
         cp.session.on_accepted.remove(fw.on_accepted)
+    from firmware.ocpp import router
+
+    router.forget("slots")  # imported for this feature (app._wanted reads it and lets go)
     return True
 
 
