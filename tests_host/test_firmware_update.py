@@ -358,3 +358,56 @@ except OSError:
     r = mp_run(code, heap="256k")
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.split("\n")[:2] == ["no room for listdir", "removed"], r.stdout
+
+
+def _fetch_rig(tmp_path, monkeypatch, fails):
+    """install.fetch with the transfer and the unpacking faked: unpack raises MemoryError
+    `fails` times, then stages version 9.9.9. Returns (run, seen)."""
+    from firmware.ocpp import router
+
+    seen = {"downloads": 0, "unpacks": 0, "shed": 0, "checks": []}
+
+    class Xfer:
+        async def download(self, url, path, tls=None):
+            seen["downloads"] += 1
+            with open(path, "wb") as f:
+                f.write(b"bundle")
+            return 6, "ab" * 32
+
+    async def unpack(path, dest):
+        seen["unpacks"] += 1
+        if seen["unpacks"] <= fails:
+            raise MemoryError("no room")
+        return "9.9.9", 1, 6
+
+    async def check(sha):
+        seen["checks"].append(sha)
+
+    monkeypatch.setattr(install, "xfer", Xfer())
+    monkeypatch.setattr(install, "unpack", unpack)
+    monkeypatch.setattr(router, "shed", lambda: seen.__setitem__("shed", seen["shed"] + 1))
+
+    def run():
+        return asyncio.run(install.fetch(FakeCP(), "http://h/fw.bundle", str(tmp_path),
+                                         check))
+
+    return run, seen
+
+
+def test_a_download_short_of_memory_is_tried_once_more_after_shedding(tmp_path, monkeypatch):
+    """A MemoryError is our want of room, not the file's fault: the attempt runs once more
+    after router.shed(), and the signature check the same file passed is not run (nor its
+    statuses sent) twice."""
+    run, seen = _fetch_rig(tmp_path, monkeypatch, fails=1)
+    assert run() == {"ver": "9.9.9"}
+    assert (seen["downloads"], seen["unpacks"], seen["shed"]) == (2, 2, 1)
+    assert seen["checks"] == ["ab" * 32]
+    assert not os.path.exists(tmp_path / service.BUNDLE)  # the download removed
+
+
+def test_a_second_memory_error_fails_the_attempt(tmp_path, monkeypatch):
+    run, seen = _fetch_rig(tmp_path, monkeypatch, fails=2)
+    with pytest.raises(MemoryError):
+        run()
+    assert (seen["downloads"], seen["unpacks"], seen["shed"]) == (2, 2, 1)
+    assert not os.path.exists(tmp_path / service.BUNDLE)

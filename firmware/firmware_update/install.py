@@ -74,7 +74,27 @@ def is_image(url):
 
 async def fetch(cp, url, data, check=None):
     """Download and stage the file -> the fields it adds to the request kept on flash:
-    {"ver": bundle version} or {"ota": partition label} (raises on any failure)."""
+    {"ver": bundle version} or {"ota": partition label} (raises on any failure). Short of
+    memory (our want, not the file's fault): once more after router.shed(), the attempt not
+    counted; a second MemoryError is the attempt's failure."""
+    passed = []  # the SHA-256 the check passed: the same file is not checked (told) twice
+
+    async def once(sha):
+        if sha not in passed:
+            await check(sha)
+            passed.append(sha)
+
+    try:
+        return await _fetch(cp, url, data, check and once)
+    except MemoryError:
+        from firmware.ocpp import router
+
+        log.memory("firmware", "download, once more")
+        router.shed()
+        return await _fetch(cp, url, data, check and once)
+
+
+async def _fetch(cp, url, data, check):
     tls = cp.session.tls() if url.startswith("https:") else None
     if is_image(url):
         ota = getattr(cp.hal, "ota", None)
