@@ -2,7 +2,8 @@
 
 The decoded block is compared with the one expected (EMSA-PKCS1-v1_5, RFC 8017 §9.2), never
 parsed, so no lax padding or DigestInfo reading can be forged (Bleichenbacher 2006). Moduli
-under 2048 bits are refused, as the OCPP security whitepaper requires.
+under 2048 bits are refused, as the OCPP security whitepaper requires, and public exponents
+over 32 bits (see _E_BITS).
 
 The arithmetic is Montgomery's (HAC 14.36, operand scanning) on lists of _W-byte words: no
 number on the heap is over 2 * _W + 2 bytes, where whole-number pow() needs blocks of 1 KiB
@@ -12,6 +13,9 @@ for RSA-4096 and the fragmented heap of a small board has no run for them.
 from compat import busy, const
 
 _MIN_BYTES = const(256)
+# Public exponents of up to 32 bits (every real key has 65537 or 3): a product per bit, and
+# a 4096-bit one would hold the loop for a minute on an ESP32.
+_E_BITS = const(32)
 _W = const(32)  # bytes per word
 _BITS = const(256)  # 8 * _W
 # DER of DigestInfo{sha256, NULL} before the 32-byte hash, RFC 8017 §9.2 note 1.
@@ -37,8 +41,10 @@ def verify(n, e, digest, sig):
         sig = number(sig, 0, len(sig), False)
     if sig[0] != k or k < _MIN_BYTES or not nw[-1] >> 8 * (k - 1 - (len(nw) - 1) * _W):
         return False  # the signature is as long as the modulus, which has no zero top byte
-    if not nw[0] & 1 or len(digest) != 32 or e < 3 or not e & 1 or not _less(sig[1], nw):
-        return False  # an even modulus is no RSA key (and has no Montgomery form); s < n
+    if not nw[0] & 1 or len(digest) != 32 or e < 3 or e >> _E_BITS or not e & 1:
+        return False  # an even modulus is no RSA key (and has no Montgomery form)
+    if not _less(sig[1], nw):
+        return False  # s < n
     x = _pow(sig[1], e, nw)
     # 00 01, k - 54 bytes ff, 00, DigestInfo, digest: compared a word at a time.
     tail = b"\x00" + _SHA256_INFO + digest

@@ -436,13 +436,14 @@ def test_the_safety_tick_runs_through_a_long_rsa_check(monkeypatch):
                 r.sim(cp="B")
             charger_busy()
 
-        monkeypatch.setattr(compat, "BUSY", [busy])
+        compat.BUSY[0] = busy
         start = seen["start"] = r.t
         seen["ok"] = rsa_verify.verify(n, pub.e, h, sig)
         seen["calls"], seen["span"] = calls[0], r.t - start
-        monkeypatch.setattr(compat, "BUSY", [charger_busy])
+        compat.BUSY[0] = charger_busy
 
     run_loop(r, monkeypatch, 200, each)
+    assert compat.BUSY[0] is None  # the loop has ended: no tick of it from busy() any more
     assert seen["ok"] and seen["calls"] > 200  # the check ran, a step at a time
     assert seen["span"] > 600  # ... for more than half a second of the rig's clock
     opened = [t for t, o in ops if o == "O"]

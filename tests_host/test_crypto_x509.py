@@ -459,3 +459,19 @@ def test_long_checks_let_the_safety_tick_in_between_their_steps(pki, monkeypatch
     assert rsa >= 17 * 8  # e = 65537: 17 products of 8 words at least (RSA-2048)
     assert x509.verify_signed_by(x509.parse(pki["rsa_leaf"].der), x509.parse(pki["ec_root"].der))
     assert calls[0] - rsa >= 256  # a bit of the scalars at a time
+
+
+def test_rsa_public_exponents_over_32_bits_are_refused():
+    """A product per bit of e: a 4096-bit exponent would hold the loop for a minute on an
+    ESP32. Real keys use 65537 (or 3); up to 32 bits is taken, more is refused (signatures
+    made by hand: primes p, q of two test keys, d for each e)."""
+    h = hashlib.sha256(b"x").digest()
+    p, q = rsa_key().private_numbers().p, rsa_key(slot=1).private_numbers().q
+    n = p * q
+    info = bytes.fromhex("3031300d060960864801650304020105000420")
+    em = int.from_bytes(b"\x00\x01" + b"\xff" * (256 - 54) + b"\x00" + info + h, "big")
+    for e, ok in ((65537, True), ((1 << 32) - 5, True), ((1 << 32) + 15, False),
+                  ((1 << 61) - 1, False)):  # primes: each has an inverse mod (p-1)(q-1)
+        sig = pow(em, pow(e, -1, (p - 1) * (q - 1)), n).to_bytes(256, "big")
+        assert pow(int.from_bytes(sig, "big"), e, n) == em  # a genuine signature
+        assert rsa_verify.verify(_nb(n), e, h, sig) is ok, e

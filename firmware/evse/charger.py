@@ -968,9 +968,13 @@ class Charger:
         import asyncio
 
         compat.BUSY[0] = self._busy
-        while True:
-            self._ticked()
-            await asyncio.sleep(0.02)
+        try:
+            while True:
+                self._ticked()
+                await asyncio.sleep(0.02)
+        finally:  # (cancelled) no tick of a charger whose loop has ended
+            if compat.BUSY[0] == self._busy:
+                compat.BUSY[0] = None
 
     def _ticked(self):
         self._tick_ms = self._now()
