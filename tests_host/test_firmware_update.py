@@ -411,3 +411,37 @@ def test_a_second_memory_error_fails_the_attempt(tmp_path, monkeypatch):
         run()
     assert (seen["downloads"], seen["unpacks"], seen["shed"]) == (2, 2, 1)
     assert not os.path.exists(tmp_path / service.BUNDLE)
+
+
+def test_no_room_to_load_the_download_code_costs_no_attempt(tmp_path, monkeypatch):
+    """The download step runs out of memory loading its code: the attempt is not counted
+    (only a download cut short is: a power cut), router.shed() lets go what it can, and
+    the step is tried again after 5 s, not a minute."""
+    import builtins
+
+    from firmware.ocpp import router
+
+    cp = CP(tmp_path)
+    fw = service.Firmware(cp)
+    assert fw.request("http://h/fw.bundle", 0, 1, 0)
+    tries = fw.state["tries"]
+    real = builtins.__import__
+
+    def no_room(name, *a, **k):
+        if name == "firmware.firmware_update" and "install" in (a[2] if len(a) > 2 else ()):
+            raise MemoryError("no room")
+        return real(name, *a, **k)
+
+    pauses, shed = [], []
+
+    async def pause(ms):
+        pauses.append(ms)
+
+    monkeypatch.setattr(builtins, "__import__", no_room)
+    monkeypatch.setattr(service, "asleep_ms", pause)
+    monkeypatch.setattr(router, "shed", lambda: shed.append(1))
+    asyncio.run(fw._step(fw._download, fw.state))
+    monkeypatch.setattr(builtins, "__import__", real)
+    assert pauses == [5000] and shed == [1]
+    on_flash = json.loads((tmp_path / service.FILE).read_text())
+    assert on_flash["tries"] == tries == fw.state["tries"]  # no attempt spent

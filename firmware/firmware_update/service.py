@@ -50,6 +50,7 @@ BUNDLE = "fw.bundle"
 _FORMAT = const(1)
 _POLL_MS = const(500)
 _STEP_MS = const(60000)
+_SHORT_MS = const(5000)  # the pause after a step that ran out of memory
 TRIAL_MS = 600000  # a slot on trial that is not Accepted by then reboots (a failed boot)
 
 OPS = ("update_firmware", "get_diagnostics", "signed_update_firmware")
@@ -171,14 +172,21 @@ class Firmware:
     async def _step(self, fn, st):
         # One step must not end the loop (a MemoryError importing the transfer or crypto
         # code on a busy heap): logged and counted, the request stays on flash, and the
-        # next turn tries again after a pause.
+        # next turn tries again after a pause: a short one, with what router.shed() let
+        # go, when memory was short (a central system's burst of requests passes).
         try:
             await fn(st)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001
             log.failed("firmware", "update step", e)
-            await asleep_ms(_STEP_MS)
+            if isinstance(e, MemoryError):
+                from firmware.ocpp import router
+
+                router.shed()
+                await asleep_ms(_SHORT_MS)
+            else:
+                await asleep_ms(_STEP_MS)
 
     async def _download(self, st):
         if st["tries"] <= 0:  # the last attempt was cut short by a power cut
@@ -188,11 +196,13 @@ class Firmware:
             self._save(None)
             await self.notify("DownloadFailed")
             return
+        # Loaded before the attempt is counted: no room for the code costs no try (the
+        # step is tried again), only a download cut short does.
+        from firmware.firmware_update import install
+
         st = dict(st)
         st["tries"] -= 1
         self._save(st)
-        from firmware.firmware_update import install
-
         self.current = "Downloading"
         await self.notify("Downloading")
         check = None
