@@ -90,8 +90,6 @@ def _parse(data):
     for x in f[i + 6 :]:
         if x[0] == 0xA3:  # extensions [3] EXPLICIT
             c["ca"] = _is_ca(buf, der.read(buf, x[2], x[3]))
-    if flash:
-        _key_hash(c)
     return c
 
 
@@ -215,8 +213,8 @@ def light(data):
 def _key_hash(c):
     # A light certificate keeps the SHA-256 of its subjectPublicKey bits (what
     # cert_hash_data needs), not the bits: 526 bytes less for an RSA-4096 key.
-    if "spk" in c:  # (light_file() hashed them on flash)
-        c["spk_sha"] = hashlib.sha256(c.pop("spk")).digest()
+    # (light_file() hashes them on flash, in _spki.)
+    c["spk_sha"] = hashlib.sha256(c.pop("spk")).digest()
 
 
 def light_file(path):

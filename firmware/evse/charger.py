@@ -149,9 +149,9 @@ class Charger:
         self.hal = hal
         self.config = config
         self._now = now_ms
-        self._tick_ms = now_ms()  # the last safety tick (run(), _busy())
         self._subs = []
         now = now_ms()
+        self._tick_ms = now  # the last safety tick (run(), _busy())
         # inputs
         self.auth_required = True
         self.authorized = False

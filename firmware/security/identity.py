@@ -122,7 +122,7 @@ def _chain(cp):
             if clock.is_set() and not c["not_before"] <= clock.now() <= c["not_after"]:
                 return "not valid now"
         else:
-            prev["key"] = None  # used by the previous check: a big integer less at this one
+            prev["key"] = None  # used by the previous check: a key less at this one
             c["sig"] = None  # checked at the next link (read again then): a block less now
             if not c["ca"] or not x509.verify_signed_by(prev, c):
                 return "certificate %d not signed by the next one" % (i - 1)
