@@ -276,15 +276,18 @@ def test_rsa_even_modulus_is_refused():
 
 _FRAGMENT = """
 blocks = [None] * 600
-small = [None] * 2000
+small = [None] * 3000
 i = j = 0  # every global named before the heap is filled: a new one grows their table
 gc.collect()
-try:  # the heap filled with 300-byte blocks, then its last gaps with tiny ones
-    while i < 600:
-        blocks[i] = bytearray(300)
-        i += 1
-    while j < 2000:
-        small[j] = bytearray(1)
+try:  # the heap filled with 300-byte blocks (on the 64-bit VM), then its last gaps with tiny
+    while i < 600:  # ones: tuples, each one allocation (a bytearray is two, and the head of
+        blocks[i] = (None,) * 36  # one that failed was garbage beside the free runs, and
+        i += 1  # what a collection then freed differed from run to run)
+except MemoryError:
+    pass
+try:
+    while j < 3000:
+        small[j] = (j,)
         j += 1
 except MemoryError:
     pass
