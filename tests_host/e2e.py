@@ -185,6 +185,19 @@ class Firmware:
     def output(self):
         return "\n".join(self.lines[-200:])
 
+    def wait_line(self, text, timeout=10.0):
+        """The first output line holding `text` (None after `timeout` s without one). Its
+        output is read by a thread of its own: a line the firmware printed before it sent a
+        message may come after the central system has that message."""
+        end = time.monotonic() + timeout
+        while True:
+            for line in list(self.lines):
+                if text in line:
+                    return line
+            if time.monotonic() > end:
+                return None
+            time.sleep(0.05)
+
     def listening(self):
         """This process has bound its local API port (httpd logs it right after the bind)."""
         mine = " %d" % self.api_port

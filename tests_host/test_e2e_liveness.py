@@ -80,5 +80,5 @@ def test_a_silent_dead_link_is_noticed_and_the_charger_reconnects(csms, relay, s
     # Nothing was closed; the firmware must find out by itself and connect anew.
     csms.wait_for(lambda: csms.csms.boots > boots, timeout=30)
     assert relay.count >= 2
-    assert any("link dead" in line for line in fw.lines), fw.output()
+    assert fw.wait_line("link dead") is not None, fw.output()
     fw.wait_accepted()

@@ -260,6 +260,8 @@ class Peaks:
 
         self.follow("UpdateFirmware: no DownloadFailed",
                     lambda: {"Downloaded", "DownloadFailed"} & set(statuses()), statuses)
+        if "DownloadFailed" in statuses():
+            self.fw.wait_line("download failed")  # why (the output may be a moment behind)
         why = [line for line in self.fw.lines if "download failed" in line]
         if "DownloadFailed" not in statuses() or not why or "sha" not in why[-1].lower():
             raise Failed("UpdateFirmware: not refused for its checksum (got %r, %r)"
