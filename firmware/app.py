@@ -90,7 +90,6 @@ FEATURES = (
     "firmware.smart_charging.service",  # cp.limits (cp.smart while there are profiles)
     "firmware.remote_trigger",  # TriggerMessage
     "firmware.security.service",  # cp.security: security events and log, certificates
-    "firmware.cards",  # cp.cards: RFID cards by name and their energy (go-e cards, trx)
 )
 # Local API keys whose module is loaded only while they are asked for (_Lazy): the module
 # and its keys (the same as its provider(cp) owns). A charger nobody reads them from pays
@@ -99,7 +98,11 @@ LAZY_API = (
     # go-e API v2 keys of the whole charger
     ("firmware.goe", ("sse", "typ", "oem", "modelStatus", "pha", "pnp", "lck", "cbl", "su",
                       "rst")),
+    # cp.cards: RFID cards by name and their energy (go-e cards, trx, lrn, del); loaded from
+    # boot too while a card is stored (_CARDS there), and kept while it is (Cards.idle)
+    ("firmware.cards", ("cards", "trx", "lrn", "del")),
 )
+_CARDS = "/cards.json"
 # Dormant features: attached at boot only when they have work, else on their first use
 # (cp.wake), so a charger that never uses them does not pay their heap (5.6 KiB together,
 # 32-bit frozen: module, objects and loop). A row: the module, the attribute of `cp` it sets,
@@ -213,6 +216,9 @@ class _Lazy:
         p = self.p
         if p is not None and ticks_diff(now, self.used) >= idle_ms and p.idle():
             self.p = None
+            close = getattr(p, "close", None)
+            if close is not None:  # it listens to events, or has a task
+                close()
             router.forget(self.row[0])
 
 
@@ -286,7 +292,9 @@ class ChargePoint:
         # event waits to be sent (firmware/security/events.py, loaded by Security.event)
         self.security = None
         self.firmware = None  # firmware.firmware_update.service.Firmware
-        self.cards = None  # firmware.cards.Cards: RFID cards by name (go-e cards, trx)
+        # firmware.cards.Cards: RFID cards by name (go-e cards, trx), while loaded (LAZY_API)
+        self.cards = None
+        self.card_last = None  # the last card read, for go-e lrn (kept here: _card_read)
         self.solar = None  # firmware.solar.Solar: follows the PV surplus (go-e ids, fup)
         self.awake = []  # the dormant features (DORMANT) attached now
         self._owned = {}  # name of an awake dormant feature -> what _start started for it
@@ -308,6 +316,15 @@ class ChargePoint:
 
     def on_tx(self, fn):
         self._tx_subs.append(fn)
+
+    def off_tx(self, fn):
+        if fn in self._tx_subs:
+            self._tx_subs.remove(fn)
+
+    def _card_read(self, event, data):
+        # Charger subscriber (in its tick): whether or not firmware.cards is loaded.
+        if event == "card":
+            self.card_last = data
 
     def tx_event(self, event, tx):
         for fn in self._tx_subs:
@@ -617,8 +634,16 @@ def attach(cp):
     # changes (_faults).
     faultlog.attach(cp)
     router.forget("firmware.evse.faultlog")
+    cp.charger.subscribe(cp._card_read)
     for row in LAZY_API:
-        cp.api.providers.append(_Lazy(cp, row))
+        lazy = _Lazy(cp, row)
+        cp.api.providers.append(lazy)
+        if row[0] == "firmware.cards":
+            import fs
+
+            path = cp.data_dir.rstrip("/") + _CARDS  # (.tmp: a FAT rename cut short)
+            if fs.exists(path) or fs.exists(path + ".tmp"):  # cards stored: they book energy
+                lazy._get()
     router.SHED["api"] = lambda: _lazy_sweep(cp, ticks_ms(), 0)  # short of memory: they go
     for row in DORMANT:
         if row[2]:

@@ -25,13 +25,20 @@ API keys (go-e API v2 names, types and meanings):
 Standalone (OCPP off, `acs=1`) a card stored here authorizes charging, as do the local list
 and the cache. The energy of a session goes to its card when it ends: with OCPP the
 transaction's meterStop - meterStart, standalone the session's `wh` at unplug.
+
+Heap: loaded only while it has work (firmware/app.py LAZY_API, provider): while a card with
+an idTag is stored (from boot when `cards.json` is there) or energy waits to be booked, and
+for router.IDLE_MS after its keys were last asked for. A charger nobody stores cards on or
+reads them from (an OCPP charger no local client polls) pays no heap for it (1.1 KiB 32-bit
+frozen, 4 KB from .mpy). The last card read (`lrn`) is kept by the app meanwhile
+(cp.card_last); with no card stored there is nothing else to remember.
 """
 
 import asyncio
 
 import fs
 import log
-from compat import const
+from compat import asleep_ms, const
 
 _SLOTS = const(10)
 _FORMAT = const(1)
@@ -39,7 +46,6 @@ _NAME_MAX = const(32)
 _TAG_MAX = const(20)
 _FILE = "/cards.json"
 _KEYS = ("cards", "trx", "lrn", "del")
-OPS = ()  # no OCPP messages of its own
 
 
 class Cards:
@@ -47,10 +53,12 @@ class Cards:
         self.cp = cp
         self._path = cp.data_dir.rstrip("/") + _FILE
         self._c = [None] * _SLOTS  # [name, idTag, Wh] or None
-        self.last = None  # the last idTag read (for lrn)
         self._tag = None  # standalone: the card of the running session
         self._book = []  # (idTag, Wh) to add, from the charger's tick or a transaction
+        self._dirty = False  # energy added that is not on flash yet
         self._wake = asyncio.Event()
+        self._task = None
+        self._hears = (self._on_charger, self._on_tx)  # one bound method each (unsubscribe)
         d = fs.read_json(self._path, None)
         try:
             if d is not None:
@@ -107,11 +115,39 @@ class Cards:
             return 0
         return None
 
+    # -- loaded and let go (firmware/app.py _Lazy) -----------------------------------------
+    def start(self):
+        """cp.cards; listens to the charger and the transactions (provider() starts its
+        booking task too)."""
+        cp = self.cp
+        cp.cards = self
+        cp.charger.subscribe(self._hears[0])
+        cp.on_tx(self._hears[1])
+
+    def idle(self):
+        """It may go: no card with an idTag stored, nothing left to book or write."""
+        if self._book or self._dirty or self._tag is not None:
+            return False
+        for e in self._c:
+            if e is not None and e[1]:
+                return False
+        return True
+
+    def close(self):
+        cp = self.cp
+        cp.charger.unsubscribe(self._hears[0])
+        cp.off_tx(self._hears[1])
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if cp.cards is self:
+            cp.cards = None
+
     # -- events ---------------------------------------------------------------------------
     def _on_charger(self, event, data):
         # In the charger's 20 ms tick: remember only; the flash write happens in run().
+        # (The last card read, for lrn, the app keeps: cp.card_last.)
         if event == "card":
-            self.last = data
             if not self._ocpp() and self.slot(data) is not None and self._tag is None:
                 self._tag = data
         elif event == "unplugged":
@@ -135,22 +171,30 @@ class Cards:
             log.error("cards", "cannot save:", ex)
 
     def settle(self):
-        """The energy of the sessions that ended goes to their cards (one flash write)."""
-        changed = False
+        """The energy of the sessions that ended goes to their cards (one flash write; one
+        that ran out of memory is made at the next settle)."""
         while self._book:
             tag, wh = self._book.pop(0)
             i = self.slot(tag)
             if i is not None and wh > 0:
                 self._c[i][2] += int(wh + 0.5)
-                changed = True
-        if changed:
-            self._save()
+                self._dirty = True
+        if self._dirty:
+            fs.write_json(self._path, {"v": _FORMAT, "c": self._c})
+            self._dirty = False
 
     async def run(self):
         while True:
             await self._wake.wait()
             self._wake.clear()
-            self.settle()
+            try:
+                self.settle()
+            except MemoryError:
+                log.memory("cards", "energy not written yet")
+                await asleep_ms(5000)
+                self._wake.set()
+            except OSError as ex:
+                log.error("cards", "cannot save:", ex)
 
     # -- API ------------------------------------------------------------------------------
     def status(self, out):
@@ -166,7 +210,7 @@ class Cards:
         if key in ("lrn", "del"):
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < _SLOTS:
                 return "expected a slot 0..9"
-            if key == "lrn" and not self.last:
+            if key == "lrn" and not self.cp.card_last:
                 return "no card read yet"
             return None
         return self._check_trx(value)
@@ -198,7 +242,7 @@ class Cards:
         if "lrn" in changes:
             i = changes["lrn"]
             e = self._c[i] or ["", None, 0]
-            e[1] = self.last
+            e[1] = self.cp.card_last
             self._c[i] = e
             save = True
         if save:
@@ -258,10 +302,9 @@ def _apply_cards(slots, value):
         slots[i] = cur
 
 
-def attach(cp):
+def provider(cp):
+    """cp.cards, listening and booking (firmware/app.py LAZY_API); close() lets it go."""
     cards = Cards(cp)
-    cp.cards = cards
-    cp.charger.subscribe(cards._on_charger)
-    cp.on_tx(cards._on_tx)
-    cp.status_keys(cards)
-    return [cards.run]
+    cards.start()
+    cards._task = asyncio.create_task(cards.run())
+    return cards

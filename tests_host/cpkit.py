@@ -12,8 +12,14 @@ def modules_kept(*packages):
     """sys.modules and the attributes of `packages` put back as they were afterwards: code
     under test that lets modules go (router.forget) leaves the other tests the module objects
     they imported."""
+    from firmware.ocpp import router
+
     saved = dict(sys.modules)
     pkgs = {p: dict(vars(p)) for p in packages}
+    # The handlers the modules registered go back with them: a message module imported
+    # anew here registered its own, which would outlive the module put back (and a later
+    # test that patches that module would patch one no handler uses).
+    tables = [(t, dict(t)) for t in (router.HANDLERS, router.AFTER, router.LOADED)]
     try:
         yield
     finally:
@@ -22,6 +28,9 @@ def modules_kept(*packages):
         for p, d in pkgs.items():
             for k, v in d.items():
                 setattr(p, k, v)
+        for t, d in tables:
+            t.clear()
+            t.update(d)
 
 
 class FakeCP:

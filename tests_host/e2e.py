@@ -185,15 +185,15 @@ class Firmware:
     def output(self):
         return "\n".join(self.lines[-200:])
 
-    def wait_line(self, text, timeout=10.0):
-        """The first output line holding `text` (None after `timeout` s without one). Its
+    def wait_line(self, text, timeout=10.0, count=1):
+        """The count-th output line holding `text` (None after `timeout` s without it). Its
         output is read by a thread of its own: a line the firmware printed before it sent a
         message may come after the central system has that message."""
         end = time.monotonic() + timeout
         while True:
-            for line in list(self.lines):
-                if text in line:
-                    return line
+            found = [line for line in list(self.lines) if text in line]
+            if len(found) >= count:
+                return found[count - 1]
             if time.monotonic() > end:
                 return None
             time.sleep(0.05)

@@ -1,6 +1,7 @@
 """firmware/cards.py: the RFID cards by name and their energy (go-e `cards`, `lrn`, `del`) and
 the session's card (`trx`), standalone and with OCPP."""
 
+import asyncio
 import json
 
 import pytest
@@ -11,8 +12,19 @@ from firmware.api import Api
 
 
 def attach(cp):
-    assert cardsmod.attach(cp) == [cp.cards.run]  # the tests run the booking step by step
-    return cp.cards
+    """As the app has it loaded (firmware/app.py: LAZY_API, _card_read), without its booking
+    task: the tests run the booking step by step (settle)."""
+    cp.charger.subscribe(cp._card_read)
+    cards = cardsmod.Cards(cp)
+    cards.start()
+    assert cp.cards is cards
+    return cards
+
+
+def read(cp, cards, tag):
+    """The charger's tick hands a card read to the app and to the cards."""
+    cp._card_read("card", tag)
+    cards._on_charger("card", tag)
 
 
 @pytest.fixture
@@ -63,7 +75,7 @@ def test_cards_are_written_per_slot_and_survive_a_restart(standalone, tmp_path):
 def test_learn_the_last_card_read_and_delete(standalone):
     cp, txn, cards = standalone
     assert cards.check("lrn", 3) == "no card read yet"
-    cards._on_charger("card", "CAFE01")
+    read(cp, cards, "CAFE01")
     assert cards.check("lrn", 3) is None
     cards.apply({"lrn": 3})
     assert cards.slot("CAFE01") == 3
@@ -115,7 +127,7 @@ def test_standalone_a_stored_card_authorizes_and_gets_the_session_energy(standal
     async def go():
         await events(txn, "plugged")
         assert view(cards)["trx"] is None and not cp.charger.authorized  # acs=1
-        cards._on_charger("card", "A1")  # the charger's tick hands the card to both
+        read(cp, cards, "A1")  # the charger's tick hands the card to all of them
         await events(txn, ("card", "A1"))
         assert cp.charger.authorized and view(cards)["trx"] == 1
         cp.charger.session_wh = 1234.4
@@ -176,3 +188,118 @@ def test_ocpp_trx_0_uses_the_dummy_card_and_reads_0(tmp_path):
         assert cp.tx.id_tag == "FREE" and view(cards)["trx"] == 0
 
     run(go())
+
+
+# ---- loaded only while it has work (firmware/app.py LAZY_API) -----------------------------
+
+def _app(tmp_path, **cfg):
+    from firmware import app
+    from firmware.config import Config
+    from hal.sim import SimHal
+
+    config = Config(str(tmp_path))
+    if cfg:
+        assert config.update(cfg, "api") == {}
+    hal = SimHal()
+    cp = app.ChargePoint(hal, str(tmp_path), app.info("1.0", "T-1", hal.board), lambda: None,
+                         config)
+    cp.api = Api(config)
+    return cp
+
+
+def _boot(cp, then):
+    """app.attach in a running loop, then `then(cp)` (a coroutine) inside it."""
+    from firmware import app
+
+    async def go():
+        app.attach(cp)
+        try:
+            await then(cp)
+        finally:
+            for t in cp.tasks:
+                t.cancel()
+            await asyncio.sleep(0)
+
+    asyncio.run(go())
+
+
+@pytest.fixture
+def modules_back(monkeypatch):
+    """app.attach and the sweep let modules go (router.forget): put back afterwards, so the
+    other tests keep the module objects they imported."""
+    from cpkit import modules_kept
+
+    import firmware
+    from firmware import evse
+    from firmware.ocpp import router
+
+    monkeypatch.setattr(router, "LOADED", {})
+    with modules_kept(firmware, evse):
+        yield
+
+
+def _sweep(cp, idle_ms):
+    from firmware import app
+    from firmware.ocpp import router
+
+    app._lazy_sweep(cp, router.IDLE_MS * 3, idle_ms)  # long after the last use
+
+
+def test_with_no_card_stored_they_are_not_loaded_and_a_card_read_is_still_learned(
+        tmp_path, modules_back):
+    """A charger nobody stores cards on pays no heap for them: not loaded at boot, nor by a
+    card read (the app keeps the last one for lrn); `lrn` loads them and stores that card,
+    which keeps them loaded (its energy will be booked); once no card is stored and a
+    minute passed, they go, and stop listening."""
+    cp = _app(tmp_path)
+    subs = []
+
+    async def then(cp):
+        subs.append((len(cp.charger._subs), len(cp._tx_subs)))
+        assert cp.cards is None
+        cp.charger._emit("card", "CAFE01")
+        assert cp.cards is None and cp.card_last == "CAFE01"
+        assert cp.api.set({"lrn": "3"}) == (200, {"lrn": True})
+        cards = cp.cards
+        assert cards is not None and cards.slot("CAFE01") == 3
+        assert len(cp.charger._subs) == subs[0][0] + 1 and len(cp._tx_subs) == subs[0][1] + 1
+        _sweep(cp, 0)  # short of memory: a stored card keeps them
+        assert cp.cards is cards
+        assert cp.api.set({"del": "3"}) == (200, {"del": True})
+        _sweep(cp, 0)
+        assert cp.cards is None
+        assert (len(cp.charger._subs), len(cp._tx_subs)) == subs[0]
+        assert cards._task is None
+        # Read again: loaded anew from the file, as it was left.
+        assert cp.api.status(["cards"])["cards"][3] == {"name": "", "energy": 0,
+                                                       "cardId": False}
+
+    _boot(cp, then)
+
+
+@pytest.mark.parametrize("name", ["cards.json", "cards.json.tmp"])
+def test_stored_cards_are_loaded_at_boot_and_book_a_session_in_their_task(tmp_path, name,
+                                                                          modules_back):
+    """With cards on flash (or only the .tmp a FAT rename cut short left) they are there
+    from boot, listening: a standalone session with a stored card gets its energy booked
+    and written by their own task, and no sweep lets them go."""
+    with open(str(tmp_path / name), "w") as f:
+        json.dump({"v": 1, "c": [None, ["Anna", "A1", 10]]}, f)
+    cp = _app(tmp_path, ocppe=False, acs=1)
+
+    async def then(cp):
+        cards = cp.cards
+        assert cards is not None and cards.slot("A1") == 1
+        cp.charger._emit("card", "A1")
+        assert cards._tag == "A1" and cp.card_last == "A1"
+        cp.charger.session_wh = 500.2
+        cp.charger._emit("unplugged")
+        _sweep(cp, 0)
+        assert cp.cards is cards  # a card stored, and energy to book
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not cards._book and not cards._dirty
+
+    _boot(cp, then)
+    with open(str(tmp_path / "cards.json")) as f:
+        assert json.load(f)["c"][1] == ["Anna", "A1", 510]

@@ -194,6 +194,7 @@ def test_unreachable_server_retries_then_download_failed(csms, runner, http):
     update(csms, url, retries=3, retry_interval=1)
     wait_fw(csms, "DownloadFailed")
     assert fw_statuses(csms) == ["Downloading"] * 3 + ["DownloadFailed"]
+    assert fw.wait_line("download failed", count=3) is not None, fw.output()
     assert fw.output().count("download failed") == 3
     assert_all_valid(csms)
 
@@ -307,7 +308,9 @@ def test_get_diagnostics_unreachable_retries_then_upload_failed(csms, runner):
     assert r.file_name
     csms.wait_for(lambda: "UploadFailed" in diag_statuses(csms), 60)
     assert diag_statuses(csms) == ["Uploading", "UploadFailed"]
-    assert runner.all[-1].output().count("diagnostics upload failed") == 2
+    fw = runner.all[-1]
+    assert fw.wait_line("diagnostics upload failed", count=2) is not None, fw.output()
+    assert fw.output().count("diagnostics upload failed") == 2
     assert_all_valid(csms)
 
 

@@ -62,17 +62,13 @@ def cp(tmp_path, monkeypatch):
 def modules_back():
     """The service lets the modules go (sys.modules, their packages): put back afterwards, so
     the other tests keep the module objects they imported."""
+    from cpkit import modules_kept
+
     import firmware.ops
     import firmware.security
 
-    saved = dict(sys.modules)
-    pkgs = {p: dict(vars(p)) for p in (firmware.ops, firmware.security)}
-    yield
-    sys.modules.clear()
-    sys.modules.update(saved)
-    for p, d in pkgs.items():
-        for k, v in d.items():
-            setattr(p, k, v)
+    with modules_kept(firmware.ops, firmware.security):
+        yield
 
 
 async def _until(cond):

@@ -234,6 +234,10 @@ class Charger:
     def subscribe(self, fn):
         self._subs.append(fn)
 
+    def unsubscribe(self, fn):
+        if fn in self._subs:
+            self._subs.remove(fn)
+
     def authorize(self, ok):
         self.authorized = bool(ok)
 
