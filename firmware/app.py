@@ -191,6 +191,7 @@ class _Lazy:
         self.row = row
         self.p = None
         self.used = 0
+        self.due = False  # to be loaded now, not on the first read (tried each sweep)
 
     def _get(self):
         if self.p is None:
@@ -213,6 +214,13 @@ class _Lazy:
     def sweep(self, now, idle_ms):
         from firmware.ocpp import router
 
+        if self.due:
+            try:
+                self._get()
+                self.due = False
+            except MemoryError:
+                log.memory("app", "load " + self.row[0])
+            return
         p = self.p
         if p is not None and ticks_diff(now, self.used) >= idle_ms and p.idle():
             self.p = None
@@ -642,8 +650,10 @@ def attach(cp):
             import fs
 
             path = cp.data_dir.rstrip("/") + _CARDS  # (.tmp: a FAT rename cut short)
-            if fs.exists(path) or fs.exists(path + ".tmp"):  # cards stored: they book energy
-                lazy._get()
+            # Cards stored: they authorize (standalone) and book energy from boot. Short of
+            # memory for them, the housekeeping tries again every second (_Lazy.sweep).
+            lazy.due = fs.exists(path) or fs.exists(path + ".tmp")
+            lazy.sweep(ticks_ms(), 0)
     router.SHED["api"] = lambda: _lazy_sweep(cp, ticks_ms(), 0)  # short of memory: they go
     for row in DORMANT:
         if row[2]:

@@ -165,14 +165,25 @@ class Cards:
             self._wake.set()
 
     def _save(self):
+        """A change of the API to flash. One that cannot be written now stays in RAM, keeps
+        the module loaded (idle) and is written by its task (run) when it can."""
+        self._dirty = True
         try:
-            fs.write_json(self._path, {"v": _FORMAT, "c": self._c})
-        except OSError as ex:
-            log.error("cards", "cannot save:", ex)
+            self._write()
+        except (OSError, MemoryError) as ex:
+            log.failed("cards", "cannot save now", ex)
+        finally:
+            if self._dirty:
+                self._wake.set()
+
+    def _write(self):
+        fs.write_json(self._path, {"v": _FORMAT, "c": self._c})
+        self._dirty = False
 
     def settle(self):
-        """The energy of the sessions that ended goes to their cards (one flash write; one
-        that ran out of memory is made at the next settle)."""
+        """The energy of the sessions that ended goes to their cards, and what is not on flash
+        yet is written (one write). Raises what the write raised (nothing is lost: run tries
+        again)."""
         while self._book:
             tag, wh = self._book.pop(0)
             i = self.slot(tag)
@@ -180,21 +191,23 @@ class Cards:
                 self._c[i][2] += int(wh + 0.5)
                 self._dirty = True
         if self._dirty:
-            fs.write_json(self._path, {"v": _FORMAT, "c": self._c})
-            self._dirty = False
+            self._write()
 
     async def run(self):
+        """Never ends but by close(): a step that fails is logged (if there is room for that)
+        and tried again, after 5 s short of memory, else after a minute."""
         while True:
             await self._wake.wait()
             self._wake.clear()
             try:
                 self.settle()
-            except MemoryError:
-                log.memory("cards", "energy not written yet")
-                await asleep_ms(5000)
+            except Exception as ex:  # noqa: BLE001 - MemoryError, OSError (flash), any other
                 self._wake.set()
-            except OSError as ex:
-                log.error("cards", "cannot save:", ex)
+                try:
+                    log.failed("cards", "energy not written yet", ex)
+                except Exception:  # noqa: BLE001 - no room even for that
+                    pass
+                await asleep_ms(5000 if isinstance(ex, MemoryError) else 60000)
 
     # -- API ------------------------------------------------------------------------------
     def status(self, out):
@@ -305,6 +318,10 @@ def _apply_cards(slots, value):
 def provider(cp):
     """cp.cards, listening and booking (firmware/app.py LAZY_API); close() lets it go."""
     cards = Cards(cp)
-    cards.start()
-    cards._task = asyncio.create_task(cards.run())
+    try:
+        cards.start()
+        cards._task = asyncio.create_task(cards.run())
+    except BaseException:  # a MemoryError half-way: nothing of it stays subscribed
+        cards.close()
+        raise
     return cards

@@ -239,10 +239,11 @@ def modules_back(monkeypatch):
 
 
 def _sweep(cp, idle_ms):
+    from compat import ticks_add, ticks_ms
     from firmware import app
     from firmware.ocpp import router
 
-    app._lazy_sweep(cp, router.IDLE_MS * 3, idle_ms)  # long after the last use
+    app._lazy_sweep(cp, ticks_add(ticks_ms(), router.IDLE_MS * 3), idle_ms)  # long after
 
 
 def test_with_no_card_stored_they_are_not_loaded_and_a_card_read_is_still_learned(
@@ -303,3 +304,100 @@ def test_stored_cards_are_loaded_at_boot_and_book_a_session_in_their_task(tmp_pa
     _boot(cp, then)
     with open(str(tmp_path / "cards.json")) as f:
         assert json.load(f)["c"][1] == ["Anna", "A1", 510]
+
+
+def _lazy(cp):
+    from firmware import app
+
+    (lazy,) = [p for p in cp.api.providers
+               if isinstance(p, app._Lazy) and p.row[0] == "firmware.cards"]
+    return lazy
+
+
+def _stored(tmp_path):
+    with open(str(tmp_path / "cards.json"), "w") as f:
+        json.dump({"v": 1, "c": [None, ["Anna", "A1", 10]]}, f)
+
+
+def test_no_room_to_load_the_stored_cards_at_boot_is_tried_again_each_second(
+        tmp_path, modules_back, monkeypatch):
+    """A MemoryError loading them at boot neither stops the boot nor is forgotten: the
+    housekeeping's sweep loads them as soon as there is room."""
+    _stored(tmp_path)
+    cp = _app(tmp_path)
+    real = cardsmod.provider
+    tries = []
+
+    def short(cp_):
+        tries.append(1)
+        if len(tries) == 1:
+            raise MemoryError("no room")
+        return real(cp_)
+
+    monkeypatch.setattr(cardsmod, "provider", short)
+
+    async def then(cp):
+        from firmware.ocpp import router
+
+        assert cp.cards is None and _lazy(cp).due
+        assert "api" in router.SHED  # the rest of the boot went on
+        _sweep(cp, 0)
+        assert cp.cards is not None and cp.cards.slot("A1") == 1 and not _lazy(cp).due
+
+    _boot(cp, then)
+    assert len(tries) == 2
+
+
+def test_a_provider_that_fails_half_way_stays_subscribed_to_nothing(tmp_path, monkeypatch):
+    cp = _app(tmp_path)
+    before = (len(cp.charger._subs), len(cp._tx_subs))
+
+    def no_room(coro):
+        coro.close()
+        raise MemoryError("no room")
+
+    monkeypatch.setattr(cardsmod.asyncio, "create_task", no_room)
+    with pytest.raises(MemoryError):
+        cardsmod.provider(cp)
+    assert (len(cp.charger._subs), len(cp._tx_subs)) == before and cp.cards is None
+
+
+def test_what_cannot_be_written_is_kept_loaded_and_written_by_the_task_later(
+        tmp_path, modules_back, monkeypatch):
+    """A booking or an API change the flash or the heap refuses now is never lost: the
+    provider stays (idle() is False, even with no card stored) and its task, which no
+    failure ends, writes it once it can."""
+    _stored(tmp_path)
+    cp = _app(tmp_path, ocppe=False, acs=1)
+    real = cardsmod.fs.write_json
+    fails = [MemoryError("no room"), OSError(28), RuntimeError("odd")]
+
+    def flaky(path, obj):
+        if fails:
+            raise fails.pop(0)
+        return real(path, obj)
+
+    async def quick(ms):
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(cardsmod.fs, "write_json", flaky)
+    monkeypatch.setattr(cardsmod, "asleep_ms", quick)
+
+    async def then(cp):
+        cards = cp.cards
+        cp.charger._emit("card", "A1")
+        cp.charger.session_wh = 100.0
+        cp.charger._emit("unplugged")
+        assert cp.api.set({"del": "1"}) == (200, {"del": True})  # no card stored now...
+        _sweep(cp, 0)
+        assert cp.cards is cards  # ...but its energy and the deletion are not on flash
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not fails and not cards._dirty and cards._task is not None
+        assert not cards._task.done()
+        _sweep(cp, 0)
+        assert cp.cards is None  # all on flash, no card stored: it goes
+
+    _boot(cp, then)
+    with open(str(tmp_path / "cards.json")) as f:
+        assert json.load(f)["c"][1] is None  # deleted (the energy went with the card)
