@@ -91,18 +91,18 @@ FEATURES = (
     "firmware.remote_trigger",  # TriggerMessage
     "firmware.security.service",  # cp.security: security events and log, certificates
 )
-# Local API keys whose module is loaded only while they are asked for (_Lazy): the module
-# and its keys (the same as its provider(cp) owns). A charger nobody reads them from pays
+# Local API keys whose module is loaded only while they are asked for (_Lazy): the module,
+# its keys (the same as its provider(cp) owns), and the file of the data directory whose
+# presence loads it at boot too (None: none). A charger nobody reads them from pays
 # no heap for them; one polled by a go-e client keeps the module loaded.
 LAZY_API = (
     # go-e API v2 keys of the whole charger
     ("firmware.goe", ("sse", "typ", "oem", "modelStatus", "pha", "pnp", "lck", "cbl", "su",
-                      "rst")),
+                      "rst"), None),
     # cp.cards: RFID cards by name and their energy (go-e cards, trx, lrn, del); loaded from
-    # boot too while a card is stored (_CARDS there), and kept while it is (Cards.idle)
-    ("firmware.cards", ("cards", "trx", "lrn", "del")),
+    # boot too when cards are stored, and kept while one is (Cards.idle)
+    ("firmware.cards", ("cards", "trx", "lrn", "del"), "cards.json"),
 )
-_CARDS = "/cards.json"
 # Dormant features: attached at boot only when they have work, else on their first use
 # (cp.wake), so a charger that never uses them does not pay their heap (5.6 KiB together,
 # 32-bit frozen: module, objects and loop). A row: the module, the attribute of `cp` it sets,
@@ -150,6 +150,12 @@ def _dormant(name):
     raise ValueError(name)
 
 
+def _saved(cp, file):
+    import fs
+
+    return fs.saved(cp.data_dir.rstrip("/") + "/" + file)
+
+
 def _wanted(cp, row):
     """Whether the dormant feature of `row` has work at boot."""
     key, file = row[3], row[4]
@@ -157,12 +163,8 @@ def _wanted(cp, row):
         return True  # (first: checked every second while it is awake, see cp.rest)
     if key is not None and cp.config.get(key):
         return True
-    if file is not None:
-        import fs
-
-        path = cp.data_dir.rstrip("/") + "/" + file
-        if fs.exists(path) or fs.exists(path + ".tmp"):  # .tmp: a FAT rename cut short
-            return True
+    if file is not None and _saved(cp, file):
+        return True
     if row[0] == _FW:
         # Its on_accepted confirms a slot on trial, reports a rollback and keeps an OTA
         # image from being rolled back at the next reset: it must be there for those.
@@ -191,7 +193,8 @@ class _Lazy:
         self.row = row
         self.p = None
         self.used = 0
-        self.due = False  # to be loaded now, not on the first read (tried each sweep)
+        # To be loaded now (its file is on flash), not on the first read: tried each sweep.
+        self.due = row[2] is not None and _saved(cp, row[2])
 
     def _get(self):
         if self.p is None:
@@ -646,14 +649,9 @@ def attach(cp):
     for row in LAZY_API:
         lazy = _Lazy(cp, row)
         cp.api.providers.append(lazy)
-        if row[0] == "firmware.cards":
-            import fs
-
-            path = cp.data_dir.rstrip("/") + _CARDS  # (.tmp: a FAT rename cut short)
-            # Cards stored: they authorize (standalone) and book energy from boot. Short of
-            # memory for them, the housekeeping tries again every second (_Lazy.sweep).
-            lazy.due = fs.exists(path) or fs.exists(path + ".tmp")
-            lazy.sweep(ticks_ms(), 0)
+        # One due at boot (stored cards: they authorize standalone and book energy) is loaded
+        # now; short of memory for it, the housekeeping's sweep tries again every second.
+        lazy.sweep(ticks_ms(), 0)
     router.SHED["api"] = lambda: _lazy_sweep(cp, ticks_ms(), 0)  # short of memory: they go
     for row in DORMANT:
         if row[2]:

@@ -23,6 +23,12 @@ def exists(path):
         return False
 
 
+def saved(path):
+    """True when a file written with write_atomic is there to be read: `path`, or only its
+    complete `.tmp` (a FAT rename cut short; read_json takes it)."""
+    return exists(path) or exists(path + _TMP)
+
+
 _EEXIST = 17  # errno: FAT (oofatfs) refuses to rename over an existing file
 
 

@@ -64,6 +64,16 @@ def test_read_json_recovers_complete_temp_when_target_missing(tmp_path):
     assert fs.read_json(str(tmp_path / "c.json"), None) == {"n": 2}
 
 
+def test_saved_is_what_read_json_would_find(tmp_path):
+    p = str(tmp_path / "c.json")
+    assert not fs.saved(p) and fs.read_json(p, "none") == "none"
+    (tmp_path / "c.json.tmp").write_text(json.dumps({"n": 2}))  # only the temporary file
+    assert fs.saved(p) and fs.read_json(p, None) == {"n": 2}
+    os.remove(p + ".tmp")
+    fs.write_atomic(p, json.dumps({"n": 3}))
+    assert fs.saved(p) and not os.path.exists(p + ".tmp")
+
+
 def test_failed_rename_keeps_the_old_file(tmp_path, monkeypatch):
     # littlefs out of space (or EIO) while committing the rename: the old version must
     # survive; only FAT's "target exists" refusal may remove it first.

@@ -264,7 +264,7 @@ def attach(cp):
     cp.limits = Limits(cp)
     router.SHED["smart_charging"] = cp.limits.rest  # short of memory: an empty engine goes
     path = cp.data_dir.rstrip("/") + "/" + _FILE
-    if fs.exists(path) or fs.exists(path + ".tmp"):  # .tmp: a FAT rename cut short
+    if fs.saved(path):
         # Profiles may be there: in force from the first step, which loads them (and tries
         # again at each step while they cannot be read).
         cp.limits.owed = True
