@@ -7,6 +7,7 @@ qnames_source())."""
 
 
 def _():
+    import _texts
     import asyncio.core
     from asyncio import core
     import asyncio.event
