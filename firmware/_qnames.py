@@ -71,6 +71,8 @@ def _():
     from firmware import keys
     import firmware.ocpp
     from firmware import ocpp
+    import firmware.ocpp.request_specs
+    from firmware.ocpp import request_specs
     import firmware.ocpp.router
     from firmware.ocpp import router
     import firmware.ocpp.rpc

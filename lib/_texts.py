@@ -681,6 +681,7 @@ def __():
     import firmware.firmware_update.service
     import firmware.firmware_update.signed
     import firmware.goe
+    import firmware.ocpp.request_specs
     import firmware.ops.authorize
     import firmware.ops.diagnostics_status_notification
     import firmware.ops.firmware_status_notification

@@ -314,3 +314,24 @@ def test_trigger_message_used_by_extended_trigger_message_goes_again(tmp_path):
     router.sweep(ticks_add(ticks_ms(), router.IDLE_MS + 1000))
     assert "firmware.ops.trigger_message" not in sys.modules
     assert "firmware.ops.extended_trigger_message" not in sys.modules
+
+
+def test_the_specs_of_requests_load_for_a_check_and_go_at_the_next_sweep():
+    """request_specs.py (the specs of the 26 requests a central system sends) is loaded by
+    validate.request() and is a helper: a charger at rest does not hold it; loaded anew, it
+    checks the same."""
+    from firmware.ocpp import validate
+    from firmware.ocpp.router import OCPPError
+
+    router.LOADED.clear()
+    router.forget("firmware.ocpp.request_specs")
+    assert "firmware.ocpp.request_specs" not in sys.modules
+    validate.request("Reset", {"type": "Hard"})
+    first = sys.modules["firmware.ocpp.request_specs"]
+    router.sweep(ticks_ms())
+    assert "firmware.ocpp.request_specs" not in sys.modules
+    assert getattr(sys.modules["firmware.ocpp"], "request_specs", None) is None
+    with pytest.raises(OCPPError) as e:
+        validate.request("Reset", {"type": "Cold"})
+    assert e.value.code == "PropertyConstraintViolation"
+    assert sys.modules["firmware.ocpp.request_specs"] is not first

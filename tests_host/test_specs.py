@@ -1,4 +1,5 @@
-"""The compact specs of firmware/ocpp/specs.py against the official OCPP 1.6 JSON schemas.
+"""The compact specs of firmware/ocpp/specs.py and request_specs.py against the official
+OCPP 1.6 JSON schemas.
 
 A typo in a spec string (a field name, a required mark, a type, an enum value, a maxLength)
 makes the cross-check fail; the property tests show that the device validator accepts what
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firmware.ocpp import router, specs, validate
+from firmware.ocpp import request_specs, router, specs, validate
 from firmware.ocpp.router import OCPPError
 
 SCHEMA_DIR = os.path.join(os.path.dirname(ocpp.v16.__file__), "schemas")
@@ -59,7 +60,7 @@ UNDERSTOOD = {
     "javaType",
 }
 
-CASES = ([(a, False) for a in sorted(dict(specs.REQUEST))]
+CASES = ([(a, False) for a in sorted(dict(request_specs.REQUEST))]
          + [(a, True) for a in sorted(dict(specs.RESPONSE))])
 CASE_IDS = [a + (".conf" if r else ".req") for a, r in CASES]
 
@@ -124,7 +125,7 @@ def device_tree(node):
 
 
 def test_requests_cover_exactly_the_known_actions():
-    assert set(dict(specs.REQUEST)) == set(router.KNOWN)
+    assert set(dict(request_specs.REQUEST)) == set(router.KNOWN)
     assert len(router.KNOWN) == 26  # 19 of OCPP 1.6 + 7 of the Security Whitepaper
 
 
@@ -135,7 +136,7 @@ def test_responses_cover_every_request_of_the_charge_point():
 @pytest.mark.parametrize("action,response", CASES, ids=CASE_IDS)
 def test_spec_matches_official_schema(action, response):
     root = load(action, response)
-    spec = dict(specs.RESPONSE if response else specs.REQUEST)[action]
+    spec = dict(specs.RESPONSE if response else request_specs.REQUEST)[action]
     assert device_tree(validate.tree(spec)) == official_tree(root, root)
 
 

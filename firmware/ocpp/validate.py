@@ -159,11 +159,14 @@ def check(spec, payload, strict=True):
 
 
 def request(action, payload):
-    """Validate an incoming CALL payload (router.SCHEMAS overrides specs.REQUEST). An action
-    with no spec at all (a vendor extension) gets the JSON-object check only."""
+    """Validate an incoming CALL payload (router.SCHEMAS overrides request_specs.REQUEST,
+    loaded for the check: a helper of the router). An action with no spec at all (a vendor
+    extension) gets the JSON-object check only."""
     spec = router.SCHEMAS.get(action)
     if spec is None:
-        spec = specs.get(specs.REQUEST, action)
+        from firmware.ocpp import request_specs
+
+        spec = specs.get(request_specs.REQUEST, action)
     if spec is None:
         check("", payload, False)
     else:
