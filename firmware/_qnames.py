@@ -248,6 +248,7 @@ def _():
     import ws
     import wsbig
     import wslist
+    import wsopen
     import wsstream
     import x509
     import xfer

@@ -573,7 +573,6 @@ def _(o):
         o.slots,
         o.smart,
         o.smart_charging,
-        o.socket,
         o.sockets,
         o.solar,
         o.sse,
@@ -646,6 +645,7 @@ def _(o):
         o.wke,
         o.wsbig,
         o.wslist,
+        o.wsopen,
         o.wss,
         o.x509,
         o.xfer,
@@ -665,7 +665,6 @@ def __():
     import Transaction.Begin
     import Transaction.End
     import availability.json
-    import ca.pem
     import cards.json
     import faults.json
     import firmware.authorization.auth
