@@ -45,6 +45,8 @@ def _():
     from firmware import clock
     import firmware.config
     from firmware import config
+    import firmware.config_rules
+    from firmware import config_rules
     import firmware.evse
     from firmware import evse
     import firmware.evse.api_keys

@@ -21,11 +21,12 @@ Access: origin "ocpp" reaches the standard keys (CamelCase), origin "api" the pr
 
 import fs
 import log
-from compat import const, ticks_diff, ticks_ms
+from compat import const, lend, ticks_diff, ticks_ms
 from firmware import keys
-from firmware.keys import API, BOOL, CSL, INT, LAZY, NINT, NUM, OCPP, REBOOT, RO, ROT, SECRET, STR
+from firmware.keys import API, BOOL, CSL, LAZY, OCPP, REBOOT, RO, SECRET
 
 _FILE = "/config.json"
+_RULES = "firmware.config_rules"
 _MISSING = object()
 LAZY_MS = const(300000)  # unsaved LAZY changes reach flash at most this late
 
@@ -50,13 +51,6 @@ def _rot_get(text):
     return False
 
 
-def _rot_set(text, on):
-    items = [i.strip() for i in text.split(",") if i.strip() and not i.strip().startswith("1.")]
-    items.append("1.STR" if on else "1.RST")
-    items.sort()
-    return ",".join(items)
-
-
 class Config:
     def __init__(self, data_dir, now_ms=ticks_ms):
         self._path = data_dir.rstrip("/") + _FILE
@@ -77,10 +71,11 @@ class Config:
         if not isinstance(data, dict):
             log.error("config", "bad config file, defaults")
             return
+        check = lend(_RULES).check
         for name in data:
             e = self._keys.get(name)
             value = data[name]
-            if e is None or (e[2] & RO) or self._check(e, value, data) is not None:
+            if e is None or (e[2] & RO) or check(self, e, value, data) is not None:
                 log.warning("config", "ignored", name)
                 continue
             if value != e[3]:
@@ -170,31 +165,18 @@ class Config:
         return (str(value), ro)
 
     # -- writing ---------------------------------------------------------------------------
+    # -- writing (the rules: firmware/config_rules.py, lent for each change) -------------
     def ocpp_set(self, name, text):
         """ChangeConfiguration: "Accepted" | "Rejected" | "RebootRequired" | "NotSupported"."""
-        e = self._keys.get(name)
-        if e is None or not e[2] & OCPP:
-            return "NotSupported"
-        if e[2] & RO or not isinstance(text, str):
-            return "Rejected"
-        t = e[1]
-        if t == BOOL:
-            low = text.lower()
-            if low not in ("true", "false"):
-                return "Rejected"
-            value = low == "true"
-        elif t == INT:
-            s = text[1:] if text[:1] == "-" else text
-            if not s or not s.isdigit():
-                return "Rejected"
-            value = int(text)
-        elif t in (CSL, ROT):
-            value = ",".join([i.strip() for i in text.split(",") if i.strip()])
-        else:
-            value = text
-        if self.update({name: value}, "ocpp"):
-            return "Rejected"
-        return "RebootRequired" if e[2] & REBOOT else "Accepted"
+        return lend(_RULES).ocpp_set(self, name, text)
+
+    def check(self, name, value, origin="api"):
+        """Reason why update({name: value}, origin) would fail, or None."""
+        return lend(_RULES).prepare(self, {name: value}, origin)[1].get(name)
+
+    def update_errors(self, changes, origin):
+        """What update(changes, origin) would answer, without applying anything."""
+        return lend(_RULES).prepare(self, changes, origin)[1]
 
     def subscribe(self, fn):
         self._subs.append(fn)
@@ -222,158 +204,10 @@ class Config:
             return False
         return True
 
-    def _limit(self, bound, pending):
-        if isinstance(bound, str):
-            return pending[bound] if bound in pending else self.get(bound)
-        return bound
-
-    def _check(self, e, value, pending=None):
-        """None when `value` is valid for entry `e`, else the reason."""
-        pending = pending or {}
-        t = e[1]
-        name = e[0]
-        if t == BOOL:
-            return None if isinstance(value, bool) else "expected bool"
-        if t == INT or t == NINT or t == NUM:
-            if value is None and t != INT:
-                return None
-            if t == NUM and isinstance(value, float):
-                if value - value != 0:
-                    return "expected a finite number"
-            elif not isinstance(value, int) or isinstance(value, bool):
-                return "expected a number" if t == NUM else "expected int"
-            lo = self._limit(e[4], pending)
-            hi = self._limit(e[5], pending)
-            if (lo is not None and value < lo) or (hi is not None and value > hi):
-                return "out of range %s..%s" % (lo, hi)
-            return None
-        if not isinstance(value, str):
-            return "expected string"
-        if t == STR:
-            # "" always means "not set"; otherwise the length range applies.
-            if value and not e[4] <= len(value) <= e[5]:
-                return "length %d..%d" % (e[4], e[5])
-            if name == "ocppu" and value and not value.startswith(("ws://", "wss://")):
-                return "must start with ws:// or wss://"
-            if name in ("ocppck", "ocppcc", "ocppsc") and value:
-                if not value.startswith("-----BEGIN "):
-                    return "expected PEM"
-            return None
-        items = [i for i in value.split(",") if i] if value else []
-        maxlen = self._limit(e[5], pending)
-        if len(items) > maxlen:
-            return "too many values (max %d)" % maxlen
-        seen = set()
-        for item in items:
-            if t == CSL:
-                if item not in keys.allowed(e):
-                    return "unsupported value " + item
-                key = item
-            else:
-                # <connector>.<rotation>, the connector as OCPP writes it: 0..n, no leading
-                # zero ("01.RST" would be stored as given and misread), once per connector.
-                dot = item.find(".")
-                key = item[:dot]
-                if (dot < 1 or key.strip("0123456789") or (key[0] == "0" and dot > 1)
-                        or int(key) > self.get("NumberOfConnectors")):
-                    return "expected <connector>.<rotation>"
-                if item[dot + 1 :] not in keys.ROTATIONS:
-                    return "unsupported rotation " + item[dot + 1 :]
-            if key in seen:
-                return "duplicate " + key
-            seen.add(key)
-        return None
-
-    def _cross(self, new, changes, origin):
-        """Rules that span keys, on the state after the update."""
-        errors = {}
-
-        def val(k):
-            return new[k] if k in new else self.get(k)
-
-        sp = val("SecurityProfile")
-        if "SecurityProfile" in new:
-            if new["SecurityProfile"] < self.get("SecurityProfile") and origin != "fallback":
-                errors["SecurityProfile"] = "cannot be lowered"
-            elif sp in (1, 2) and not val("AuthorizationKey"):
-                errors["SecurityProfile"] = "AuthorizationKey not set"
-            elif sp == 3 and not (val("ocppcc") and val("ocppck")) and not self.client_cert():
-                errors["SecurityProfile"] = "client certificate not set"
-        url = val("ocppu")
-        if sp >= 2 and url and not url.startswith("wss://"):
-            errors["SecurityProfile" if "SecurityProfile" in new else "ocppu"] = "needs wss://"
-        if sp in (1, 2) and "AuthorizationKey" in new and not new["AuthorizationKey"]:
-            errors["AuthorizationKey"] = "needed by SecurityProfile"
-        if sp >= 2:
-            # Security Whitepaper: with TLS the server is always verified.
-            for k in ("ocppss", "ocppcn"):
-                if val(k) and (k in new or "SecurityProfile" in new):
-                    errors[k if k in new else "SecurityProfile"] = (
-                        "server verification required by SecurityProfile %d" % sp)
-        # Map errors on canonical names back to the names the caller used.
-        out = {}
-        for k in errors:
-            hit = k
-            for c in changes:
-                if keys.ALIASES.get(c, c) == k:
-                    hit = c
-            out[hit] = errors[k]
-        return out
-
-    def check(self, name, value, origin="api"):
-        """Reason why update({name: value}, origin) would fail, or None."""
-        return self._prepare({name: value}, origin)[1].get(name)
-
-    def update_errors(self, changes, origin):
-        """What update(changes, origin) would answer, without applying anything."""
-        return self._prepare(changes, origin)[1]
-
-    def _prepare(self, changes, origin):
-        """(new values by canonical name, {key: reason})."""
-        errors = {}
-        new = {}
-        for name in changes:
-            value = changes[name]
-            canon = keys.ALIASES.get(name, name)
-            e = self._keys.get(canon)
-            if name in keys.ALIASES:
-                known = origin == "api"
-            else:
-                known = e is not None and bool(e[2] & (API if origin == "api" else OCPP))
-            if not known:
-                errors[name] = "unknown key"
-                continue
-            if e[2] & RO:
-                errors[name] = "read-only"
-                continue
-            if name == "ocppr":
-                if not isinstance(value, bool):
-                    errors[name] = "expected bool"
-                    continue
-                value = _rot_set(self.get(canon), value)
-            new[canon] = value
-        if errors:
-            return new, errors
-        for canon in new:
-            reason = self._check(self._keys[canon], new[canon], new)
-            if reason is not None:
-                hit = canon
-                for c in changes:
-                    if keys.ALIASES.get(c, c) == canon:
-                        hit = c
-                errors[hit] = reason
-        if errors:
-            return new, errors
-        if new.get("AuthorizationKey"):
-            # The key is sent only to the central system it was given for (firmware.ocpp.
-            # session): bind it to the host of the URL in force when it is set.
-            new["AuthorizationKeyHost"] = url_host(new.get("ocppu") or self.get("ocppu"))
-        return new, self._cross(new, changes, origin)
-
     def update(self, changes, origin):
         """Apply all of `changes` and persist, or nothing: {} or {key: reason}. Changes of
         LAZY keys only are persisted later (flush)."""
-        new, errors = self._prepare(changes, origin)
+        new, errors = lend(_RULES).prepare(self, changes, origin)
         if errors:
             return errors
         changed = set()

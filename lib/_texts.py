@@ -176,7 +176,6 @@ def _(o):
         o.RTS,
         o.RW,
         o.Reboot,
-        o.RebootRequired,
         o.ReconfigurationOfSecurityParameters,
         o.Rejected,
         o.Remote,
@@ -673,6 +672,7 @@ def __():
     import firmware.authorization.service
     import firmware.authorization.tagfile
     import firmware.cards
+    import firmware.config_rules
     import firmware.evse.api_keys
     import firmware.evse.faultlog
     import firmware.firmware_update.diagnostics

@@ -124,3 +124,19 @@ async def nap(ev, ms):
         await asleep_ms(left if left < _NAP_STEP_MS else _NAP_STEP_MS)
     return True
 
+
+
+def lend(name):
+    """The module `name` (dotted), imported for one use: it is already out of sys.modules
+    and off its package when returned, so it goes once the caller lets go of it, and the
+    next user imports it anew. For code a running charger needs only now and then (a
+    connect, a configuration change), which from a .mpy file would otherwise hold its
+    bytecode on the heap for good; frozen, it costs the module object for the while."""
+    mod = __import__(name, None, None, ("_",))
+    sys.modules.pop(name, None)
+    i = name.rfind(".")
+    if i > 0:
+        pkg = sys.modules.get(name[:i])
+        if pkg is not None and getattr(pkg, name[i + 1 :], None) is mod:
+            delattr(pkg, name[i + 1 :])
+    return mod

@@ -16,7 +16,7 @@ import gc
 import json
 import os
 
-from compat import MICROPYTHON, SCRATCH_BYTES, const, scratch, ticks_ms
+from compat import MICROPYTHON, SCRATCH_BYTES, const, lend, scratch, ticks_ms
 
 _CHUNK = const(128)  # masking granularity: bounds the temporary big ints (~3 x 128 B)
 _ONE_WRITE = const(4096)  # frames up to this go out in one write (one TCP segment)
@@ -89,14 +89,9 @@ async def connect(
 
 def _opening():
     # The opening (URL, TLS context, HTTP upgrade: lib/wsopen.py) is loaded for a connect
-    # and let go at once: a link that is up holds none of it (3 KB of heap from .mpy,
-    # 32-bit). The caller keeps the module while it runs; the next one imports it anew.
-    import sys
-
-    import wsopen
-
-    sys.modules.pop("wsopen", None)
-    return wsopen
+    # and let go at once: a link that is up holds none of it (5 KB of heap from .mpy,
+    # 32-bit).
+    return lend("wsopen")
 
 
 def _xor(mv, mask, mfull):

@@ -316,22 +316,33 @@ def test_trigger_message_used_by_extended_trigger_message_goes_again(tmp_path):
     assert "firmware.ops.extended_trigger_message" not in sys.modules
 
 
-def test_the_specs_of_requests_load_for_a_check_and_go_at_the_next_sweep():
+def test_the_specs_of_requests_are_loaded_for_a_look_up_and_let_go_at_once():
     """request_specs.py (the specs of the 26 requests a central system sends) is loaded by
-    validate.request() and is a helper: a charger at rest does not hold it; loaded anew, it
-    checks the same."""
+    validate.request() for the look-up and let go before the check: a charger at rest, and
+    a CALL's handler, hold none of it; loaded anew, it checks the same."""
     from firmware.ocpp import validate
     from firmware.ocpp.router import OCPPError
 
-    router.LOADED.clear()
-    router.forget("firmware.ocpp.request_specs")
-    assert "firmware.ocpp.request_specs" not in sys.modules
     validate.request("Reset", {"type": "Hard"})
-    first = sys.modules["firmware.ocpp.request_specs"]
-    router.sweep(ticks_ms())
     assert "firmware.ocpp.request_specs" not in sys.modules
     assert getattr(sys.modules["firmware.ocpp"], "request_specs", None) is None
     with pytest.raises(OCPPError) as e:
         validate.request("Reset", {"type": "Cold"})
     assert e.value.code == "PropertyConstraintViolation"
-    assert sys.modules["firmware.ocpp.request_specs"] is not first
+    assert "firmware.ocpp.request_specs" not in sys.modules
+
+
+def test_lend_imports_a_module_for_one_use():
+    """compat.lend (the opening of a websocket, the requests' specs, the configuration's
+    rules): the module works for the caller, who alone holds it: it is in neither
+    sys.modules nor its package, and each lend imports it anew."""
+    import compat
+
+    first = compat.lend("firmware.ocpp.request_specs")
+    assert dict(first.REQUEST)["Reset"] == "type!:<Hard|Soft>"
+    assert "firmware.ocpp.request_specs" not in sys.modules
+    assert getattr(sys.modules["firmware.ocpp"], "request_specs", None) is None
+    assert compat.lend("firmware.ocpp.request_specs") is not first
+    opening = compat.lend("wsopen")
+    assert opening.parse_url("ws://h:81/p") == (False, "h", 81, "/p")
+    assert "wsopen" not in sys.modules

