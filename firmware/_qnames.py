@@ -197,6 +197,8 @@ def _():
     from firmware import transactions
     import firmware.transactions.journal
     from firmware.transactions import journal
+    import firmware.transactions.journal_load
+    from firmware.transactions import journal_load
     import firmware.transactions.metering
     from firmware.transactions import metering
     import firmware.transactions.service

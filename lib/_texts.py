@@ -700,6 +700,7 @@ def __():
     import firmware.smart_charging.service
     import firmware.solar
     import firmware.station
+    import firmware.transactions.journal_load
     import firmware.transactions.service
     import fwupdate.json
     import log.txt

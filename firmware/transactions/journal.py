@@ -111,10 +111,10 @@ import time
 
 import fs
 import log
-from compat import MICROPYTHON, SCRATCH_BYTES, const, epoch_offset, scratch
+from compat import MICROPYTHON, SCRATCH_BYTES, const, epoch_offset, lend, scratch
 from firmware.ops import meter_values, start_transaction, stop_transaction
 
-_FORMAT = const(2)
+FORMAT = const(2)  # of the meta file and the open records (journal_load.py reads it)
 _MAX_BYTES = const(65536)
 _OPEN_EVERY_S = const(60)
 _GRACE_S = const(5)
@@ -337,7 +337,7 @@ class Journal:
         self._due = None
         self._full = False
         self._torn = False  # an append failed half way and its partial line is not cut yet
-        self._load()
+        lend("firmware.transactions.journal_load").load(self)  # the queue as flash holds it
 
     # ---- public: producing entries
 
@@ -348,7 +348,7 @@ class Journal:
         ref = self._next
         ts = timestamp or _rfc3339(now)
         p = start_transaction.payload(connector, id_tag, meter_start, ts, reservation_id)
-        rec = {"v": _FORMAT, "r": ref, "c": connector, "i": id_tag, "ms": meter_start,
+        rec = {"v": FORMAT, "r": ref, "c": connector, "i": id_tag, "ms": meter_start,
                "ts": ts, "m": meter_start, "t": now}
         # Record first: a cut before the append leaves a record without a Start -> dropped.
         self._save_open(rec, now)
@@ -584,7 +584,7 @@ class Journal:
             rec = self._open[c]
             o[str(rec["r"])] = [rec["m"], rec["t"]]
         slot = 1 - self._slot
-        data = {"v": _FORMAT, "n": self._mn + 1, "ack": ack, "tx": t, "o": o, "d": dropped}
+        data = {"v": FORMAT, "n": self._mn + 1, "ack": ack, "tx": t, "o": o, "d": dropped}
         fs.write_atomic(self._dir + "/" + _METAS[slot], _dumps(data).encode())
         self._mn += 1
         self._slot = slot
@@ -857,120 +857,3 @@ class Journal:
         for r in levels:
             counts[r] = stats[r][0]
         return levels, saved, counts
-
-    def _load_meta(self):
-        best = None
-        for i in range(2):
-            path = self._dir + "/" + _METAS[i]
-            try:
-                m = _read_json(path)
-                n = int(m.get("n", -1))
-                int(m.get("ack", 0))
-            except OSError:
-                continue
-            except Exception as e:  # noqa: BLE001 - corrupt: keep it aside, never boot-loop
-                log.error(_TAG, _METAS[i], "unreadable, kept as .bad:", e)
-                try:
-                    os.rename(path, path[:-5] + ".bad")
-                except OSError:
-                    pass
-                continue
-            if best is None or n > best[0]:
-                best = (n, i, m)
-        if best is None:
-            return {}
-        n, i, m = best
-        v = m.get("v", 0)
-        if v > _FORMAT:
-            log.warning(_TAG, "meta format", v, "is newer than", _FORMAT, "- reading it")
-        # v0 (no "v") and v1 (no "n", "o"): same fields; rewritten as v2 on the next ack.
-        self._mn = max(n, 0)
-        self._slot = i
-        self._ack = int(m.get("ack", 0))
-        try:
-            self.dropped = max(0, int(m.get("d", 0)))
-        except Exception:  # noqa: BLE001 - only a counter
-            pass
-        tx = m.get("tx") or {}
-        for k in tx:
-            t = tx[k]
-            self._tx[int(k)] = t if isinstance(t, int) else None
-        out = {}
-        o = m.get("o") or {}
-        try:
-            for k in o:
-                out[int(k)] = (int(o[k][0]), int(o[k][1]))
-        except Exception:  # noqa: BLE001 - only a hint for recover()
-            pass
-        return out
-
-    def _load(self):
-        _remove(self._log + ".new")  # a rewrite cut before its rename
-        seen = self._load_meta()  # ref -> newest (wh, t) known of a transaction not stopped
-        names = os.listdir(self._dir)
-        for name in names:
-            if name.endswith(".json.tmp") and name[:-4] not in names:
-                name = name[:-4]  # FAT: the rename was cut; _read_json takes the .tmp
-            if name[0] == "o" and name.endswith(".json"):
-                path = self._dir + "/" + name
-                try:
-                    rec = _read_json(path)
-                    c = int(rec["c"])
-                    int(rec["r"])
-                    int(rec["m"])
-                    int(rec["t"])
-                    self._open[c] = rec
-                    self._flash[c] = (rec["m"], rec["t"])
-                except Exception as e:  # noqa: BLE001
-                    log.error(_TAG, name, "unreadable, kept as .bad:", e)
-                    try:
-                        os.rename(path, path + ".bad")
-                    except OSError:
-                        pass
-        top = self._ack
-        bad = False
-        head_off = None
-        size = 0
-        stopped = set()
-        for off, raw in self._lines(0):
-            size = off + len(raw)
-            e = _header(raw)
-            if e is None or (e[0] > self._ack and _parse(raw) is None):
-                bad = True
-                continue
-            seq, code, ref = e[0], e[1], e[2]
-            if seq > top:
-                top = seq
-            if code == "T":
-                stopped.add(ref)
-                seen.pop(ref, None)
-            elif e[4] is not None and ref not in stopped:
-                seen[ref] = _newer(seen.get(ref), (e[4], e[5]))
-            if seq <= self._ack:
-                continue
-            if head_off is None:
-                head_off = off
-            self._live += 1
-            if code == "S":
-                self._starts.add(ref)
-            elif code == "T":
-                self._stops.add(ref)
-        self._size = size
-        self._head_off = size if head_off is None else head_off
-        if bad:
-            self._rewrite(None)
-        refs = set()
-        for c in self._open:
-            rec = self._open[c]
-            r = rec["r"]
-            refs.add(r)
-            got = _newer((rec["m"], rec["t"]), seen.get(r))
-            rec["m"], rec["t"] = got[0], got[1]
-        for r in seen:
-            if r not in refs and r not in stopped and (r in self._tx or r in self._starts):
-                self._orphans[r] = seen[r]
-        for k in self._tx:
-            top = max(top, k)
-        for c in self._open:
-            top = max(top, self._open[c]["r"])
-        self._next = top + 1
