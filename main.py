@@ -23,14 +23,6 @@ def _launch(data, start, reboot):
     # Let go (0.4 KiB 32-bit): this frame lives as long as the firmware runs; the firmware
     # update imports it anew when it needs it.
     del sys.modules["slots"], slots
-    # Then, from that slot too, the text constants of the modules that stay loaded, interned
-    # as qstrs (lib/_texts.py): each of them loaded from a .mpy file then refers to those
-    # instead of holding its own str copies on the heap (11 KB at idle, 32-bit).
-    try:
-        __import__("_texts")
-        del sys.modules["_texts"]
-    except ImportError:  # a board without it: the same firmware, on more heap
-        pass
     try:
         __import__(start, None, None, ("main",)).main(data)
     except Exception as e:

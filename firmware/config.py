@@ -204,10 +204,11 @@ class Config:
             return False
         return True
 
-    def update(self, changes, origin):
+    def update(self, changes, origin, prepare=None):
         """Apply all of `changes` and persist, or nothing: {} or {key: reason}. Changes of
-        LAZY keys only are persisted later (flush)."""
-        new, errors = lend(_RULES).prepare(self, changes, origin)
+        LAZY keys only are persisted later (flush). `prepare`: the rules' prepare() when
+        the caller holds them already (config_rules.ocpp_set), else they are lent."""
+        new, errors = (prepare or lend(_RULES).prepare)(self, changes, origin)
         if errors:
             return errors
         changed = set()

@@ -31,7 +31,7 @@ def ocpp_set(cfg, name, text):
         value = ",".join([i.strip() for i in text.split(",") if i.strip()])
     else:
         value = text
-    if cfg.update({name: value}, "ocpp"):
+    if cfg.update({name: value}, "ocpp", prepare):  # with these rules: not lent twice
         return "Rejected"
     return "RebootRequired" if e[2] & REBOOT else "Accepted"
 

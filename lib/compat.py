@@ -125,7 +125,6 @@ async def nap(ev, ms):
     return True
 
 
-
 def lend(name):
     """The module `name` (dotted), imported for one use: it is already out of sys.modules
     and off its package when returned, so it goes once the caller lets go of it, and the
@@ -140,3 +139,18 @@ def lend(name):
         if pkg is not None and getattr(pkg, name[i + 1 :], None) is mod:
             delattr(pkg, name[i + 1 :])
     return mod
+
+
+def intern_texts():
+    """The launchers' first step (hal/sim.py, hal/esp32/board.py main(), so that a slot
+    installed by a firmware update brings its own): lib/_texts.py imported and dropped. Its
+    names, the text constants of the modules that stay loaded, are interned as qstrs, and
+    each such module loaded from a .mpy file after it refers to them instead of holding
+    str copies on the heap (11 KB at idle, 32-bit). Only heap is at stake: a board without
+    the file, or with one that cannot be loaded, runs the same firmware on more heap."""
+    try:
+        lend("_texts")
+    except ImportError:
+        pass
+    except Exception as e:  # noqa: BLE001 - an .mpy of another version, a flash error
+        print("W compat: text constants not interned:", repr(e))

@@ -65,13 +65,35 @@ class ConnectionClosed(WebSocketError):
 
 
 def parse_url(url):
-    """-> (secure, host, port, path) (lib/wsopen.py)."""
-    return _opening().parse_url(url)
+    """-> (secure, host, port, path). The path is kept exactly as given."""
+    if url.startswith("ws://"):
+        secure, rest, port = False, url[5:], 80
+    elif url.startswith("wss://"):
+        secure, rest, port = True, url[6:], 443
+    else:
+        raise WebSocketError("URL must start with ws:// or wss://: " + url)
+    i = rest.find("/")
+    hostport, path = (rest, "/") if i < 0 else (rest[:i], rest[i:])
+    host, port = host_port(hostport, port, url)
+    return secure, host, port, path
 
 
 def host_port(hostport, port, url):
-    """"host", "host:port" or "[IPv6]:port" -> (host, port) (lib/wsopen.py)."""
-    return _opening().host_port(hostport, port, url)
+    """"host", "host:port" or "[IPv6]:port" of `url` -> (host, port); `port` when absent."""
+    if hostport.startswith("["):
+        j = hostport.find("]")
+        host, tail = hostport[1:j], hostport[j + 1 :]
+    else:
+        j = hostport.rfind(":")
+        host, tail = (hostport, "") if j < 0 else (hostport[:j], hostport[j:])
+    if tail:
+        try:
+            port = int(tail[1:])
+        except ValueError:
+            raise WebSocketError("bad port in URL: " + url)
+    if not host:
+        raise WebSocketError("no host in URL: " + url)
+    return host, port
 
 
 def ssl_context(tls):

@@ -1,5 +1,5 @@
-"""The opening of a websocket (lib/ws.py): the URL, the TLS context, the TCP/TLS connection
-and the HTTP upgrade. Loaded for a connect (ws.connect, ws.ssl_context for xfer.py's https
+"""The opening of a websocket (lib/ws.py): the TLS context, the TCP/TLS connection and the
+HTTP upgrade. Loaded for a connect (ws.connect, ws.ssl_context for xfer.py's https
 transfers) and let go again: a link that is up holds only lib/ws.py.
 """
 
@@ -9,42 +9,10 @@ import hashlib
 import os
 
 from compat import MICROPYTHON
-from ws import HandshakeError, WebSocket, WebSocketError
+from ws import HandshakeError, WebSocket, WebSocketError, parse_url
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _MAX_HEADER_LINES = 40
-
-
-def parse_url(url):
-    """-> (secure, host, port, path). The path is kept exactly as given."""
-    if url.startswith("ws://"):
-        secure, rest, port = False, url[5:], 80
-    elif url.startswith("wss://"):
-        secure, rest, port = True, url[6:], 443
-    else:
-        raise WebSocketError("URL must start with ws:// or wss://: " + url)
-    i = rest.find("/")
-    hostport, path = (rest, "/") if i < 0 else (rest[:i], rest[i:])
-    host, port = host_port(hostport, port, url)
-    return secure, host, port, path
-
-
-def host_port(hostport, port, url):
-    """"host", "host:port" or "[IPv6]:port" of `url` -> (host, port); `port` when absent."""
-    if hostport.startswith("["):
-        j = hostport.find("]")
-        host, tail = hostport[1:j], hostport[j + 1 :]
-    else:
-        j = hostport.rfind(":")
-        host, tail = (hostport, "") if j < 0 else (hostport[:j], hostport[j:])
-    if tail:
-        try:
-            port = int(tail[1:])
-        except ValueError:
-            raise WebSocketError("bad port in URL: " + url)
-    if not host:
-        raise WebSocketError("no host in URL: " + url)
-    return host, port
 
 
 def _der(pem):

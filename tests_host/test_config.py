@@ -627,3 +627,25 @@ def test_phase_rotation_refuses_leading_zeros_and_duplicates(cfg):
 def test_measurand_lists_refuse_duplicates(cfg):
     assert cfg.ocpp_set("MeterValuesSampledData", "Voltage,Voltage") == "Rejected"
     assert cfg.ocpp_set("MeterValuesSampledData", "Voltage,Current.Import") == "Accepted"
+
+
+def test_the_rules_are_lent_once_per_change_and_not_kept(tmp_path, monkeypatch):
+    # firmware/config_rules.py: lent for each change (compat.lend), never held by the store;
+    # a ChangeConfiguration uses one copy for its parsing and its update.
+    import firmware.config as cmod
+
+    lent = []
+
+    def counting(name):
+        lent.append(name)
+        return real(name)
+
+    real = cmod.lend
+    cfg = Config(str(tmp_path))
+    monkeypatch.setattr(cmod, "lend", counting)
+    assert cfg.ocpp_set("HeartbeatInterval", "120") == "Accepted"
+    assert lent == ["firmware.config_rules"] and cfg.get("HeartbeatInterval") == 120
+    assert cfg.ocpp_set("HeartbeatInterval", "x") == "Rejected"
+    assert cfg.update({"HeartbeatInterval": -5}, "ocpp")  # out of range: refused
+    assert len(lent) == 3 and cfg.get("HeartbeatInterval") == 120
+    assert "firmware.config_rules" not in sys.modules

@@ -442,8 +442,11 @@ def test_power_cut_while_installing_boots_a_working_version(csms, runner, http, 
     if when == "pointer":
         assert end == "Installed"
     assert boots(csms)[-1]["firmwareVersion"] == ver
-    ptr = json.loads((runner.data / "slot.json").read_text())
-    assert ptr["ok"] is True
+    path = runner.data / "slot.json"
+    if path.exists():
+        assert json.loads(path.read_text())["ok"] is True
+    else:  # killed before the pointer was ever written: the base image runs, as it did
+        assert end == "InstallationFailed" and when == "Installing", end
     # Stable: another restart runs the same version, nothing more to report.
     n = len(csms.csms.received)
     fw.stop()

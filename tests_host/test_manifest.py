@@ -83,6 +83,8 @@ def test_texts_are_the_text_constants_of_the_resident_modules():
     assert not {"firmware.ops.get_configuration", "firmware.firmware_update.service", "x509",
                 "firmware.smart_charging.profiles", "firmware.reservation"} & set(resident)
     assert resident["ws"] == "lib/ws.py"
+    # a driver imports its bus in a function (hal/esp32/meter.py: the Modbus master)
+    assert {"hal.meters", "modbus", "hal.esp32.meter"} <= set(resident)
     # keys (in the key tables' tuples), dotted names, short tuple elements
     for line in ("        o.MeterValueSampleInterval,\n", "        o.ocppe,\n",
                  "    import Energy.Active.Import.Register\n",
@@ -91,7 +93,7 @@ def test_texts_are_the_text_constants_of_the_resident_modules():
 
 
 def test_texts_spare_the_heap_of_modules_loaded_from_mpy(tmp_path):
-    # main.py imports lib/_texts.py first: the resident modules loaded from .mpy files after
+    # The launchers import lib/_texts.py first: the resident modules loaded from .mpy files after
     # it hold their (dotted) identifier constants as its qstrs, not as str copies. Measured
     # on the unix port (64-bit) with the same .mpy files as `make deploy` compiles.
     from conftest import mp_run
@@ -120,3 +122,19 @@ print("held", gc.mem_alloc() - a, "_texts" in sys.modules)
         held[first] = int(n)
     # 133 KB without, 115 KB with (64-bit), when this was written
     assert held[True] < held[False] - 8000, held
+
+
+def test_interning_the_texts_never_stops_a_boot(tmp_path, monkeypatch, capsys):
+    # compat.intern_texts, the launchers' first step: no file costs only heap, silently; a
+    # file that cannot be loaded (an .mpy of another version, a flash error) is said and
+    # costs only heap too; it is never kept in sys.modules.
+    import compat
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "_texts", raising=False)
+    (tmp_path / "_texts.py").write_text("raise ValueError('incompatible .mpy file')\n")
+    compat.intern_texts()
+    assert "text constants not interned: ValueError" in capsys.readouterr().out
+    (tmp_path / "_texts.py").write_text("import no_such_module_here\n")
+    compat.intern_texts()
+    assert capsys.readouterr().out == "" and "_texts" not in sys.modules

@@ -324,6 +324,21 @@ def _srv(records, rt, leaf, key=None):
     return records.get(path, {})
 
 
+def test_url_parsing_needs_no_opening(monkeypatch):
+    # xfer.py splits host and port with ws.host_port: that loads nothing and raises only
+    # WebSocketError, never the opening's MemoryError or ImportError
+    import ws
+
+    def no_opening(name):
+        raise AssertionError("lent " + name)
+
+    monkeypatch.setattr(ws, "lend", no_opening)
+    assert ws.parse_url("wss://[::1]:9443/ocpp/CP1") == (True, "::1", 9443, "/ocpp/CP1")
+    assert ws.host_port("h:21", 80, "ftp://h:21/x") == ("h", 21)
+    with pytest.raises(ws.WebSocketError):
+        ws.host_port("h:x", 80, "ftp://h:x/")
+
+
 def test_echo_text_and_binary_with_path_kept_and_subprotocol(run):
     res, rec, rt = run
     assert res["echo"] == {"text": "hello \u20ac", "bin": [0, 1, 255], "closed": True,
