@@ -164,8 +164,7 @@ class Config:
             value = "true" if value else "false"
         return (str(value), ro)
 
-    # -- writing ---------------------------------------------------------------------------
-    # -- writing (the rules: firmware/config_rules.py, lent for each change) -------------
+    # -- writing (the rules: firmware/config_rules.py, lent for each change) --------------
     def ocpp_set(self, name, text):
         """ChangeConfiguration: "Accepted" | "Rejected" | "RebootRequired" | "NotSupported"."""
         return lend(_RULES).ocpp_set(self, name, text)

@@ -132,13 +132,19 @@ def lend(name):
     connect, a configuration change), which from a .mpy file would otherwise hold its
     bytecode on the heap for good; frozen, it costs the module object for the while."""
     mod = __import__(name, None, None, ("_",))
-    sys.modules.pop(name, None)
-    i = name.rfind(".")
-    if i > 0:
-        pkg = sys.modules.get(name[:i])
-        if pkg is not None and getattr(pkg, name[i + 1 :], None) is mod:
-            delattr(pkg, name[i + 1 :])
+    forget(name)
     return mod
+
+
+def forget(name):
+    """The module `name` (dotted) out of sys.modules and off its package: it goes once
+    nothing else holds it (lend; the router's dropped message modules and helpers)."""
+    if sys.modules.pop(name, None) is None:
+        return
+    i = name.rfind(".")
+    pkg = sys.modules.get(name[:i]) if i > 0 else None
+    if pkg is not None and getattr(pkg, name[i + 1 :], None) is not None:
+        delattr(pkg, name[i + 1 :])
 
 
 def intern_texts():

@@ -35,7 +35,7 @@ EXCLUDE_PREFIXES = ("hal/sim", "hal/serial_unix")
 # Frozen into an image, never copied as .mpy: firmware/_qnames.py is never imported (see
 # qnames_source()); on a board from .mpy files it would do nothing.
 QNAMES = "firmware/_qnames.py"
-# Imported by main.py before anything else and dropped again (see texts_source()).
+# Imported by the launchers before the firmware and dropped again (see texts_source()).
 TEXTS = "lib/_texts.py"
 # Where a running charger starts: the launchers (main.py calls one) and the app.
 LAUNCHERS = ("hal.esp32.board", "hal.sim", "firmware.app")
@@ -226,9 +226,9 @@ def resident_modules():
     """The modules a running charger holds, as {dotted name: source}: the launchers and
     firmware.app with everything they import (in their functions too: what they run; so
     for the hardware layer), the app's FEATURES, and what each of those imports at its top,
-    with their packages. Both launchers' (a board interns the simulator's few texts too). What a
-    module imports only inside a function (a message module, a rare request's helper) is
-    loaded on demand and not counted."""
+    with their packages; both launchers' (a board interns the simulator's few texts too).
+    What a module imports only inside a function (a message module, a rare request's
+    helper) is loaded on demand and not counted."""
     with open(os.path.join(ROOT, "firmware/app.py")) as f:
         tree = ast.parse(f.read())
     features = next(n.value for n in tree.body if isinstance(n, ast.Assign)

@@ -17,6 +17,8 @@ wire payload (camelCase dicts), no conversion. An action in KNOWN without a hand
 answered NotSupported; an action outside KNOWN is answered NotImplemented (OCPP-J 1.6 §4.2.3).
 """
 
+from compat import forget as _forget  # out of sys.modules and off its package
+
 # OCPP-J 1.6 §4.2.3 error codes. 1.6 JSON spells "Occurence" (sic); peers using the
 # corrected spelling are accepted by `canonical()`.
 NOT_IMPLEMENTED = "NotImplemented"
@@ -315,15 +317,3 @@ def forget(*names):
     a long way to go: whoever holds one keeps it, the next user imports it anew."""
     for name in names:
         _forget(name)
-
-
-def _forget(name):
-    """Out of sys.modules and off its package: the module goes once nothing else holds it."""
-    import sys
-
-    if sys.modules.pop(name, None) is None:
-        return
-    i = name.rfind(".")
-    pkg = sys.modules.get(name[:i]) if i > 0 else None
-    if pkg is not None and getattr(pkg, name[i + 1 :], None) is not None:
-        delattr(pkg, name[i + 1 :])
