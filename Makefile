@@ -19,6 +19,10 @@ MICROPYTHON ?=
 BENCH_ARGS ?=
 MPY_DIR ?=
 BOARD ?= ESP32_GENERIC
+# mpy-cross -O level of every .mpy built (tools/build.py OPT): 0 keeps line numbers in
+# tracebacks, at ~6 KB of heap on a board running from .mpy files.
+MPY_OPT ?= 3
+export MPY_OPT
 
 .PHONY: all test lint typecheck pytest mpy sim bench image deploy repl setup clean release browser
 

@@ -367,12 +367,11 @@ def _fetch_rig(tmp_path, monkeypatch, fails):
 
     seen = {"downloads": 0, "unpacks": 0, "shed": 0, "checks": []}
 
-    class Xfer:
-        async def download(self, url, path, tls=None):
-            seen["downloads"] += 1
-            with open(path, "wb") as f:
-                f.write(b"bundle")
-            return 6, "ab" * 32
+    async def download(url, path, tls=None):
+        seen["downloads"] += 1
+        with open(path, "wb") as f:
+            f.write(b"bundle")
+        return 6, "ab" * 32
 
     async def unpack(path, dest):
         seen["unpacks"] += 1
@@ -383,8 +382,8 @@ def _fetch_rig(tmp_path, monkeypatch, fails):
     async def check(sha):
         seen["checks"].append(sha)
 
-    monkeypatch.setattr(install, "xfer", Xfer())
-    monkeypatch.setattr(install, "unpack", unpack)
+    monkeypatch.setattr(install, "_download", download)
+    monkeypatch.setattr(install, "_unpack", unpack)
     monkeypatch.setattr(router, "shed", lambda: seen.__setitem__("shed", seen["shed"] + 1))
 
     def run():
@@ -392,6 +391,36 @@ def _fetch_rig(tmp_path, monkeypatch, fails):
                                          check))
 
     return run, seen
+
+
+def test_the_download_and_the_unpacking_never_hold_each_others_code(tmp_path, monkeypatch):
+    """The transfer code is let go before the unpacking, and the unpacker is loaded only
+    for it: the download's peak never holds both (issue 9), and neither stays after."""
+    import types
+
+    seen = []
+
+    async def download(url, path, tls=None):
+        seen.append(("download", "bundle" in sys.modules))
+        with open(path, "wb") as f:
+            f.write(b"bundle")
+        monkeypatch.setitem(sys.modules, "bundle", fake_bundle)  # importable from now on
+        return 6, "ab" * 32
+
+    async def unpack(path, dest):
+        seen.append(("unpack", "xfer" in sys.modules))
+        return "9.9.9", 1, 6
+
+    fake_xfer = types.ModuleType("xfer")
+    fake_xfer.download = download
+    fake_bundle = types.ModuleType("bundle")
+    fake_bundle.unpack = unpack
+    monkeypatch.setitem(sys.modules, "xfer", fake_xfer)
+    monkeypatch.delitem(sys.modules, "bundle", raising=False)
+    got = asyncio.run(install.fetch(FakeCP(), "http://h/fw.bundle", str(tmp_path)))
+    assert got == {"ver": "9.9.9"}
+    assert seen == [("download", False), ("unpack", False)]
+    assert "xfer" not in sys.modules and "bundle" not in sys.modules
 
 
 def test_a_download_short_of_memory_is_tried_once_more_after_shedding(tmp_path, monkeypatch):

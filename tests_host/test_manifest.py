@@ -3,6 +3,7 @@
 the simulated hardware instead of the ESP32 drivers."""
 
 import os
+import subprocess
 import sys
 
 from conftest import ROOT
@@ -122,6 +123,37 @@ print("held", gc.mem_alloc() - a, "_texts" in sys.modules)
         held[first] = int(n)
     # 133 KB without, 115 KB with (64-bit), when this was written
     assert held[True] < held[False] - 8000, held
+
+
+def test_an_mpy_names_its_module_by_the_dotted_name_it_is_imported_as(tmp_path, monkeypatch):
+    # build.mpy_command: a .mpy's source name (interned when it loads) is the module's
+    # __name__, so each module costs one qstr for both, and a traceback says which module;
+    # at OPT 3 its line reads 1 (no line-number table on the heap), at 0 the real line.
+    from conftest import mp_run
+
+    src = tmp_path / "src.py"
+    src.write_text("import sys\n\n\ndef f():\n    raise ValueError(len(sys.argv))\n")
+    out = tmp_path / "out"
+    dst = "lib/firmware/ops/probe.mpy"
+    code = """
+import sys
+try:
+    __import__("firmware.ops.probe", None, None, ("f",)).f()
+except ValueError as e:
+    sys.print_exception(e)
+"""
+    (out / "lib" / "firmware" / "ops").mkdir(parents=True)
+    for pkg in ("firmware", "firmware/ops"):
+        (out / "lib" / pkg / "__init__.py").write_text("")
+    lines = {}
+    for opt in (0, 3):
+        monkeypatch.setattr(build, "OPT", opt)
+        subprocess.run(build.mpy_command("x64", str(out), dst, "src.py", str(src)), check=True)
+        r = mp_run(code, env={"MICROPYPATH": str(out / "lib")}, cwd=str(tmp_path))
+        assert r.returncode == 0, r.stdout + r.stderr
+        lines[opt] = [x.strip() for x in r.stdout.splitlines() if "firmware" in x]
+    assert lines[0] == ['File "firmware.ops.probe", line 5, in f'], lines
+    assert lines[3] == ['File "firmware.ops.probe", line 1, in f'], lines
 
 
 def test_interning_the_texts_never_stops_a_boot(tmp_path, monkeypatch, capsys):

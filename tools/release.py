@@ -91,10 +91,8 @@ def compile_version(version, out):
         f.write("VERSION = %s\n" % json.dumps(version))
     target = os.path.join(out, VERSION_FILE)
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    subprocess.run(
-        [build.mpy_cross(), "-march=xtensawin", "-o", target, "-s", "lib/version.py", src],
-        check=True,
-    )
+    cmd = build.mpy_command("xtensawin", out, VERSION_FILE, "lib/version.py", src)
+    subprocess.run(cmd, check=True)
     os.remove(src)
 
 

@@ -12,6 +12,10 @@ anything is installed), remove the download. An application image (`.bin`, `.app
 streams into the next OTA partition instead. activate(): switch the slot pointer
 (lib/slots.py) or the boot partition, the last step. discard(): remove what an attempt cut
 short by a power cut left (the partial download, the half-unpacked inactive slot).
+
+The transfer code (xfer, ~7 KB of heap from .mpy) and the unpacker (bundle, ~3.5 KB) are
+never loaded together: each is imported for its step and let go (router.forget) before the
+next, so the download's peak does not hold the unpacker, nor the unpacking the transfer.
 """
 
 import os
@@ -19,8 +23,6 @@ import os
 import fs
 import log
 import slots
-import xfer
-from bundle import unpack
 from compat import const
 from firmware.firmware_update.service import BUNDLE
 
@@ -94,13 +96,31 @@ async def fetch(cp, url, data, check=None):
         return await _fetch(cp, url, data, check and once)
 
 
+async def _download(url, sink, tls):
+    import xfer
+    from firmware.ocpp import router
+
+    try:
+        return await xfer.download(url, sink, tls=tls)
+    finally:  # the unpacking (or the signature check) runs without it
+        router.forget("xfer", "ftp", "httpfile")
+
+
+async def _unpack(path, dest):
+    from bundle import unpack
+    from firmware.ocpp import router
+
+    router.forget("bundle")  # `unpack` keeps it while it runs; freed with this frame
+    return await unpack(path, dest)
+
+
 async def _fetch(cp, url, data, check):
     tls = cp.session.tls() if url.startswith("https:") else None
     if is_image(url):
         ota = getattr(cp.hal, "ota", None)
         if ota is None:
             raise OSError("an application image, but this board has no OTA partition")
-        size, sha = await xfer.download(url, ota.open, tls=tls)  # straight into the slot
+        size, sha = await _download(url, ota.open, tls)  # straight into the slot
         log.info("firmware", "image of %d bytes, sha256 %s in %s" % (size, sha, ota.label()))
         if check is not None:
             await check(sha)  # a bad signature: the partition is never made the boot one
@@ -108,14 +128,14 @@ async def _fetch(cp, url, data, check):
     base = data.rstrip("/") + "/"
     path = base + BUNDLE
     try:
-        size, sha = await xfer.download(url, path, tls=tls)
+        size, sha = await _download(url, path, tls)
         log.info("firmware", "downloaded %d bytes, sha256 %s" % (size, sha))
         if check is not None:
             await check(sha)
         dest = base + slots.inactive(data)
         rmtree(dest)
         try:
-            version, count, total = await unpack(path, dest)
+            version, count, total = await _unpack(path, dest)
         except Exception:
             rmtree(dest)  # never leave a half slot that could be booted
             raise
