@@ -115,17 +115,17 @@ DORMANT = (
     # cp.reservation: ReserveNow, CancelReservation (awake while a reservation is on flash)
     ("firmware.reservation", "reservation", ("rsv",), None, "reservation.json",
      ("reserve_now", "cancel_reservation")),
-    # cp.firmware: UpdateFirmware, GetDiagnostics (awake while an update is under way, a slot
-    # is on trial or was rolled back, or the board has OTA partitions: see _wanted)
-    (_FW, "firmware", (), None, "fwupdate.json",
-     ("update_firmware", "get_diagnostics", "signed_update_firmware")),
+    # cp.firmware: UpdateFirmware (awake while an update is under way, a slot is on trial or
+    # was rolled back, or the board has OTA partitions: see _wanted)
+    (_FW, "firmware", (), None, "fwupdate.json", ("update_firmware", "signed_update_firmware")),
     # ocpprl: log lines to the central system (DataTransfer)
     ("firmware.remote_log", None, (), "ocpprl", None, ()),
     # cp.solar: charging on the PV surplus (go-e ids, fup)
     ("firmware.solar", "solar", ("ids", "pgrid", "ppv", "pakku", "inva"), "fup", None, ()),
 )
-# Messages of the core itself (the session owns BootNotification and Heartbeat).
-OPS = ("change_configuration", "get_configuration")
+# Messages of the core itself (the session owns BootNotification and Heartbeat), and
+# GetDiagnostics, which needs no feature (its upload is cp.diagnostics).
+OPS = ("change_configuration", "get_configuration", "get_diagnostics")
 
 
 def feature(name):
@@ -303,6 +303,9 @@ class ChargePoint:
         # event waits to be sent (firmware/security/events.py, loaded by Security.event)
         self.security = None
         self.firmware = None  # firmware.firmware_update.service.Firmware
+        # The GetDiagnostics upload's task while it runs (firmware/firmware_update/
+        # diagnostics.py): it needs no feature awake
+        self.diagnostics = None
         # firmware.cards.Cards: RFID cards by name (go-e cards, trx), while loaded (LAZY_API)
         self.cards = None
         self.card_last = None  # the last card read, for go-e lrn (kept here: _card_read)

@@ -260,9 +260,6 @@ def test_a_woken_firmware_update_rests_only_when_nothing_is_under_way(tmp_path, 
         assert cp.rest(FW) is False  # its loop has not reached its wait yet
         await asyncio.sleep(0)
         assert fw.idle
-        fw.diag = "Uploading"  # a GetDiagnostics upload runs
-        assert cp.rest(FW) is False
-        fw.diag = None
         fw.state = {"stage": "wait"}  # an update waits for its retrieveDate
         assert cp.rest(FW) is False
         fw.state = None

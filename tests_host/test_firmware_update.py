@@ -158,29 +158,35 @@ def test_request_is_kept_on_flash_and_corrupt_files_are_dropped(tmp_path):
 
 def test_get_diagnostics_answers_a_file_name_or_nothing(tmp_path):
     cp = CP(tmp_path)
-    cp.firmware = service.Firmware(cp)
     r = get_diagnostics.get_diagnostics(cp, {"location": "ftp://h/dir/"})
     assert r["fileName"].startswith("diagnostics-S1-")
     check_ocpp("GetDiagnostics", r, response=True)
     assert get_diagnostics.get_diagnostics(cp, {"location": "smb://h/dir"}) == {}
-    cp.firmware.diag = "Uploading"
+    cp.diagnostics = "an upload's task"
     assert get_diagnostics.get_diagnostics(cp, {"location": "ftp://h/dir/"}) == {}
+    assert cp.firmware is None  # the firmware update was never woken for it
+
+
+def _told(monkeypatch):
+    from firmware.firmware_update import diagnostics
+
+    told = []
+
+    async def notify(cp, status):
+        told.append(status)
+
+    monkeypatch.setattr(diagnostics, "notify", notify)
+    return told
 
 
 def test_a_finished_diagnostics_task_is_let_go(tmp_path, monkeypatch):
-    """Once its upload is over the service forgets the task: its coroutine (whose frame and
-    function hold the diagnostics module and what it imported) is garbage at once. One
-    started meanwhile is kept."""
+    """Once its upload is over cp forgets the task: its coroutine (whose frame and function
+    hold the diagnostics module and what it imported) is garbage at once. One started
+    meanwhile is kept."""
     from firmware.firmware_update import diagnostics
 
     cp = CP(tmp_path)
-    fw = service.Firmware(cp)
-    told = []
-
-    async def notify(status):
-        told.append(status)
-
-    fw.notify_diag = notify
+    told = _told(monkeypatch)
     monkeypatch.setattr(diagnostics, "build", lambda *a: 10)
 
     async def ok(*a, **kw):
@@ -189,14 +195,16 @@ def test_a_finished_diagnostics_task_is_let_go(tmp_path, monkeypatch):
     monkeypatch.setattr(diagnostics, "upload", ok)
 
     async def go():
-        fw.diagnostics("http://h/d/", "f.txt", None, None, 1, 0)
-        await fw.diag_task
-        assert fw.diag_task is None
-        fw.diagnostics("http://h/d/", "g.txt", None, None, 1, 0)
-        first = fw.diag_task
-        fw.diag_task = other = asyncio.ensure_future(asyncio.sleep(0))  # a newer one
+        get_diagnostics.get_diagnostics_after(cp, {"location": "http://h/d/"},
+                                              {"fileName": "f.txt"})
+        assert cp.firmware is None and cp.diagnostics is not None
+        await cp.diagnostics
+        assert cp.diagnostics is None
+        diagnostics.start(cp, "http://h/d/", "g.txt", None, None, 1, 0)
+        first = cp.diagnostics
+        cp.diagnostics = other = asyncio.ensure_future(asyncio.sleep(0))  # a newer one
         await first
-        assert fw.diag_task is other
+        assert cp.diagnostics is other
         await other
 
     asyncio.run(go())
@@ -205,7 +213,6 @@ def test_a_finished_diagnostics_task_is_let_go(tmp_path, monkeypatch):
 
 def test_trigger_reports_the_status_in_progress_else_idle(tmp_path):
     cp = CP(tmp_path)
-    cp.firmware = service.Firmware(cp)
 
     class Rpc:
         sent = []
@@ -218,14 +225,18 @@ def test_trigger_reports_the_status_in_progress_else_idle(tmp_path):
 
     async def go():
         await trigger_message.send(cp, rpc, "FirmwareStatusNotification")
+        await trigger_message.send(cp, rpc, "DiagnosticsStatusNotification")
+        cp.firmware = service.Firmware(cp)
+        await trigger_message.send(cp, rpc, "FirmwareStatusNotification")
         cp.firmware.current = "Downloading"
         await trigger_message.send(cp, rpc, "FirmwareStatusNotification")
         await trigger_message.send(cp, rpc, "DiagnosticsStatusNotification")
-        cp.firmware.diag = "Uploading"
+        cp.diagnostics = "an upload's task"
         await trigger_message.send(cp, rpc, "DiagnosticsStatusNotification")
 
     asyncio.run(go())
-    assert [s for _, s in rpc.sent] == ["Idle", "Downloading", "Idle", "Uploading"]
+    assert [s for _, s in rpc.sent] == ["Idle", "Idle", "Idle", "Downloading", "Idle",
+                                        "Uploading"]
 
 
 @pytest.mark.parametrize("where", ["build", "upload"])
@@ -235,11 +246,7 @@ def test_diagnostics_short_of_memory_ends_upload_failed_and_is_counted(
     from firmware.firmware_update import diagnostics
 
     cp = CP(tmp_path)
-    fw = service.Firmware(cp)
-    told = []
-
-    async def notify(status):
-        told.append(status)
+    told = _told(monkeypatch)
 
     def short(*a, **kw):
         raise MemoryError
@@ -247,16 +254,20 @@ def test_diagnostics_short_of_memory_ends_upload_failed_and_is_counted(
     async def short_upload(*a, **kw):
         raise MemoryError
 
-    fw.notify_diag = notify
     if where == "build":
         monkeypatch.setattr(diagnostics, "build", short)
     else:
         monkeypatch.setattr(diagnostics, "build", lambda *a: 10)
         monkeypatch.setattr(diagnostics.xfer, "upload", short_upload)
     oom = log.oom
-    asyncio.run(diagnostics.run(fw, "http://h/d/", "f.txt", None, None, 2, 0))
+
+    async def go():
+        diagnostics.start(cp, "http://h/d/", "f.txt", None, None, 2, 0)
+        await cp.diagnostics
+
+    asyncio.run(go())
     assert told == ["Uploading", "UploadFailed"]
-    assert fw.diag is None
+    assert cp.diagnostics is None
     assert log.oom > oom
 
 
@@ -264,14 +275,10 @@ def test_a_transfer_error_of_another_copy_of_xfer_is_still_upload_failed(tmp_pat
     """router.sweep drops the transfer helpers between attempts: ftp may then raise the
     TransferError of a newer copy of xfer than the one diagnostics imported. It is still a
     failed upload (UploadFailed), not an exception that ends the task unanswered."""
-    from firmware.firmware_update import diagnostics, service
+    from firmware.firmware_update import diagnostics
 
     cp = CP(tmp_path)
-    fw = service.Firmware(cp)
-    told = []
-
-    async def notify(status):
-        told.append(status)
+    told = _told(monkeypatch)
 
     class TransferError(Exception):  # the same name, another class
         def __init__(self, reason):
@@ -281,11 +288,10 @@ def test_a_transfer_error_of_another_copy_of_xfer_is_still_upload_failed(tmp_pat
     async def refused(*a, **kw):
         raise TransferError("FTP STOR: 550 no")
 
-    fw.notify_diag = notify
     monkeypatch.setattr(diagnostics, "build", lambda *a: 10)
     monkeypatch.setattr(diagnostics.xfer, "upload", refused)
-    asyncio.run(diagnostics.run(fw, "ftp://h/d/", "f.txt", None, None, 2, 0))
-    assert told == ["Uploading", "UploadFailed"] and fw.diag is None
+    asyncio.run(diagnostics.run(cp, "ftp://h/d/", "f.txt", None, None, 2, 0))
+    assert told == ["Uploading", "UploadFailed"] and cp.diagnostics is None
 
 
 def _tree(root, files=30, depth=2):

@@ -1,7 +1,10 @@
-"""The work of a GetDiagnostics, loaded only when one arrives: one text file built on
+"""The work of a GetDiagnostics, loaded only when one arrives (firmware/ops/get_diagnostics.py;
+it wakes no feature: the firmware update's service stays asleep): one text file built on
 flash (`<data>/diag.txt`, written line by line, never whole in RAM), then uploaded to
 `location` + `fileName` (lib/xfer.py: FTP STOR, HTTP(S) PUT), `retries` attempts spaced by
 `retryInterval` s; DiagnosticsStatusNotification Uploading, then Uploaded or UploadFailed.
+The upload's task is `cp.diagnostics` while it runs (None otherwise): one at a time, and
+TriggerMessage DiagnosticsStatusNotification says Uploading then, else Idle.
 
 The file: a header (vendor, model, serial, firmware version, time), the flash log of
 [startTime, stopTime] (lib/logfile.py), the fault counters, every configuration key with
@@ -78,12 +81,26 @@ async def upload(cp, url, path, retries, interval, tag, what):
     return False
 
 
-async def run(fw, location, name, start, stop, retries, interval):
-    cp = fw.cp
+def start(cp, location, name, start, stop, retries, interval):
+    """The upload in a task of its own, cp.diagnostics until it ends."""
+    cp.diagnostics = asyncio.create_task(
+        run(cp, location, name, start, stop, retries, max(0, interval)))
+
+
+async def notify(cp, status):
+    from firmware.ops import diagnostics_status_notification as dsn
+
+    try:
+        await dsn.send(cp, status)
+    except Exception as e:  # link down: the status is lost, TriggerMessage can ask
+        log.warning("firmware", "DiagnosticsStatusNotification %s not sent: %r"
+                    % (status, e))
+
+
+async def run(cp, location, name, start, stop, retries, interval):
     path = cp.data_dir.rstrip("/") + "/" + FILE
     url = location.rstrip("/") + "/" + name
-    fw.diag = "Uploading"
-    await fw.notify_diag("Uploading")
+    await notify(cp, "Uploading")
     ok = False
     try:
         size = build(cp, path, start, stop)
@@ -98,12 +115,11 @@ async def run(fw, location, name, start, stop, retries, interval):
             os.remove(path)
         except OSError:
             pass
-        fw.diag = None
     try:
-        await fw.notify_diag("Uploaded" if ok else "UploadFailed")
+        await notify(cp, "Uploaded" if ok else "UploadFailed")
     finally:
-        # Done: the service forgets this task, so this coroutine (its frame keeps its
-        # locals, its function this module's globals, ~2.6 KiB) is garbage now, not at the
-        # next GetDiagnostics (one started meanwhile keeps its own).
-        if fw.diag_task is asyncio.current_task():
-            fw.diag_task = None
+        # Done: cp forgets this task, so this coroutine (its frame keeps its locals, its
+        # function this module's globals, ~2.6 KiB) is garbage now, not at the next
+        # GetDiagnostics (one started meanwhile keeps its own).
+        if cp.diagnostics is asyncio.current_task():
+            cp.diagnostics = None

@@ -1,5 +1,6 @@
-"""FirmwareManagement profile (cp.firmware): UpdateFirmware and GetDiagnostics, with their
-notifications (firmware/ops/<name>.py hold the messages; this module the work).
+"""FirmwareManagement profile (cp.firmware): UpdateFirmware with its notifications
+(firmware/ops/<name>.py hold the messages; this module the work). GetDiagnostics does not
+wake it (firmware/firmware_update/diagnostics.py, cp.diagnostics).
 
 UpdateFirmware: the request is kept in `<data>/fwupdate.json` (atomic) and survives reboots:
 
@@ -29,10 +30,7 @@ Installed when that partition runs after the reboot (else the bootloader rolled 
 InstallationFailed). A new UpdateFirmware replaces one still waiting for its retrieveDate; one that
 arrives while a download or installation runs is ignored (logged).
 
-GetDiagnostics: firmware/firmware_update/diagnostics.py (loaded only then); the flash log it
-uploads (warnings and errors, lib/logfile.py) is attached by firmware/app.py at start.
-
-TriggerMessage: `status()` / `diag_status()` are the status in progress, else Idle.
+TriggerMessage: `status()` is the status in progress, else Idle.
 
 Its configuration key is a row of firmware/keys.py (a dormant feature of firmware/app.py).
 """
@@ -53,7 +51,7 @@ _STEP_MS = const(60000)
 _SHORT_MS = const(5000)  # the pause after a step that ran out of memory
 TRIAL_MS = 600000  # a slot on trial that is not Accepted by then reboots (a failed boot)
 
-OPS = ("update_firmware", "get_diagnostics", "signed_update_firmware")
+OPS = ("update_firmware", "signed_update_firmware")
 
 
 class Firmware:
@@ -72,8 +70,6 @@ class Firmware:
         self.rebooted = st is not None and st["stage"] == "reboot"
         self.req = None if st is None else st.get("req")  # requestId of a signed update
         self.current = None  # the status in progress (Downloading, Downloaded, Installing)
-        self.diag = None  # the diagnostics upload in progress (Uploading) or None
-        self.diag_task = None
         self.idle = False  # the loop waits for a request (not in the middle of a status)
         self._wake = asyncio.Event()
 
@@ -101,9 +97,6 @@ class Firmware:
     def status(self):
         return self.current or "Idle"
 
-    def diag_status(self):
-        return self.diag or "Idle"
-
     def _save(self, st):
         if st is None:
             try:
@@ -115,23 +108,6 @@ class Firmware:
         else:
             fs.write_json(self._path, st)
         self.state = st
-
-    # -- GetDiagnostics -------------------------------------------------------------------
-    def diagnostics(self, location, name, start, stop, retries, interval):
-        from firmware.firmware_update import diagnostics
-
-        self.diag = "Uploading"
-        self.diag_task = asyncio.create_task(
-            diagnostics.run(self, location, name, start, stop, retries, max(0, interval)))
-
-    async def notify_diag(self, status):
-        from firmware.ops import diagnostics_status_notification as dsn
-
-        try:
-            await dsn.send(self.cp, status)
-        except Exception as e:  # link down: the status is lost, TriggerMessage can ask
-            log.warning("firmware", "DiagnosticsStatusNotification %s not sent: %r"
-                        % (status, e))
 
     async def notify(self, status):
         try:
@@ -340,10 +316,7 @@ def detach(cp):
     """Undo attach once nothing is under way (app: cp.rest; it also asks app._wanted: no
     slot on trial, no OTA image to confirm): True if done. Its loop is cancelled by the app."""
     fw = cp.firmware
-    if (fw is None or not fw.idle or fw.state is not None or fw.current is not None
-            or fw.diag is not None):
-        return False
-    if fw.diag_task is not None and not fw.diag_task.done():
+    if fw is None or not fw.idle or fw.state is not None or fw.current is not None:
         return False
     cp.firmware = None
     if fw.on_accepted in cp.session.on_accepted:

@@ -70,12 +70,12 @@ async def send(cp, rpc, msg, cid=None):
             await _meter_values(cp, rpc, 1 if cid is None else cid)
         elif msg == "StatusNotification":
             await _status(cp, rpc, cid)
+        elif msg == "DiagnosticsStatusNotification":
+            st = "Idle" if cp.diagnostics is None else "Uploading"
+            await rpc.call(msg, {"status": st})
         else:
             fw = cp.firmware
-            st = "Idle"
-            if fw is not None:
-                st = fw.status() if msg == "FirmwareStatusNotification" else fw.diag_status()
-            await rpc.call(msg, {"status": st})
+            await rpc.call(msg, {"status": "Idle" if fw is None else fw.status()})
     except Exception as e:  # lost link, timeout, CALLERROR: the central system may ask again
         log.warning("trigger", "%s not sent: %r" % (msg, e))
 
