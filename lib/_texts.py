@@ -158,7 +158,6 @@ def _(o):
         o.Overamp,
         o.Overtemp,
         o.Overvolt,
-        o.P,
         o.PARENB,
         o.PROFILES,
         o.Phase,

@@ -2,8 +2,17 @@
 the grammar of specs.py, whose DEFS they use: loaded by validate.request() to look up a
 CALL's spec and let go at once (compat.lend). A charger at rest holds only the specs of
 the answers to its own requests (specs.RESPONSE). Loaded from a .mpy file these strings are
-about 3 KB of heap (32-bit); frozen, they stay in flash.
+about 3 KB of heap (32-bit); frozen, they stay in flash. `@P` in a spec is P below, which
+validate.request() puts in while this module is lent (only requests have charging
+profiles: a charger at rest does not hold its 400 bytes).
 """
+
+P = ("{chargingProfileId!:i,transactionId:i,stackLevel!:i,"
+     "chargingProfilePurpose!:<ChargePointMaxProfile|TxDefaultProfile|TxProfile>,"
+     "chargingProfileKind!:<Absolute|Recurring|Relative>,recurrencyKind:<Daily|Weekly>,"
+     "validFrom:t,validTo:t,chargingSchedule!:{duration:i,startSchedule:t,"
+     "chargingRateUnit!:<A|W>,chargingSchedulePeriod!:[{startPeriod!:i,limit!:d,"
+     "numberPhases:i}],minChargingRate:d}}")
 
 REQUEST = (
     # Core

@@ -23,15 +23,9 @@ checks each string against the official OCPP 1.6 JSON schema.
 
 # Tables of (name, spec) pairs: constant tuples, which a frozen build keeps in flash (a dict
 # would live on the heap). `get(table, name)` looks one up.
-# Shared types: P a charging profile (SetChargingProfile, RemoteStartTransaction),
-# I an idTagInfo (responses to Authorize/Start/StopTransaction, SendLocalList entries).
+# Shared types: I an idTagInfo (responses to Authorize/Start/StopTransaction, SendLocalList
+# entries). P, a charging profile, is only in requests: request_specs.P.
 DEFS = (
-    ("P", "{chargingProfileId!:i,transactionId:i,stackLevel!:i,"
-    "chargingProfilePurpose!:<ChargePointMaxProfile|TxDefaultProfile|TxProfile>,"
-    "chargingProfileKind!:<Absolute|Recurring|Relative>,recurrencyKind:<Daily|Weekly>,"
-    "validFrom:t,validTo:t,chargingSchedule!:{duration:i,startSchedule:t,"
-    "chargingRateUnit!:<A|W>,chargingSchedulePeriod!:[{startPeriod!:i,limit!:d,"
-    "numberPhases:i}],minChargingRate:d}}"),
     ("I", "{expiryDate:t,parentIdTag:s20,"
     "status!:<Accepted|Blocked|Expired|Invalid|ConcurrentTx>}"),
 )

@@ -167,7 +167,11 @@ def request(action, payload):
     spec = router.SCHEMAS.get(action)
     if spec is None:
         # short of memory, tried again once router.shed() made room (as the handler's import)
-        spec = specs.get(router.roomy(lend, "firmware.ocpp.request_specs").REQUEST, action)
+        rs = router.roomy(lend, "firmware.ocpp.request_specs")
+        spec = specs.get(rs.REQUEST, action)
+        if spec is not None and "@P" in spec:  # a charging profile
+            spec = spec.replace("@P", rs.P)
+        rs = None
     if spec is None:
         check("", payload, False)
     else:
