@@ -27,6 +27,8 @@ def _():
     from firmware import api
     import firmware.app
     from firmware import app
+    import firmware.app_boot
+    from firmware import app_boot
     import firmware.authorization
     from firmware import authorization
     import firmware.authorization.auth

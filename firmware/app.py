@@ -10,7 +10,6 @@ import asyncio
 import log
 from compat import asleep_ms, const, ticks_diff, ticks_ms, uptime_ms
 
-VENDOR = "OpenWallbox"
 _RESTART_MS = 2000
 # Liveness (see _watch): a watched task that has not beaten for this long is restarted. The
 # longest legitimate silence is a queue of CALLs on the one RPC lock, each up to the 30 s call
@@ -18,59 +17,6 @@ _RESTART_MS = 2000
 DEADLINE_MS = const(300000)
 _AGAIN_MS = const(3600000)  # silent again within this of its restart: the board resets
 _CANCEL_TRIES = const(20)  # x 100 ms for a cancelled task to end
-SETUP_FILE = "setup.json"
-_GC_EVERY = const(4096)
-
-
-def load_config(data_dir):
-    """The persisted configuration, with a pending first-time setup file merged in."""
-    import gc
-
-    import compat
-
-    compat.scratch()  # first thing at boot, while the heap is whole (see lib/compat.py)
-    if hasattr(gc, "threshold"):  # MicroPython
-        # Collect after every 4 KiB allocated, not only when an allocation fails: garbage
-        # goes while it is young, so what survives a request is not stranded across the
-        # whole heap, splitting it into pieces too small for the next large block (with
-        # the central system's peaks a trial needed 256 KiB without a threshold, 160 with
-        # 16 KiB; on the 32-bit frozen build the 5.6 KB certificate frames parsed at 88 KiB
-        # with 4 KiB, not below 96 with 16 KiB). A collection marks the ~60 KiB that live and
-        # sweeps the whole heap: on a large one an eighth of what is free at boot (a
-        # sixteenth made the simulator's round trips 40 % slower on 512 KiB).
-        gc.threshold(max(_GC_EVERY, gc.mem_free() // 8))
-    import fs
-    from firmware.config import Config
-
-    fs.cleanup(data_dir)  # temporary files a power cut left behind
-    cfg = Config(data_dir)
-    path = data_dir.rstrip("/") + "/" + SETUP_FILE
-    setup = fs.read_json(path, None)
-    if setup is not None:
-        # Written by `make setup` (tools/setup_board.py): WiFi, OCPP URL, API password.
-        errors = cfg.update(setup, "api") if isinstance(setup, dict) else {"setup": "not a dict"}
-        cfg.flush(force=True)
-        import os
-
-        if errors:
-            # Kept aside (not retried every boot) so the user can see what was wrong.
-            log.error("app", "setup file rejected, nothing applied:", errors)
-            os.rename(path, path + ".rejected")
-        else:
-            log.info("app", "first-time setup applied:", ",".join(sorted(setup)))
-            os.remove(path)
-    return cfg
-
-
-def info(fw_version, serial, board):
-    kw = board.get("model_kw", 11)
-    return {
-        "vendor": VENDOR,
-        "model": "OWB-%d" % kw,
-        "serial": serial,
-        "fw": fw_version,
-        "meter_type": board.get("meter") or "",
-    }
 
 
 # Features, one module each (MicroOcpp's Model/<Feature>). Each owns:
@@ -130,16 +76,6 @@ OPS = ("change_configuration", "get_configuration", "get_diagnostics")
 
 def feature(name):
     return __import__(name, None, None, ("attach",))
-
-
-def load_ops():
-    """Offer the core's own messages and the dormant features'; each other feature offers
-    its own in attach(cp)."""
-    from firmware.ocpp import router
-
-    router.offer(OPS)
-    for row in DORMANT:
-        router.offer(row[5])
 
 
 def _dormant(name):
@@ -583,6 +519,10 @@ async def _watch(cp, now):
         _replace(cp, old, t)
 
 
+def _shed_lazy(cp):
+    return lambda: _lazy_sweep(cp, ticks_ms(), 0)
+
+
 def _lazy_sweep(cp, now, idle_ms):
     # idle_ms: as router.sweep chose it (IDLE_MS, or 0 on a tight heap).
     if cp.api is not None:
@@ -636,59 +576,12 @@ async def _housekeeping(cp):
         await asleep_ms(1000)
 
 
-def attach(cp):
-    """Attach the features (in a running event loop: they start tasks), the dormant ones
-    only where they have work (_wanted); cp.api is set."""
-    from firmware.evse import faultlog
-    from firmware.ocpp import router
-
-    for name in FEATURES:
-        _start(cp, feature(name).attach(cp))
-    # The fault counters on flash, added to the charger's: the module goes until a count
-    # changes (_faults).
-    faultlog.attach(cp)
-    router.forget("firmware.evse.faultlog")
-    cp.charger.subscribe(cp._card_read)
-    for row in LAZY_API:
-        lazy = _Lazy(cp, row)
-        cp.api.providers.append(lazy)
-        # One due at boot (stored cards: they authorize standalone and book energy) is loaded
-        # now; short of memory for it, the housekeeping's sweep tries again every second.
-        lazy.sweep(ticks_ms(), 0)
-    router.SHED["api"] = lambda: _lazy_sweep(cp, ticks_ms(), 0)  # short of memory: they go
-    for row in DORMANT:
-        if row[2]:
-            cp.api.providers.append(_Asleep(cp, row))
-        if _wanted(cp, row):
-            cp.wake(row[0])
-    cp.config.subscribe(cp._wake_on)
-
-
 async def main(cp, api_host, api_port, sim=None, page=None):
-    from firmware.api import Api
-    from firmware.evse.api_keys import ChargerKeys
-    from firmware.ocpp.session import SessionKeys
+    from compat import lend
 
     asyncio.get_event_loop().set_exception_handler(_exception_handler)
-    keys = (SessionKeys(cp.session), ChargerKeys(cp.charger, version=cp.info["fw"]))
-    api = Api(cp.config, providers=keys, sim=sim, page=page)
-    cp.api = api  # features add their status keys with cp.status_keys(provider)
-    import logfile
-    from firmware import clock
-
-    # The flash log of warnings and errors (uploaded by GetDiagnostics).
-    logfile.attach(cp.data_dir, lambda: clock.now() if clock.is_set() else 0)
-    # Keep references to every task (STYLE.md: micropython-async).
-    # The charger's safety loop catches its own faults (safe_tick); the others are started
-    # again when they end (_revive, in the housekeeping; the housekeeping itself here).
-    cp.tasks = [asyncio.create_task(cp.charger.run())]
-    _start(cp, [cp.keep("meter", cp.charger.run_meter, 0),
-                cp.keep("session", cp.session.run)])  # watched: beats from its loops
-    hk = asyncio.create_task(_housekeeping(cp))
-    cp.tasks.append(hk)
-    attach(cp)
-    await api.start(api_host, api_port)
-    log.info("app", "local API on %s:%d" % (api_host, api_port))
+    # The tasks, the local API and the features (firmware/app_boot.py, lent for it).
+    hk = await lend("firmware.app_boot").start(cp, api_host, api_port, sim, page)
     while True:
         await asleep_ms(_RESTART_MS)
         if hk.done():  # a failure in the housekeeping (logged by _exception_handler)
@@ -727,8 +620,8 @@ def run(hal, data_dir, info, reboot, config=None, api_host="127.0.0.1", api_port
     print("I main: firmware", info["fw"], "from", __file__)
     compat.scratch()  # (load_config took it already, when it ran)
     if config is None:
-        config = load_config(data_dir)
-    load_ops()
+        config = compat.lend("firmware.app_boot").load_config(data_dir)
+    compat.lend("firmware.app_boot").load_ops()
     cp = ChargePoint(hal, data_dir, info, reboot, config)
     log.info("app", "%s %s firmware %s" % (info["vendor"], info["model"], info["fw"]))
     try:

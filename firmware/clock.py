@@ -53,6 +53,11 @@ def is_set():
     return _set
 
 
+def now_or_0():
+    """now() once the clock is set, else 0 (the flash log's time: lib/logfile.py)."""
+    return now() if _set else 0
+
+
 def since_set_ms():
     return None if _set_ticks is None else ticks_diff(ticks_ms(), _set_ticks)
 

@@ -472,9 +472,11 @@ def main(data):
     import os
     import sys
 
+    from compat import lend
     from firmware import app
     from version import VERSION
 
+    boot = lend("firmware.app_boot")  # let go before app.run (del boot)
     meter = os.getenv("WB_METER")
     hal = SimHal(register=data + "/sim_meter.json")
     if meter:
@@ -483,13 +485,14 @@ def main(data):
         hal.meter = open_meter(
             meter, os.getenv("WB_METER_TYPE") or "sdm630", int(os.getenv("WB_METER_ADDR") or 1)
         )
-    cfg = app.load_config(data)
+    cfg = boot.load_config(data)
     csms = os.getenv("WB_CSMS")
     if csms:
         errors = cfg.update({"ocppu": csms, "ocppe": True}, "api")
         if errors:
             print("E sim: WB_CSMS rejected:", errors)
-    info = app.info(VERSION, serial="SIM-0001", board=hal.board)
+    info = boot.info(VERSION, serial="SIM-0001", board=hal.board)
+    del boot
     app.run(hal, data, info, reboot=lambda: sys.exit(3), config=cfg,
             api_host=os.getenv("WB_API_HOST") or "127.0.0.1",
             api_port=int(os.getenv("WB_API_PORT") or 8080), sim=hal,

@@ -148,7 +148,6 @@ def _(o):
         o.OK,
         o.OccurenceConstraintViolation,
         o.OccurrenceConstraintViolation,
-        o.OpenWallbox,
         o.Operative,
         o.Other,
         o.OtherError,
@@ -573,7 +572,6 @@ def _(o):
         o.session,
         o.set_charging_profile,
         o.setraw,
-        o.setup,
         o.shutdown,
         o.signed_update_firmware,
         o.sim,
@@ -604,7 +602,6 @@ def _(o):
         o.temp,
         o.test_ms,
         o.test_pin,
-        o.threshold,
         o.tick,
         o.timeout,
         o.timestamp,
@@ -675,6 +672,7 @@ def __():
     import availability.json
     import cards.json
     import faults.json
+    import firmware.app_boot
     import firmware.authorization.auth
     import firmware.authorization.cache
     import firmware.authorization.local_list
@@ -717,5 +715,4 @@ def __():
     import meta2.json
     import profiles.json
     import reservation.json
-    import setup.json
     import slot.json

@@ -193,7 +193,7 @@ def test_ocpp_trx_0_uses_the_dummy_card_and_reads_0(tmp_path):
 # ---- loaded only while it has work (firmware/app.py LAZY_API) -----------------------------
 
 def _app(tmp_path, **cfg):
-    from firmware import app
+    from firmware import app, app_boot
     from firmware.config import Config
     from hal.sim import SimHal
 
@@ -201,7 +201,7 @@ def _app(tmp_path, **cfg):
     if cfg:
         assert config.update(cfg, "api") == {}
     hal = SimHal()
-    cp = app.ChargePoint(hal, str(tmp_path), app.info("1.0", "T-1", hal.board), lambda: None,
+    cp = app.ChargePoint(hal, str(tmp_path), app_boot.info("1.0", "T-1", hal.board), lambda: None,
                          config)
     cp.api = Api(config)
     return cp
@@ -209,10 +209,10 @@ def _app(tmp_path, **cfg):
 
 def _boot(cp, then):
     """app.attach in a running loop, then `then(cp)` (a coroutine) inside it."""
-    from firmware import app
+    from firmware import app_boot
 
     async def go():
-        app.attach(cp)
+        app_boot.attach(cp)
         try:
             await then(cp)
         finally:

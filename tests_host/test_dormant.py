@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT
 
 import slots
-from firmware import app
+from firmware import app, app_boot
 from firmware.api import Api
 from firmware.config import Config
 from hal.sim import SimHal
@@ -27,7 +27,8 @@ def _cp(data, hal=None, **cfg):
     if cfg:
         assert config.update(cfg, "api") == {}
     hal = hal or SimHal()
-    cp = app.ChargePoint(hal, str(data), app.info("1.0", "T-1", hal.board), lambda: None, config)
+    cp = app.ChargePoint(hal, str(data), app_boot.info("1.0", "T-1", hal.board), lambda: None,
+                         config)
     cp.api = Api(config)
     return cp
 
@@ -36,7 +37,7 @@ def _boot(cp, then=None):
     """app.attach in a running loop (features start tasks); `then(cp)` runs inside it."""
 
     async def go():
-        app.attach(cp)
+        app_boot.attach(cp)
         try:
             if then is not None:
                 r = then(cp)
@@ -181,16 +182,16 @@ def test_a_booted_charger_does_not_import_them(tmp_path):
     code = """
 import asyncio, sys
 sys.path[:0] = ["lib", "."]
-from firmware import app
+from firmware import app, app_boot
 from firmware.api import Api
 from firmware.config import Config
 from hal.sim import SimHal
-cfg = app.load_config(%r)
+cfg = app_boot.load_config(%r)
 hal = SimHal()
-cp = app.ChargePoint(hal, %r, app.info("1", "T", hal.board), lambda: None, cfg)
+cp = app.ChargePoint(hal, %r, app_boot.info("1", "T", hal.board), lambda: None, cfg)
 cp.api = Api(cfg)
 async def go():
-    app.attach(cp)
+    app_boot.attach(cp)
     for t in cp.tasks:
         t.cancel()
 asyncio.run(go())

@@ -21,9 +21,9 @@ PROFILE_ACTIONS = {
 
 def _offer_every_feature():
     """What the app does at start: each feature of app.FEATURES offers its messages."""
-    from firmware import app
+    from firmware import app, app_boot
 
-    app.load_ops()  # the core's and the dormant features' messages
+    app_boot.load_ops()  # the core's and the dormant features' messages
     for name in app.FEATURES:
         router.offer(app.feature(name).OPS)
 

@@ -46,6 +46,9 @@ TEXTS = "lib/_texts.py"
 OPT = int(os.environ.get("MPY_OPT", "3"))
 # Where a running charger starts: the launchers (main.py calls one) and the app.
 LAUNCHERS = ("hal.esp32.board", "hal.sim", "firmware.app")
+# Lent for the start (compat.lend): not resident itself, but what it imports, in its
+# functions too, stays (the local API, the features' modules).
+STARTERS = ("firmware.app_boot",)
 # The submodules of MicroPython's own frozen asyncio package (extmod/asyncio, v1.28), loaded
 # by their dotted names on first use (asyncio.__getattr__).
 ASYNCIO = ("core", "event", "funcs", "lock", "stream")
@@ -233,14 +236,15 @@ def resident_modules():
     """The modules a running charger holds, as {dotted name: source}: the launchers and
     firmware.app with everything they import (in their functions too: what they run; so
     for the hardware layer), the app's FEATURES, and what each of those imports at its top,
-    with their packages; both launchers' (a board interns the simulator's few texts too).
+    with their packages; both launchers' (a board interns the simulator's few texts too);
+    what the STARTERS import (they themselves are lent for the start).
     What a module imports only inside a function (a message module, a rare request's
     helper) is loaded on demand and not counted."""
     with open(os.path.join(ROOT, "firmware/app.py")) as f:
         tree = ast.parse(f.read())
     features = next(n.value for n in tree.body if isinstance(n, ast.Assign)
                     and getattr(n.targets[0], "id", None) == "FEATURES")
-    todo = list(LAUNCHERS) + list(ast.literal_eval(features))
+    todo = list(LAUNCHERS) + list(STARTERS) + list(ast.literal_eval(features))
     out = {}
     while todo:
         name = todo.pop()
@@ -255,7 +259,10 @@ def resident_modules():
         package = name if src.endswith("__init__.py") else name.rpartition(".")[0]
         # The launchers and the hardware layer import what they run in their functions (a
         # driver its bus: hal/esp32/meter.py the Modbus master).
-        todo.extend(_imports(tree, package, name in LAUNCHERS or name.startswith("hal.")))
+        todo.extend(_imports(tree, package, name in LAUNCHERS or name in STARTERS
+                             or name.startswith("hal.")))
+    for name in STARTERS:
+        del out[name]
     return out
 
 

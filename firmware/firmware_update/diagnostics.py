@@ -25,7 +25,7 @@ FILE = "diag.txt"
 
 
 def file_name(cp):
-    t = clock.now() if clock.is_set() else 0
+    t = clock.now_or_0()
     return "diagnostics-%s-%s.txt" % (cp.info.get("serial") or "cp",
                                       clock.rfc3339(t).replace(":", ""))
 

@@ -19,7 +19,7 @@ from firmware import clock
 
 
 def file_name(cp, kind):
-    t = clock.now() if clock.is_set() else 0
+    t = clock.now_or_0()
     return "%s-%s-%s.txt" % ("security" if kind == "SecurityLog" else "diagnostics",
                              cp.info.get("serial") or "cp", clock.rfc3339(t).replace(":", ""))
 

@@ -147,15 +147,17 @@ def main(data):
     from firmware import app
     from version import VERSION
 
+    boot = compat.lend("firmware.app_boot")  # let go before app.run (del boot)
     hal = make_hal()
     ident = "".join("%02x" % b for b in machine.unique_id())
-    cfg = app.load_config(data)
+    cfg = boot.load_config(data)
     wlan = network.WLAN(network.STA_IF)
     wlan.active(True)
     ssid = cfg.get("wss")
     if ssid:
         wlan.connect(ssid, cfg.get("wke"))
-    info = app.info(VERSION, serial=ident, board=hal.board)
+    info = boot.info(VERSION, serial=ident, board=hal.board)
+    del boot
     # page: web/index.html gzipped by tools/webpage.py, copied there by `make deploy`.
     app.run(hal, data, info, reboot=machine.reset, config=cfg, api_host="0.0.0.0", api_port=80,
             page="/lib/web/index.html.gz")
