@@ -296,6 +296,22 @@ def test_on_a_tight_heap_an_answer_puts_idle_dormant_features_back_to_sleep(tmp_
         assert len(rested) == want, (awake, tight)
 
 
+def test_on_a_tight_heap_an_answer_lets_go_what_the_features_hold_idle(monkeypatch):
+    """done() of a CALL on a tight heap runs the features' SHED hooks as shed() does (the
+    authorization a SendLocalList loaded goes before the central system's next request,
+    which may come before the app's next sweep); not on a roomy heap."""
+    calls = []
+    monkeypatch.setattr(router, "SHED", {"probe": lambda: calls.append(1)})
+    _forget("get_configuration", "GetConfiguration")
+    for tight, want in ((False, []), (True, [1])):
+        calls.clear()
+        monkeypatch.setattr(router, "tight", lambda t=tight: t)
+        router.lookup("GetConfiguration")
+        assert router.done("GetConfiguration", ticks_ms()) is tight
+        assert calls == want, tight
+    assert "firmware.ops.get_configuration" not in sys.modules  # the tight one dropped it
+
+
 def test_trigger_message_used_by_extended_trigger_message_goes_again(tmp_path):
     """ExtendedTriggerMessage sends the shared messages with TriggerMessage's module, loaded
     through the router (lookup/done): swept again like any message module, not kept for good

@@ -192,14 +192,15 @@ def done(action, now):
     action came for IDLE_MS, so a request the central system sends once a month holds no
     heap in between (from .mpy files: its bytecode) while one it sends every few seconds
     (a load manager's SetChargingProfile) is not imported again each time. On a tight()
-    heap it goes at once, with every other idle one: the central system's next request,
-    which may follow within milliseconds, needs the room (the app sweeps only every second).
+    heap it goes at once, with every other idle one and what the features in SHED hold
+    idle: the central system's next request, which may follow within milliseconds, needs
+    the room (the app sweeps only every second).
     Returns what tight() said when it asked (an action it loaded), else None."""
     if action in LOADED:
         LOADED[action][1] = now
         t = tight()
         if t:
-            sweep(now, 0)
+            _idle_go(now)
         return t
     return None
 
@@ -288,10 +289,17 @@ def shed():
 
     from compat import ticks_ms
 
-    sweep(ticks_ms(), 0)
+    _idle_go(ticks_ms())
+    gc.collect()
+
+
+def _idle_go(now):
+    # What shed() lets go; done() too on a tight heap: the central system's requests may
+    # come one after the other faster than the app's sweep each second, and what one
+    # loaded (the authorization for a SendLocalList) must not be in the next one's way.
+    sweep(now, 0)
     for name in SHED:
         SHED[name]()
-    gc.collect()
 
 
 def roomy(fn, *args):
