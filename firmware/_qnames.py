@@ -195,6 +195,8 @@ def _():
     from firmware import solar
     import firmware.station
     from firmware import station
+    import firmware.station_reset
+    from firmware import station_reset
     import firmware.transactions
     from firmware import transactions
     import firmware.transactions.journal

@@ -23,7 +23,7 @@ import fs
 import log
 from compat import const, lend, ticks_diff, ticks_ms
 from firmware import keys
-from firmware.keys import API, BOOL, CSL, LAZY, OCPP, REBOOT, RO, SECRET
+from firmware.keys import API, BOOL, LAZY, OCPP, RO, SECRET
 
 _FILE = "/config.json"
 _RULES = "firmware.config_rules"
@@ -124,27 +124,6 @@ class Config:
         """Value for an API read: secrets show only whether they are set."""
         value = self.get(name)
         return bool(value) if self.is_secret(name) else value
-
-    def entries(self):
-        """Metadata of every key: dicts with key, type, access (R/RW/W), default, min, max
-        (or allowed values / max length), reboot, ocpp, api, alias_of, doc."""
-        for e in keys.rows():
-            f = e[2]
-            if not f & (OCPP | API):
-                continue  # internal (e.g. AuthorizationKeyHost): no interface shows it
-            yield {
-                "key": e[0],
-                "type": e[1],
-                "access": "R" if f & RO else ("W" if f & SECRET else "RW"),
-                "default": e[3],
-                "min": keys.allowed(e) if e[1] == CSL else e[4],
-                "max": e[5],
-                "reboot": bool(f & REBOOT),
-                "ocpp": bool(f & OCPP),
-                "api": bool(f & API),
-                "aliases": [a for a in keys.ALIASES if keys.ALIASES[a] == e[0]],
-                "doc": keys.doc(e[0]),
-            }
 
     def ocpp_names(self):
         for e in keys.rows():

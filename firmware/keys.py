@@ -1,7 +1,7 @@
 """Configuration keys: OCPP 1.6 standard keys (section 9; the Security Whitepaper's live in
 firmware/security/service.py) and the product keys of the local API (go-eCharger names).
-Meanings, one line each, for `doc(name)` and the README table (this docstring costs nothing
-on the board: MicroPython drops docstrings):
+Meanings, one line each, for the README table (tools/keytable.py `doc(name)`; this
+docstring costs nothing on the board: MicroPython drops docstrings):
 
 GetConfigurationMaxKeys: Maximum keys in one GetConfiguration request.
 HeartbeatInterval: Seconds of inactivity after which a Heartbeat is sent.
@@ -145,16 +145,3 @@ def rows():
     for name in owners():
         mod = __import__(name, None, None, ("KEYS",))
         yield from getattr(mod, "KEYS", ())
-
-
-def doc(name):
-    """One-line meaning of a key from its owner's docstring ("" on MicroPython)."""
-    texts = [globals().get("__doc__") or ""]
-    for owner in owners():
-        texts.append(__import__(owner, None, None, ("KEYS",)).__doc__ or "")
-    for text in texts:
-        start = text.find("\n" + name + ": ")
-        if start >= 0:
-            start += len(name) + 3
-            return text[start:text.find("\n", start)]
-    return ""

@@ -1,10 +1,11 @@
 """Station service (OCPP 1.6 Core, station-level): availability, StatusNotification, and the
-work behind Reset, UnlockConnector, ClearCache and DataTransfer (their message modules are
-firmware/ops/<name>.py).
+state behind ChangeAvailability, Reset, UnlockConnector, ClearCache and DataTransfer (their
+message modules are firmware/ops/<name>.py, which hold the work of ChangeAvailability and
+UnlockConnector; a Reset's is firmware/station_reset.py, lent for it).
 
     st = cp.station            # set by attach(cp)
     st.available(1)            # False while inoperative or resetting (RemoteStart refuses)
-    st.change(1, "Inoperative")  # "Accepted" | "Rejected" | "Scheduled"
+    st.reset("Soft")           # False when one is under way (Reset, the go-e rst key)
 
 Availability (§5.2): the wanted operative state of connector 0 (the station) and 1 is kept
 in `<data_dir>/availability.json` ({"v": 1, "op": [bool, bool]}, atomic) and survives
@@ -37,22 +38,17 @@ import asyncio
 
 import fs
 import log
-from compat import asleep_ms, const, nap, ticks_diff, ticks_ms
+from compat import const, lend, nap, ticks_diff, ticks_ms
 from firmware import clock
 from firmware.ops import status_notification as sn
 
-_FORMAT = const(1)
+FORMAT = const(1)  # of FILE (written by firmware/ops/change_availability.py)
 _POLL_MS = const(500)
-_RESET_WAIT_MS = const(7000)  # journal delivery, de-energising (6 s EVSE stop) before a reboot
-_RESET_RETRY_MS = const(5000)
-_UNLOCK_POWER_MS = const(10000)  # the charger opens within 6 s of an EVSE stop
-_UNLOCK_MS = const(3000)  # lock feedback (3 motor pulses of 1 s in firmware/evse/charger.py)
-_STEP_MS = const(100)
 FILE = "availability.json"
 
 
 # This feature's configuration keys (row format: firmware/keys.py TABLE); their meanings
-# are the "Configuration keys" lines of the module docstring (keys.doc, the README table).
+# are the "Configuration keys" lines of the module docstring (the README table).
 _O = const(8)  # OCPP: a standard key
 KEYS = (
     ("BlinkRepeat", "i", _O, 3, 0, 100),
@@ -62,26 +58,27 @@ KEYS = (
 )
 
 
-def _txn(cp, name):
-    txn = cp.txn
-    return None if txn is None else getattr(txn, name)
+def txn(cp, name):
+    """cp.txn's attribute `name`, or None without a transaction service."""
+    t = cp.txn
+    return None if t is None else getattr(t, name)
 
 
 class Station:
     def __init__(self, cp, now_ms=ticks_ms):
         self.cp = cp
         self._now = now_ms
-        self._path = cp.data_dir.rstrip("/") + "/" + FILE
+        self.path = cp.data_dir.rstrip("/") + "/" + FILE
         op = [True, True]
-        d = fs.read_json(self._path, None)
+        d = fs.read_json(self.path, None)
         try:
             if d is not None:
                 op = [bool(d["op"][0]), bool(d["op"][1])]
         except Exception as e:  # wrong shape: operative, never a failed boot
             log.error("station", "availability file unreadable:", e)
-        self._op = op  # wanted (persisted)
-        self._on = [True, True]  # applied
-        self._sched = False
+        self.op = op  # wanted (persisted)
+        self.on = [True, True]  # applied
+        self.sched = False
         self.resetting = False
         self.held = False
         self.reset_failed = False
@@ -96,45 +93,25 @@ class Station:
         self._conn = None  # accepted_ms of the connection the statuses were announced on
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._apply()
+        self.apply()
 
     # -- availability ------------------------------------------------------------------
     def available(self, connector_id=1):
         """Operative right now (False while resetting); RemoteStart refuses otherwise."""
         if self.resetting or self.held or not 0 <= connector_id <= 1:
             return False
-        return self._on[connector_id]
+        return self.on[connector_id]
 
     def tx(self, connector_id=1):
         """A transaction runs on the connector (asked of cp.txn)."""
         txn = self.cp.txn
         return txn is not None and txn.active(connector_id) is not None
 
-    def change(self, connector_id, kind):
-        """ChangeAvailability: "Accepted" | "Rejected" | "Scheduled"."""
-        n = self.cp.config.get("NumberOfConnectors")
-        if not 0 <= connector_id <= n or connector_id > 1:
-            return "Rejected"
-        want = kind == "Operative"
-        op = [want, want] if connector_id == 0 else [self._op[0], want]
-        if op != self._op:
-            try:
-                fs.write_json(self._path, {"v": _FORMAT, "op": op})
-            except OSError as e:
-                log.error("station", "availability not saved:", e)
-                return "Rejected"
-            self._op = op
-        log.info("station", "connector", connector_id, kind)
-        if not (op[0] and op[1]) and self._on[1] and self.tx(1):
-            self._sched = True  # §5.2: after the transaction has finished
-            return "Scheduled"
-        self._apply()
-        return "Accepted"
-
-    def _apply(self):
-        op = self._op
-        self._on = [op[0], op[0] and op[1]]
-        self._sched = False
+    def apply(self):
+        # The wanted availability applied (firmware/ops/change_availability.py changes it).
+        op = self.op
+        self.on = [op[0], op[0] and op[1]]
+        self.sched = False
         self.cp.charger.set_available(self.available(1))
         self._urgent = [True, True]
         self._wake.set()
@@ -186,8 +163,8 @@ class Station:
             self._finishing = self.cp.charger.plugged
             self._ev_left = False
         self._had_tx = tx
-        if self._sched and not tx:
-            self._apply()
+        if self.sched and not tx:
+            self.apply()
 
     def _candidate(self, cid, now):
         cur = self.status(cid)
@@ -259,78 +236,10 @@ class Station:
         self.resetting = True
         self.cp.charger.set_available(False)  # no new session; Soft: the car is asked to stop
         self._wake.set()
-        self.reset_task = asyncio.create_task(self._reset(kind))
+        # The work (firmware/station_reset.py) is lent for it: the task holds it until the
+        # reboot.
+        self.reset_task = asyncio.create_task(lend("firmware.station_reset").run(self, kind))
         return True
-
-    def _pending(self):
-        f = _txn(self.cp, "pending")
-        if f is None:
-            return 0
-        n = f()
-        return n if isinstance(n, int) else len(n)
-
-    async def _reset(self, kind):
-        cp = self.cp
-        stop = _txn(cp, "stop")
-        if stop is not None and self.tx(1):
-            try:
-                stop(1, kind + "Reset")
-            except Exception as e:
-                log.error("station", "stop before reset: %r" % (e,))
-        t0 = self._now()
-        while ticks_diff(self._now(), t0) < _RESET_WAIT_MS:
-            if not self._pending() and (kind == "Hard" or not cp.charger.energized):
-                break
-            await asleep_ms(_STEP_MS)
-        log.info("station", kind, "reset")
-        retries = cp.config.get("ResetRetries") or 0
-        for _ in range(1 + retries):
-            try:
-                cp.reboot()  # does not return on a board (or exits the simulator)
-            except Exception as e:
-                log.error("station", "reboot failed: %r" % (e,))
-            await asleep_ms(_RESET_RETRY_MS)
-        log.error("station", "reset failed after", 1 + retries, "attempts")
-        self.reset_failed = True
-        self.resetting = False
-        self.reset_task = None
-        self._apply()
-
-    # -- UnlockConnector ---------------------------------------------------------------
-    async def unlock(self, connector_id=1):
-        """Stop the transaction (UnlockCommand), wait until de-energised, release the lock:
-        "Unlocked" | "UnlockFailed" | "NotSupported" (no lock: tethered cable)."""
-        cp = self.cp
-        lock = cp.hal.lock
-        if connector_id != 1:
-            return "UnlockFailed"
-        if not lock.present:
-            return "NotSupported"
-        stop = _txn(cp, "stop")
-        if stop is not None and self.tx(1):
-            stop(1, "UnlockCommand")
-        ch = cp.charger
-        if not await self._until(lambda: not ch.energized, _UNLOCK_POWER_MS):
-            log.error("station", "unlock refused: still energised")
-            return "UnlockFailed"
-        # The charger owns the lock motor (it would undo a pulse of ours at its next tick):
-        # ask it to let go where it can, else its own rule (`ust`) must unlock by itself.
-        release = getattr(ch, "release_lock", None)
-        if release is not None:
-            release()
-        if await self._until(lambda: lock.state() == "unlocked", _UNLOCK_MS):
-            return "Unlocked"
-        log.error("station", "unlock failed, lock", lock.state())
-        return "UnlockFailed"
-
-    async def _until(self, pred, ms):
-        t0 = self._now()
-        while not pred():
-            if ticks_diff(self._now(), t0) >= ms:
-                return False
-            await asleep_ms(_STEP_MS)
-        return True
-
 
 OPS = ("change_availability", "data_transfer", "reset", "unlock_connector")
 

@@ -6,6 +6,7 @@ import pytest
 from test_status_notification import CP, online, rpc_call, run
 
 from firmware import station
+from firmware.ops import change_availability
 
 
 def change(cp, connector_id, kind):
@@ -74,8 +75,8 @@ def test_scheduled_change_cancelled_by_operative(tmp_path):
         cp.sim(cp="C")
         cp.txn.start()
         cp.advance(3000)
-        assert cp.station.change(1, "Inoperative") == "Scheduled"
-        assert cp.station.change(1, "Operative") == "Accepted"
+        assert change_availability.change(cp.station, 1, "Inoperative") == "Scheduled"
+        assert change_availability.change(cp.station, 1, "Operative") == "Accepted"
         cp.txn.stop(1, "Local")
         await cp.settle(500)
         assert cp.station.available(1)

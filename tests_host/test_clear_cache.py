@@ -6,6 +6,7 @@ from test_status_notification import CP, rpc_call, run
 from firmware.authorization import service as authz
 from firmware.authorization.cache import AuthCache
 from firmware.authorization.local_list import LocalList
+from firmware.ops import change_availability
 from firmware.transactions.journal import Journal
 
 INFO = {"status": "Accepted"}
@@ -25,7 +26,7 @@ def test_clears_the_cache_and_nothing_else(tmp_path):
     j = Journal(d)
     j.start(1, "CARD1", 100, 1800000000)
     assert cp.config.ocpp_set("HeartbeatInterval", "77") == "Accepted"
-    cp.station.change(1, "Inoperative")
+    change_availability.change(cp.station, 1, "Inoperative")
 
     assert clear(cp) == "Accepted"
 

@@ -15,6 +15,7 @@ import log
 from firmware import clock, reservation
 from firmware.api import Api
 from firmware.ocpp import router
+from firmware.ops import change_availability
 
 FILE = "reservation.json"
 
@@ -245,10 +246,10 @@ def test_a_fault_or_inoperative_ends_it_a_reset_does_not(tmp_path):
     cp.reservation.step()
     assert cp.reservation.r is not None
     cp.station.resetting = False
-    assert cp.station.change(1, "Inoperative") == "Accepted"
+    assert change_availability.change(cp.station, 1, "Inoperative") == "Accepted"
     cp.reservation.step()
     assert cp.reservation.r is None and not os.path.exists(path(tmp_path))
-    assert cp.station.change(1, "Operative") == "Accepted"
+    assert change_availability.change(cp.station, 1, "Operative") == "Accepted"
     assert reserve(cp, rid=2) == "Accepted"
     fault(cp)
     cp.reservation.step()

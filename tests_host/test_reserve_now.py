@@ -13,7 +13,7 @@ from txnkit import events, run
 import fs
 from firmware import app, clock
 from firmware.config import Config
-from firmware.ops import reserve_now
+from firmware.ops import change_availability, reserve_now
 
 FILE = "reservation.json"
 
@@ -79,7 +79,7 @@ def test_faulted_when_the_charger_is_in_error(tmp_path):
 @pytest.mark.parametrize("connector", [0, 1])
 def test_unavailable_when_the_connector_or_the_station_is_inoperative(tmp_path, connector):
     cp, txn = make(tmp_path)
-    assert cp.station.change(connector, "Inoperative") == "Accepted"
+    assert change_availability.change(cp.station, connector, "Inoperative") == "Accepted"
     assert reserve(cp, connector=1) == "Unavailable"
     assert reserve(cp, connector=0) == "Unavailable"
     assert on_flash(tmp_path) is None

@@ -7,14 +7,18 @@ import asyncio
 import pytest
 from test_status_notification import CP, online, rpc_call, run
 
-from firmware import station
+import compat
+from firmware import station, station_reset
 
 
 @pytest.fixture(autouse=True)
 def fast(monkeypatch):
     # Real sleeps between looks: shortened; the waits are measured on the simulated clock.
-    monkeypatch.setattr(station, "_STEP_MS", 1)
-    monkeypatch.setattr(station, "_RESET_RETRY_MS", 1)
+    # The station lends the module for each Reset: this one, so patched.
+    monkeypatch.setattr(station_reset, "_STEP_MS", 1)
+    monkeypatch.setattr(station_reset, "_RETRY_MS", 1)
+    monkeypatch.setattr(station, "lend", lambda name: station_reset
+                        if name == "firmware.station_reset" else compat.lend(name))
 
 
 async def world(cp):

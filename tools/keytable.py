@@ -45,11 +45,52 @@ def _range(e):
     return " (%s…%s)" % (lo, hi)
 
 
+def doc(name):
+    """One-line meaning of a key from its owner's docstring (firmware/keys.py, the modules
+    of keys.owners(); MicroPython strips docstrings, so this runs on the host only)."""
+    from firmware import keys
+
+    texts = [keys.__doc__ or ""]
+    for owner in keys.owners():
+        texts.append(__import__(owner, None, None, ("KEYS",)).__doc__ or "")
+    for text in texts:
+        start = text.find("\n" + name + ": ")
+        if start >= 0:
+            start += len(name) + 3
+            return text[start:text.find("\n", start)]
+    return ""
+
+
+def entries_of(cfg):
+    """Metadata of every key a interface shows, from the key rows and `cfg` (a Config): dicts
+    with key, type, access (R/RW/W), default, min, max (or allowed values / max length),
+    reboot, ocpp, api, aliases, doc."""
+    from firmware import keys
+
+    for e in keys.rows():
+        f = e[2]
+        if not f & (keys.OCPP | keys.API):
+            continue  # internal (e.g. AuthorizationKeyHost): no interface shows it
+        yield {
+            "key": e[0],
+            "type": e[1],
+            "access": "R" if f & keys.RO else ("W" if f & keys.SECRET else "RW"),
+            "default": e[3],
+            "min": keys.allowed(e) if e[1] == keys.CSL else e[4],
+            "max": e[5],
+            "reboot": bool(f & keys.REBOOT),
+            "ocpp": bool(f & keys.OCPP),
+            "api": bool(f & keys.API),
+            "aliases": [a for a in keys.ALIASES if keys.ALIASES[a] == e[0]],
+            "doc": doc(e[0]),
+        }
+
+
 def entries():
     from firmware.config import Config
 
     with tempfile.TemporaryDirectory() as d:
-        return list(Config(d).entries())
+        return list(entries_of(Config(d)))
 
 
 def ocpp_table():

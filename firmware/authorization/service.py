@@ -49,7 +49,7 @@ _MODULES = (AUTH, "firmware.authorization.local_list", "firmware.authorization.c
 
 
 # This feature's configuration keys (row format: firmware/keys.py TABLE); their meanings
-# are the "Configuration keys" lines of the module docstring (keys.doc, the README table).
+# are the "Configuration keys" lines of the module docstring (the README table).
 _O = const(8)  # OCPP: a standard key
 _OR = const(9)  # OCPP | RO
 KEYS = (

@@ -29,7 +29,7 @@ _KEYS = ("car", "err", "acu", "alw", "nrg", "eto", "wh", "cus", "tma", "var", "f
 
 
 # This feature's configuration keys (row format: firmware/keys.py TABLE); their meanings
-# are the "Configuration keys" lines of the module docstring (keys.doc, the README table).
+# are the "Configuration keys" lines of the module docstring (the README table).
 _A = const(16)  # API: a product key
 _AL = const(48)  # API | LAZY: written often, persisted on a debounce
 _O = const(8)  # OCPP: a standard key

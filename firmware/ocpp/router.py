@@ -131,6 +131,7 @@ HELPERS = ("xfer", "ftp", "httpfile", "bundle", "x509", "der", "p256", "csr", "r
            "firmware.firmware_update.diagnostics", "firmware.security.certs",
            "firmware.security.identity", "firmware.security.getlog",
            "firmware.ops.sign_certificate", "firmware.ops.firmware_status_notification",
+           "firmware.ops.boot_notification",
            "firmware.ops.diagnostics_status_notification",
            "firmware.ops.log_status_notification",
            "firmware.ops.signed_firmware_status_notification")

@@ -27,10 +27,10 @@ import random
 
 import log
 import ws as wsmod
-from compat import asleep_ms, const, nap, ticks_diff, ticks_ms, uptime_ms, wait_for_ms
+from compat import asleep_ms, const, lend, nap, ticks_diff, ticks_ms, uptime_ms, wait_for_ms
 from firmware.config import url_host
 from firmware.ocpp.rpc import RPC
-from firmware.ops import boot_notification, heartbeat
+from firmware.ops import heartbeat
 
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(60000)
@@ -38,6 +38,9 @@ _CALL_TIMEOUT_MS = const(30000)
 _HANDSHAKE_TIMEOUT_MS = const(15000)
 _MAX_MESSAGE = const(16384)
 _IDLE_MS = const(10000)
+# A BootNotification answered Pending/Rejected with interval 0, or not answered, is sent
+# again after this (firmware/ops/boot_notification.py, lent for each: one per connection).
+BOOT_RETRY_S = const(60)
 
 RECONNECT_KEYS = (
     "ocppe", "ocppu", "ocppg", "ocppcn", "ocppss", "ocppcc", "ocppck", "ocppsc",
@@ -337,10 +340,10 @@ class Session:
         while True:
             self._beat()
             try:
-                status, wait_s = await boot_notification.send(cp, rpc)
+                status, wait_s = await lend("firmware.ops.boot_notification").send(cp, rpc)
             except Exception as e:
                 log.error("ocpp", "BootNotification failed: %r" % (e,))
-                status, wait_s = None, boot_notification.DEFAULT_RETRY_S
+                status, wait_s = None, BOOT_RETRY_S
             self.boot_status = status
             if status == "Accepted":
                 break

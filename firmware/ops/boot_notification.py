@@ -1,4 +1,5 @@
-"""BootNotification (OCPP 1.6 §4.2, §6.5): the first message of every connection.
+"""BootNotification (OCPP 1.6 §4.2, §6.5): the first message of every connection (lent by
+the session for each, firmware/ocpp/session.py; TriggerMessage imports it too).
 
 Until the central system answers Accepted nothing else is sent; Pending and Rejected are
 retried after the `interval` of the answer. The answer sets the wall clock and, when
@@ -6,11 +7,10 @@ Accepted, the HeartbeatInterval (stored, shown as `ocpph`).
 """
 
 import log
+from firmware.ocpp.session import BOOT_RETRY_S
 from firmware.ops import heartbeat
 
 ACTION = "BootNotification"
-# Used when the central system answers Pending/Rejected with interval 0.
-DEFAULT_RETRY_S = 60
 
 
 def payload(cp):
@@ -42,7 +42,7 @@ def on_conf(cp, conf):
                 log.warning("ocpp", "BootNotification interval %d not taken: %s"
                             % (interval, errors.get("HeartbeatInterval")))
         return status, cp.config.get("HeartbeatInterval")
-    return status, interval if interval > 0 else DEFAULT_RETRY_S
+    return status, interval if interval > 0 else BOOT_RETRY_S
 
 
 async def send(cp, rpc):

@@ -52,7 +52,7 @@ from firmware import clock
 from firmware.evse.charger import NRG_U
 
 # This feature's configuration keys (row format: firmware/keys.py TABLE); their meanings
-# are the "Configuration keys" lines of the module docstring (keys.doc, the README table).
+# are the "Configuration keys" lines of the module docstring (the README table).
 _OR = const(9)  # OCPP | RO
 KEYS = (
     ("ChargeProfileMaxStackLevel", "i", _OR, 8, None, None),

@@ -88,7 +88,7 @@ _CONF = {
 
 
 # This feature's configuration keys (row format: firmware/keys.py TABLE); their meanings
-# are the "Configuration keys" lines of the module docstring (keys.doc, the README table).
+# are the "Configuration keys" lines of the module docstring (the README table).
 _A = const(16)  # API: a product key
 _O = const(8)  # OCPP: a standard key
 _OR = const(9)  # OCPP | RO
