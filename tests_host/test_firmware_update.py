@@ -3,6 +3,7 @@
 on flash by cp.firmware. The whole path runs end to end in test_e2e_firmware.py."""
 
 import asyncio
+import importlib
 import json
 import os
 import sys
@@ -156,9 +157,15 @@ def test_request_is_kept_on_flash_and_corrupt_files_are_dropped(tmp_path):
     assert service.Firmware(cp).state is None
 
 
-def test_get_diagnostics_answers_a_file_name_or_nothing(tmp_path):
+def test_get_diagnostics_answers_a_file_name_or_nothing(tmp_path, monkeypatch):
     cp = CP(tmp_path)
+    import firmware.firmware_update as pkg
+
+    for name in ("xfer", "firmware.firmware_update.diagnostics"):  # imported anew here
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.delattr(pkg, "diagnostics", raising=False)
     r = get_diagnostics.get_diagnostics(cp, {"location": "ftp://h/dir/"})
+    assert "xfer" not in sys.modules  # the answer needs no transfer code (only the upload)
     assert r["fileName"].startswith("diagnostics-S1-")
     check_ocpp("GetDiagnostics", r, response=True)
     assert get_diagnostics.get_diagnostics(cp, {"location": "smb://h/dir"}) == {}
@@ -258,7 +265,7 @@ def test_diagnostics_short_of_memory_ends_upload_failed_and_is_counted(
         monkeypatch.setattr(diagnostics, "build", short)
     else:
         monkeypatch.setattr(diagnostics, "build", lambda *a: 10)
-        monkeypatch.setattr(diagnostics.xfer, "upload", short_upload)
+        monkeypatch.setattr(importlib.import_module("xfer"), "upload", short_upload)
     oom = log.oom
 
     async def go():
@@ -289,7 +296,7 @@ def test_a_transfer_error_of_another_copy_of_xfer_is_still_upload_failed(tmp_pat
         raise TransferError("FTP STOR: 550 no")
 
     monkeypatch.setattr(diagnostics, "build", lambda *a: 10)
-    monkeypatch.setattr(diagnostics.xfer, "upload", refused)
+    monkeypatch.setattr(importlib.import_module("xfer"), "upload", refused)
     asyncio.run(diagnostics.run(cp, "ftp://h/d/", "f.txt", None, None, 2, 0))
     assert told == ["Uploading", "UploadFailed"] and cp.diagnostics is None
 

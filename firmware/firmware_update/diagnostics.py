@@ -17,7 +17,6 @@ import os
 
 import log
 import logfile
-import xfer
 from compat import asleep_ms
 from firmware import clock
 
@@ -65,6 +64,8 @@ async def upload(cp, url, path, retries, interval, tag, what):
     """Upload `path` to `url` (FTP STOR / HTTP PUT; https with the OCPP link's TLS settings),
     `retries` attempts `interval` s apart: True once one worked. Shared by GetDiagnostics
     and the Security Whitepaper's GetLog."""
+    import xfer  # not for the answer (file_name): only once there is a file to send
+
     tls = cp.session.tls() if url.startswith("https:") else None
     for attempt in range(max(1, retries)):
         if attempt:
