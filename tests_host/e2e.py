@@ -123,9 +123,11 @@ class Firmware:
         self.api_port = api_port or free_port()
         self.proc = None
         self.lines = []
-        # Where main.py and the modules come from (bench: the .mpy build).
+        # Where main.py and the modules come from (bench: the .mpy build), and the folder
+        # it runs in (mp_path may be relative to it).
         self.main_py = os.path.join(ROOT, "main.py")
         self.mp_path = None
+        self.cwd = ROOT
         # The MicroPython binary (default: the unix port from the venv); `frozen` when the
         # firmware is frozen into it: then only its frozen modules are on the path.
         self.exe = None
@@ -165,7 +167,7 @@ class Firmware:
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
-            cwd=ROOT,
+            cwd=self.cwd,
         )
         self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
         self._reader.start()

@@ -152,11 +152,16 @@ def _charging(fw, csms, charge_s, pk):
 
 
 def from_mpy(board, exe=None):
-    """Where the firmware runs from: main.py and the .mpy files of `board`, on `exe`."""
+    """Where the firmware runs from: main.py and the .mpy files of `board`, on `exe`. It
+    runs in `board` with `lib` on its path, as a board's `/lib`: each module's __file__,
+    a qstr kept for good, is as long as on the board (from the checkout's path it was 20-50
+    characters more a module, ~100 modules: a figure that changed with where the
+    repository lies)."""
 
     def setup(fw):
         fw.main_py = os.path.join(board, "main.py")
-        fw.mp_path = os.path.join(board, "lib")
+        fw.mp_path = "lib"
+        fw.cwd = board
         fw.exe = exe
 
     return setup
