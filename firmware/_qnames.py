@@ -175,6 +175,8 @@ def _():
     from firmware import reservation
     import firmware.security
     from firmware import security
+    import firmware.security.cert_admin
+    from firmware.security import cert_admin
     import firmware.security.certs
     from firmware.security import certs
     import firmware.security.events

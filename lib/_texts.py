@@ -670,6 +670,7 @@ def __():
     import firmware.remote_log
     import firmware.remote_trigger
     import firmware.reservation
+    import firmware.security.cert_admin
     import firmware.security.certs
     import firmware.security.events
     import firmware.security.getlog

@@ -320,7 +320,7 @@ def test_a_certificate_on_flash_is_installed_and_the_files_removed(tmp_path):
     from firmware.config import Config
     from firmware.ocpp import router
     from firmware.ocpp.rpc import RPC
-    from firmware.security import certs
+    from firmware.security import cert_admin, certs
 
     cp = FakeCP()
     cp.data_dir = str(tmp_path)
@@ -329,14 +329,14 @@ def test_a_certificate_on_flash_is_installed_and_the_files_removed(tmp_path):
     root = make_cert("Root", rsa_key(4096), ca=True)
     assert len(root.pem) > 1100  # over wsbig.FAR
     seen = []
-    real = certs.take_pem
+    real = cert_admin.take_pem
 
     def spy(payload, key, *more):
         seen.append(type(payload[key]).__name__)
         held.append(("wsbig" in sys.modules, list(box)))
         return real(payload, key, *more)
 
-    certs.take_pem = spy
+    cert_admin.take_pem = spy
     offered = "InstallCertificate" in router.OFFERED
     router.offer(("install_certificate",))
     try:
@@ -355,7 +355,7 @@ def test_a_certificate_on_flash_is_installed_and_the_files_removed(tmp_path):
 
         asyncio.run(RPC(send, cp).on_frame(box, sock.cut))
     finally:
-        certs.take_pem = real
+        cert_admin.take_pem = real
         if not offered:
             router.OFFERED.pop("InstallCertificate")
     assert sent == [[3, "id-1", {"status": "Accepted"}]]

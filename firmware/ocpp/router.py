@@ -129,6 +129,7 @@ HELPERS = ("xfer", "ftp", "httpfile", "bundle", "x509", "der", "p256", "csr", "r
            "wsbig", "wslist", "firmware.firmware_update.install",
            "firmware.firmware_update.signed",
            "firmware.firmware_update.diagnostics", "firmware.security.certs",
+           "firmware.security.cert_admin",
            "firmware.security.identity", "firmware.security.getlog",
            "firmware.ops.sign_certificate", "firmware.ops.firmware_status_notification",
            "firmware.ops.boot_notification",

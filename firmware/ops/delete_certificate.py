@@ -9,6 +9,6 @@ ACTION = "DeleteCertificate"
 
 @router.on(ACTION)
 def delete_certificate(cp, payload):
-    from firmware.security import certs
+    from firmware.security import cert_admin
 
-    return {"status": certs.delete(cp, payload["certificateHashData"])}
+    return {"status": cert_admin.delete(cp, payload["certificateHashData"])}

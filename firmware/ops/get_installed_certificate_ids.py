@@ -10,9 +10,9 @@ ACTION = "GetInstalledCertificateIds"
 
 @router.on(ACTION)
 def get_installed_certificate_ids(cp, payload):
-    from firmware.security import certs
+    from firmware.security import cert_admin
 
-    found = certs.ids(cp, payload["certificateType"])
+    found = cert_admin.ids(cp, payload["certificateType"])
     if not found:
         return {"status": "NotFound"}
     return {"status": "Accepted", "certificateHashData": found}

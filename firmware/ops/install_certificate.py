@@ -9,10 +9,10 @@ ACTION = "InstallCertificate"
 
 @router.on(ACTION)
 def install_certificate(cp, payload):
-    from firmware.security import certs
+    from firmware.security import cert_admin, certs
 
     kind = payload["certificateType"]
-    status = certs.install(cp, kind, payload)  # takes the text out of the payload
+    status = cert_admin.install(cp, kind, payload)  # takes the text out of the payload
     if status == "Rejected" and cp.security is not None:
         cp.security.event("InvalidCentralSystemCertificate"
                           if kind == certs.TYPES[0]

@@ -1,6 +1,8 @@
 """Root certificate store on flash (Security Whitepaper: InstallCertificate, DeleteCertificate,
-GetInstalledCertificateIds). Imported only when one of those requests (or a wss:// connection)
-needs it; lib/x509 is imported only to install, list or delete.
+GetInstalledCertificateIds). Imported only when one of those requests (or a wss:// connection,
+a CertificateSigned's chain check) needs it; lib/x509 is imported only to read a certificate.
+Installing, listing and deleting (the store's changes) are firmware/security/cert_admin.py:
+a CertificateSigned, which only reads roots, does not load them.
 
 Files: <data_dir>/security/certs/<cs|mf><first 16 hex of SHA-256 of the DER>.pem, one
 certificate each (CentralSystemRootCertificate: cs, ManufacturerRootCertificate: mf).
@@ -13,7 +15,6 @@ CentralSystemRootCertificates may be installed and each is trusted for the OCPP 
 while SecurityProfile >= 2 and no `ocppsc` is set: the link could not be verified any more.
 """
 
-import binascii
 import os
 
 import fs
@@ -111,111 +112,3 @@ def client_pair(cp):
         log.error("certs", "cp.pem unusable")
         return None
     return text[:i], text[i:]
-
-
-def take_pem(payload, key, dst):
-    """The PEM text payload[key] decoded: the DER of its first block written to the file
-    `dst`, then the text dropped from the payload (a 5.5 KB string freed before any
-    certificate is parsed or checked). (blocks in the text, bytes of the first);
-    ValueError if not PEM, and the text stays on an error (a retry after a MemoryError
-    reads it again)."""
-    import der
-
-    v = payload[key]
-    # A long text the frame kept on flash (wsbig.Far) is decoded from there, a line at a time.
-    got = der.pem_file(v.pieces if hasattr(v, "pieces") else (lambda: der.text_lines(v)), dst)
-    del payload[key]
-    return got
-
-
-def install(cp, kind, payload):
-    """"Accepted" | "Rejected" | "Failed" (InstallCertificate.conf status) for the PEM text
-    of payload["certificate"] (dropped from the payload once decoded). The text is decoded
-    into a DER file (x509.der: not a .pem, so never taken for an installed root), checked
-    from there with no block of its size on the heap, and written as the root's .pem only
-    once accepted; nothing of it stays otherwise."""
-    import der
-
-    from firmware.ocpp import router
-
-    tmp = _dir(cp) + "/" + _DER
-    try:
-        try:
-            fs.makedirs(_dir(cp))
-            one = router.roomy(take_pem, payload, "certificate", tmp)[0] == 1
-            c = router.roomy(_root, tmp) if one else None  # reads only: may run twice
-        except ValueError:  # not PEM
-            c = None
-        except OSError as e:
-            log.error("certs", "write failed", e)
-            return "Failed"
-        if c is None:
-            return "Rejected"
-        name = _PREFIX[TYPES.index(kind)] + binascii.hexlify(c["sha"]).decode()[:16] + ".pem"
-        path = _dir(cp) + "/" + name
-        have = files(cp)
-        if path in have or len(have) >= cp.config.get("CertificateStoreMaxLength"):
-            return "Accepted" if path in have else "Rejected"
-        try:
-            fs.write_atomic(path, lambda f: der.pem_copy(f, tmp))
-        except OSError as e:
-            log.error("certs", "write failed", e)
-            return "Failed"
-        return "Accepted"
-    finally:
-        fs.remove(tmp)
-
-
-def _root(path):
-    """x509.light of the DER file at `path` when it is one self-signed CA certificate whose
-    signature verifies, else None."""
-    import x509
-
-    try:
-        c = x509.light_file(path)
-    except ValueError:
-        return None
-    return c if c["ca"] and c["issuer"] == c["subject"] and x509.verify_signed_by(c, c) else None
-
-
-def hash_data(path):
-    import x509
-
-    c = _light(None, path, 0)
-    if c is None:
-        raise ValueError("no certificate")
-    return x509.cert_hash_data(c, c)
-
-
-def ids(cp, kind):
-    out = []
-    for p in files(cp, kind):
-        try:
-            out.append(hash_data(p))
-        except (OSError, ValueError) as e:
-            log.error("certs", "unreadable", p, e)
-    return out
-
-
-def delete(cp, hd):
-    """"Accepted" | "Failed" | "NotFound" (DeleteCertificate.conf status)."""
-    want = (hd["hashAlgorithm"], hd["issuerNameHash"].lower(), hd["issuerKeyHash"].lower(),
-            hd["serialNumber"].lower().lstrip("0") or "0")
-    for p in files(cp):
-        try:
-            h = hash_data(p)
-        except (OSError, ValueError):
-            continue
-        if (h["hashAlgorithm"], h["issuerNameHash"], h["issuerKeyHash"],
-                h["serialNumber"]) != want:
-            continue
-        cs = files(cp, TYPES[0])
-        if (p in cs and len(cs) == 1 and cp.config.get("SecurityProfile") >= 2
-                and not cp.config.get("ocppsc")):
-            return "Failed"
-        try:
-            os.remove(p)
-        except OSError:
-            return "Failed"
-        return "Accepted"
-    return "NotFound"
