@@ -304,12 +304,44 @@ def test_on_a_tight_heap_an_answer_lets_go_what_the_features_hold_idle(monkeypat
     monkeypatch.setattr(router, "SHED", {"probe": lambda: calls.append(1)})
     _forget("get_configuration", "GetConfiguration")
     for tight, want in ((False, []), (True, [1])):
-        calls.clear()
         monkeypatch.setattr(router, "tight", lambda t=tight: t)
         router.lookup("GetConfiguration")
+        calls.clear()
         assert router.done("GetConfiguration", ticks_ms()) is tight
         assert calls == want, tight
     assert "firmware.ops.get_configuration" not in sys.modules  # the tight one dropped it
+
+
+def test_on_a_tight_heap_a_call_first_lets_go_what_the_last_ones_left(monkeypatch):
+    """lookup() on a tight heap: the modules of answered CALLs, the helpers, the ended tasks
+    they spawned and what the features hold idle go before this CALL's module is imported
+    (a task that ended after its request's done() held that request's module)."""
+    import asyncio
+
+    calls = []
+    monkeypatch.setattr(router, "SHED", {"probe": lambda: calls.append(1)})
+    _forget("get_configuration", "GetConfiguration")
+    _forget("clear_cache", "ClearCache")
+    monkeypatch.setattr(router, "tight", lambda: False)
+    router.lookup("GetConfiguration")
+    router.done("GetConfiguration", ticks_ms())
+
+    async def ended():
+        return None
+
+    async def spawn_one():
+        t = router.spawn(ended())
+        await t
+        return t
+
+    task = asyncio.run(spawn_one())
+    assert task in router._TASKS and calls == []
+    monkeypatch.setattr(router, "tight", lambda: True)
+    router.lookup("ClearCache")
+    assert calls == [1] and task not in router._TASKS
+    assert "firmware.ops.get_configuration" not in sys.modules
+    assert "ClearCache" in router.HANDLERS  # this CALL's own, imported after
+    router.done("ClearCache", ticks_ms())
 
 
 def test_trigger_message_used_by_extended_trigger_message_goes_again(tmp_path):
