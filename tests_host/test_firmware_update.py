@@ -487,3 +487,50 @@ def test_no_room_to_load_the_download_code_costs_no_attempt(tmp_path, monkeypatc
     assert pauses == [5000] and shed == [1]
     on_flash = json.loads((tmp_path / service.FILE).read_text())
     assert on_flash["tries"] == tries == fw.state["tries"]  # no attempt spent
+
+
+@pytest.mark.parametrize("retries", [1, 2])
+def test_a_heap_that_never_has_room_for_the_download_ends_in_download_failed(
+        tmp_path, monkeypatch, retries):
+    """Out of memory loading the download code step after step (a heap too small for it):
+    after service._SHORT_TRIES steps in a row the attempt counts, so the last one ends in
+    DownloadFailed rather than a Downloading the central system never hears the end of. A
+    step that gets through starts the count again."""
+    import builtins
+
+    from firmware.ocpp import router
+
+    cp = CP(tmp_path)
+    fw = service.Firmware(cp)
+    assert fw.request("http://h/fw.bundle", 0, retries, 30)
+    real = builtins.__import__
+
+    def no_room(name, *a, **k):
+        if name == "firmware.firmware_update" and "install" in (a[2] if len(a) > 2 else ()):
+            raise MemoryError("no room")
+        return real(name, *a, **k)
+
+    async def pause(ms):
+        pass
+
+    monkeypatch.setattr(service, "asleep_ms", pause)
+    monkeypatch.setattr(router, "shed", lambda: None)
+    monkeypatch.setattr(builtins, "__import__", no_room)
+
+    async def steps(n):
+        for _ in range(n):
+            await fw._step(fw._download, fw.state)
+
+    asyncio.run(steps(service._SHORT_TRIES - 1))
+    assert fw.state["tries"] == retries and cp.session.sent == []  # not yet counted
+    asyncio.run(steps(1))
+    monkeypatch.setattr(builtins, "__import__", real)
+    statuses = [p["status"] for a, p in cp.session.sent if a == "FirmwareStatusNotification"]
+    if retries == 1:
+        assert fw.state is None and statuses == ["DownloadFailed"]
+        assert not (tmp_path / service.FILE).exists()
+    else:
+        assert fw.state["tries"] == 1 and statuses == []  # the next attempt, `gap` s later
+        assert fw.state["at"] >= clock.now() + 30 - 1
+        assert json.loads((tmp_path / service.FILE).read_text())["tries"] == 1
+        assert fw.short == 0

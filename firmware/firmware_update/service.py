@@ -49,6 +49,10 @@ _FORMAT = const(1)
 _POLL_MS = const(500)
 _STEP_MS = const(60000)
 _SHORT_MS = const(5000)  # the pause after a step that ran out of memory
+# Download steps in a row with no room for their code (one every _SHORT_MS): then it counts
+# as a failed attempt, so that a heap too small for it ends in DownloadFailed, not in a
+# Downloading the central system never hears the end of.
+_SHORT_TRIES = const(12)
 TRIAL_MS = 600000  # a slot on trial that is not Accepted by then reboots (a failed boot)
 
 OPS = ("update_firmware", "signed_update_firmware")
@@ -71,6 +75,7 @@ class Firmware:
         self.req = None if st is None else st.get("req")  # requestId of a signed update
         self.current = None  # the status in progress (Downloading, Downloaded, Installing)
         self.idle = False  # the loop waits for a request (not in the middle of a status)
+        self.short = 0  # steps in a row that ran out of memory (_step)
         self._wake = asyncio.Event()
 
     # -- UpdateFirmware -------------------------------------------------------------------
@@ -150,8 +155,10 @@ class Firmware:
         # code on a busy heap): logged and counted, the request stays on flash, and the
         # next turn tries again after a pause: a short one, with what router.shed() let
         # go, when memory was short (a central system's burst of requests passes).
+        # _SHORT_TRIES download steps in a row without room are one failed attempt.
         try:
             await fn(st)
+            self.short = 0
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001
@@ -159,10 +166,29 @@ class Firmware:
             if isinstance(e, MemoryError):
                 from firmware.ocpp import router
 
+                self.short += 1
+                if self.short >= _SHORT_TRIES and st["stage"] == "wait" and st["tries"] > 0:
+                    self.short = 0
+                    st = dict(st)
+                    st["tries"] -= 1
+                    log.error("firmware", "no room for the download, attempt counted")
+                    await self._attempt_failed(st)
+                    return
                 router.shed()
                 await asleep_ms(_SHORT_MS)
             else:
                 await asleep_ms(_STEP_MS)
+
+    async def _attempt_failed(self, st):
+        # A failed attempt (its try counted in st): the next one after `gap` s, or
+        # DownloadFailed after the last.
+        self.current = None
+        if st["tries"] > 0:
+            st["at"] = clock.now() + st["gap"]
+            self._save(st)
+        else:
+            self._save(None)
+            await self.notify("DownloadFailed")
 
     async def _download(self, st):
         if st["tries"] <= 0:  # the last attempt was cut short by a power cut
@@ -194,13 +220,7 @@ class Firmware:
                 self.current = None
                 self._save(None)
                 return
-            self.current = None
-            if st["tries"] > 0:
-                st["at"] = clock.now() + st["gap"]
-                self._save(st)
-            else:
-                self._save(None)
-                await self.notify("DownloadFailed")
+            await self._attempt_failed(st)
             return
         st["stage"] = "install"
         st.update(got)
