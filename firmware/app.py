@@ -619,9 +619,11 @@ def run(hal, data_dir, info, reboot, config=None, api_host="127.0.0.1", api_port
     # (tests_host/e2e.py reads this line).
     print("I main: firmware", info["fw"], "from", __file__)
     compat.scratch()  # (load_config took it already, when it ran)
+    boot = compat.lend("firmware.app_boot")
     if config is None:
-        config = compat.lend("firmware.app_boot").load_config(data_dir)
-    compat.lend("firmware.app_boot").load_ops()
+        config = boot.load_config(data_dir)
+    boot.load_ops()
+    del boot  # this frame lasts as long as the firmware runs
     cp = ChargePoint(hal, data_dir, info, reboot, config)
     log.info("app", "%s %s firmware %s" % (info["vendor"], info["model"], info["fw"]))
     try:

@@ -126,15 +126,20 @@ def _cross(cfg, new, changes, origin):
             if val(k) and (k in new or "SecurityProfile" in new):
                 errors[k if k in new else "SecurityProfile"] = (
                     "server verification required by SecurityProfile %d" % sp)
-    # Map errors on canonical names back to the names the caller used.
+    # Errors on canonical names go back under the names the caller used.
     out = {}
     for k in errors:
-        hit = k
-        for c in changes:
-            if keys.ALIASES.get(c, c) == k:
-                hit = c
-        out[hit] = errors[k]
+        out[_said(changes, k)] = errors[k]
     return out
+
+
+def _said(changes, canon):
+    """The name `changes` used for the key `canon` (an alias, or the key itself)."""
+    hit = canon
+    for c in changes:
+        if keys.ALIASES.get(c, c) == canon:
+            hit = c
+    return hit
 
 
 def prepare(cfg, changes, origin):
@@ -166,11 +171,7 @@ def prepare(cfg, changes, origin):
     for canon in new:
         reason = check(cfg, cfg._keys[canon], new[canon], new)
         if reason is not None:
-            hit = canon
-            for c in changes:
-                if keys.ALIASES.get(c, c) == canon:
-                    hit = c
-            errors[hit] = reason
+            errors[_said(changes, canon)] = reason
     if errors:
         return new, errors
     if new.get("AuthorizationKey"):

@@ -472,11 +472,10 @@ def main(data):
     import os
     import sys
 
-    from compat import lend
     from firmware import app
     from version import VERSION
 
-    boot = lend("firmware.app_boot")  # let go before app.run (del boot)
+    boot = compat.lend("firmware.app_boot")  # let go before app.run (del boot)
     meter = os.getenv("WB_METER")
     hal = SimHal(register=data + "/sim_meter.json")
     if meter:

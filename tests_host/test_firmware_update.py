@@ -207,7 +207,7 @@ def test_a_finished_diagnostics_task_is_let_go(tmp_path, monkeypatch):
         assert cp.firmware is None and cp.diagnostics is not None
         await cp.diagnostics
         assert cp.diagnostics is None
-        diagnostics.start(cp, "http://h/d/", "g.txt", None, None, 1, 0)
+        diagnostics.begin(cp, "http://h/d/", "g.txt", None, None, 1, 0)
         first = cp.diagnostics
         cp.diagnostics = other = asyncio.ensure_future(asyncio.sleep(0))  # a newer one
         await first
@@ -269,7 +269,7 @@ def test_diagnostics_short_of_memory_ends_upload_failed_and_is_counted(
     oom = log.oom
 
     async def go():
-        diagnostics.start(cp, "http://h/d/", "f.txt", None, None, 2, 0)
+        diagnostics.begin(cp, "http://h/d/", "f.txt", None, None, 2, 0)
         await cp.diagnostics
 
     asyncio.run(go())

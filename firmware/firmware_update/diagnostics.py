@@ -82,7 +82,7 @@ async def upload(cp, url, path, retries, interval, tag, what):
     return False
 
 
-def start(cp, location, name, start, stop, retries, interval):
+def begin(cp, location, name, start, stop, retries, interval):
     """The upload in a task of its own, cp.diagnostics until it ends."""
     cp.diagnostics = asyncio.create_task(
         run(cp, location, name, start, stop, retries, max(0, interval)))

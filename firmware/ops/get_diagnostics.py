@@ -31,7 +31,7 @@ def get_diagnostics_after(cp, payload, response):
     if name:
         from firmware.firmware_update import diagnostics
 
-        diagnostics.start(cp, payload["location"], name,
+        diagnostics.begin(cp, payload["location"], name,
                           clock.parse_or_none(payload.get("startTime")),
                           clock.parse_or_none(payload.get("stopTime")),
                           payload.get("retries", 1), payload.get("retryInterval", 0))

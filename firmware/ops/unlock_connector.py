@@ -39,22 +39,19 @@ def unlock_connector(cp, payload):
     status = _precheck(cp, payload["connectorId"])
     if status is not None:
         return {"status": status}
-    return _unlock(cp, payload["connectorId"])
+    return _unlock(cp)
 
 
-async def _unlock(cp, connector_id):
-    return {"status": await unlock(cp.station, connector_id)}
+async def _unlock(cp):
+    return {"status": await unlock(cp.station)}
 
 
-async def unlock(st, connector_id=1):
-    """Stop the transaction (UnlockCommand), wait until de-energised, release the lock:
-    "Unlocked" | "UnlockFailed" | "NotSupported" (no lock: tethered cable)."""
+async def unlock(st):
+    """Connector 1, once _precheck passed (it has a lock that reports no fault): stop the
+    transaction (UnlockCommand), wait until de-energised, release the lock: "Unlocked" |
+    "UnlockFailed"."""
     cp = st.cp
     lock = cp.hal.lock
-    if connector_id != 1:
-        return "UnlockFailed"
-    if not lock.present:
-        return "NotSupported"
     stop = station.txn(cp, "stop")
     if stop is not None and st.tx(1):
         stop(1, "UnlockCommand")
