@@ -523,6 +523,17 @@ def test_a_heap_that_never_has_room_for_the_download_ends_in_download_failed(
 
     asyncio.run(steps(service._SHORT_TRIES - 1))
     assert fw.state["tries"] == retries and cp.session.sent == []  # not yet counted
+    if retries == 2:  # another failure between breaks the row: the count starts again
+        monkeypatch.setattr(builtins, "__import__", real)
+
+        async def broken(st):
+            raise OSError("flash")
+
+        asyncio.run(fw._step(broken, fw.state))
+        assert fw.short == 0
+        monkeypatch.setattr(builtins, "__import__", no_room)
+        asyncio.run(steps(service._SHORT_TRIES - 1))
+        assert fw.state["tries"] == retries and cp.session.sent == []
     asyncio.run(steps(1))
     monkeypatch.setattr(builtins, "__import__", real)
     statuses = [p["status"] for a, p in cp.session.sent if a == "FirmwareStatusNotification"]

@@ -177,6 +177,7 @@ class Firmware:
                 router.shed()
                 await asleep_ms(_SHORT_MS)
             else:
+                self.short = 0
                 await asleep_ms(_STEP_MS)
 
     async def _attempt_failed(self, st):
