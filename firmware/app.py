@@ -584,11 +584,25 @@ async def main(cp, api_host, api_port, sim=None, page=None):
     hk = await lend("firmware.app_boot").start(cp, api_host, api_port, sim, page)
     while True:
         await asleep_ms(_RESTART_MS)
-        if hk.done():  # a failure in the housekeeping (logged by _exception_handler)
-            log.error("app", "housekeeping ended; restarting")
-            new = asyncio.create_task(_housekeeping(cp))
-            _replace(cp, hk, new)
-            hk = new
+        hk = _supervise(cp, hk)
+
+
+def _supervise(cp, hk):
+    """The housekeeping task: `hk`, or a new one when hk has ended (a failure, which
+    _exception_handler logged). Never raises a MemoryError: when main() ends, the firmware
+    does; with no room now, hk stays and the next round tries again."""
+    if not hk.done():
+        return hk
+    try:
+        log.error("app", "housekeeping ended; restarting")
+        new = asyncio.create_task(_housekeeping(cp))
+    except MemoryError:
+        return hk
+    try:
+        _replace(cp, hk, new)
+    except MemoryError:
+        pass  # not in cp.tasks, which it replaces in place; held by main() all the same
+    return new
 
 
 def heap_unlocked():

@@ -280,3 +280,51 @@ def test_hangs_on_micropython(micropython, tmp_path):
     assert out == ["RESULT svc True True True 0", "RESULT svc 1",
                    "RESULT session True True True 0", "RESULT session 1",
                    "RESULT closed True"], r.stdout
+
+
+# ---- app._supervise: main()'s loop, which must outlive a shortage
+
+
+def test_the_housekeeping_is_restarted_and_a_shortage_never_ends_the_supervisor(monkeypatch):
+    made = []
+
+    async def housekeeping(cp):
+        made.append(1)
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(app, "_housekeeping", housekeeping)
+    said = []
+
+    def error(tag, *args):
+        said.append(args)
+        if len(said) == 1:
+            raise MemoryError  # logging the restart needs the heap too
+
+    monkeypatch.setattr(app.log, "error", error)
+
+    async def main():
+        cp = CP()
+        ended = asyncio.create_task(asyncio.sleep(0))
+        await ended
+        cp.tasks.append(ended)
+        alive = asyncio.create_task(asyncio.sleep(3600))
+        assert app._supervise(cp, alive) is alive  # running: left alone
+        assert app._supervise(cp, ended) is ended  # no room to log it: later
+        assert made == [] and cp.tasks == [ended]
+        real = asyncio.create_task
+
+        def no_room(coro):
+            coro.close()
+            raise MemoryError
+
+        monkeypatch.setattr(app.asyncio, "create_task", no_room)
+        assert app._supervise(cp, ended) is ended  # no room for the task: later
+        monkeypatch.setattr(app.asyncio, "create_task", real)
+        new = app._supervise(cp, ended)
+        assert new is not ended and cp.tasks == [new]
+        assert await settle(lambda: made == [1])
+        assert app._supervise(cp, new) is new
+        new.cancel()
+        alive.cancel()
+
+    asyncio.run(main())
