@@ -690,3 +690,4 @@ def __():
     import profiles.json
     import reservation.json
     import slot.json
+    import texts.bin

@@ -160,3 +160,40 @@ def intern_texts():
         pass
     except Exception as e:  # noqa: BLE001 - an .mpy of another version, a flash error
         print("W compat: text constants not interned:", repr(e))
+
+
+
+# The id of the texts.bin these modules were built with (tools/build.py writes it into the
+# .mpy build's compat; 0 in the source and in a frozen image, which keep their texts).
+_TEXTS_ID = const(0)
+
+
+def flash_text(k, *args):
+    """Text k of texts.bin beside this module (`% args[0]` when given). A build from .mpy
+    files (tools/build.py flash_texts()) leaves the texts a charger says only when something
+    is worth a line, its log lines, exception messages and error answers, in that file
+    instead of in the modules: a text in a module loaded from a .mpy file is a str object
+    and a copy of the text on the heap for as long as the module is loaded (48 bytes for
+    "not valid JSON" on the ESP32); read from flash it costs nothing until it is said.
+    The file: the build's id (u32), then u16 offsets (entry k is where text k begins, entry
+    k + 1 where it ends), then the texts in UTF-8, all little-endian. Never fails its caller
+    for the file: with no file, one of another build, or no heap to read it, the text's
+    number is said instead and nothing is formatted into it (a caller's
+    `raise ValueError(...)` stays a ValueError)."""
+    try:
+        p = __file__
+        with open(p[: p.rfind("/") + 1] + "texts.bin", "rb") as f:
+            b = f.read(4)
+            if b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24 != _TEXTS_ID:
+                raise ValueError
+            f.seek(4 + 2 * k)
+            b = f.read(4)
+            a = b[0] | b[1] << 8
+            f.seek(a)
+            s = str(f.read((b[2] | b[3] << 8) - a), "utf-8")
+    except Exception:  # noqa: BLE001 - no file, another build's, a flash error, no heap
+        try:
+            return "(text %d)" % k
+        except Exception:  # noqa: BLE001 - not even that much heap
+            return "(text)"
+    return s % args[0] if args else s

@@ -56,11 +56,13 @@ def test_bundle_holds_every_deployed_file_with_the_version(bundle_path):
     m, seg = _segments(bundle_path)
     assert m["format"] == 1 and m["version"] == "1.2.3"
     files = release.build.board_files() + release.build.host_files()
-    assert [e["path"] for e in m["files"]] == [d for _, d in files]
+    assert [e["path"] for e in m["files"]] == [d for _, d in files] + ["lib/texts.bin"]
     for src in ("boot.py", "main.py"):  # sources, unchanged
         with open(os.path.join(ROOT, src), "rb") as f:
             assert seg[src] == f.read()
-    assert all(d.endswith(".mpy") for d in seg if d.startswith("lib/"))
+    assert all(d.endswith(".mpy") for d in seg if d.startswith("lib/") and d != "lib/texts.bin")
+    # The texts the modules read from flash, of this very build (compat.flash_text).
+    assert int.from_bytes(seg["lib/texts.bin"][:4], "little") != 0
     assert seg["lib/version.mpy"][:1] == b"M" and b"1.2.3" in seg["lib/version.mpy"]
 
 

@@ -1,7 +1,8 @@
 """`make bench`: the performance table of CONTRACT.md §5, one figure a row: name value unit.
 
 - mpy_bytes: total size of the .mpy files `make deploy` copies (tools/build.py).
-- data_bytes: the other files it copies (the gzipped web page).
+- data_bytes: the other files it copies (the gzipped web page, lib/texts.bin: the texts the
+  modules read from flash, tools/build.py flash_texts()).
 - min_heap_kib: the smallest -X heapsize (4 KiB steps) at which the reference scenario
   passes on the MicroPython unix port with the firmware loaded from those .mpy files.
 - code_heap_kib: heap held by the firmware's imported modules (from .mpy) once loaded.
@@ -305,9 +306,10 @@ def main():
     total = build.compile_all(BOARD)
     if wanted("mpy_bytes", only):
         row("mpy_bytes", total, "bytes")
-        # The data files make deploy copies besides (the gzipped web page): flash, not heap.
-        row("data_bytes", sum(os.path.getsize(os.path.join(BOARD, d))
-                              for _, d in build.data_files()), "bytes")
+        # The other files make deploy copies (the gzipped web page, the texts the modules
+        # read from flash): flash, not heap.
+        row("data_bytes", sum(os.path.getsize(os.path.join(BOARD, d)) for d in
+                              [build.FLASH_TEXTS] + [d for _, d in build.data_files()]), "bytes")
     # The simulator's own modules (not deployed, not counted) for running from .mpy here.
     build.compile_files(build.host_files(), BOARD, "x64")
     if wanted("min_heap_kib", only) or wanted("code_heap_kib", only):

@@ -14,7 +14,8 @@
                                             changing one of those modules)
 
 On the board: boot.py and main.py at the root (source), everything else under /lib as
-.mpy: lib/ws.py -> /lib/ws.mpy, firmware/app.py -> /lib/firmware/app.mpy. Data files
+.mpy: lib/ws.py -> /lib/ws.mpy, firmware/app.py -> /lib/firmware/app.mpy, and
+/lib/texts.bin, the texts those modules only say, read from flash (flash_texts()). Data files
 (data_files(): the gzipped web page) are built into OUT too and copied as they are; they
 are not .mpy and not counted in mpy_bytes.
 """
@@ -326,6 +327,156 @@ def texts_source():
     return "\n".join(lines) + "\n"
 
 
+# The .mpy build's texts on flash (flash_texts()): the calls whose text arguments are read
+# from lib/texts.bin when they run, and the modules that keep theirs on the heap.
+FLASH_TEXTS = "lib/texts.bin"
+FLASH_TEXT_CALLS = ("log.debug", "log.info", "log.warning", "log.error", "_fail",
+                    "self._fail", "self._reject", "self._shut", "self.event", "sec.event",
+                    "self.reconnect")
+# The safety loop and its drivers never wait for flash to say something (a log line in the
+# 20 ms tick); compat reads the file, log and logfile write the lines.
+HEAP_TEXTS = ("firmware/evse/", "hal/", "lib/compat.py", "lib/log.py", "lib/logfile.py", TEXTS)
+# mpy-cross interns a string constant of up to this many bytes as a qstr (MicroPython's
+# MICROPY_ALLOC_PARSE_INTERN_STRING_LEN): not a heap object, nothing to gain.
+_INTERNED_LEN = 10
+
+
+class TextTable:
+    """The texts of one build, each once (the same text in two modules is one entry), and
+    their file (flash_text() in lib/compat.py reads it): the build's id, u16 offsets, the
+    texts; little-endian."""
+
+    def __init__(self):
+        self.texts = []
+        self.index = {}
+
+    def number(self, text):
+        k = self.index.get(text)
+        if k is None:
+            k = self.index[text] = len(self.texts)
+            self.texts.append(text)
+        return k
+
+    def _body(self):
+        body = [t.encode() for t in self.texts]
+        at = 4 + 2 * (len(body) + 1)
+        offsets = []
+        for b in body:
+            offsets.append(at)
+            at += len(b)
+        offsets.append(at)
+        if at > 0xFFFF:
+            raise ValueError("texts.bin over 64 KiB: u16 offsets no longer reach")
+        return b"".join(o.to_bytes(2, "little") for o in offsets) + b"".join(body)
+
+    def ident(self):
+        """Not 0 (the source's), and a small int on MicroPython (30 bits): a const."""
+        import hashlib
+
+        h = int.from_bytes(hashlib.sha256(self._body()).digest()[:4], "little")
+        return (h & 0x3FFFFFFF) or 1
+
+    def data(self):
+        return self.ident().to_bytes(4, "little") + self._body()
+
+
+_TEXTS_ID = "_TEXTS_ID = const(0)"
+
+
+def stamp_texts_id(compat_source, table):
+    """lib/compat.py's source for a build whose texts are `table`: a texts.bin of another
+    build (modules copied without it, an old file left behind) reads as missing, not as
+    wrong texts with wrong % formats."""
+    if compat_source.count(_TEXTS_ID) != 1:
+        raise ValueError("lib/compat.py: no single %r line" % _TEXTS_ID)
+    return compat_source.replace(_TEXTS_ID, "_TEXTS_ID = const(%d)" % table.ident())
+
+
+def _said(node, parents):
+    """The call whose argument the string constant `node` is (through any operators, as in
+    `"%d bytes" % n`), when that call says something only: a FLASH_TEXT_CALLS call or the
+    exception of a `raise`; None otherwise, and inside an `except MemoryError` (when memory
+    ran out there is no heap to read a text with, and that line is the one that matters)."""
+    p = parents.get(node)
+    while isinstance(p, ast.BinOp):
+        p = parents.get(p)
+    if isinstance(p, ast.keyword):
+        p = parents.get(p)
+    if not isinstance(p, ast.Call):
+        return None
+    name = ast.unparse(p.func)
+    raised = isinstance(parents.get(p), ast.Raise) and parents[p].exc is p
+    if not (name in FLASH_TEXT_CALLS or raised) or name == "MemoryError":
+        return None
+    q = p
+    while q is not None:
+        if isinstance(q, ast.ExceptHandler) and q.type is not None and \
+                "MemoryError" in ast.unparse(q.type):
+            return None
+        q = parents.get(q)
+    return p
+
+
+def flash_texts(source, table, src=""):
+    """`source` with the texts it says only (_said(): log lines, exception messages, error
+    answers) read from flash: each such string constant longer than _INTERNED_LEN becomes
+    `_t(k)`, k its number in `table`, and `"text" % x` becomes `_t(k, x)` (compat.flash_text
+    formats it, or says the text's number when it cannot read the text); the first line
+    imports compat.flash_text as _t. Everything else stays as it is: line numbers (a text
+    over several lines leaves its line breaks inside the call's parentheses), every other
+    constant, the modules of HEAP_TEXTS (src: the file's path in the repository).
+    tests_host/test_flash_texts.py checks that putting the texts back gives every module's
+    syntax tree unchanged."""
+    if src.startswith(HEAP_TEXTS):
+        return source
+    tree = ast.parse(source)
+    parents = {}
+    for n in ast.walk(tree):
+        for c in ast.iter_child_nodes(n):
+            parents[c] = n
+        if isinstance(n, ast.Name) and n.id == "_t" or isinstance(n, ast.arg) and \
+                n.arg == "_t" or isinstance(n, ast.alias) and (n.asname or n.name) == "_t":
+            raise ValueError("%s: the name _t is flash_texts()'s" % src)
+    found = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and \
+                len(n.value.encode()) > _INTERNED_LEN and _said(n, parents) is not None:
+            found.append(n)
+    if not found:
+        return source
+    found.sort(key=lambda n: (n.lineno, n.col_offset))
+    # Split at "\n" only, as the parser counts lines (str.splitlines also splits at \f, \x1c…).
+    parts = source.split("\n")
+    lines = [(x + "\n").encode() for x in parts[:-1]] + ([parts[-1].encode()] if parts[-1] else [])
+    edits = []
+    for n in found:
+        k = table.number(n.value)  # numbered in the order of the source
+        p = parents[n]
+        if isinstance(p, ast.BinOp) and isinstance(p.op, ast.Mod) and p.left is n:
+            # "text" % x -> _t(k, x), x's source as it was (its line breaks too).
+            x = _segment(lines, p.right)
+            pad = p.end_lineno - p.lineno - x.count(b"\n")
+            edits.append((p, ("_t(%d, " % k).encode() + b"\n" * pad + x + b")"))
+        else:
+            edits.append((n, ("_t(%d)" % k).encode() + b"\n" * (n.end_lineno - n.lineno)))
+    for (m, _), (n, _) in zip(edits, edits[1:], strict=False):
+        if (n.lineno, n.col_offset) < (m.end_lineno, m.end_col_offset):
+            raise ValueError("%s:%d: a text inside another's formatting" % (src, n.lineno))
+    # Last first, so that the offsets of those before stay right (ast's are UTF-8 bytes).
+    for n, new in reversed(edits):
+        a, z = n.lineno - 1, n.end_lineno - 1
+        lines[a : z + 1] = [lines[a][: n.col_offset] + new + lines[z][n.end_col_offset :]]
+    return "from compat import flash_text as _t;" + b"".join(lines).decode()
+
+
+def _segment(lines, n):
+    """The source bytes of node n (lines: the source's lines as bytes)."""
+    a, z = n.lineno - 1, n.end_lineno - 1
+    if a == z:
+        return lines[a][n.col_offset : n.end_col_offset]
+    return lines[a][n.col_offset :] + b"".join(lines[a + 1 : z]) + lines[z][: n.end_col_offset]
+
+
 def mpy_command(march, out, dst, src, path=None):
     """mpy-cross's command line for compiling `src` (path: where it is, by default the
     repository's file) to `out`/`dst` (dst: lib/ws.mpy, lib/firmware/app.mpy). A traceback
@@ -357,11 +508,22 @@ def mpy_cross():
 
 
 def compile_all(out, march="xtensawin"):
-    """Compile every board file; returns total .mpy bytes. Exits non-zero on any error."""
+    """Compile every board file; returns total .mpy bytes. Exits non-zero on any error.
+    The modules' texts they only say go to lib/texts.bin (flash_texts())."""
     exe = mpy_cross()
     shutil.rmtree(out, ignore_errors=True)
     total = 0
     failed = 0
+    table = TextTable()
+    sources = {}
+    for src, dst in board_files():
+        if dst.endswith(".mpy"):
+            with open(os.path.join(ROOT, src), encoding="utf-8") as f:
+                text = f.read()
+            sources[src] = (text, flash_texts(text, table, src))
+    text, _ = sources["lib/compat.py"]
+    sources["lib/compat.py"] = (text, stamp_texts_id(text, table))
+    tmp = os.path.join(out, ".src")
     for src, dst in board_files():
         target = os.path.join(out, dst)
         os.makedirs(os.path.dirname(target) or out, exist_ok=True)
@@ -374,14 +536,25 @@ def compile_all(out, march="xtensawin"):
             )
             shutil.copy(os.path.join(ROOT, src), target)
         else:
-            r = subprocess.run(mpy_command(march, out, dst, src), capture_output=True, text=True)
+            text, said = sources[src]
+            path = None
+            if said is not text:
+                path = os.path.join(tmp, src)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(said)
+            r = subprocess.run(mpy_command(march, out, dst, src, path),
+                               capture_output=True, text=True)
             if r.returncode == 0:
                 total += os.path.getsize(target)
         if r.returncode != 0:
             failed += 1
             sys.stderr.write("mpy-cross failed on %s:\n%s%s" % (src, r.stdout, r.stderr))
+    shutil.rmtree(tmp, ignore_errors=True)
     if failed:
         sys.exit("%d file(s) failed to compile" % failed)
+    with open(os.path.join(out, FLASH_TEXTS), "wb") as f:
+        f.write(table.data())
     build_data(out)
     return total
 
@@ -390,7 +563,7 @@ def deploy_files(frozen=False):
     """What `deploy` copies (destinations). `frozen`: the modules are in the image already,
     so only boot.py, main.py and the data files go."""
     files = [dst for _, dst in board_files() if not (frozen and dst.startswith("lib/"))]
-    return files + [dst for _, dst in data_files()]
+    return files + ([] if frozen else [FLASH_TEXTS]) + [dst for _, dst in data_files()]
 
 
 def deploy(out, port, frozen=False):
@@ -427,6 +600,8 @@ def main():
         print("mpy: %d files, %d bytes in %s" % (len(board_files()), total, a.out))
         data = sum(os.path.getsize(os.path.join(a.out, dst)) for _, dst in data_files())
         print("data: %d files, %d bytes (web page, gzipped)" % (len(data_files()), data))
+        print("texts: %d bytes (%s, read from flash)"
+              % (os.path.getsize(os.path.join(a.out, FLASH_TEXTS)), FLASH_TEXTS))
     elif a.cmd == "qnames":
         with open(os.path.join(ROOT, QNAMES), "w") as f:
             f.write(qnames_source())

@@ -9,6 +9,7 @@ Builds ONE file, DIR/wallbox-<version>.bundle (DIR defaults to build/release): a
 followed by the files' bytes back to back, in that order. The files are exactly what
 `make deploy` copies (tools/build.py board_files(), compiled with mpy-cross
 -march=xtensawin): boot.py and main.py as source, every other module as .mpy under lib/,
+lib/texts.bin (the texts those modules read from flash: build.flash_texts()),
 plus the simulator's modules (build.host_files(): hal/sim, hal/serial_unix; unused on a
 board) so that `make sim` runs the new version whole from its A/B slot.
 lib/version.mpy is compiled from a generated `VERSION = "<X>"`, so the installed firmware
@@ -106,6 +107,7 @@ def release(version, out_dir):
         build.compile_files(build.host_files(), staged, "xtensawin")
         compile_version(version, staged)
         dsts = [dst for _, dst in build.board_files() + build.host_files()]
+        dsts.append(build.FLASH_TEXTS)  # the texts the modules read from flash
         if VERSION_FILE not in dsts:
             dsts.append(VERSION_FILE)
         os.makedirs(out_dir, exist_ok=True)
