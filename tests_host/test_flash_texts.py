@@ -101,6 +101,7 @@ def f(n, e, t):
     self._fail(1002, reason="a keyword argument's text")
     log.error("tag", "two values: %d and %d" % (
         n, t))
+    self.event("StartupOfTheDevice", "firmware.ops.reset")  # values, not texts
     return x
 '''
 
@@ -131,6 +132,7 @@ def f(n, e, t):
     self._fail(1002, reason=_t(6))
     log.error("tag", _t(7, (
         n, t)))
+    self.event("StartupOfTheDevice", "firmware.ops.reset")  # values, not texts
     return x
 '''
 

@@ -280,8 +280,7 @@ def _texts(src):
     out = set()
     for n in ast.walk(tree):
         if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs:
-            parts = n.value.split(".")
-            if all(p.isidentifier() and not keyword.iskeyword(p) for p in parts):
+            if _is_name(n.value):
                 out.add(n.value)
     return out
 
@@ -440,7 +439,8 @@ def flash_texts(source, table, src=""):
     found = []
     for n in ast.walk(tree):
         if isinstance(n, ast.Constant) and isinstance(n.value, str) and \
-                len(n.value.encode()) > _INTERNED_LEN and _said(n, parents) is not None:
+                len(n.value.encode()) > _INTERNED_LEN and not _is_name(n.value) and \
+                _said(n, parents) is not None:
             found.append(n)
     if not found:
         return source
@@ -467,6 +467,12 @@ def flash_texts(source, table, src=""):
         a, z = n.lineno - 1, n.end_lineno - 1
         lines[a : z + 1] = [lines[a][: n.col_offset] + new + lines[z][n.end_col_offset :]]
     return "from compat import flash_text as _t;" + b"".join(lines).decode()
+
+
+def _is_name(text):
+    """An identifier or a dotted name: a value more than a text (a security event's type, an
+    OCPP action), and lib/_texts.py interns those of the resident modules anyway."""
+    return all(p.isidentifier() and not keyword.iskeyword(p) for p in text.split("."))
 
 
 def _segment(lines, n):
