@@ -105,11 +105,15 @@ def decode_point(data):
     """(x, y) from 65 bytes 04 || X || Y; ValueError unless the point lies on the curve."""
     if len(data) != 65 or data[0] != 4:
         raise ValueError("not an uncompressed P-256 point")
-    x = int.from_bytes(data[1:33], "big")
-    y = int.from_bytes(data[33:65], "big")
-    if x >= P or y >= P or (y * y - x * x * x + 3 * x - B) % P:
+    q = int.from_bytes(data[1:33], "big"), int.from_bytes(data[33:65], "big")
+    if not on_curve(q):
         raise ValueError("point not on P-256")
-    return x, y
+    return q
+
+
+def on_curve(q):
+    x, y = q
+    return 0 <= x < P and 0 <= y < P and not (y * y - x * x * x + 3 * x - B) % P
 
 
 def _digest(digest):
@@ -157,8 +161,9 @@ def sign(d, digest):
 def verify(q, digest, r, s):
     """True if (r, s) signs the 32-byte digest for public key q (SEC 1 §4.1.4).
 
-    q must come from decode_point() or public_key(), which check it lies on the curve."""
-    if not (0 < r < N and 0 < s < N):
+    False for a q off the curve (x509 reads a certificate's key without checking it: the EC
+    code is loaded only to check a signature)."""
+    if not (0 < r < N and 0 < s < N) or not on_curve(q):
         return False
     w = pow(s, N - 2, N)
     pt = _lincomb(_digest(digest) * w % N, r * w % N, q)

@@ -11,13 +11,15 @@ parse() returns a dict:
   issuer      issuer Name, DER bytes;  subject: subject Name, DER bytes
   cn, o       subject commonName and organizationName (str or None)
   key_type    "ec" (P-256), "rsa", or None for any other key
-  key         (x, y) for "ec", (n, e) for "rsa" (n as rsa_verify.number() reads it,
-              e an int), None otherwise
+  key         (x, y) for "ec" (not checked to lie on the curve here: p256.verify()
+              does), (n, e) for "rsa" (n as rsa_verify.number() reads it, e an int),
+              None otherwise
   spk         subjectPublicKey BIT STRING value (bytes, without the unused-bits octet);
               light() keeps only its SHA-256, "spk_sha"
   not_before, not_after   validity in unix seconds (UTC)
   ca          basicConstraints cA (False when absent)
-p256 and rsa_verify are imported only when a key or signature of their kind is met.
+rsa_verify is imported only when an RSA key or signature is met, p256 only to check an
+ECDSA signature.
 """
 
 import binascii
@@ -147,15 +149,23 @@ def _spki(c, buf, item):
     c["key_type"] = c["key"] = None
     a = buf[alg[0][2] : alg[0][3]]
     if a == der.OID_EC_KEY and len(alg) > 1 and buf[alg[1][2] : alg[1][3]] == der.OID_P256:
-        import p256
-
-        c["key_type"], c["key"] = "ec", p256.decode_point(bytes(spk[o:z]))  # RFC 5480 §2.2
+        c["key_type"], c["key"] = "ec", point(bytes(spk[o:z]))
     elif a == der.OID_RSA_KEY:
         import rsa_verify
 
         t, s, e = der.read(spk, o, z)  # RSAPublicKey {n, e}, RFC 8017 §A.1.1
         (_, _, ns, ne), (_, _, es, ee) = der.items(spk, s, e)
         c["key_type"], c["key"] = "rsa", (rsa_verify.number(spk, ns, ne), der.uint(spk, es, ee))
+
+
+def point(data):
+    """(x, y) of the P-256 public key 04 || X || Y (RFC 5480 §2.2), without the EC code:
+    p256.verify() checks that it lies on the curve when it checks a signature with it, and
+    a certificate that is only read (the charger's own, a chain's leaf compared with the
+    key of the CSR) loads no EC code at all."""
+    if len(data) != 65 or data[0] != 4:
+        raise ValueError("not an uncompressed P-256 point")
+    return int.from_bytes(data[1:33], "big"), int.from_bytes(data[33:65], "big")
 
 
 def _is_ca(buf, seq):

@@ -117,6 +117,27 @@ def test_point_encoding_round_trip_and_on_curve_check():
             p256.decode_point(bad)
 
 
+def test_a_key_off_the_curve_verifies_nothing():
+    """x509 reads a certificate's EC key without checking it (x509.point: no EC code for a
+    certificate only read); p256.verify checks it, so a key off the curve (an invalid-curve
+    attack) verifies no signature, not even one its x and a y on the curve would."""
+    import x509
+
+    enc = p256.encode_point(RFC_Q)
+    assert x509.point(enc) == RFC_Q
+    off = bytearray(enc)
+    off[64] ^= 1
+    q = x509.point(bytes(off))
+    assert not p256.on_curve(q) and p256.on_curve(RFC_Q)
+    rs = RFC_SIGS[b"sample"]
+    assert p256.verify(RFC_Q, _sha(b"sample"), *rs)
+    assert not p256.verify(q, _sha(b"sample"), *rs)
+    assert not p256.verify((RFC_Q[0] + p256.P, RFC_Q[1]), _sha(b"sample"), *rs)
+    for bad in (enc[:64], b"\x02" + enc[1:33], b"\x03" + enc[1:]):
+        with pytest.raises(ValueError):
+            x509.point(bad)
+
+
 def test_digest_must_be_sha256_sized():
     with pytest.raises(ValueError):
         p256.sign(RFC_D, b"short")

@@ -56,20 +56,25 @@ def _rooted(cp, last):
 
 
 def _request_key(cp):
-    """The public key of csr.key (the last CSR's), or None. The EC code (csr, p256) goes
-    once it is read: the rest of a chain is RSA more often than not, and its checks need
-    the room."""
-    import csr
-
-    from firmware.ocpp import router
+    """The public key of csr.key (the last CSR's), or None: its publicKey field ([1], RFC
+    5915), which the charger wrote with the key and put into the CSR (csr.key_pem,
+    make_csr): the key the certificate must hold. Read without the EC code (csr, p256, and
+    no scalar multiplication to derive it again): the chain's checks need the room."""
+    import der
+    import x509
 
     try:
         with open(_dir(cp) + "/csr.key") as f:
-            return csr.load_key(f.read())[1]
-    except (OSError, ValueError):
-        return None
-    finally:
-        router.forget("csr", "p256")
+            (b,) = der.pem_decode(f.read(), "EC PRIVATE KEY")
+        _, s, e = der.read(b, 0, len(b))
+        for t, _, fs, fe in der.items(b, s, e):
+            if t == 0xA1:
+                t, bs, be = der.read(b, fs, fe)
+                if t == 0x03 and be > bs and not b[bs]:  # BIT STRING, no unused bits
+                    return x509.point(b[bs + 1 : be])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _read(cp, i):
