@@ -354,20 +354,27 @@ async def compacted(sock, n, keep):
     head = None
     try:
         while left > 0:
-            k = await sock._r.readinto(memoryview(piece)[: left if left < 256 else 256])
+            try:
+                view = memoryview(piece)[: left if left < 256 else 256]
+            except MemoryError:  # nothing read for it yet: what was kept goes, then again
+                st = _let_go(st)
+                view = memoryview(piece)[: left if left < 256 else 256]
+            k = await sock._r.readinto(view)
+            view = None
             if not k:
                 raise EOFError
             left -= k
             if head is None:
-                head = bytes(piece[: k if k < _HEAD else _HEAD])
+                head = _head(piece, k)
+                if head is None:  # no room for 64 bytes: what was kept goes, then again
+                    st = _let_go(st)
+                    head = _head(piece, k) or b""
             if st is None:
                 continue
             try:
                 st.feed(piece, k)
             except (MemoryError, OSError):  # no room, or the spool file not written
-                st.close()
-                st = None
-                gc.collect()
+                st = _let_go(st)
     except BaseException:  # the link lost or cancelled mid-frame: the file is closed
         if st is not None:
             st.close()
@@ -377,6 +384,25 @@ async def compacted(sock, n, keep):
     sock.cut = st.cut
     try:
         return st.done()
-    except OSError:
+    except (MemoryError, OSError):  # the frame was read whole: the link stays in step
+        st.close()
         raise TooLarge(n, head)
+
+
+def _head(piece, k):
+    """The first bytes of a frame (what TooLarge carries, for an answer by its id), or None
+    without the room for them."""
+    try:
+        return bytes(piece[: k if k < _HEAD else _HEAD])
+    except MemoryError:
+        return None
+
+
+def _let_go(st):
+    """No room (or no flash) for what was kept of a frame: its file closed, its pieces
+    garbage, collected; the rest of the frame is read and dropped (TooLarge)."""
+    if st is not None:
+        st.close()
+    gc.collect()
+    return None
 
