@@ -162,7 +162,6 @@ def intern_texts():
         print("W compat: text constants not interned:", repr(e))
 
 
-
 # The id of the texts.bin these modules were built with (tools/build.py writes it into the
 # .mpy build's compat; 0 in the source and in a frozen image, which keep their texts).
 _TEXTS_ID = const(0)

@@ -101,17 +101,8 @@ def encode_point(q):
     return b"\x04" + q[0].to_bytes(32, "big") + q[1].to_bytes(32, "big")
 
 
-def decode_point(data):
-    """(x, y) from 65 bytes 04 || X || Y; ValueError unless the point lies on the curve."""
-    if len(data) != 65 or data[0] != 4:
-        raise ValueError("not an uncompressed P-256 point")
-    q = int.from_bytes(data[1:33], "big"), int.from_bytes(data[33:65], "big")
-    if not on_curve(q):
-        raise ValueError("point not on P-256")
-    return q
-
-
 def on_curve(q):
+    """Whether (x, y) lies on the curve (a key as x509.point() reads it)."""
     x, y = q
     return 0 <= x < P and 0 <= y < P and not (y * y - x * x * x + 3 * x - B) % P
 

@@ -69,7 +69,7 @@ def _file(tmp_path):
 
 # -- key table ------------------------------------------------------------------------------
 def test_every_standard_and_product_key_is_in_the_table(cfg):
-    entries = {e["key"]: e for e in keytable.entries_of(cfg)}
+    entries = {e["key"]: e for e in keytable.entries()}
     ocpp = set(cfg.ocpp_names())
     assert ocpp == set(STANDARD_KEYS)
     assert set(cfg.api_keys()) == set(PRODUCT_KEYS)
@@ -377,7 +377,7 @@ def test_secrets_are_never_read_back(tmp_path, cfg):
     assert cfg.api_view("ocppcc") == ""
     readable = [cfg.ocpp_get(n) for n in cfg.ocpp_names()]
     readable += [cfg.api_view(n) for n in cfg.api_keys()]
-    readable += list(keytable.entries_of(cfg))
+    readable += list(keytable.entries())
     text = repr(readable)
     for secret in ("MIIsecret", "pw-secret", "wifi-secret", "authkey-secret"):
         assert secret not in text
@@ -564,7 +564,7 @@ def test_authorization_key_is_bound_to_the_host_it_was_set_for(cfg):
     assert cfg.update({"AuthorizationKeyHost": "evil.example:9000"}, "api") == {
         "AuthorizationKeyHost": "unknown key"}
     assert cfg.ocpp_set("AuthorizationKeyHost", "evil.example:9000") == "NotSupported"
-    assert "AuthorizationKeyHost" not in [e["key"] for e in keytable.entries_of(cfg)]
+    assert "AuthorizationKeyHost" not in [e["key"] for e in keytable.entries()]
     # Set again over the new link: bound to the new host.
     assert cfg.ocpp_set("AuthorizationKey", "0123456789abcdef0124") == "Accepted"
     assert cfg.get("AuthorizationKeyHost") == "evil.example:9000"

@@ -67,9 +67,9 @@ def _request_key(cp):
         with open(_dir(cp) + "/csr.key") as f:
             (b,) = der.pem_decode(f.read(), "EC PRIVATE KEY")
         _, s, e = der.read(b, 0, len(b))
-        for t, _, fs, fe in der.items(b, s, e):
+        for t, _, vs, ve in der.items(b, s, e):
             if t == 0xA1:
-                t, bs, be = der.read(b, fs, fe)
+                t, bs, be = der.read(b, vs, ve)
                 if t == 0x03 and be > bs and not b[bs]:  # BIT STRING, no unused bits
                     return x509.point(b[bs + 1 : be])
     except (OSError, ValueError, IndexError):
