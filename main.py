@@ -23,6 +23,9 @@ def _launch(data, start, reboot):
     # Let go (0.4 KiB 32-bit): this frame lives as long as the firmware runs; the firmware
     # update imports it anew when it needs it.
     del sys.modules["slots"], slots
+    # The text constants of the modules that stay loaded, interned before any of them loads,
+    # the launcher too (lib/compat.py intern_texts).
+    __import__("compat").intern_texts(start != "hal.sim")
     try:
         __import__(start, None, None, ("main",)).main(data)
     except Exception as e:

@@ -468,7 +468,6 @@ def main(data):
     """The simulator's launcher (main.py on the unix port, once the A/B slot is chosen): the
     simulated hardware (or a real meter on a serial port: WB_METER), settings from WB_*
     environment variables, exit status 3 for a reboot (tools/sim.py starts it again)."""
-    compat.intern_texts()  # before the firmware's modules load (lib/compat.py)
     import os
     import sys
 

@@ -147,15 +147,17 @@ def forget(name):
         delattr(pkg, name[i + 1 :])
 
 
-def intern_texts():
-    """The launchers' first step (hal/sim.py, hal/esp32/board.py main(), so that a slot
-    installed by a firmware update brings its own): lib/_texts.py imported and dropped. Its
-    names, the text constants of the modules that stay loaded, are interned as qstrs, and
-    each such module loaded from a .mpy file after it refers to them instead of holding
-    str copies on the heap (11 KB at idle, 32-bit). Only heap is at stake: a board without
-    the file, or with one that cannot be loaded, runs the same firmware on more heap."""
+def intern_texts(board=False):
+    """main.py's step before it imports the launcher (hal/esp32/board.py: board=True, or
+    hal/sim.py), once the A/B slot is chosen, so that a slot installed by a firmware update
+    brings its own: lib/_texts.py imported and dropped. Its names, the text constants of
+    the modules that stay loaded, are interned as qstrs, and each such module loaded from
+    a .mpy file after it refers to them instead of holding str copies on the heap (11 KB at
+    idle, 32-bit); so are their longer texts (_texts.intern). Only heap is at stake: a
+    board without the file, or with one that cannot be loaded, runs the same firmware on
+    more heap."""
     try:
-        lend("_texts")
+        lend("_texts").intern(board)
     except ImportError:
         pass
     except Exception as e:  # noqa: BLE001 - an .mpy of another version, a flash error

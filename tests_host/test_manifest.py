@@ -91,6 +91,20 @@ def test_texts_are_the_text_constants_of_the_resident_modules():
                  "    import Energy.Active.Import.Register\n",
                  "    import firmware.authorization.service\n"):
         assert line in text
+    # The longer texts the .mpy build keeps, by the launchers that run their modules: a
+    # text of the safety loop (firmware/evse keeps its texts), a table's (httpd's reasons), a
+    # simulator's, a board driver's. Not: a text said only (on flash: build.flash_texts), a
+    # docstring, a name, a short text (mpy-cross interns those).
+    ns = {}
+    exec(text, ns)  # noqa: S102 - the generated module, checked above
+    both, sim, board = ns["_BOTH"], ns["_SIM"], ns["_BOARD"]
+    assert "RCD reset refused: too many retries" in both and "Method Not Allowed" in both
+    assert "cp: A, B, C, D or E" in sim and "not an ESP32 application image" in board
+    kept = set(both) | set(sim) | set(board)
+    assert len(kept) == len(both) + len(sim) + len(board)
+    assert "housekeeping ended; restarting" not in kept  # firmware/app.py, a log line
+    assert not [t for t in kept if len(t.encode()) <= 10 or build._is_name(t)
+                or t.startswith(("Wiring: ", "Transaction journal: "))]
 
 
 def test_texts_spare_the_heap_of_modules_loaded_from_mpy(tmp_path):
@@ -123,6 +137,57 @@ print("held", gc.mem_alloc() - a, "_texts" in sys.modules)
         held[first] = int(n)
     # 133 KB without, 115 KB with (64-bit), when this was written
     assert held[True] < held[False] - 8000, held
+
+
+def test_the_longer_texts_are_interned_only_for_modules_loaded_from_mpy(tmp_path):
+    # _texts.intern (main.py, through compat.intern_texts, before the launcher loads): from a
+    # .mpy file it interns the kept longer texts, and a module loaded from .mpy after it
+    # holds them as those qstrs; loaded from source or frozen (as firmware modules then
+    # are too) it interns nothing, which would only cost heap. Unix port, 64-bit.
+    from conftest import mp_run
+
+    files = [(s, d) for s, d in build.board_files() + build.host_files()
+             if d.startswith("lib/") and d.endswith(".mpy")]
+    build.compile_files(files, str(tmp_path), "x64")
+    code = """
+import gc, sys, micropython
+import _texts
+del sys.modules["_texts"]
+def count():
+    micropython.qstr_info()
+count()
+if %s:
+    _texts.intern(False)
+count()
+print(len(_texts._BOTH) + len(_texts._SIM))
+del _texts
+gc.collect()
+a = gc.mem_alloc()
+import httpd, firmware.ocpp.specs
+gc.collect()
+print("held", gc.mem_alloc() - a)
+"""
+    held = {}
+    for lib, interning in ((tmp_path / "lib", False), (tmp_path / "lib", True),
+                           (os.path.join(ROOT, "lib"), True)):
+        path = {"MICROPYPATH": os.pathsep.join([".frozen", str(lib), ROOT])}
+        r = mp_run(code % interning, env=path, cwd=str(tmp_path))
+        assert r.returncode == 0, r.stdout + r.stderr
+        pools = [int(x.split("n_qstr=")[1].split(",")[0]) for x in r.stdout.splitlines()
+                 if x.startswith("qstr pool")]
+        n = int(r.stdout.splitlines()[-2])
+        word, b = r.stdout.splitlines()[-1].split()
+        assert word == "held"
+        if lib == os.path.join(ROOT, "lib"):
+            assert pools[1] == pools[0], r.stdout  # source: nothing interned
+        elif interning:  # each text that was not a qstr yet (a few are MicroPython's own)
+            assert n - 5 <= pools[1] - pools[0] <= n, r.stdout
+        else:
+            assert pools[1] == pools[0], r.stdout
+        held[lib, interning] = int(b)
+    held = {k[1]: v for k, v in held.items() if k[0] != os.path.join(ROOT, "lib")}
+    # httpd's reasons and headers, the specs' answers: 1,856 bytes less (64-bit) when written
+    assert held[True] < held[False] - 1200, held
 
 
 def test_an_mpy_names_its_module_by_the_dotted_name_it_is_imported_as(tmp_path, monkeypatch):
@@ -170,3 +235,8 @@ def test_interning_the_texts_never_stops_a_boot(tmp_path, monkeypatch, capsys):
     (tmp_path / "_texts.py").write_text("import no_such_module_here\n")
     compat.intern_texts()
     assert capsys.readouterr().out == "" and "_texts" not in sys.modules
+    (tmp_path / "_texts.py").write_text("A = 1\n")  # one without intern()
+    monkeypatch.delitem(sys.modules, "_texts", raising=False)
+    compat.intern_texts(True)
+    assert "text constants not interned: AttributeError" in capsys.readouterr().out
+    assert "_texts" not in sys.modules

@@ -233,19 +233,19 @@ def _imports(tree, package, everywhere):
     return out
 
 
-def resident_modules():
+def resident_modules(launchers=LAUNCHERS):
     """The modules a running charger holds, as {dotted name: source}: the launchers and
     firmware.app with everything they import (in their functions too: what they run; so
     for the hardware layer), the app's FEATURES, and what each of those imports at its top,
-    with their packages; both launchers' (a board interns the simulator's few texts too);
-    what the STARTERS import (they themselves are lent for the start).
+    with their packages; both launchers' by default (a board interns the simulator's few
+    names too); what the STARTERS import (they themselves are lent for the start).
     What a module imports only inside a function (a message module, a rare request's
     helper) is loaded on demand and not counted."""
     with open(os.path.join(ROOT, "firmware/app.py")) as f:
         tree = ast.parse(f.read())
     features = next(n.value for n in tree.body if isinstance(n, ast.Assign)
                     and getattr(n.targets[0], "id", None) == "FEATURES")
-    todo = list(LAUNCHERS) + list(STARTERS) + list(ast.literal_eval(features))
+    todo = list(launchers) + list(STARTERS) + list(ast.literal_eval(features))
     out = {}
     while todo:
         name = todo.pop()
@@ -283,6 +283,42 @@ def _texts(src):
             if _is_name(n.value):
                 out.add(n.value)
     return out
+
+
+def _kept_texts(src):
+    """The longer texts (over _INTERNED_LEN bytes, not names) the .mpy build of the source
+    file `src` keeps as str constants: what flash_texts() leaves, lonely constants (a
+    docstring: the compiler drops them) left out; at most _QSTR_MAX bytes, no NUL."""
+    with open(os.path.join(ROOT, src)) as f:
+        tree = ast.parse(flash_texts(f.read(), TextTable(), src))
+    lonely = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
+    out = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in lonely:
+            b = n.value.encode()
+            if _INTERNED_LEN < len(b) <= _QSTR_MAX and b"\0" not in b and \
+                    not _is_name(n.value):
+                out.add(n.value)
+    return out
+
+
+def _kept_groups():
+    """The kept texts (_kept_texts) of the resident modules in three tuples' worth: held by
+    modules both launchers run, by the simulator's only, by the board's only."""
+    sim = resident_modules(("hal.sim", "firmware.app"))
+    board = resident_modules(("hal.esp32.board", "firmware.app"))
+    both = set()
+    only_sim = set()
+    only_board = set()
+    for name, src in resident_modules().items():
+        texts = _kept_texts(src)
+        if name in sim and name in board:
+            both |= texts
+        elif name in sim:
+            only_sim |= texts
+        else:
+            only_board |= texts
+    return both, only_sim - both, only_board - both
 
 
 def texts_source():
@@ -323,6 +359,30 @@ def texts_source():
             lines.append("        o.%s," % t)
     lines += ["    )", "", "", "def __():"]
     lines += ["    import " + t for t in dotted] or ["    pass"]
+    both, sim, board = _kept_groups()
+    lines += [
+        "",
+        "",
+        "# The longer texts the resident modules keep (neither names nor said only: those are",
+        "# on flash), interned by intern(): held by modules of both launchers, of the",
+        "# simulator's only, of the board's only.",
+    ]
+    for name, group in (("_BOTH", both), ("_SIM", sim), ("_BOARD", board)):
+        lines.append("%s = (" % name)
+        lines += ["    %r," % t for t in sorted(group)]
+        lines.append(")")
+    lines += [
+        "",
+        "",
+        "def intern(board):",
+        '    """The longer texts interned too (compat.intern_texts; board: True on a board)',
+        "    when this module was loaded from a .mpy file, as the firmware's modules then",
+        "    are: frozen ones hold their texts in flash, interning would cost heap for",
+        '    nothing."""',
+        '    if __file__[-4:] == ".mpy":',
+        "        for t in _BOTH + (_BOARD if board else _SIM):",
+        "            hasattr(0, t)  # interns t",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -338,6 +398,8 @@ HEAP_TEXTS = ("firmware/evse/", "hal/", "lib/compat.py", "lib/log.py", "lib/logf
 # mpy-cross interns a string constant of up to this many bytes as a qstr (MicroPython's
 # MICROPY_ALLOC_PARSE_INTERN_STRING_LEN): not a heap object, nothing to gain.
 _INTERNED_LEN = 10
+# The longest qstr (MICROPY_QSTR_BYTES_IN_LEN 1, ESP32 and unix ports alike).
+_QSTR_MAX = 255
 
 
 class TextTable:

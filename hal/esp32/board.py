@@ -138,12 +138,10 @@ def make_hal(board_desc=None):
 def main(data):
     """The board's launcher (main.py calls it once the A/B slot is chosen): the drivers of
     the board description, WiFi from the stored configuration, the application."""
-    import compat
-
-    compat.intern_texts()  # before the firmware's modules load (lib/compat.py)
     import machine
     import network
 
+    import compat
     from firmware import app
     from version import VERSION
 
