@@ -15,18 +15,21 @@
 
 On the board: boot.py and main.py at the root (source), everything else under /lib as
 .mpy: lib/ws.py -> /lib/ws.mpy, firmware/app.py -> /lib/firmware/app.mpy, and
-/lib/texts.bin, the texts those modules only say, read from flash (flash_texts()). Data files
+/lib/texts.bin, the texts those modules only say, read from flash (flash_texts()); their
+private names shortened (short_names(); OUT/names.txt maps them back). Data files
 (data_files(): the gzipped web page) are built into OUT too and copied as they are; they
 are not .mpy and not counted in mpy_bytes.
 """
 
 import argparse
 import ast
+import io
 import keyword
 import os
 import shutil
 import subprocess
 import sys
+import tokenize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("firmware", "hal")
@@ -545,6 +548,128 @@ def _segment(lines, n):
     return lines[a][n.col_offset :] + b"".join(lines[a + 1 : z]) + lines[z][: n.end_col_offset]
 
 
+# The .mpy build's private names (short_names()): the file beside the build that maps them
+# back, for reading a traceback.
+NAMES_MAP = "names.txt"
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+# The private names of MicroPython's own asyncio (extmod/asyncio, v1.28, frozen in both
+# ports), which lib/httpd.py patches (asyncio.stream.Server._serve): never renamed.
+# tests_host/test_short_names.py checks the list against the source when ../shared has it.
+MICROPYTHON_PRIVATE = ("_Remove", "_asyncio", "_attrs", "_dequeue", "_enqueue",
+                       "_exc_context", "_exc_handler", "_io_queue", "_promote_to_task", "_run",
+                       "_serve", "_ssl", "_stop_task", "_stopper", "_task_queue")
+
+
+def _private(name):
+    return name[:1] == "_" and name[:2] != "__" and name not in ("_", "_t")
+
+
+def _tokens(text):
+    return list(tokenize.generate_tokens(io.StringIO(text).readline))
+
+
+def short_names(sources, others, resident=()):
+    """{private name: short name} for the .mpy build of `sources` ({path: text}, as
+    mpy-cross gets them): every name of the form _name (not __name, _ or flash_texts()'s
+    _t) that those sources bind (def, class, an argument, an assignment to a name or an
+    attribute, `import x as _name`) becomes _a, _b, … _9, _aa, …: the names of the
+    `resident` modules (paths) first, the most widespread first. A .mpy file holds each
+    name it uses once, and loading it interns each that is not a qstr yet, for good: a
+    shorter name is fewer bytes of flash and of heap.
+    Kept as they are: names any text of the sources or of `others` (the files compiled as
+    they are: main.py, boot.py, the simulator's HAL) holds or starts with (getattr(o,
+    "_x")), the private names `others` use, module names, names the sources only use (a
+    private name of MicroPython's own, asyncio.core._io_queue) and MICROPYTHON_PRIVATE.
+    One table for the whole build: a name is the same everywhere, so a module's private
+    name used by another (certs._light) or an attribute set in one module and read in
+    another still match."""
+    bound = set()
+    used = {}
+    keep = set(MICROPYTHON_PRIVATE)
+    texts = set()
+    idents = set(keyword.kwlist)
+    for path, text in list(sources.items()) + list(others.items()):
+        tree = ast.parse(text)
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Constant) and isinstance(n.value, str):
+                texts.add(n.value)
+            elif isinstance(n, ast.Import):
+                for a in n.names:
+                    keep.update(a.name.split("."))
+            elif isinstance(n, ast.ImportFrom) and n.module:
+                keep.update(n.module.split("."))
+            if path not in sources:
+                continue
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                bound.add(n.name)
+            elif isinstance(n, ast.arg):
+                bound.add(n.arg)
+            elif isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+                bound.add(n.id)
+            elif isinstance(n, ast.Attribute) and not isinstance(n.ctx, ast.Load):
+                bound.add(n.attr)
+            elif isinstance(n, ast.alias) and n.asname:
+                bound.add(n.asname)
+            elif isinstance(n, ast.ExceptHandler) and n.name:
+                bound.add(n.name)
+        for t in _tokens(text):
+            if t.type == tokenize.NAME:
+                idents.add(t.string)
+                if path in others and _private(t.string):
+                    keep.add(t.string)
+                elif path in sources and _private(t.string):
+                    used.setdefault(t.string, set()).add(path)
+    for t in texts:
+        if t[:1] == "_" and t != "_":  # ("_",): __import__'s fromlist in compat.lend
+            keep.update(n for n in used if n.startswith(t))
+    for path in list(sources) + list(others):  # a module's name (from pkg import _mod)
+        keep.add(os.path.splitext(os.path.basename(path))[0])
+    names = [n for n in used if n in bound and n not in keep]
+    names.sort(key=lambda n: (not used[n] & set(resident), -len(used[n]), n))
+    out = {}
+    shorts = _shorts()
+    for n in names:
+        short = next(shorts)
+        while short in idents:  # a name the sources have already
+            short = next(shorts)
+        out[n] = short
+    return out
+
+
+def _shorts():
+    """_a … _9, then _aa, _ba … _99, …: one character more once all of a length are used."""
+    k = 0
+    while True:
+        short = "_"
+        i = k
+        while True:
+            short += _NAME_CHARS[i % len(_NAME_CHARS)]
+            i //= len(_NAME_CHARS)
+            if not i:
+                break
+        yield short
+        k += 1
+
+
+def rename(text, names, src=""):
+    """`text` with its private names replaced as `names` ({old: new}, short_names()) says,
+    token by token: nothing inside a text changes, nor a line (a traceback's line number is
+    the source's). ValueError for an f-string that uses one (its names are inside a text
+    token here)."""
+    edits = []
+    for t in _tokens(text):
+        if t.type == tokenize.NAME and t.string in names:
+            edits.append((t.start, t.end, names[t.string]))
+        elif t.type == tokenize.STRING:
+            prefix = t.string[: len(t.string) - len(t.string.lstrip("rRbBuUfF"))]
+            if "f" in prefix.lower() and any(n in t.string for n in names):
+                raise ValueError("%s:%d: an f-string with a private name" % (src, t.start[0]))
+    lines = text.split("\n")
+    for (row, col), (_, end), new in reversed(edits):
+        lines[row - 1] = lines[row - 1][:col] + new + lines[row - 1][end:]
+    return "\n".join(lines)
+
+
 def mpy_command(march, out, dst, src, path=None):
     """mpy-cross's command line for compiling `src` (path: where it is, by default the
     repository's file) to `out`/`dst` (dst: lib/ws.mpy, lib/firmware/app.mpy). A traceback
@@ -577,7 +702,8 @@ def mpy_cross():
 
 def compile_all(out, march="xtensawin"):
     """Compile every board file; returns total .mpy bytes. Exits non-zero on any error.
-    The modules' texts they only say go to lib/texts.bin (flash_texts())."""
+    The modules' texts they only say go to lib/texts.bin (flash_texts()), their private
+    names are shortened (short_names(), but not at OPT 0), NAMES_MAP maps them back."""
     exe = mpy_cross()
     shutil.rmtree(out, ignore_errors=True)
     total = 0
@@ -591,6 +717,16 @@ def compile_all(out, march="xtensawin"):
             sources[src] = (text, flash_texts(text, table, src))
     text, _ = sources["lib/compat.py"]
     sources["lib/compat.py"] = (text, stamp_texts_id(text, table))
+    names = {}
+    if OPT > 0:  # MPY_OPT=0, for debugging, keeps the names as it keeps the lines
+        others = {}
+        for src in ["boot.py", "main.py"] + [s for s, _ in host_files()]:
+            with open(os.path.join(ROOT, src), encoding="utf-8") as f:
+                others[src] = f.read()
+        names = short_names({src: said for src, (_, said) in sources.items()}, others,
+                            resident_modules().values())
+        for src, (text, said) in sources.items():
+            sources[src] = (text, rename(said, names, src))
     tmp = os.path.join(out, ".src")
     for src, dst in board_files():
         target = os.path.join(out, dst)
@@ -623,6 +759,9 @@ def compile_all(out, march="xtensawin"):
         sys.exit("%d file(s) failed to compile" % failed)
     with open(os.path.join(out, FLASH_TEXTS), "wb") as f:
         f.write(table.data())
+    with open(os.path.join(out, NAMES_MAP), "w", encoding="utf-8") as f:
+        f.write("".join("%s %s\n" % (new, old) for old, new in sorted(names.items(),
+                                                                      key=lambda kv: kv[1])))
     build_data(out)
     return total
 
