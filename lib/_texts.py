@@ -623,6 +623,7 @@ def _(o):
         o.wslist,
         o.wsopen,
         o.wss,
+        o.wsstream,
         o.x509,
         o.xfer,
         o.z,

@@ -312,7 +312,8 @@ def test_a_certificate_on_flash_is_installed_and_the_files_removed(tmp_path):
     """InstallCertificate of an RSA root through the RPC: the handler reads the text from
     flash (wsbig.Far: it never is a string in RAM); both files go once it is answered.
     While the handler works, neither its caller nor sys.modules holds the frame's stream or
-    the long-frame reader (lib/wsbig.py): its heap is free at the RSA check."""
+    the long-frame reader (lib/wsbig.py) and its streams (lib/wsstream.py): their heap is
+    free at the RSA check."""
     import sys
 
     from cpkit import FakeCP
@@ -334,7 +335,7 @@ def test_a_certificate_on_flash_is_installed_and_the_files_removed(tmp_path):
 
     def spy(payload, key, *more):
         seen.append(type(payload[key]).__name__)
-        held.append(("wsbig" in sys.modules, list(box)))
+        held.append(("wsbig" in sys.modules, "wsstream" in sys.modules, list(box)))
         return real(payload, key, *more)
 
     cert_admin.take_pem = spy
@@ -361,7 +362,7 @@ def test_a_certificate_on_flash_is_installed_and_the_files_removed(tmp_path):
             router.OFFERED.pop("InstallCertificate")
     assert sent == [[3, "id-1", {"status": "Accepted"}]]
     assert seen == ["Far"]
-    assert held == [(False, [])]
+    assert held == [(False, False, [])]
     assert len(certs.files(cp)) == 1
     assert not os.path.exists(sock.spool) and not os.path.exists(msg.far[0])
 

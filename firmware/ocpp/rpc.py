@@ -319,12 +319,12 @@ class RPC:
                     log.error("rpc", "frame of %d bytes unreadable: %r" % (oom[1], oom[2]))
                     await self.on_oom(oom[0], "frame not readable from flash")
                 return
-            # The long-frame reader goes until the next long frame: the stream it made was
-            # released in _take (a stale pointer to it keeps only lib/wsstream.py), the Far
-            # strings of the message go with their handler (a 5.6 KB certificate chain is
-            # copied to a file first), so its heap is free while a handler works (1.5 KiB
-            # at the certificates' RSA checks).
-            router.forget("wsbig")
+            # The long-frame reader goes until the next long frame, and the streams it
+            # reads through: the stream it made was released in _take, the Far strings of
+            # the message go with their handler (a 5.6 KB certificate chain is copied to a
+            # file first), so its heap is free while a handler works (1.5 KiB at the
+            # certificates' RSA checks, 32-bit; lib/wsstream.py 1.9 KB more, 64-bit).
+            router.forget("wsbig", "wsstream")
             if type(msg) is not list or not msg:
                 await self._reject("-1", PROTOCOL_ERROR, "not a non-empty JSON array")
                 return
