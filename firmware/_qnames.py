@@ -19,6 +19,7 @@ def _():
     import asyncio.stream
     from asyncio import stream
     import bundle
+    import certsig
     import compat
     import csr
     import der

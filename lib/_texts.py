@@ -305,6 +305,7 @@ def _(o):
         o.certificate,
         o.certificateChain,
         o.certificate_signed,
+        o.certsig,
         o.change_availability,
         o.change_configuration,
         o.charger,

@@ -19,16 +19,16 @@ parse() returns a dict:
   not_before, not_after   validity in unix seconds (UTC)
   ca          basicConstraints cA (False when absent)
 rsa_verify is imported only when an RSA key or signature is met, p256 only to check an
-ECDSA signature.
+ECDSA signature; the checks themselves are lib/certsig.py's, which checks a light
+certificate's RSA signature with neither this module nor lib/der.py loaded.
 """
 
 import binascii
 import hashlib
 
 import der
-
-_ECDSA_SHA256 = "1.2.840.10045.4.3.2"
-_RSA_SHA256 = "1.2.840.113549.1.1.11"
+from certsig import ECDSA_SHA256 as _ECDSA_SHA256
+from certsig import RSA_SHA256 as _RSA_SHA256
 
 
 def parse(data):
@@ -180,8 +180,9 @@ def _is_ca(buf, seq):
     return False
 
 
-def _ecdsa_sig(sig):
-    # Ecdsa-Sig-Value {r INTEGER, s INTEGER}, RFC 3279 §2.2.3; None if malformed.
+def ecdsa_sig(sig):
+    """(r, s) of a DER Ecdsa-Sig-Value {r INTEGER, s INTEGER} (RFC 3279 §2.2.3); None if
+    malformed."""
     try:
         t, s, e = der.read(sig, 0, len(sig))
         (rt, _, rs, re_), (st, _, ss, se) = der.items(sig, s, e)
@@ -190,21 +191,6 @@ def _ecdsa_sig(sig):
     except (ValueError, IndexError):
         pass
     return None
-
-
-def _verify(key_cert, alg, digest, sig):
-    kt = key_cert["key_type"]
-    if alg == _ECDSA_SHA256 and kt == "ec":
-        import p256
-
-        rs = _ecdsa_sig(sig)
-        return rs is not None and p256.verify(key_cert["key"], digest, rs[0], rs[1])
-    if alg == _RSA_SHA256 and kt == "rsa":
-        import rsa_verify
-
-        n, e = key_cert["key"]
-        return rsa_verify.verify(n, e, digest, sig)
-    return False
 
 
 def light(data):
@@ -244,10 +230,12 @@ def verify_signed_by(cert, issuer):
     """True if issuer names cert's issuer and its key made cert's signature
     (ecdsa-with-SHA256 on P-256, sha256WithRSAEncryption). cert: parsed, or light().
     Times, CA flag and path length are the caller's to check."""
+    import certsig
+
     if cert["issuer"] != issuer["subject"]:
         return False
     digest = cert["digest"] if "digest" in cert else hashlib.sha256(cert["tbs"]).digest()
-    return _verify(issuer, cert["sig_alg"], digest, cert["sig"])
+    return certsig.verify(issuer, cert["sig_alg"], digest, cert["sig"])
 
 
 def verify_file_signature(digest, signature_b64, cert):
@@ -258,8 +246,10 @@ def verify_file_signature(digest, signature_b64, cert):
         sig = binascii.a2b_base64("".join(signature_b64.split()))
     except ValueError:
         return False
+    import certsig
+
     alg = _ECDSA_SHA256 if cert["key_type"] == "ec" else _RSA_SHA256
-    return _verify(cert, alg, digest, sig)
+    return certsig.verify(cert, alg, digest, sig)
 
 
 def cert_hash_data(cert, issuer):

@@ -202,6 +202,34 @@ def test_install_certificate_rules_and_nothing_left_behind(cp):
     assert len(names()) == limit and all(n.startswith("cs") for n in names())
 
 
+def test_an_rsa_signature_is_checked_with_the_parser_let_go(cp, monkeypatch):
+    """certs.signed: lib/x509.py and lib/der.py are out of sys.modules whenever an RSA
+    signature is checked (the certificates' peak): an InstallCertificate's root, each link
+    of a CertificateSigned's chain and its last link to the root. The next read imports
+    them anew, and the answers are those of a check with them loaded."""
+    import rsa_verify
+    from cryptokit import rsa_key
+
+    seen = []
+    real = rsa_verify.verify
+
+    def spy(*args):
+        seen.append(("x509" in sys.modules, "der" in sys.modules))
+        return real(*args)
+
+    monkeypatch.setattr(rsa_verify, "verify", spy)
+    root = make_cert("Root", rsa_key(2048), ca=True)
+    sub = make_cert("Sub", rsa_key(2048, slot=1), issuer=root, ca=True)
+    assert cert_admin.install(cp, certs.TYPES[0], {"certificate": root.pem}) == "Accepted"
+    assert seen == [(False, False)]
+    csr = identity.new_csr(cp)
+    assert _answer(cp, _issue(csr, sub) + sub.pem) == "Accepted"
+    assert seen == [(False, False)] * 3  # the root; the leaf by Sub, Sub by the root
+    csr = identity.new_csr(cp)
+    lookalike = make_cert("Sub", rsa_key(2048, slot=2), issuer=root, ca=True)
+    assert _answer(cp, _issue(csr, sub) + lookalike.pem) == "Rejected"  # signed by another
+
+
 def test_the_request_key_is_read_without_the_ec_code(cp):
     """identity._request_key: the public key of csr.key, read from its publicKey field
     without loading csr or p256 (the RSA checks of the rest of a chain need the room), the

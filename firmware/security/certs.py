@@ -101,6 +101,19 @@ def _light(cp, path, i):
         fs.remove(tmp)
 
 
+def signed(cert, issuer):
+    """certsig.signed_by(cert, issuer) for light certificates (_light, x509.light_file), with
+    the parser let go first (lib/x509.py and lib/der.py, 8 KB on a 64-bit heap, 4 KB on
+    the ESP32, out of sys.modules: the caller holds neither): the RSA check is the
+    certificates' peak. The next read imports them anew."""
+    import certsig
+
+    from firmware.ocpp import router
+
+    router.forget("x509", "der")
+    return certsig.signed_by(cert, issuer)
+
+
 def client_pair(cp):
     """(certificate chain PEM, key PEM) installed by CertificateSigned, or None."""
     try:

@@ -43,14 +43,12 @@ def new_csr(cp):
 def _rooted(cp, last):
     """None when `last` (x509.light of a chain's last certificate) is, or is signed by, a
     trusted root (certs.roots), else the reason."""
-    import x509
-
     from firmware.security import certs
 
     last["key"] = None  # its signature is checked here, not its key: one big integer less
     for root in certs.roots(cp):
         root["sig"] = None  # a root here signs; its own signature is not checked again
-        if root["sha"] == last["sha"] or x509.verify_signed_by(last, root):
+        if root["sha"] == last["sha"] or certs.signed(last, root):
             return None
     return "does not chain to an installed CentralSystemRootCertificate"
 
@@ -94,10 +92,10 @@ def _chain(cp):
     certificate. Each is read from there in turn: at most one certificate's DER is on the
     heap at a time, and none while a signature is checked; at each check one signature and
     one key (512 bytes each for RSA-4096): a certificate's own signature is read again at
-    the next link rather than held through this one."""
-    import x509
-
+    the next link rather than held through this one; and without the parser (certs.signed).
+    """
     from firmware import clock
+    from firmware.security import certs
 
     prev = None
     for i in range(_MAX_CHAIN + 1):
@@ -129,7 +127,7 @@ def _chain(cp):
         else:
             prev["key"] = None  # used by the previous check: a key less at this one
             c["sig"] = None  # checked at the next link (read again then): a block less now
-            if not c["ca"] or not x509.verify_signed_by(prev, c):
+            if not c["ca"] or not certs.signed(prev, c):
                 return "certificate %d not signed by the next one" % (i - 1)
         prev = c  # (the loop ends at the None past the last: prev read again, with its sig)
     return "no certificate" if prev is None else prev
