@@ -247,6 +247,10 @@ def _():
     from hal import serial_unix
     import hal.sim
     from hal import sim
+    import hal.sim_boot
+    from hal import sim_boot
+    import hal.sim_control
+    from hal import sim_control
     import httpd
     import httpfile
     import log

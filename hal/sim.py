@@ -329,169 +329,23 @@ class SimHal:
 
     def control(self, params):
         """Apply CONTRACT.md section 3 names (plain string values); all or nothing.
-        Returns state(); raises ValueError(reason) for an unknown name or a bad value."""
-        todo = []
-        for name in params:
-            v = str(params[name])
-            todo.append((name, _parse(name, v)))
-        self._book()
-        for name, v in todo:
-            if name == "cp":
-                self.cp = v
-            elif name == "diode":
-                self.diode = v
-            elif name == "card":
-                self.reader.card = v
-            elif name == "load":
-                self.load = v
-            elif name == "phases":
-                self.car_phases = v
-            elif name == "rcd":
-                self.rcd_fault = v
-                if v:
-                    self.rcd_latched = True
-            elif name == "weld":
-                self.weld = v
-            elif name == "lock":
-                self.lock_jam = v
-            elif name == "meter":
-                self.meter_ok = v != "offline"
-                self.meter_nan = v == "nan"
-            elif name == "temp":
-                self.temp_c = v
-            elif name == "ballast":
-                self._hold(v[0], v[1])
-        return self.state()
-
-    def _hold(self, kib, seconds):
-        """Extension for memory-pressure tests: hold `kib` KiB of the heap in 256-byte
-        blocks (as much of it as there is room for) for `seconds` (0: until changed), so a
-        test can squeeze the firmware at any moment of a session; the next pilot reading
-        after that (the safety tick) lets go, even when the API has no room left to ask and
-        the meter's task has none to read."""
-        self.ballast = []
-        self._ballast_end = None
-        if seconds:
-            self._ballast_end = compat.ticks_add(self.now_ms(), seconds * 1000)
-        try:
-            for _ in range(kib * 4):
-                self.ballast.append(bytearray(240))
-        except MemoryError:
-            pass
+        Returns state(); raises ValueError(reason) for an unknown name or a bad value.
+        (hal/sim_control.py, lent for the call.)"""
+        return compat.lend("hal.sim_control").control(self, params)
 
     def state(self):
-        p = self.pilot
-        return {
-            "cp": self.cp,
-            "diode": "ok" if self.diode else "missing",
-            "load": self.load,
-            "phases": self.car_phases,
-            "rcd": "trip" if self.rcd_fault else "ok",
-            "rcd_latched": self.rcd_latched,
-            "weld": 1 if self.weld else 0,
-            "lock": "jam" if self.lock_jam else "ok",
-            "lock_state": self.lock.state(),
-            "meter": "nan" if self.meter_nan else "ok" if self.meter_ok else "offline",
-            "temp": self.temp_c,
-            "relay": self.relay.contact(),
-            "duty": "F" if p.f else p.duty,
-            "amps": self.amps(),
-            "e_wh": round(self.e_wh, 3),
-            "ballast": len(self.ballast) // 4,
-        }
-
-
-def _parse(name, v):
-    if name == "cp":
-        if v not in ("A", "B", "C", "D", "E"):
-            raise ValueError("cp: A, B, C, D or E")
-        return v
-    if name == "diode":
-        return _choice(name, v, "ok", "missing")
-    if name == "card":
-        if not 0 < len(v) <= 20:
-            raise ValueError("card: 1 to 20 characters")
-        return v
-    if name == "load":
-        a = _num(name, v)
-        if not 0 <= a <= 80:
-            raise ValueError("load: 0..80 A")
-        return a
-    if name == "phases":
-        if v not in ("1", "3"):
-            raise ValueError("phases: 1 or 3")
-        return int(v)
-    if name == "rcd":
-        return _choice(name, v, "trip", "ok")
-    if name == "weld":
-        return _choice(name, v, "1", "0")
-    if name == "lock":
-        return _choice(name, v, "jam", "ok")
-    if name == "meter":
-        if v not in ("ok", "offline", "nan"):  # nan: extension, readings with NaN values
-            raise ValueError("meter: ok or offline (or nan)")
-        return v
-    if name == "ballast":  # extension: KiB of heap held [for seconds] (SimHal._hold)
-        kib, _, sec = v.partition(":")
-        if not kib.isdigit() or int(kib) > 4096 or not (sec == "" or sec.isdigit()):
-            raise ValueError("ballast: 0..4096 KiB, optionally :seconds")
-        return int(kib), int(sec or 0)
-    if name == "temp":
-        if v in ("fail", "none"):
-            return None  # extension: a failed sensor
-        t = _num(name, v)
-        if not -50 <= t <= 200:
-            raise ValueError("temp: -50..200")
-        return t
-    raise ValueError("unknown name: " + name)
-
-
-def _choice(name, v, yes, no):
-    if v == yes:
-        return True
-    if v == no:
-        return False
-    raise ValueError(name + ": " + yes + " or " + no)
-
-
-def _num(name, v):
-    try:
-        x = float(v)
-    except ValueError:
-        raise ValueError(name + ": not a number")
-    if x != x:
-        raise ValueError(name + ": not a number")
-    return x
+        """The simulated car, faults and readings, as /api/sim answers them."""
+        return compat.lend("hal.sim_control").state(self)
 
 
 def main(data):
     """The simulator's launcher (main.py on the unix port, once the A/B slot is chosen): the
     simulated hardware (or a real meter on a serial port: WB_METER), settings from WB_*
-    environment variables, exit status 3 for a reboot (tools/sim.py starts it again)."""
-    import os
+    environment variables (hal/sim_boot.py, lent for the start), exit status 3 for a reboot
+    (tools/sim.py starts it again)."""
     import sys
 
     from firmware import app
-    from version import VERSION
 
-    boot = compat.lend("firmware.app_boot")  # let go before app.run (del boot)
-    meter = os.getenv("WB_METER")
-    hal = SimHal(register=data + "/sim_meter.json")
-    if meter:
-        from hal.serial_unix import open_meter
-
-        hal.meter = open_meter(
-            meter, os.getenv("WB_METER_TYPE") or "sdm630", int(os.getenv("WB_METER_ADDR") or 1)
-        )
-    cfg = boot.load_config(data)
-    csms = os.getenv("WB_CSMS")
-    if csms:
-        errors = cfg.update({"ocppu": csms, "ocppe": True}, "api")
-        if errors:
-            print("E sim: WB_CSMS rejected:", errors)
-    info = boot.info(VERSION, serial="SIM-0001", board=hal.board)
-    del boot
-    app.run(hal, data, info, reboot=lambda: sys.exit(3), config=cfg,
-            api_host=os.getenv("WB_API_HOST") or "127.0.0.1",
-            api_port=int(os.getenv("WB_API_PORT") or 8080), sim=hal,
-            page=os.getenv("WB_PAGE") or "build/web/index.html.gz")
+    hal, info, cfg, where = compat.lend("hal.sim_boot").setup(data)
+    app.run(hal, data, info, reboot=lambda: sys.exit(3), config=cfg, sim=hal, **where)

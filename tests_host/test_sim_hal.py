@@ -91,6 +91,19 @@ def test_control_rejects_bad_names_and_values_and_applies_nothing(params):
     assert h.state() == before
 
 
+def test_the_simulator_holds_its_control_code_only_while_it_answers():
+    # /api/sim (hal/sim_control.py) is lent for each call, as the start (hal/sim_boot.py):
+    # a running simulator holds neither between the test driver's requests.
+    import sys
+
+    h, _ = make()
+    assert h.control({"cp": "B"})["cp"] == "B" and h.state()["cp"] == "B"
+    assert "hal.sim_control" not in sys.modules and "hal.sim_boot" not in sys.modules
+    import hal.sim
+
+    assert not hasattr(hal.sim, "_parse") and not hasattr(hal.sim.SimHal, "_hold")
+
+
 def test_meter_nan_extension_answers_with_not_a_number_values():
     h, _ = make()
     h.control({"meter": "nan"})
