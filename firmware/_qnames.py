@@ -262,6 +262,7 @@ def _():
     import version
     import ws
     import wsbig
+    import wsfar
     import wslist
     import wsopen
     import wsstream

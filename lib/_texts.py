@@ -597,6 +597,7 @@ def _(o):
         o.wh,
         o.wke,
         o.wsbig,
+        o.wsfar,
         o.wslist,
         o.wsopen,
         o.wss,

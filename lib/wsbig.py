@@ -19,7 +19,8 @@ In a spooled frame a string longer than `FAR` bytes (and not cut) goes on to a s
 `<spool>.str`, and the frame keeps a short placeholder with a random token in its place:
 json.load never builds it. `resolve` then puts a Far in the placeholder's place, for the
 fields the caller takes so (a 5.6 KB certificate chain, read a line at a time from flash),
-or the string itself for the others. A Far checks its escapes and UTF-8 as json.load would
+or the string itself for the others. A Far (lib/wsfar.py, a module of its own: a handler
+holds it after this one is let go) checks its escapes and UTF-8 as json.load would
 (ValueError), and len() is its length in characters.
 """
 
@@ -27,6 +28,7 @@ import gc
 
 from compat import const
 from ws import TooLarge
+from wsfar import Far
 from wsstream import Pieces, Spooled
 
 _PIECE_OUT = const(256)  # what is kept in one piece before a new one starts
@@ -34,118 +36,6 @@ _HEAD = const(64)  # first bytes of a frame kept for TooLarge (as in lib/ws.py)
 _CUT = b"\\u0000cut"
 FAR = const(1024)  # strings longer than this (bytes, escaped) of a spooled frame: on flash
 _FAR = "\x00far"  # what a placeholder starts with once parsed (then token:offset:length)
-_ESC = b'"\\/bfnrt'
-_UNESC = b'"\\/\x08\x0c\n\r\t'
-
-class Far:
-    """A long string of a spooled frame, kept in <spool>.str (`resolve`): len() is its length
-    in characters, pieces() its text. Made only when the whole string is valid (escapes,
-    UTF-8, no raw control characters), else ValueError, as json.load would refuse it."""
-
-    far = True  # what lets firmware/ocpp/validate.py take it for a string
-
-    def __init__(self, path, at, n):
-        self.path = path
-        self.at = at
-        self.n = n
-        size = 0
-        for p in self.pieces():
-            size += len(p)
-        self.size = size
-
-    def __len__(self):
-        return self.size
-
-    def text(self):
-        """The whole string (as json.load would have made it)."""
-        return "".join(self.pieces())
-
-    def pieces(self):
-        """The text unescaped, in str pieces of at most about 256 bytes: a line (with its
-        "\\n") or, of a longer one, a part ending at a character boundary."""
-        pend = b""
-        carry = b""  # the start of an escape cut by a read
-        with open(self.path, "rb") as f:
-            f.seek(self.at)
-            left = self.n
-            while left > 0:
-                raw = f.read(left if left < 128 else 128)
-                if not raw:
-                    raise ValueError("string cut short")
-                left -= len(raw)
-                for b in raw:
-                    if b < 0x20:
-                        raise ValueError("control character in a string")
-                out, carry = _unescape(carry + raw, bytearray(pend))
-                while True:
-                    k = out.find(b"\n")
-                    if 0 <= k < 256:
-                        k += 1
-                    elif len(out) > 256:
-                        k = 256
-                        while out[k] & 0xC0 == 0x80:  # not inside a character
-                            k -= 1
-                            if k < 252:
-                                raise ValueError("bad UTF-8")
-                    else:
-                        break
-                    yield str(out[:k], "utf-8")
-                    out = out[k:]
-                pend = bytes(out)
-        if carry:
-            raise ValueError("bad escape")
-        if pend:
-            yield str(pend, "utf-8")
-
-
-def _unescape(s, out):
-    """(out + s unescaped up to an escape cut at its end, the cut escape's bytes)."""
-    i = 0
-    while True:
-        j = s.find(b"\\", i)
-        if j < 0:
-            out += s[i:]
-            return out, b""
-        out += s[i:j]
-        c = s[j + 1 : j + 2]
-        if c == b"u":
-            cp = _hex4(s, j + 2)
-            if cp < 0:
-                return out, s[j:]  # cut by the read: the rest comes with the next one
-            i = j + 6
-            if 0xD800 <= cp < 0xDC00:  # the first half of a UTF-16 surrogate pair
-                if len(s) < i + 6:
-                    if s[i : i + 2] != b"\\u"[: len(s) - i]:
-                        raise ValueError("lone surrogate")
-                    return out, s[j:]
-                lo = _hex4(s, i + 2) if s[i : i + 2] == b"\\u" else -1
-                if not 0xDC00 <= lo < 0xE000:
-                    raise ValueError("lone surrogate")
-                cp = 0x10000 + ((cp - 0xD800) << 10) + lo - 0xDC00
-                i += 6
-            elif 0xDC00 <= cp < 0xE000:
-                raise ValueError("lone surrogate")
-            out += chr(cp).encode()
-        elif not c:
-            return out, s[j:]
-        else:
-            m = _ESC.find(c)
-            if m < 0:
-                raise ValueError("bad escape")
-            out.append(_UNESC[m])
-            i = j + 2
-
-
-def _hex4(s, i):
-    """The 4 hex digits at s[i:]: their value, or -1 when the read cut them."""
-    h = s[i : i + 4]
-    if len(h) < 4:
-        return -1
-    for x in h:
-        if x not in b"0123456789abcdefABCDEF":
-            raise ValueError("bad escape")
-    return int(h, 16)
-
 
 def resolve(msg, far, keep=()):
     """Put in place of each placeholder of this frame (`far`: Spooled.far) the string

@@ -27,6 +27,7 @@ import binascii
 import hashlib
 
 import der
+
 from certsig import ECDSA_SHA256 as _ECDSA_SHA256
 from certsig import RSA_SHA256 as _RSA_SHA256
 

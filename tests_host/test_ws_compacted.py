@@ -227,7 +227,7 @@ def test_a_spooled_frame_is_answered_and_its_file_removed(tmp_path):
 # Strings longer than wsbig.FAR bytes of a spooled frame go to a file beside it (issue 9: a
 # 5.6 KB string needs a 5.6 KB block, which a fragmented heap does not have). Put back by
 # wsbig.resolve, they are exactly what json.loads makes of the frame; in the fields a
-# handler reads from flash (keep) they are wsbig.Far, whose text, length and pieces are the
+# handler reads from flash (keep) they are wsfar.Far, whose text, length and pieces are the
 # string's.
 _long = st.lists(_chars, min_size=200, max_size=700).map("".join)
 
@@ -310,7 +310,7 @@ def test_a_placeholder_sent_by_the_peer_stays_a_plain_string(tmp_path):
 
 def test_a_certificate_on_flash_is_installed_and_the_files_removed(tmp_path):
     """InstallCertificate of an RSA root through the RPC: the handler reads the text from
-    flash (wsbig.Far: it never is a string in RAM); both files go once it is answered.
+    flash (wsfar.Far: it never is a string in RAM); both files go once it is answered.
     While the handler works, neither its caller nor sys.modules holds the frame's stream or
     the long-frame reader (lib/wsbig.py) and its streams (lib/wsstream.py): their heap is
     free at the RSA check."""
@@ -334,8 +334,9 @@ def test_a_certificate_on_flash_is_installed_and_the_files_removed(tmp_path):
     real = cert_admin.take_pem
 
     def spy(payload, key, *more):
-        seen.append(type(payload[key]).__name__)
-        held.append(("wsbig" in sys.modules, "wsstream" in sys.modules, list(box)))
+        seen.append((type(payload[key]).__module__, type(payload[key]).__name__))
+        held.append(("wsbig" in sys.modules, "wsstream" in sys.modules,
+                     "wsfar" in sys.modules, list(box)))
         return real(payload, key, *more)
 
     cert_admin.take_pem = spy
@@ -361,8 +362,8 @@ def test_a_certificate_on_flash_is_installed_and_the_files_removed(tmp_path):
         if not offered:
             router.OFFERED.pop("InstallCertificate")
     assert sent == [[3, "id-1", {"status": "Accepted"}]]
-    assert seen == ["Far"]
-    assert held == [(False, False, [])]
+    assert seen == [("wsfar", "Far")]  # its class's module is not the reader's
+    assert held == [(False, False, False, [])]
     assert len(certs.files(cp)) == 1
     assert not os.path.exists(sock.spool) and not os.path.exists(msg.far[0])
 

@@ -127,7 +127,7 @@ IDLE_MS = 60000  # a module unused this long is dropped (sweep)
 # the message modules of rare outgoing messages (constants and a send()).
 HELPERS = ("xfer", "ftp", "httpfile", "bundle", "x509", "der", "p256", "csr", "rsa_verify",
            "certsig",
-           "wsbig", "wsstream", "wslist", "firmware.firmware_update.install",
+           "wsbig", "wsstream", "wsfar", "wslist", "firmware.firmware_update.install",
            "firmware.firmware_update.signed",
            "firmware.firmware_update.diagnostics", "firmware.security.certs",
            "firmware.security.cert_admin",

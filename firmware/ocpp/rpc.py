@@ -56,7 +56,7 @@ _HANDLER_MS = const(20000)  # an async handler must answer within this (else Int
 _HEAD = const(64)
 
 
-# Fields whose long text a handler reads from flash a line at a time (wsbig.Far) rather
+# Fields whose long text a handler reads from flash a line at a time (wsfar.Far) rather
 # than as a string: the certificates, 5.5 KB each.
 _FAR = (("InstallCertificate", "certificate"), ("CertificateSigned", "certificateChain"))
 # Arrays of a frame kept on flash that the handler reads an element at a time (wslist.Far):
@@ -322,9 +322,9 @@ class RPC:
             # The long-frame reader goes until the next long frame, and the streams it
             # reads through: the stream it made was released in _take, the Far strings of
             # the message go with their handler (a 5.6 KB certificate chain is copied to a
-            # file first), so its heap is free while a handler works (1.5 KiB at the
-            # certificates' RSA checks, 32-bit; lib/wsstream.py 1.9 KB more, 64-bit).
-            router.forget("wsbig", "wsstream")
+            # file first) and keep only lib/wsfar.py, so the reader's heap is free while a
+            # handler works (6 KB, 64-bit; lib/wsstream.py 1.9 KB more).
+            router.forget("wsbig", "wsstream", "wsfar")
             if type(msg) is not list or not msg:
                 await self._reject("-1", PROTOCOL_ERROR, "not a non-empty JSON array")
                 return
@@ -351,7 +351,7 @@ class RPC:
             else:
                 self.unanswered = uid  # until its answer is sent (_reply, _error)
                 await self._call(uid, msg[2], msg[3], cut)
-        finally:  # after the handler, which may read a long string from flash (wsbig.Far)
+        finally:  # after the handler, which may read a long string from flash (wsfar.Far)
             for f in files:
                 fs.remove(f)
 

@@ -119,7 +119,7 @@ def _check(node, v, strict):
             e.description = "/" + str(n) + e.description
             raise
     elif k == "s" or k == "t" or k == "<":
-        # A wsbig.Far is a long free-text string kept on flash (len() in characters).
+        # A wsfar.Far is a long free-text string kept on flash (len() in characters).
         if tv is not str and not (k == "s" and getattr(v, "far", None) is True):
             _fail(TYPE_CONSTRAINT_VIOLATION, "expected string")
         if k == "s":

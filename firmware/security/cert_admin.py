@@ -20,7 +20,7 @@ def take_pem(payload, key, dst):
     import der
 
     v = payload[key]
-    # A long text the frame kept on flash (wsbig.Far) is decoded from there, a line at a time.
+    # A long text the frame kept on flash (wsfar.Far) is decoded from there, a line at a time.
     got = der.pem_file(v.pieces if hasattr(v, "pieces") else (lambda: der.text_lines(v)), dst)
     del payload[key]
     return got

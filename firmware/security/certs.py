@@ -107,7 +107,6 @@ def signed(cert, issuer):
     the ESP32, out of sys.modules: the caller holds neither): the RSA check is the
     certificates' peak. The next read imports them anew."""
     import certsig
-
     from firmware.ocpp import router
 
     router.forget("x509", "der")

@@ -137,7 +137,7 @@ def _stage(cp, payload):
     """The chain's text written as it came to cp.new, then dropped from the payload; the
     reason it is refused, or None. Nothing of it is decoded here: the chain is checked
     from flash (_chain), so its text and DER are never on the heap at once."""
-    v = payload["certificateChain"]  # a str, or a wsbig.Far: the text on flash already
+    v = payload["certificateChain"]  # a str, or a wsfar.Far: the text on flash already
     if len(v) > cp.config.get("CertificateSignedMaxChainSize"):
         return "chain too long"
 
