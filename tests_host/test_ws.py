@@ -39,6 +39,26 @@ async def s_echo(cfg):
     return {"text": t, "bin": list(b), "closed": c.closed, "code": c.close_code,
             "opening_kept": "wsopen" in sys.modules}
 
+async def s_box(cfg):
+    # recv(box=): a text message (short: a bytearray; long: read compacted on MicroPython,
+    # a stream) is appended to the box and None returned; a binary one is returned as ever.
+    c = await ws.connect(url(cfg, "echo", "box"), max_size=100000)
+    out = {}
+    for name, m in (("short", "hi \u20ac"), ("long", "L" * 2999 + "z")):
+        await c.send(m)
+        box = []
+        r = await c.recv(raw=True, box=box)
+        t = box[0] if len(box) == 1 else None
+        out[name] = [r is None, len(box), len(t), bytes(t[:3]).decode("utf-8", "replace")]
+    await c.send(b"\x00\x01")
+    box = []
+    r = await c.recv(raw=True, box=box)
+    out["bin"] = [list(r), box]
+    await c.send("plain")
+    out["plain"] = await c.recv()  # without a box: as before
+    await c.close()
+    return out
+
 async def s_auth(cfg):
     c = await ws.connect(url(cfg, "echo", "auth"), auth=("CP1", "s3cr:et"))
     await c.close()
@@ -376,6 +396,15 @@ def test_handshake_bounded_by_timeout(run):
 def test_bad_url_scheme_rejected(run):
     res, _, _ = run
     assert res["bad_url"]["exc"] == "WebSocketError"
+
+
+def test_recv_puts_text_messages_into_the_box_it_is_given(run):
+    # The OCPP session's reader gets each text frame through a box (lib/ws.py recv): a
+    # long frame's stream never passes through its coroutine's frame, whose C stack slot
+    # kept it and lib/wsstream.py alive through the whole handling of the message.
+    res, _, _ = run
+    assert res["box"] == {"short": [True, 1, 6, "hi "], "long": [True, 1, 3000, "LLL"],
+                          "bin": [[0, 1], []], "plain": "plain"}
 
 
 def test_large_messages_all_length_forms(run):

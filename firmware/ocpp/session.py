@@ -276,17 +276,16 @@ class Session:
 
     async def _reader(self, ws, rpc):
         while True:
+            box = []  # a text frame: on_frame takes it out, it goes once parsed
             try:
-                msg = await ws.recv(raw=True)
+                msg = await ws.recv(raw=True, box=box)  # (never through this frame)
             except wsmod.TooLarge as e:  # no heap for it: answered, the link stays up
                 log.memory("ocpp", "frame of %d bytes" % e.size)
                 await rpc.on_oom(e.head)
                 continue
-            if isinstance(msg, bytes):
+            if msg is not None:
                 log.warning("ocpp", "binary frame ignored (%d bytes)" % len(msg))
             else:
-                box = [msg]  # on_frame takes the frame out: it goes once parsed
-                msg = None
                 try:
                     await rpc.on_frame(box, ws.cut)
                 except MemoryError:
