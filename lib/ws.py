@@ -423,8 +423,7 @@ class WebSocket:
         self._reading = True
         self.cut = 0
         try:
-            if box is not None:
-                self._box = box
+            self._box = box
             return await self._recv(raw)
         except (EOFError, OSError) as e:
             self._shut(1006, "connection lost: %r" % (e,))

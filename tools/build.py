@@ -270,39 +270,30 @@ def resident_modules(launchers=LAUNCHERS):
     return out
 
 
+def _str_constants(source):
+    """The str constants of a module's source that its bytecode holds: lonely constants (a
+    docstring, any string standing as a statement) left out, the compiler drops them."""
+    tree = ast.parse(source)
+    lonely = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+            and isinstance(n.value, str) and id(n) not in lonely}
+
+
 def _texts(src):
-    """The (dotted) identifiers among the string constants of a source file, docstrings
-    left out: the text constants a qstr can stand for."""
+    """The (dotted) identifiers among the string constants of a source file: the text
+    constants a qstr can stand for."""
     with open(os.path.join(ROOT, src)) as f:
-        tree = ast.parse(f.read())
-    docs = set()
-    for n in ast.walk(tree):
-        body = getattr(n, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
-            docs.add(id(body[0].value))
-    out = set()
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs:
-            if _is_name(n.value):
-                out.add(n.value)
-    return out
+        return {t for t in _str_constants(f.read()) if _is_name(t)}
 
 
 def _kept_texts(src):
     """The longer texts (over _INTERNED_LEN bytes, not names) the .mpy build of the source
-    file `src` keeps as str constants: what flash_texts() leaves, lonely constants (a
-    docstring: the compiler drops them) left out; at most _QSTR_MAX bytes, no NUL."""
+    file `src` keeps as str constants (_str_constants of what flash_texts() leaves), at
+    most _QSTR_MAX bytes, no NUL."""
     with open(os.path.join(ROOT, src)) as f:
-        tree = ast.parse(flash_texts(f.read(), TextTable(), src))
-    lonely = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
-    out = set()
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in lonely:
-            b = n.value.encode()
-            if _INTERNED_LEN < len(b) <= _QSTR_MAX and b"\0" not in b and \
-                    not _is_name(n.value):
-                out.add(n.value)
-    return out
+        texts = _str_constants(flash_texts(f.read(), TextTable(), src))
+    return {t for t in texts if _INTERNED_LEN < len(t.encode()) <= _QSTR_MAX
+            and "\0" not in t and not _is_name(t)}
 
 
 def _kept_groups():
@@ -313,7 +304,7 @@ def _kept_groups():
     both = set()
     only_sim = set()
     only_board = set()
-    for name, src in resident_modules().items():
+    for name, src in dict(sim, **board).items():  # resident_modules(): the two together
         texts = _kept_texts(src)
         if name in sim and name in board:
             both |= texts
@@ -625,7 +616,8 @@ def short_names(sources, others, resident=()):
     for path in list(sources) + list(others):  # a module's name (from pkg import _mod)
         keep.add(os.path.splitext(os.path.basename(path))[0])
     names = [n for n in used if n in bound and n not in keep]
-    names.sort(key=lambda n: (not used[n] & set(resident), -len(used[n]), n))
+    resident = set(resident)
+    names.sort(key=lambda n: (not used[n] & resident, -len(used[n]), n))
     out = {}
     shorts = _shorts()
     for n in names:
