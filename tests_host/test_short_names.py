@@ -1,8 +1,11 @@
 """Short private names (tools/build.py short_names(), rename()): the .mpy build renames the
 firmware's private names (_name) to _a, _b, … so that its .mpy files and the names loading
-them interns are shorter. The renaming must change nothing but those names, one table for
-the whole build, and keep every name something outside the renamed sources uses."""
+them interns are shorter and fewer. The renaming must change nothing but those names: one
+short name for the whole build for a name several modules or any attribute use, the same
+few short names again in each module for a module's own names; and keep every name
+something outside the renamed sources uses."""
 
+import ast
 import os
 import sys
 import tarfile
@@ -32,25 +35,43 @@ def _build_sources():
 
 
 def test_renaming_back_gives_every_module_unchanged():
-    # Only names change, line for line, and the table is one-to-one with no short name the
-    # sources have already: renaming back is exact.
+    # Only names change, line for line, and each module's table is one-to-one with no short
+    # name the module has already: renaming back is exact.
     sources, others = _build_sources()
     names = build.short_names(sources, others, build.resident_modules().values())
-    back = {new: old for old, new in names.items()}
-    assert len(back) == len(names) > 500
+    assert set(names) == set(sources)
+    olds, shorts = set(), set()
     for src, text in sources.items():
-        short = build.rename(text, names, src)
+        table = names[src]
+        back = {new: old for old, new in table.items()}
+        assert len(back) == len(table), src
+        olds |= set(table)
+        shorts |= set(table.values())
+        short = build.rename(text, table, src)
         assert short.count("\n") == text.count("\n"), src
         assert build.rename(short, back, src) == text, src
-    # the shortest (two characters) go to names of the resident modules, loaded at every
-    # boot: each is one qstr interned for good
+    # A name several modules share, or an attribute, is renamed alike everywhere and no
+    # other name anywhere takes its short name: an object's attributes never meet.
+    attrs = {n.attr for text in sources.values() for n in ast.walk(ast.parse(text))
+             if isinstance(n, ast.Attribute)}
+    every = {}
+    for table in names.values():
+        for old, new in table.items():
+            every.setdefault(new, set()).add(old)
+    for new, given in every.items():  # given again: to modules' own names only, but one
+        common = [o for o in given if o in attrs or sum(o in t for t in names.values()) > 1]
+        assert len(common) <= 1, (new, given)
+    assert len(olds) > 500 and len(shorts) < 0.6 * len(olds)
+    # the shortest (two characters) of the whole build's go to names of the resident
+    # modules, loaded at every boot: each is one qstr interned for good
     resident = set()
     for src in build.resident_modules().values():
         if src in sources:
             resident |= {t.string for t in build._tokens(sources[src])
                          if t.type == tokenize.NAME}
-    two = [old for old, new in names.items() if len(new) == 2]
-    assert len(two) > 40 and set(two) <= resident
+    two = {o for new, given in every.items() if len(new) == 2 for o in given
+           if o in attrs or sum(o in t for t in names.values()) > 1}
+    assert len(two) > 40 and two <= resident
 
 
 SAMPLE = {
@@ -92,6 +113,7 @@ def _shared():
 _sim_only = 1
 """,
     "_sub.py": "X = 3\n",
+    "c.py": "def _helper(_x):\n    return _x + 1\n\n\ndef g():\n    return _helper(1)\n",
 }
 OTHERS = {"hal/sim.py": "x._sim_only = 2\n"}
 
@@ -101,14 +123,22 @@ def test_what_is_renamed_and_what_is_kept(tmp_path, monkeypatch):
     # Kept: what a text names (getattr) or starts; a module's name (import _thread, from .
     # import _sub: the module _sub.py); what a file compiled as it is uses (_sim_only);
     # never bound here (MicroPython's own: core._io_queue; sys._getframe); asyncio's (_serve).
-    assert set(names) == {"_Box", "_value", "_get", "_default", "_look", "_shared",
-                          "_forget"}, names
-    assert set(names.values()) == {"_" + c for c in "abcdefg"}
-    a = build.rename(SAMPLE["a.py"], names)
-    b = build.rename(SAMPLE["b.py"], names)
-    # one table: b's _shared is the name a imports
-    assert "from b import %s, _sim_only, _sub" % names["_shared"] in a
-    assert "def %s():" % names["_shared"] in b
+    assert set(names["a.py"]) == {"_Box", "_value", "_get", "_default", "_look", "_shared",
+                                  "_forget"}, names
+    assert set(names["a.py"].values()) == {"_" + c for c in "abcdefg"}
+    a = build.rename(SAMPLE["a.py"], names["a.py"])
+    b = build.rename(SAMPLE["b.py"], names["b.py"])
+    # a name two modules use is the same in both: b's _shared is the name a imports
+    assert names["b.py"] == {"_shared": names["a.py"]["_shared"]}
+    assert "from b import %s, _sim_only, _sub" % names["a.py"]["_shared"] in a
+    assert "def %s():" % names["a.py"]["_shared"] in b
+    # c's own names (a function, an argument: never an attribute) take short names a has
+    # already, so loading c interns none (a variable and an attribute never meet)
+    assert set(names["c.py"]) == {"_helper", "_x"}
+    assert set(names["c.py"].values()) < set(names["a.py"].values())
+    c = build.rename(SAMPLE["c.py"], names["c.py"])
+    assert [x for x in (SAMPLE["c.py"], c) if exec(x, ns := {}) or ns["g"]() == 2] == \
+        [SAMPLE["c.py"], c]
     # the renamed modules run as the source does (CPython)
     results = []
     for i, (ta, tb) in enumerate(((SAMPLE["a.py"], SAMPLE["b.py"]), (a, b))):
@@ -135,7 +165,7 @@ def test_what_is_renamed_and_what_is_kept(tmp_path, monkeypatch):
 
 def test_a_short_name_never_takes_a_name_the_sources_have():
     sources = {"lib/a.py": "_a = 1\n_b = 2\n\n\ndef _long_name():\n    return _a + _b\n"}
-    names = build.short_names(sources, {})
+    names = build.short_names(sources, {})["lib/a.py"]
     assert names["_long_name"] not in ("_a", "_b")
     assert build.rename(build.rename(sources["lib/a.py"], names),
                         {v: k for k, v in names.items()}) == sources["lib/a.py"]
@@ -143,7 +173,7 @@ def test_a_short_name_never_takes_a_name_the_sources_have():
 
 def test_an_fstring_with_a_private_name_is_refused():
     src = {"lib/a.py": "def _x():\n    return 1\n\n\ny = f'{_x()}'\n"}
-    names = build.short_names(src, {})
+    names = build.short_names(src, {})["lib/a.py"]
     with pytest.raises(ValueError, match="f-string"):
         build.rename(src["lib/a.py"], names, "lib/a.py")
 
@@ -151,9 +181,11 @@ def test_an_fstring_with_a_private_name_is_refused():
 def test_the_build_renames_and_maps_the_names_back(tmp_path, monkeypatch):
     build.compile_all(str(tmp_path), "x64")
     with open(tmp_path / build.NAMES_MAP, encoding="utf-8") as f:
-        rows = dict(line.split() for line in f)
-    short = [k for k, v in rows.items() if v == "_keep_accepting"]  # one row each
-    assert len(short) == 1 and len(rows) == len(set(rows.values())) > 500
+        rows = [line.split() for line in f]  # module, short name, name
+    assert all(len(r) == 3 for r in rows) and len(rows) > 500
+    assert len({(m, new) for m, new, _ in rows}) == len(rows)  # one name each in a module
+    short = [new for m, new, old in rows if old == "_keep_accepting"]
+    assert [m for m, new, old in rows if old == "_keep_accepting"] == ["httpd"]
     with open(tmp_path / "lib" / "httpd.mpy", "rb") as f:
         mpy = f.read()
     assert b"_keep_accepting" not in mpy and short[0].encode() + b"\x00" in mpy

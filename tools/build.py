@@ -560,25 +560,32 @@ def _tokens(text):
 
 
 def short_names(sources, others, resident=()):
-    """{private name: short name} for the .mpy build of `sources` ({path: text}, as
-    mpy-cross gets them): every name of the form _name (not __name, _ or flash_texts()'s
-    _t) that those sources bind (def, class, an argument, an assignment to a name or an
-    attribute, `import x as _name`) becomes _a, _b, … _9, _aa, …: the names of the
-    `resident` modules (paths) first, the most widespread first. A .mpy file holds each
-    name it uses once, and loading it interns each that is not a qstr yet, for good: a
-    shorter name is fewer bytes of flash and of heap.
+    """{source path: {private name: short name}} for the .mpy build of `sources` ({path:
+    text}, as mpy-cross gets them): every name of the form _name (not __name, _ or
+    flash_texts()'s _t) that those sources bind (def, class, an argument, an assignment to a
+    name or an attribute, `import x as _name`) becomes _a, _b, … _9, _aa, …. A .mpy file
+    holds each name it uses once, and loading it interns each that is not a qstr yet, for
+    good: a shorter name is fewer bytes of flash and of heap, and a name that is a qstr
+    already costs none.
     Kept as they are: names any text of the sources or of `others` (the files compiled as
     they are: main.py, boot.py, the simulator's HAL) holds or starts with (getattr(o,
     "_x")), the private names `others` use, module names, names the sources only use (a
     private name of MicroPython's own, asyncio.core._io_queue) and MICROPYTHON_PRIVATE.
-    One table for the whole build: a name is the same everywhere, so a module's private
-    name used by another (certs._light) or an attribute set in one module and read in
-    another still match."""
+    - A name one module alone uses, and never as an attribute (o._x) anywhere, is that
+      module's own (a module global, an argument, a local): it takes a short name another
+      module's name has too, the same few in every module, so that loading the module
+      interns nothing new for it. Any name the module has (its own or a short one of the
+      table below) is never taken.
+    - Every other name (an attribute: o._x may be any module's object; a module's private
+      name another uses, certs._light) has one short name for the whole build, which no
+      other name has: the `resident` modules' (paths) first, the most widespread first."""
     bound = set()
     used = {}
     keep = set(MICROPYTHON_PRIVATE)
     texts = set()
     idents = set(keyword.kwlist)
+    attrs = set()
+    own = {}  # path -> the NAME tokens of that source
     for path, text in list(sources.items()) + list(others.items()):
         tree = ast.parse(text)
         for n in ast.walk(tree):
@@ -589,6 +596,8 @@ def short_names(sources, others, resident=()):
                     keep.update(a.name.split("."))
             elif isinstance(n, ast.ImportFrom) and n.module:
                 keep.update(n.module.split("."))
+            elif isinstance(n, ast.Attribute):
+                attrs.add(n.attr)
             if path not in sources:
                 continue
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -603,9 +612,11 @@ def short_names(sources, others, resident=()):
                 bound.add(n.asname)
             elif isinstance(n, ast.ExceptHandler) and n.name:
                 bound.add(n.name)
+        mine = own[path] = set()
         for t in _tokens(text):
             if t.type == tokenize.NAME:
                 idents.add(t.string)
+                mine.add(t.string)
                 if path in others and _private(t.string):
                     keep.add(t.string)
                 elif path in sources and _private(t.string):
@@ -616,16 +627,49 @@ def short_names(sources, others, resident=()):
     for path in list(sources) + list(others):  # a module's name (from pkg import _mod)
         keep.add(os.path.splitext(os.path.basename(path))[0])
     names = [n for n in used if n in bound and n not in keep]
+    local = {n for n in names if len(used[n]) == 1 and n not in attrs}
     resident = set(resident)
-    names.sort(key=lambda n: (not used[n] & resident, -len(used[n]), n))
-    out = {}
+    shared = sorted((n for n in names if n not in local),
+                    key=lambda n: (not used[n] & resident, -len(used[n]), n))
+    table = {}
     shorts = _shorts()
-    for n in names:
+    order = []  # the short names in the order they were given
+    for n in shared:
         short = next(shorts)
         while short in idents:  # a name the sources have already
             short = next(shorts)
-        out[n] = short
+        table[n] = short
+        order.append(short)
+    out = {}
+    for path in sources:
+        mine = {n: table[n] for n in own[path] if n in table}
+        taken = own[path] | set(mine.values())
+        pool = iter(order)
+        for n in sorted((n for n in own[path] if n in local), key=len, reverse=True):
+            short = next(pool, None)
+            while short is not None and short in taken:
+                short = next(pool, None)
+            if short is None:  # more than the table has: new ones, none a source's name
+                short = next(shorts)
+                while short in idents:
+                    short = next(shorts)
+                order.append(short)
+            mine[n] = short
+            taken.add(short)
+        out[path] = mine
     return out
+
+
+def names_map(names):
+    """NAMES_MAP's text for short_names()' tables: a line "module short name" for each name
+    each module has renamed (module: its dotted name, as a traceback names it)."""
+    rows = []
+    for path, table in names.items():
+        mod = os.path.splitext(path[len("lib/") :] if path.startswith("lib/") else path)[0]
+        if mod.endswith("/__init__"):
+            mod = mod[: -len("/__init__")]
+        rows += ["%s %s %s\n" % (mod.replace("/", "."), new, old) for old, new in table.items()]
+    return "".join(sorted(rows))
 
 
 def _shorts():
@@ -718,7 +762,7 @@ def compile_all(out, march="xtensawin"):
         names = short_names({src: said for src, (_, said) in sources.items()}, others,
                             resident_modules().values())
         for src, (text, said) in sources.items():
-            sources[src] = (text, rename(said, names, src))
+            sources[src] = (text, rename(said, names[src], src))
     tmp = os.path.join(out, ".src")
     for src, dst in board_files():
         target = os.path.join(out, dst)
@@ -752,8 +796,7 @@ def compile_all(out, march="xtensawin"):
     with open(os.path.join(out, FLASH_TEXTS), "wb") as f:
         f.write(table.data())
     with open(os.path.join(out, NAMES_MAP), "w", encoding="utf-8") as f:
-        f.write("".join("%s %s\n" % (new, old) for old, new in sorted(names.items(),
-                                                                      key=lambda kv: kv[1])))
+        f.write(names_map(names))
     build_data(out)
     return total
 
