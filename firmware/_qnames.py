@@ -257,6 +257,7 @@ def _():
     import logfile
     import modbus
     import p256
+    import pem
     import rsa_verify
     import slots
     import version

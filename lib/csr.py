@@ -10,6 +10,7 @@ import hashlib
 
 import der
 import p256
+import pem
 
 _EC_ALG = der.enc(0x30, der.enc(0x06, der.OID_EC_KEY), der.enc(0x06, der.OID_P256))
 _ECDSA_ALG = der.enc(0x30, der.enc(0x06, der.OID_ECDSA_SHA256))  # no parameters, RFC 5758
@@ -31,7 +32,7 @@ def make_csr(d, q, cn, o):
     info = der.enc(0x30, der.enc_uint(0), name, spki, b"\xa0\x00")
     r, s = p256.sign(d, hashlib.sha256(info).digest())
     sig = der.enc(0x30, der.enc_uint(r), der.enc_uint(s))
-    return der.pem_encode(
+    return pem.pem_encode(
         der.enc(0x30, info, _ECDSA_ALG, der.enc(0x03, b"\x00", sig)), "CERTIFICATE REQUEST"
     )
 
@@ -45,12 +46,12 @@ def key_pem(d, q):
         der.enc(0xA0, der.enc(0x06, der.OID_P256)),
         der.enc(0xA1, der.enc(0x03, b"\x00", p256.encode_point(q))),
     )
-    return der.pem_encode(body, "EC PRIVATE KEY")
+    return pem.pem_encode(body, "EC PRIVATE KEY")
 
 
-def load_key(pem):
+def load_key(text):
     """(d, q) from key_pem()'s text; ValueError if it is not a P-256 ECPrivateKey."""
-    keys = der.pem_decode(pem, "EC PRIVATE KEY")
+    keys = pem.pem_decode(text, "EC PRIVATE KEY")
     if len(keys) != 1:
         raise ValueError("no EC PRIVATE KEY")
     b = keys[0]

@@ -16,28 +16,19 @@ _MIN_BYTES = const(256)
 # Public exponents of up to 32 bits (every real key has 65537 or 3): a product per bit, and
 # a 4096-bit one would hold the loop for a minute on an ESP32.
 _E_BITS = const(32)
-_W = const(32)  # bytes per word
+_W = const(32)  # bytes per word: der.number() reads numbers into such words
 _BITS = const(256)  # 8 * _W
 # DER of DigestInfo{sha256, NULL} before the 32-byte hash, RFC 8017 §9.2 note 1.
 _SHA256_INFO = b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20"
 
 
-def number(buf, i, j, strip=True):
-    """The unsigned big-endian integer buf[i:j] (bytes, memoryview, or a der.Flash on flash)
-    as (its length in bytes, its little-endian _W-byte words), read a word at a time: no
-    block of its size (512 bytes for RSA-4096) is ever needed. strip: without leading zero
-    bytes (a modulus); a signature keeps its length, which must be the modulus's."""
-    while strip and i < j - 1 and not buf[i]:
-        i += 1
-    return j - i, [int.from_bytes(buf[max(j - (w + 1) * _W, i) : j - w * _W], "big")
-                   for w in range(-(-(j - i) // _W))]
-
-
 def verify(n, e, digest, sig):
     """True if sig is a valid PKCS#1 v1.5 signature of the SHA-256 digest by the key (n, e):
-    n and sig as number() gives them (sig may also be bytes), e an int."""
+    n and sig as der.number() gives them (sig may also be bytes), e an int."""
     k, nw = n
     if not isinstance(sig, tuple):
+        from der import number
+
         sig = number(sig, 0, len(sig), False)
     if sig[0] != k or k < _MIN_BYTES or not nw[-1] >> 8 * (k - 1 - (len(nw) - 1) * _W):
         return False  # the signature is as long as the modulus, which has no zero top byte

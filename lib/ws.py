@@ -403,7 +403,12 @@ class WebSocket:
         plus its decoded `data`. The rest is kept byte for byte: json.load still checks the
         whole structure. Cut strings are not checked (escapes, UTF-8); self.cut counts them.
         A MemoryError on the way: the rest of the frame is read and dropped (the link stays
-        in step) and TooLarge carries its first bytes, as _payload does."""
+        in step) and TooLarge carries its first bytes, as _payload does. The socket's `room`
+        (a function, set by its owner: the OCPP session's) runs first: what idles goes
+        before the long frame's reader loads and the frame comes in."""
+        room = getattr(self, "room", None)
+        if room is not None:
+            room()
         from wsbig import compacted  # rare: loaded with the first long frame
 
         return await compacted(self, n, keep)

@@ -6,30 +6,28 @@ parse() returns a dict:
   tbs         memoryview of the DER tbsCertificate, the signed part (no copy)
   sig_alg     signatureAlgorithm OID, dotted string
   sig         signatureValue (bytes, without the unused-bits octet); for an RSA signature
-              rsa_verify.number()'s (length, words), read without a block of its size
+              der.number()'s (length, words), read without a block of its size
   serial      serialNumber (int)
   issuer      issuer Name, DER bytes;  subject: subject Name, DER bytes
   cn, o       subject commonName and organizationName (str or None)
   key_type    "ec" (P-256), "rsa", or None for any other key
   key         (x, y) for "ec" (not checked to lie on the curve here: p256.verify()
-              does), (n, e) for "rsa" (n as rsa_verify.number() reads it, e an int),
+              does), (n, e) for "rsa" (n as der.number() reads it, e an int),
               None otherwise
   spk         subjectPublicKey BIT STRING value (bytes, without the unused-bits octet);
               light() keeps only its SHA-256, "spk_sha"
   not_before, not_after   validity in unix seconds (UTC)
   ca          basicConstraints cA (False when absent)
-rsa_verify is imported only when an RSA key or signature is met, p256 only to check an
-ECDSA signature; the checks themselves are lib/certsig.py's, which checks a light
-certificate's RSA signature with neither this module nor lib/der.py loaded.
+Reading a certificate needs neither the RSA code nor the PEM armour (lib/pem.py); p256 is
+imported only to check an ECDSA signature. The checks themselves are lib/certsig.py's,
+which checks a light certificate's RSA signature with neither this module nor lib/der.py
+loaded.
 """
 
 import binascii
 import hashlib
 
 import der
-
-from certsig import ECDSA_SHA256 as _ECDSA_SHA256
-from certsig import RSA_SHA256 as _RSA_SHA256
 
 
 def parse(data):
@@ -42,7 +40,9 @@ def parse(data):
 
 def parse_pem(text):
     """Every certificate of a PEM text (a chain gives several), parsed, in order."""
-    return [parse(d) for d in der.pem_decode(text)]
+    from pem import pem_decode
+
+    return [parse(d) for d in pem_decode(text)]
 
 
 def _parse(data):
@@ -64,10 +64,9 @@ def _parse(data):
     if buf[os_:oe] != buf[ios:ioe]:  # RFC 5280 §4.1.1.2: both must be the same
         raise ValueError("signature algorithm mismatch")
     alg = der.oid(buf, os_, oe)
-    if alg == _RSA_SHA256:  # a word at a time: no block of its size (512 B for RSA-4096)
-        import rsa_verify
-
-        sig = rsa_verify.number(data, ss + 1, se, False)
+    if alg == "1.2.840.113549.1.1.11":  # certsig.RSA_SHA256 (not loaded for a read): a
+        # word at a time, no block of its size (512 B for RSA-4096)
+        sig = der.number(data, ss + 1, se, False)
     else:
         sig = data[ss + 1 : se]
     c = {
@@ -152,11 +151,9 @@ def _spki(c, buf, item):
     if a == der.OID_EC_KEY and len(alg) > 1 and buf[alg[1][2] : alg[1][3]] == der.OID_P256:
         c["key_type"], c["key"] = "ec", point(bytes(spk[o:z]))
     elif a == der.OID_RSA_KEY:
-        import rsa_verify
-
         t, s, e = der.read(spk, o, z)  # RSAPublicKey {n, e}, RFC 8017 §A.1.1
         (_, _, ns, ne), (_, _, es, ee) = der.items(spk, s, e)
-        c["key_type"], c["key"] = "rsa", (rsa_verify.number(spk, ns, ne), der.uint(spk, es, ee))
+        c["key_type"], c["key"] = "rsa", (der.number(spk, ns, ne), der.uint(spk, es, ee))
 
 
 def point(data):
@@ -249,7 +246,7 @@ def verify_file_signature(digest, signature_b64, cert):
         return False
     import certsig
 
-    alg = _ECDSA_SHA256 if cert["key_type"] == "ec" else _RSA_SHA256
+    alg = certsig.ECDSA_SHA256 if cert["key_type"] == "ec" else certsig.RSA_SHA256
     return certsig.verify(cert, alg, digest, sig)
 
 

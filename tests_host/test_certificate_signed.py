@@ -205,19 +205,28 @@ def test_install_certificate_rules_and_nothing_left_behind(cp):
 def test_an_rsa_signature_is_checked_with_the_parser_let_go(cp, monkeypatch):
     """certs.signed: lib/x509.py and lib/der.py are out of sys.modules whenever an RSA
     signature is checked (the certificates' peak): an InstallCertificate's root, each link
-    of a CertificateSigned's chain and its last link to the root. The next read imports
+    of a CertificateSigned's chain and its last link to the root; and the check's code
+    (lib/certsig.py, lib/rsa_verify.py) once it is done. The next read or check imports
     them anew, and the answers are those of a check with them loaded."""
-    import rsa_verify
+    import builtins
+
     from cryptokit import rsa_key
 
     seen = []
-    real = rsa_verify.verify
+    load = builtins.__import__
 
-    def spy(*args):
-        seen.append(("x509" in sys.modules, "der" in sys.modules))
-        return real(*args)
+    def spied(name, *a, **kw):  # each import of rsa_verify anew gets the spy
+        mod = load(name, *a, **kw)
+        if name == "rsa_verify" and not hasattr(mod.verify, "real"):
+            def spy(*args):
+                seen.append(("x509" in sys.modules, "der" in sys.modules))
+                return spy.real(*args)
 
-    monkeypatch.setattr(rsa_verify, "verify", spy)
+            spy.real = mod.verify
+            mod.verify = spy
+        return mod
+
+    monkeypatch.setattr(builtins, "__import__", spied)
     root = make_cert("Root", rsa_key(2048), ca=True)
     sub = make_cert("Sub", rsa_key(2048, slot=1), issuer=root, ca=True)
     assert cert_admin.install(cp, certs.TYPES[0], {"certificate": root.pem}) == "Accepted"
@@ -225,6 +234,7 @@ def test_an_rsa_signature_is_checked_with_the_parser_let_go(cp, monkeypatch):
     csr = identity.new_csr(cp)
     assert _answer(cp, _issue(csr, sub) + sub.pem) == "Accepted"
     assert seen == [(False, False)] * 3  # the root; the leaf by Sub, Sub by the root
+    assert "rsa_verify" not in sys.modules and "certsig" not in sys.modules
     csr = identity.new_csr(cp)
     lookalike = make_cert("Sub", rsa_key(2048, slot=2), issuer=root, ca=True)
     assert _answer(cp, _issue(csr, sub) + lookalike.pem) == "Rejected"  # signed by another
@@ -236,20 +246,21 @@ def test_the_request_key_is_read_without_the_ec_code(cp):
     very key csr.load_key derives from the private key; None without a usable file."""
     import csr
     import der
+    import pem
 
     identity.new_csr(cp)
     path = cp.data_dir + "/security/csr.key"
     with open(path) as f:
-        pem = f.read()
-    want = csr.load_key(pem)[1]
+        key = f.read()
+    want = csr.load_key(key)[1]
     for m in ("csr", "p256"):
         sys.modules.pop(m, None)
     assert identity._request_key(cp) == want
     assert "csr" not in sys.modules and "p256" not in sys.modules
-    d = csr.load_key(pem)[0]
+    d = csr.load_key(key)[0]
     without = der.enc(0x30, der.enc_uint(1), der.enc(0x04, d.to_bytes(32, "big")),
                       der.enc(0xA0, der.enc(0x06, der.OID_P256)))
-    for text in (der.pem_encode(without, "EC PRIVATE KEY"), pem[:200], pem + pem, ""):
+    for text in (pem.pem_encode(without, "EC PRIVATE KEY"), key[:200], key + key, ""):
         with open(path, "w") as f:
             f.write(text)
         assert identity._request_key(cp) is None, text[:40]
@@ -258,34 +269,33 @@ def test_the_request_key_is_read_without_the_ec_code(cp):
 
 
 def test_certificates_are_still_read_when_the_flash_has_no_room_for_a_der(cp, monkeypatch):
-    """Reading a certificate writes its DER beside it (der.pem_file): with no room for it
+    """Reading a certificate writes its DER beside it (pem.pem_file): with no room for it
     (ENOSPC) the certificate is decoded on the heap as before, so the store still lists,
     deletes and trusts what it holds; a chain checked then is judged the same."""
+    import builtins
     import hashlib
-
-    import der
 
     root, sub = _pki(cp)
     csr = identity.new_csr(cp)
     chain = _issue(csr, sub) + sub.pem
     ids = cert_admin.ids(cp, certs.TYPES[0])
-    real = der.pem_file
+    real = builtins.open
 
-    def full(lines, dst, *a, **kw):
-        if dst.endswith(".der"):
+    def full(path, mode="r", *a, **kw):  # the flash has no room for a DER file
+        if str(path).endswith(".der") and "w" in mode:
             raise OSError(28, "ENOSPC")
-        return real(lines, dst, *a, **kw)
+        return real(path, mode, *a, **kw)
 
-    monkeypatch.setattr(der, "pem_file", full)
+    monkeypatch.setattr(builtins, "open", full)
     assert cert_admin.ids(cp, certs.TYPES[0]) == ids and len(ids) == 1
     assert [c["sha"] for c in certs.roots(cp)] == [hashlib.sha256(root.der).digest()]
     assert identity._chain(cp).startswith("unreadable")  # no cp.new: judged, not raised
-    with open(cp.data_dir + "/security/cp.new", "w") as f:
+    with real(cp.data_dir + "/security/cp.new", "w") as f:
         f.write(chain)
     last = identity._chain(cp)  # decoded on the heap: the same judgement
     assert type(last) is dict and last["sha"] == hashlib.sha256(sub.der).digest()
     assert identity._rooted(cp, last) is None
-    monkeypatch.setattr(der, "pem_file", real)
+    monkeypatch.setattr(builtins, "open", real)
     assert _answer(cp, chain) == "Accepted"
-    monkeypatch.setattr(der, "pem_file", full)
+    monkeypatch.setattr(builtins, "open", full)
     assert cert_admin.delete(cp, ids[0]) == "Accepted" and certs.files(cp) == []

@@ -1,6 +1,8 @@
-"""lib/der.py: DER elements and PEM text, checked against `cryptography`'s encodings."""
+"""lib/der.py (DER elements) and lib/pem.py (PEM text), checked against `cryptography`'s
+encodings."""
 
 import der
+import pem
 import pytest
 from conftest import mp_run
 from cryptography import x509
@@ -73,13 +75,13 @@ def test_bad_oid_refused():
 def test_pem_chain_decodes_every_block_in_order_and_round_trips():
     certs = [make_cert("c%d" % i, ec_key()) for i in range(3)]
     text = "junk before\n" + "\n".join(c.pem for c in certs) + "trailing"
-    assert der.pem_decode(text) == [c.der for c in certs]
-    assert der.pem_decode(text.encode()) == [c.der for c in certs]
-    again = der.pem_encode(certs[0].der)
+    assert pem.pem_decode(text) == [c.der for c in certs]
+    assert pem.pem_decode(text.encode()) == [c.der for c in certs]
+    again = pem.pem_encode(certs[0].der)
     loaded = x509.load_pem_x509_certificate(again.encode())
     assert loaded.public_bytes(serialization.Encoding.DER) == certs[0].der
     assert max(len(line) for line in again.splitlines()) == 64
-    assert der.pem_decode("no pem here") == []
+    assert pem.pem_decode("no pem here") == []
 
 
 @pytest.mark.parametrize("width", [1, 3, 5, 61, 64, 76, 10000])
@@ -91,14 +93,14 @@ def test_pem_wrapped_at_any_width_with_any_whitespace_decodes_the_same(width, se
     b = base64.b64encode(cert.der).decode()
     body = sep.join(b[i : i + width] for i in range(0, len(b), width))
     text = "-----BEGIN CERTIFICATE-----" + sep + body + sep + "-----END CERTIFICATE-----\n"
-    assert der.pem_decode(text) == [cert.der]
+    assert pem.pem_decode(text) == [cert.der]
 
 
 def test_pem_without_end_line_or_with_bad_base64_is_refused():
     with pytest.raises(ValueError):
-        der.pem_decode("-----BEGIN CERTIFICATE-----\nAAAA\n")
+        pem.pem_decode("-----BEGIN CERTIFICATE-----\nAAAA\n")
     with pytest.raises(ValueError):  # binascii.Error is one
-        der.pem_decode("-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n")
+        pem.pem_decode("-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n")
 
 
 @pytest.mark.parametrize("size", [1, 47, 48, 49, 4000])
@@ -112,18 +114,18 @@ def test_pem_write_then_pem_read_round_trips_a_chain_on_both_runtimes(tmp_path, 
     path = str(tmp_path / "c.pem")
     with open(path, "w") as f:
         for d in ders:
-            der.pem_write(f, d)
+            pem.pem_write(f, d)
     text = open(path).read()
-    assert der.pem_decode(text) == ders
-    assert der.pem_lines(lambda: der.file_lines(path)) == ders
+    assert pem.pem_decode(text) == ders
+    assert pem.pem_lines(lambda: pem.file_lines(path)) == ders
     for i, d in enumerate(ders):
-        assert der.pem_file(lambda: der.file_lines(path), path + ".der", only=i) == (2, len(d))
+        assert pem.pem_file(lambda: pem.file_lines(path), path + ".der", only=i) == (2, len(d))
         assert open(path + ".der", "rb").read() == d
     first = text.split("-----END CERTIFICATE-----")[0].split("-----\n", 1)[1]
     assert base64.b64decode(first) == ders[0]
     assert all(len(line) <= 64 for line in text.splitlines())
-    code = ("import der\nds = %r\nprint(der.pem_lines(lambda: der.file_lines(%r)) == ds)\n"
-            "with open(%r, 'w') as f:\n for d in ds:\n  der.pem_write(f, d)\n"
+    code = ("import pem\nds = %r\nprint(pem.pem_lines(lambda: pem.file_lines(%r)) == ds)\n"
+            "with open(%r, 'w') as f:\n for d in ds:\n  pem.pem_write(f, d)\n"
             % (ders, path, path + ".mp"))
     r = mp_run(code)
     assert r.stdout.split() == ["True"], r.stdout + r.stderr
@@ -134,7 +136,7 @@ def test_pem_of_a_file_refuses_a_block_without_end_and_bad_base64(tmp_path):
     p = tmp_path / "bad.pem"
 
     def read():
-        return der.pem_lines(lambda: der.file_lines(str(p)))
+        return pem.pem_lines(lambda: pem.file_lines(str(p)))
 
     p.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n")
     with pytest.raises(ValueError):
@@ -148,7 +150,7 @@ def test_pem_of_a_file_refuses_a_block_without_end_and_bad_base64(tmp_path):
 
 def _pem_file(text, tmp_path, only=0):
     dst = str(tmp_path / "out.der")
-    got = der.pem_file(lambda: der.text_lines(text), dst, only=only)
+    got = pem.pem_file(lambda: pem.text_lines(text), dst, only=only)
     data = open(dst, "rb").read() if got[1] is not None else None
     return got, data
 
@@ -171,7 +173,7 @@ def test_pem_file_writes_one_block_as_it_decodes(tmp_path):
                 # a later block is checked too, whichever one is written
                 certs[0].pem + "-----BEGIN CERTIFICATE-----\nAAAA\n"):
         with pytest.raises(ValueError):
-            der.pem_file(lambda b=bad: der.text_lines(b), str(tmp_path / "x.der"))
+            pem.pem_file(lambda b=bad: pem.text_lines(b), str(tmp_path / "x.der"))
 
 
 @pytest.mark.parametrize("width", [1, 3, 5, 61, 64, 76, 10000])
@@ -186,8 +188,8 @@ def test_pem_file_at_any_width_with_any_whitespace_decodes_the_same(width, sep, 
     assert _pem_file(text, tmp_path)[1] == cert.der
     out = tmp_path / "again.pem"
     with open(out, "w") as f:
-        der.pem_copy(f, str(tmp_path / "out.der"))
-    assert out.read_text() == der.pem_encode(cert.der)
+        pem.pem_copy(f, str(tmp_path / "out.der"))
+    assert out.read_text() == pem.pem_encode(cert.der)
 
 
 def test_flash_reads_like_the_bytes_on_both_runtimes(tmp_path):

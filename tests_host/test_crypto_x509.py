@@ -4,6 +4,7 @@ CertificateHashData, each compared with what `cryptography` makes of the same ce
 import datetime
 import hashlib
 
+import der
 import pytest
 import rsa_verify
 import x509
@@ -47,9 +48,9 @@ def test_fields_match_cryptography(pki, which):
     ref = c.cert
     got = x509.parse(c.der)
     assert bytes(got["tbs"]) == ref.tbs_certificate_bytes
-    sig = ref.signature  # an RSA one as rsa_verify.number() reads it, its length kept
+    sig = ref.signature  # an RSA one as der.number() reads it, its length kept
     rsa = got["sig_alg"] == "1.2.840.113549.1.1.11"
-    assert got["sig"] == (rsa_verify.number(sig, 0, len(sig), False) if rsa else sig)
+    assert got["sig"] == (der.number(sig, 0, len(sig), False) if rsa else sig)
     assert got["sig_alg"] == ref.signature_algorithm_oid.dotted_string
     assert got["serial"] == ref.serial_number
     assert got["issuer"] == ref.issuer.public_bytes()
@@ -202,9 +203,9 @@ def test_file_signature_by_the_certificate_key(pki, signer):
 
 
 def _nb(n):
-    """The modulus as x509 keeps it: rsa_verify.number() of its big-endian bytes."""
+    """The modulus as x509 keeps it: der.number() of its big-endian bytes."""
     b = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return rsa_verify.number(b, 0, len(b))
+    return der.number(b, 0, len(b))
 
 
 def _rsa_sign_raw(key, em):
@@ -258,8 +259,8 @@ def test_rsa_power_is_pow_for_every_modulus_length_and_exponent(data):
     n = (top << (8 * k - 8)) | data.draw(st.integers(0, (1 << (8 * k - 8)) - 1)) | 1
     s = data.draw(st.sampled_from([0, 1, n - 1]) | st.integers(0, n - 1))
     e = data.draw(st.sampled_from([3, 65537]) | st.integers(3, 1 << 70).map(lambda x: x | 1))
-    w = rsa_verify._pow(rsa_verify.number(s.to_bytes(k, "big"), 0, k, False)[1], e,
-                        rsa_verify.number(n.to_bytes(k, "big"), 0, k)[1])
+    w = rsa_verify._pow(der.number(s.to_bytes(k, "big"), 0, k, False)[1], e,
+                        der.number(n.to_bytes(k, "big"), 0, k)[1])
     bits = 8 * rsa_verify._W
     assert len(w) == -(-k // rsa_verify._W) and all(0 <= x < 1 << bits for x in w)
     assert sum(x << (bits * i) for i, x in enumerate(w)) == pow(s, e, n)
@@ -309,7 +310,7 @@ def test_rsa_4096_check_needs_no_free_run_of_512_bytes_on_micropython():
     h = hashlib.sha256(b"root").digest()
     sig = key.sign(b"root", padding.PKCS1v15(), hashes.SHA256())
     code = """
-import gc, rsa_verify
+import gc, der, rsa_verify
 n = %r
 nn = %d
 e = %d
@@ -317,8 +318,9 @@ h = %r
 sig = %r
 bad = bytearray(sig)
 bad[-1] ^= 1
-bad = bytes(bad)
 ni = int.from_bytes(sig, "big")
+sig = der.number(sig, 0, len(sig), False)  # as x509 reads a signature
+bad = der.number(bad, 0, len(bad), False)
 """ % (_nb(pub.n), pub.n, pub.e, h, sig) + _FRAGMENT + """
 try:
     pow(ni, e, nn)
@@ -406,7 +408,7 @@ def test_a_4096_bit_root_read_from_flash_on_micropython(tmp_path):
     path = tmp_path / "root.der"
     path.write_bytes(root.der)
     code = """
-import gc, binascii, hashlib, der, rsa_verify, x509
+import gc, binascii, hashlib, der, rsa_verify, x509, certsig
 p = %r
 c = None
 """ % str(path) + _FRAGMENT + """

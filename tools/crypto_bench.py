@@ -30,7 +30,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests_host"))
-MODULES = ("der", "p256", "rsa_verify", "x509", "csr")
+MODULES = ("der", "pem", "p256", "rsa_verify", "x509", "csr")
 ESP32_SLOWDOWN = (20, 40)
 
 

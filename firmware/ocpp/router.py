@@ -125,8 +125,8 @@ IDLE_MS = 60000  # a module unused this long is dropped (sweep)
 # a task still running one keeps what it references, the next user imports it anew. None is
 # imported at the top of a module that stays (that would keep a second copy alive). So are
 # the message modules of rare outgoing messages (constants and a send()).
-HELPERS = ("xfer", "ftp", "httpfile", "bundle", "x509", "der", "p256", "csr", "rsa_verify",
-           "certsig",
+HELPERS = ("xfer", "ftp", "httpfile", "bundle", "x509", "der", "pem", "p256", "csr",
+           "rsa_verify", "certsig",
            "wsbig", "wsstream", "wsfar", "wslist", "firmware.firmware_update.install",
            "firmware.firmware_update.signed",
            "firmware.firmware_update.diagnostics", "firmware.security.certs",
@@ -301,6 +301,15 @@ def shed():
 
     _idle_go(ticks_ms())
     gc.collect()
+
+
+def room():
+    """Before a long frame is read (lib/ws.py's `room`): on a tight() heap, shed() at once.
+    A burst of the central system's requests (SignCertificate's CSR, then the
+    CertificateSigned) comes faster than the app's sweep each second, and the frame cannot
+    be read twice."""
+    if tight():
+        shed()
 
 
 def _idle_go(now):

@@ -29,6 +29,7 @@ import log
 import ws as wsmod
 from compat import asleep_ms, const, lend, nap, ticks_diff, ticks_ms, uptime_ms, wait_for_ms
 from firmware.config import url_host
+from firmware.ocpp import router
 from firmware.ocpp.rpc import RPC
 from firmware.ops import heartbeat
 
@@ -223,6 +224,7 @@ class Session:
             return False
         # Long frames are kept on flash while they are parsed (lib/wsbig.py).
         ws.spool = self.cp.data_dir.rstrip("/") + "/frame.tmp"
+        ws.room = router.room
         if self._kick.is_set():  # the settings changed while connecting: they win
             try:
                 await wait_for_ms(ws.close(), 2000)

@@ -11,6 +11,7 @@ ACTION = "SignCertificate"
 async def send(cp, rpc=None):
     """Make a key and its CSR, send it (on `rpc`, else the session's link); the answer's
     status, or None when not sent."""
+    from firmware.ocpp import router
     from firmware.security import identity
 
     try:
@@ -18,6 +19,11 @@ async def send(cp, rpc=None):
     except (OSError, ValueError) as e:  # flash full, no serial number
         log.error("security", "no CSR: %r" % (e,))
         return None
+    finally:
+        # The key code goes before the answer is awaited: the CertificateSigned, the
+        # largest request there is, may follow at once (ExtendedTriggerMessage's task).
+        identity = None
+        router.forget("firmware.security.identity", "csr", "p256", "der", "pem")
     try:
         r = await (rpc or cp.session).call(ACTION, {"csr": csr})
     except Exception as e:  # link down, CALLERROR: the central system may trigger again

@@ -17,11 +17,12 @@ def take_pem(payload, key, dst):
     certificate is parsed or checked). (blocks in the text, bytes of the first);
     ValueError if not PEM, and the text stays on an error (a retry after a MemoryError
     reads it again)."""
-    import der
+    from compat import lend
 
+    pem = lend("pem")  # the parse that follows reads DER only
     v = payload[key]
     # A long text the frame kept on flash (wsfar.Far) is decoded from there, a line at a time.
-    got = der.pem_file(v.pieces if hasattr(v, "pieces") else (lambda: der.text_lines(v)), dst)
+    got = pem.pem_file(v.pieces if hasattr(v, "pieces") else (lambda: pem.text_lines(v)), dst)
     del payload[key]
     return got
 
@@ -32,8 +33,6 @@ def install(cp, kind, payload):
     into a DER file (x509.der: not a .pem, so never taken for an installed root), checked
     from there with no block of its size on the heap, and written as the root's .pem only
     once accepted; nothing of it stays otherwise."""
-    import der
-
     from firmware.ocpp import router
 
     tmp = _dir(cp) + "/" + _DER
@@ -54,8 +53,10 @@ def install(cp, kind, payload):
         have = files(cp)
         if path in have or len(have) >= cp.config.get("CertificateStoreMaxLength"):
             return "Accepted" if path in have else "Rejected"
+        from pem import pem_copy
+
         try:
-            fs.write_atomic(path, lambda f: der.pem_copy(f, tmp))
+            fs.write_atomic(path, lambda f: pem_copy(f, tmp))
         except OSError as e:
             log.error("certs", "write failed", e)
             return "Failed"

@@ -80,37 +80,60 @@ def _light(cp, path, i):
     past the last. The block is decoded to a DER file beside it and parsed from there
     (x509.light_file), so no block of the certificate's size is held (4 KB for an RSA-4096
     one) and nothing of it outlives the call."""
-    import der
-    import x509
-
     if path is None:
         text = cp.config.get("ocppsc")
-        lines = lambda: der.text_lines(text)  # noqa: E731
         tmp = cp.data_dir.rstrip("/") + "/" + _DER
     else:
-        lines = lambda: der.file_lines(path)  # noqa: E731
+        text = None
         tmp = path[: path.rfind("/") + 1] + _DER
     try:
-        return x509.light_file(tmp) if der.pem_file(lines, tmp, only=i)[1] is not None else None
+        if _der_file(text, path, tmp, i) is None:
+            return None
+        import x509
+
+        return x509.light_file(tmp)
     except OSError:
         # No room on flash for the DER (or no file to read): decoded on the heap, as reads
         # of certificates were before; a file that cannot be read raises here again.
-        ders = der.pem_lines(lines)
+        import pem
+        import x509
+
+        ders = pem.pem_lines(_lines(pem, text, path))
         return x509.light(ders[i]) if i < len(ders) else None
     finally:
         fs.remove(tmp)
 
 
+def _der_file(text, path, tmp, i):
+    """The DER of block i of the PEM `text` (or of the file at `path`) written to the file
+    `tmp`: its size, None past the last. lib/pem.py is lent (compat.lend): the parse that
+    follows reads DER only."""
+    from compat import lend
+
+    pem = lend("pem")
+    return pem.pem_file(_lines(pem, text, path), tmp, only=i)[1]
+
+
+def _lines(pem, text, path):
+    if path is None:
+        return lambda: pem.text_lines(text)
+    return lambda: pem.file_lines(path)
+
+
 def signed(cert, issuer):
     """certsig.signed_by(cert, issuer) for light certificates (_light, x509.light_file), with
-    the parser let go first (lib/x509.py and lib/der.py, 8 KB on a 64-bit heap, 4 KB on
+    the parser let go first (lib/x509.py and lib/der.py, 6 KB on a 64-bit heap, 3 KB on
     the ESP32, out of sys.modules: the caller holds neither): the RSA check is the
-    certificates' peak. The next read imports them anew."""
+    certificates' peak. The next read imports them anew; and the check's code goes once it
+    is done (lib/certsig.py, lib/rsa_verify.py: 2 KB), out of the next read's way."""
     import certsig
     from firmware.ocpp import router
 
     router.forget("x509", "der")
-    return certsig.signed_by(cert, issuer)
+    try:
+        return certsig.signed_by(cert, issuer)
+    finally:  # and the check's code once done: the next certificate is read without it
+        router.forget("certsig", "rsa_verify", "p256")
 
 
 def client_pair(cp):

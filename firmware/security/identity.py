@@ -61,9 +61,11 @@ def _request_key(cp):
     import der
     import x509
 
+    from compat import lend
+
     try:
         with open(_dir(cp) + "/csr.key") as f:
-            (b,) = der.pem_decode(f.read(), "EC PRIVATE KEY")
+            (b,) = lend("pem").pem_decode(f.read(), "EC PRIVATE KEY")
         _, s, e = der.read(b, 0, len(b))
         for t, _, vs, ve in der.items(b, s, e):
             if t == 0xA1:
@@ -157,7 +159,7 @@ def _stage(cp, payload):
 def _commit(cp):
     """cp.pem from the checked chain of cp.new (each certificate as PEM, as pem_write makes
     it: nothing else of the text the central system sent) and the request's key."""
-    import der
+    import pem
 
     d = _dir(cp)
     with open(d + "/csr.key") as f:
@@ -168,8 +170,8 @@ def _commit(cp):
     def write(f):
         i = 0
         # One certificate at a time, through a DER file: none is ever whole on the heap.
-        while der.pem_file(lambda: der.file_lines(d + "/cp.new"), tmp, only=i)[1] is not None:
-            der.pem_copy(f, tmp)
+        while pem.pem_file(lambda: pem.file_lines(d + "/cp.new"), tmp, only=i)[1] is not None:
+            pem.pem_copy(f, tmp)
             i += 1
         f.write(key)
 
