@@ -299,3 +299,33 @@ def test_certificates_are_still_read_when_the_flash_has_no_room_for_a_der(cp, mo
     assert _answer(cp, chain) == "Accepted"
     monkeypatch.setattr(builtins, "open", full)
     assert cert_admin.delete(cp, ids[0]) == "Accepted" and certs.files(cp) == []
+
+
+def test_the_csr_code_is_let_go_before_its_answer_is_awaited(cp):
+    """SignCertificate: the key, the CSR and the modules that made them (identity, csr,
+    p256, der, pem) are out of sys.modules while the answer is awaited, so that a
+    CertificateSigned arriving at once finds their heap free; the CSR sent is the one the
+    key on flash belongs to."""
+    import asyncio
+
+    import csr as csrmod
+
+    from firmware.ops import sign_certificate
+
+    seen = []
+
+    class Link:
+        async def call(self, action, payload):
+            seen.append((action, payload, [m for m in ("firmware.security.identity", "csr",
+                                                       "p256", "der", "pem")
+                                           if m in sys.modules]))
+            check_ocpp(action, payload)
+            return {"status": "Accepted"}
+
+    assert asyncio.run(sign_certificate.send(cp, Link())) == "Accepted"
+    (action, payload, loaded), = seen
+    assert action == "SignCertificate" and loaded == []
+    with open(cp.data_dir + "/security/csr.key") as f:
+        q = csrmod.load_key(f.read())[1]
+    req = cx.load_pem_x509_csr(payload["csr"].encode())
+    assert req.is_signature_valid and req.public_key().public_numbers().x == q[0]

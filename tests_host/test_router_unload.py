@@ -241,6 +241,17 @@ def test_shed_drops_at_once_what_no_call_uses():
     assert "firmware.ops.clear_cache" not in sys.modules and "x509" not in sys.modules
 
 
+def test_room_before_a_long_frame_sheds_only_on_a_tight_heap(monkeypatch):
+    """router.room (a websocket's room(), run before a long frame is read): shed() at once
+    when the heap is tight, nothing otherwise."""
+    sheds = []
+    monkeypatch.setattr(router, "shed", lambda: sheds.append(1))
+    for tight in (False, True):
+        monkeypatch.setattr(router, "tight", lambda t=tight: t)
+        router.room()
+    assert sheds == [1]
+
+
 def test_roomy_tries_once_more_after_shedding_and_then_gives_up(monkeypatch):
     sheds = []
     monkeypatch.setattr(router, "shed", lambda: sheds.append(1))

@@ -145,6 +145,19 @@ def test_long_strings_are_cut_and_everything_else_kept_at_any_piece_boundary(
         assert got == exp(obj)
 
 
+def test_the_sockets_room_runs_before_a_long_frame_is_read():
+    """A socket's room() (the OCPP session's router.room) runs once per long frame, before
+    lib/wsbig.py is loaded and any of the frame read; a short frame never calls it."""
+    calls = []
+    data = json.dumps([2, "1", "DataTransfer", {"vendorId": "x", "data": "y" * 6000}]).encode()
+    sock = ws.WebSocket(Pieces(data, [256]), None, 1 << 20)
+    sock.room = lambda: calls.append(("wsbig" in sys.modules, sock._r.i))
+    sys.modules.pop("wsbig", None)
+    out = asyncio.run(sock._compacted(len(data), 4096))
+    assert calls == [(False, 0)]
+    assert json.loads(b"".join(out.pieces))[3]["data"] == ws.CUT
+
+
 def test_a_16_kib_data_transfer_keeps_only_its_short_fields():
     payload = {"vendorId": "Other", "messageId": "x", "data": "d\\\"" * 5400}
     data = json.dumps([2, "id-1", "DataTransfer", payload]).encode()
