@@ -204,6 +204,8 @@ def _():
     from firmware import transactions
     import firmware.transactions.journal
     from firmware.transactions import journal
+    import firmware.transactions.journal_compact
+    from firmware.transactions import journal_compact
     import firmware.transactions.journal_load
     from firmware.transactions import journal_load
     import firmware.transactions.metering

@@ -662,6 +662,7 @@ def __():
     import firmware.solar
     import firmware.station
     import firmware.station_reset
+    import firmware.transactions.journal_compact
     import firmware.transactions.journal_load
     import firmware.transactions.service
     import fwupdate.json

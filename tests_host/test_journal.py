@@ -311,6 +311,36 @@ def test_full_journal_thins_oldest_meter_values_and_never_drops_start_or_stop(tm
     assert per_tx[102][-1] == 1200
 
 
+def test_the_rewrites_are_lent_only_when_one_is_due(tmp_path, monkeypatch):
+    """firmware/transactions/journal_compact.py (the rewrites and the thinning) is imported
+    only for an entry that finds the journal over its budget or its acknowledged prefix
+    over half of it, and is out of sys.modules again after each: a charger holds none of it
+    between two rewrites."""
+    import sys
+
+    import compat
+    from firmware.transactions import journal as jmod
+
+    lent = []
+    real = compat.lend
+
+    def spy(name):
+        lent.append(name)
+        return real(name)
+
+    monkeypatch.setattr(jmod, "lend", spy)
+    j = Journal(str(tmp_path), max_bytes=6000)
+    lent.clear()
+    j.start(1, "T0", 0, T0)
+    for n in range(1, 4):
+        j.meter_values(1, mv(n * 10), T0 + n, wh=n * 10)
+    assert lent == []  # room within the budget: nothing loaded
+    for n in range(4, 60):
+        j.meter_values(1, mv(n * 10), T0 + n, wh=n * 10)
+        assert "firmware.transactions.journal_compact" not in sys.modules
+    assert set(lent) == {jmod._REWRITES} and j.rewrites >= 1 and j.dropped > 0
+
+
 def test_only_start_and_stop_left_are_kept_beyond_the_budget(tmp_path, errors):
     j = Journal(str(tmp_path), max_bytes=1000)
     for k in range(10):

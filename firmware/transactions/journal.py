@@ -88,7 +88,8 @@ or Transaction.End samples. A rewrite happens only when it frees at least max_by
 gets back under the budget; otherwise the entry is kept beyond the budget, `full()` turns
 True and the app should refuse new sessions; `full()` turns False again once delivered
 entries leave room for a session (live bytes + 256 <= max_bytes). So thinning costs one
-rewrite per ~max_bytes / 8 appended, not one per append.
+rewrite per ~max_bytes / 8 appended, not one per append. The rewrites and the thinning are
+firmware/transactions/journal_compact.py's, lent for each one (compat.lend).
 Capacity at the default budget, measured (test_journal.py prints it): ~270 offline
 transactions of Start (~130 B) + Stop (~112 B), or ~4.9 hours of one-measurand MeterValues
 (~221 B) at MeterValueSampleInterval 60 s before thinning starts; thinning then halves the
@@ -124,7 +125,7 @@ _FREE_MIN = const(8192)
 _SESSION_BYTES = const(256)
 _RETRY_CAP_S = const(3600)
 _ENOSPC = const(28)
-_ALL = const(99)  # thinning level: every droppable MeterValues of the transaction
+_REWRITES = "firmware.transactions.journal_compact"  # lent for each rewrite
 _J2_HEAD = const(72)  # covers "J2 seq code ref wh t length " of any real line
 
 _ACTIONS = {"S": "StartTransaction", "M": "MeterValues", "T": "StopTransaction"}
@@ -270,29 +271,6 @@ def _parse(raw):
     if not isinstance(p, dict):
         return None
     return h[0], h[1], h[2], p, h[4], h[5]
-
-
-def _thinnable(h):
-    return h[1] == "M" and b"Transaction.Begin" not in h[3] and b"Transaction.End" not in h[3]
-
-
-def _kept(count, level):
-    """MeterValues of a transaction left at a thinning level (first and last kept)."""
-    if level >= _ALL:
-        return 0
-    if level == 0 or count <= 2:
-        return count
-    s = 1 << level
-    return (count - 1) // s + 1 + (1 if (count - 1) % s else 0)
-
-
-def _newer(a, b):
-    """The newer of two (wh, t) readings (either may be None)."""
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return (max(a[0], b[0]), max(a[1], b[1]))
 
 
 def retry_wait(n, attempts, interval):
@@ -748,112 +726,12 @@ class Journal:
             f.close()
 
     def _rewrite(self, drop):
-        """Copy the live entries (minus drop(header) ones and unreadable lines) to a
-        new segment, atomically replacing the old one. RAM state changes only once the new
-        segment is in place."""
-        if drop is not None:
-            self._flush_open()  # the last MeterValues of an open transaction may go
-        self._check_free(self.live_bytes())
-        tmp = self._log + ".new"
-        size = live = dropped = 0
-        with open(tmp, "wb") as out:
-            for _, raw in self._lines(self._head_off):
-                h = _header(raw)
-                if h is None:
-                    log.error(_TAG, "torn or unreadable line quarantined")
-                    self._quarantine(raw)
-                    continue
-                if drop is not None and live and drop(h):  # never the head
-                    dropped += 1
-                    continue
-                out.write(raw)
-                size += len(raw)
-                live += 1
-            _sync(out)
-        os.rename(tmp, self._log)
-        self.writes += 1
-        self.rewrites += 1
-        self.dropped += dropped
-        self._size, self._head_off, self._live = size, 0, live
-        self._head = None
+        """The live entries (minus drop(header) ones) to a new segment
+        (firmware/transactions/journal_compact.py, lent for it)."""
+        lend(_REWRITES).rewrite(self, drop)
 
     def _make_room(self, n):
-        over = self.live_bytes() + n - self.max_bytes
-        if over <= 0:
-            self._full = False
-            if self._head_off > self.max_bytes // 2:
-                self._rewrite(None)  # drop the acknowledged prefix
+        if self.live_bytes() + n <= self.max_bytes and self._head_off <= self.max_bytes // 2:
+            self._full = False  # what nearly every entry finds: nothing to do
             return
-        plan = self._plan(self.live_bytes() + n - self.max_bytes * 3 // 4)
-        if plan is None or (plan[1] < over and plan[1] < self.max_bytes // 8):
-            if self._head_off > self.max_bytes // 2:
-                self._rewrite(None)  # not worth a thinning rewrite; the prefix is
-        else:
-            levels, saved, counts = plan
-            idx = {}
-
-            def drop(h):
-                lv = levels.get(h[2], 0)
-                if not lv or not _thinnable(h):
-                    return False
-                i = idx.get(h[2], 0)
-                idx[h[2]] = i + 1
-                if lv >= _ALL:
-                    return True
-                return i % (1 << lv) != 0 and i != counts[h[2]] - 1
-
-            log.warning(_TAG, "full: thinning MeterValues of", len(levels), "transactions,",
-                        saved, "B")
-            self._rewrite(drop)
-        if self.live_bytes() + n > self.max_bytes:
-            if not self._full:
-                log.error(_TAG, "full: nothing left to thin, kept beyond the budget")
-            self._full = True
-        else:
-            self._full = False
-
-    def _plan(self, need):
-        """Thinning levels {ref: level} freeing about `need` bytes, with the estimated bytes
-        freed and the droppable count per ref; None when nothing can be dropped."""
-        stats = {}  # ref -> [count, bytes] of droppable MeterValues (the head excluded)
-        head = True
-        for _, raw in self._lines(self._head_off):
-            h = _header(raw)
-            if h is None:
-                continue
-            if head:
-                head = False
-                continue
-            if _thinnable(h):
-                s = stats.get(h[2])
-                if s is None:
-                    stats[h[2]] = [1, len(raw)]
-                else:
-                    s[0] += 1
-                    s[1] += len(raw)
-        refs = sorted(stats)  # refs grow with time: oldest transactions first
-        levels = {}
-        saved = 0
-        top = 1
-        for r in refs:
-            top = max(top, stats[r][0])
-        lv = 1
-        while saved < need:
-            for r in refs:
-                c, b = stats[r]
-                cur = levels.get(r, 0)
-                gain = _kept(c, cur) - _kept(c, lv)
-                if gain > 0:
-                    levels[r] = lv
-                    saved += gain * b // c
-                    if saved >= need:
-                        break
-            if lv >= _ALL:
-                break
-            lv = lv + 1 if (1 << lv) < top else _ALL
-        if not levels:
-            return None
-        counts = {}
-        for r in levels:
-            counts[r] = stats[r][0]
-        return levels, saved, counts
+        lend(_REWRITES).make_room(self, n)

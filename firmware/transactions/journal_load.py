@@ -13,11 +13,19 @@ from firmware.transactions.journal import (
     _TAG,
     FORMAT,
     _header,
-    _newer,
     _parse,
     _read_json,
     _remove,
 )
+
+
+def _newer(a, b):
+    """The newer of two (wh, t) readings (either may be None)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return (max(a[0], b[0]), max(a[1], b[1]))
 
 
 def _meta(j):
