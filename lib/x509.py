@@ -45,7 +45,7 @@ def parse_pem(text):
     return [parse(d) for d in pem_decode(text)]
 
 
-def _parse(data):
+def _parse(data, want_sig=True):
     flash = isinstance(data, der.Flash)  # light_file(): "digest" and "sha", no "der"/"tbs"
     buf = data if flash else memoryview(data)
     t, s, e = der.read(buf, 0, len(buf))
@@ -64,7 +64,9 @@ def _parse(data):
     if buf[os_:oe] != buf[ios:ioe]:  # RFC 5280 §4.1.1.2: both must be the same
         raise ValueError("signature algorithm mismatch")
     alg = der.oid(buf, os_, oe)
-    if alg == "1.2.840.113549.1.1.11":  # certsig.RSA_SHA256 (not loaded for a read): a
+    if not want_sig:  # a certificate only read, or checked later: no number of 512 B
+        sig = None
+    elif alg == "1.2.840.113549.1.1.11":  # certsig.RSA_SHA256 (not loaded for a read): a
         # word at a time, no block of its size (512 B for RSA-4096)
         sig = der.number(data, ss + 1, se, False)
     else:
@@ -211,13 +213,15 @@ def _key_hash(c):
     c["spk_sha"] = hashlib.sha256(c.pop("spk")).digest()
 
 
-def light_file(path):
+def light_file(path, want_sig=True):
     """light() of the DER certificate in the file at `path`, read through a small window
     (der.Flash): parsed and hashed with no block of its size held. ValueError if malformed
-    (OSError if unreadable)."""
+    (OSError if unreadable). want_sig=False: "sig" is None (a root whose own signature is
+    not checked, a chain's link checked at the next one): no 512-byte number on the heap
+    for an RSA-4096 one."""
     buf = der.Flash(path)
     try:
-        return _parse(buf)
+        return _parse(buf, want_sig)
     except (IndexError, TypeError):
         raise ValueError("bad certificate")
     finally:

@@ -329,3 +329,30 @@ def test_the_csr_code_is_let_go_before_its_answer_is_awaited(cp):
         q = csrmod.load_key(f.read())[1]
     req = cx.load_pem_x509_csr(payload["csr"].encode())
     assert req.is_signature_valid and req.public_key().public_numbers().x == q[0]
+
+
+def test_a_chain_is_checked_with_one_signature_read_at_a_time(cp, monkeypatch):
+    """identity._chain reads a link's own signature only where it is checked: the leaf
+    with it, each link after it without (its signature is checked at the next link, where
+    it is read again), the roots without theirs (a root here only signs)."""
+    from cryptokit import rsa_key
+
+    reads = []
+    real = certs._light
+
+    def spy(cp_, path, i, want_sig=True):
+        c = real(cp_, path, i, want_sig)
+        reads.append((path.rsplit("/", 1)[-1][:2] if path else "sc", i, want_sig,
+                       None if c is None else c["sig"] is not None))
+        return c
+
+    monkeypatch.setattr(certs, "_light", spy)
+    root = make_cert("Root", rsa_key(2048), ca=True)
+    sub = make_cert("Sub", rsa_key(2048, slot=1), issuer=root, ca=True)
+    assert cert_admin.install(cp, certs.TYPES[0], {"certificate": root.pem}) == "Accepted"
+    reads.clear()
+    assert _answer(cp, _issue(identity.new_csr(cp), sub) + sub.pem) == "Accepted"
+    chain = [r for r in reads if r[0] == "cp"]
+    assert chain == [("cp", 0, True, True), ("cp", 1, False, False), ("cp", 1, True, True),
+                     ("cp", 2, False, None)]
+    assert [r[2:] for r in reads if r[0] != "cp"] == [(False, None), (False, False)]

@@ -397,6 +397,12 @@ def test_light_file_reads_from_flash_what_light_reads_from_ram(pki, which, tmp_p
     assert "spk" not in got and "der" not in got and "tbs" not in got
     assert x509.cert_hash_data(got, up) == x509.cert_hash_data(
         x509.parse(c.der), x509.parse(pki[issuer].der))
+    # without its signature (a root that only signs, a link checked at the next one): the
+    # same but "sig", and no check can pass with it
+    p = tmp_path / "bare.der"
+    p.write_bytes(c.der)
+    bare = x509.light_file(str(p), want_sig=False)
+    assert bare["sig"] is None and dict(bare, sig=got["sig"]) == got
 
 
 def test_a_4096_bit_root_read_from_flash_on_micropython(tmp_path):

@@ -56,16 +56,16 @@ def trusted_pem(cp):
     return "".join(out)
 
 
-def roots(cp):
+def roots(cp, want_sig=True):
     """The trusted roots, x509.light() one at a time (`ocppsc`, then each installed
     CentralSystemRootCertificate), so that a search stops at the first match and never
     holds them all, nor the DER of any; one that cannot be read or parsed is logged and
-    skipped."""
+    skipped. want_sig=False: without their own signatures (x509.light_file)."""
     for p in [None] + files(cp, TYPES[0]):
         i = 0
         while True:
             try:
-                c = _light(cp, p, i)
+                c = _light(cp, p, i, want_sig)
             except (OSError, ValueError) as e:  # the rest of that text or file is skipped
                 log.error("certs", "unusable root", p or "ocppsc", e)
                 break
@@ -75,11 +75,11 @@ def roots(cp):
             i += 1
 
 
-def _light(cp, path, i):
+def _light(cp, path, i, want_sig=True):
     """x509.light of block i of the PEM file at `path` (None: the `ocppsc` text), or None
     past the last. The block is decoded to a DER file beside it and parsed from there
     (x509.light_file), so no block of the certificate's size is held (4 KB for an RSA-4096
-    one) and nothing of it outlives the call."""
+    one) and nothing of it outlives the call; want_sig: as x509.light_file's."""
     if path is None:
         text = cp.config.get("ocppsc")
         tmp = cp.data_dir.rstrip("/") + "/" + _DER
@@ -91,7 +91,7 @@ def _light(cp, path, i):
             return None
         import x509
 
-        return x509.light_file(tmp)
+        return x509.light_file(tmp, want_sig)
     except OSError:
         # No room on flash for the DER (or no file to read): decoded on the heap, as reads
         # of certificates were before; a file that cannot be read raises here again.

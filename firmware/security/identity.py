@@ -46,8 +46,7 @@ def _rooted(cp, last):
     from firmware.security import certs
 
     last["key"] = None  # its signature is checked here, not its key: one big integer less
-    for root in certs.roots(cp):
-        root["sig"] = None  # a root here signs; its own signature is not checked again
+    for root in certs.roots(cp, False):  # a root here signs: its own signature is not read
         if root["sha"] == last["sha"] or certs.signed(last, root):
             return None
     return "does not chain to an installed CentralSystemRootCertificate"
@@ -77,12 +76,12 @@ def _request_key(cp):
     return None
 
 
-def _read(cp, i):
+def _read(cp, i, want_sig=True):
     """certs._light of certificate i of cp.new; a str (the reason) when it cannot be read."""
     from firmware.security import certs
 
     try:
-        return certs._light(cp, _dir(cp) + "/cp.new", i)
+        return certs._light(cp, _dir(cp) + "/cp.new", i, want_sig)
     except ValueError as e:
         return "unparsable: %s" % e
     except OSError as e:
@@ -106,7 +105,7 @@ def _chain(cp):
             if type(prev) is str:
                 return prev
             prev["key"] = None
-        c = _read(cp, i)
+        c = _read(cp, i, i == 0)  # a link's own signature: checked at the next one
         if type(c) is str:
             return c
         if c is None:
@@ -128,7 +127,6 @@ def _chain(cp):
                 return "not valid now"
         else:
             prev["key"] = None  # used by the previous check: a key less at this one
-            c["sig"] = None  # checked at the next link (read again then): a block less now
             if not c["ca"] or not certs.signed(prev, c):
                 return "certificate %d not signed by the next one" % (i - 1)
         prev = c  # (the loop ends at the None past the last: prev read again, with its sig)
