@@ -98,6 +98,7 @@ def _chain(cp):
     from firmware import clock
     from firmware.security import certs
 
+    q = _request_key(cp)  # before any certificate is on the heap (it lends lib/pem.py)
     prev = None
     for i in range(_MAX_CHAIN + 1):
         if i > 1:  # prev without its signature (dropped at its own check): read again
@@ -113,7 +114,6 @@ def _chain(cp):
         if i == _MAX_CHAIN:
             return "more than %d certificates" % _MAX_CHAIN
         if prev is None:  # the leaf
-            q = _request_key(cp)
             if q is None:
                 return "no certificate request outstanding"
             if c["ca"] or c["key_type"] != "ec" or c["key"] != q:
@@ -125,8 +125,8 @@ def _chain(cp):
                 return "O is not CpoName"
             if clock.is_set() and not c["not_before"] <= clock.now() <= c["not_after"]:
                 return "not valid now"
+            c["key"] = None  # compared: a key less at the next link's read
         else:
-            prev["key"] = None  # used by the previous check: a key less at this one
             if not c["ca"] or not certs.signed(prev, c):
                 return "certificate %d not signed by the next one" % (i - 1)
         prev = c  # (the loop ends at the None past the last: prev read again, with its sig)
