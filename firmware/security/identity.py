@@ -101,7 +101,7 @@ def _chain(cp):
     q = _request_key(cp)  # before any certificate is on the heap (it lends lib/pem.py)
     prev = None
     for i in range(_MAX_CHAIN + 1):
-        if i > 1:  # prev without its signature (dropped at its own check): read again
+        if i > 1:  # prev was read without its signature (_read): read again with it
             prev = _read(cp, i - 1)
             if type(prev) is str:
                 return prev
