@@ -605,23 +605,18 @@ def _supervise(cp, hk):
     return new
 
 
-def heap_unlocked():
-    """The unix port raises SIGINT's KeyboardInterrupt asynchronously, so it can land inside a
-    collection and leave the heap locked ("MemoryError: heap is locked" on every allocation):
-    the simulator's shutdown could then neither log nor flush the settings. Unlocked here;
-    a heap that was not locked is left as it was. True if it was locked."""
+def heap_stuck():
+    """The unix port raises SIGINT's KeyboardInterrupt from its signal handler, so it can land
+    inside a garbage collection: that collection's flag then stays set, every allocation
+    fails ("MemoryError: memory allocation failed, heap is locked") and nothing in Python
+    can clear it (micropython.heap_unlock() counts in steps above that flag), nor may another
+    collection run on the marks it left half done. True in that state. (A board's Ctrl-C is
+    raised between bytecodes, never inside a collection.)"""
     try:
-        import micropython
-
-        d = micropython.heap_unlock()
-    except (ImportError, AttributeError):  # CPython
-        return False
-    if d >= 0x4000:  # it was not locked: the depth wrapped (0x7fff on 1.28); back to 0
-        micropython.heap_lock()
-        return False
-    while d > 0:
-        d = micropython.heap_unlock()
-    return True
+        bytearray(16)
+    except MemoryError:
+        return True
+    return False
 
 
 def run(hal, data_dir, info, reboot, config=None, api_host="127.0.0.1", api_port=80, sim=None,
@@ -640,19 +635,24 @@ def run(hal, data_dir, info, reboot, config=None, api_host="127.0.0.1", api_port
     del boot  # this frame lasts as long as the firmware runs
     cp = ChargePoint(hal, data_dir, info, reboot, config)
     log.info("app", "%s %s firmware %s" % (info["vendor"], info["model"], info["fw"]))
+    stuck = False
     try:
         asyncio.run(main(cp, api_host, api_port, sim, page))
     except KeyboardInterrupt:
-        heap_unlocked()
-        log.info("app", "shutdown")
-    except MemoryError as e:
-        # The same interrupt landed where the code that unwound from it allocated (a
-        # `finally`): the error of the locked heap came out in its place. The collection
-        # that held the lock may have ended since (nothing left to unlock): in the
-        # simulator, whose only interrupt is its shutdown, the message tells it.
-        if not heap_unlocked() and not (sim is not None and "locked" in str(e)):
+        stuck = heap_stuck()
+        if not stuck:
+            log.info("app", "shutdown")
+    except MemoryError:
+        # The same interrupt, landed in a collection, came out of the code that unwound from
+        # it and allocated (a `finally`) as the locked heap's error.
+        stuck = heap_stuck()
+        if not stuck:
             raise
-        log.info("app", "shutdown")
     finally:
         # SIGINT in the simulator (KeyboardInterrupt), a reboot (SystemExit on the unix port).
-        cp.shutdown()
+        if stuck:
+            # Nothing may allocate: a constant line, and the exit of a power cut (settings kept
+            # in RAM, the LAZY keys of the last 5 minutes at most, are not written).
+            print("W app: shutdown in a collection: as at a power cut")
+        else:
+            cp.shutdown()

@@ -712,6 +712,7 @@ _BOTH = (
     'Request Timeout',
     'Retry-After',
     'Service Unavailable',
+    'W app: shutdown in a collection: as at a power cut',
     'W compat: text constants not interned:',
     'WWW-Authenticate',
     '[4,%s,"InternalError","out of memory",{}]',
