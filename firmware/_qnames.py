@@ -56,6 +56,8 @@ def _():
     from firmware.evse import api_keys
     import firmware.evse.charger
     from firmware.evse import charger
+    import firmware.evse.charger_init
+    from firmware.evse import charger_init
     import firmware.evse.faultlog
     from firmware.evse import faultlog
     import firmware.evse.pilot
@@ -198,6 +200,8 @@ def _():
     from firmware import solar
     import firmware.station
     from firmware import station
+    import firmware.station_init
+    from firmware import station_init
     import firmware.station_reset
     from firmware import station_reset
     import firmware.transactions
@@ -253,6 +257,8 @@ def _():
     from hal import sim_boot
     import hal.sim_control
     from hal import sim_control
+    import hal.sim_init
+    from hal import sim_init
     import httpd
     import httpfile
     import log

@@ -53,38 +53,8 @@ def _rot_get(text):
 
 class Config:
     def __init__(self, data_dir, now_ms=ticks_ms):
-        self._path = data_dir.rstrip("/") + _FILE
-        self._now = now_ms
-        self._keys = {}
-        for e in keys.rows():
-            self._keys[e[0]] = e
-        self._subs = []
-        self._v = {}
-        self._saved = {}  # what the file holds
-        self._dirty = None  # ticks of the oldest LAZY change not on flash yet
-        self.writes = 0  # flash writes of the file since start
-        # () -> True when a client certificate came by OCPP (set by firmware/security).
-        self.client_cert = _no
-        data = fs.read_json(self._path, None)  # corrupt: log.error inside, defaults
-        if data is None:
-            return
-        if not isinstance(data, dict):
-            log.error("config", "bad config file, defaults")
-            return
-        check = lend(_RULES).check
-        for name in data:
-            e = self._keys.get(name)
-            value = data[name]
-            if e is None or (e[2] & RO) or check(self, e, value, data) is not None:
-                log.warning("config", "ignored", name)
-                continue
-            if value != e[3]:
-                self._v[name] = value
-        if self.get("AuthorizationKey") and not self.get("AuthorizationKeyHost"):
-            # Written by a firmware that did not bind the key: it belongs to the central
-            # system configured now (persisted with the next update).
-            self._v["AuthorizationKeyHost"] = url_host(self.get("ocppu"))
-        self._saved = dict(self._v)
+        # Its fields and the file's settings (config_rules.py, lent for the boot).
+        lend(_RULES).init(self, data_dir, now_ms)
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, name):

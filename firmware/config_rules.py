@@ -1,12 +1,52 @@
 """The rules of a configuration change (firmware/config.py): ChangeConfiguration's text
 to a value, each value's type, range, length and allowed items, and the rules that span
-keys. Lent for a change or the check of the file at boot (compat.lend) and let go after: a
+keys. Lent for a change or the loading of the file at boot (compat.lend) and let go after: a
 charger holds only the store (2.5 KB less heap from .mpy, 32-bit).
 """
 
+import fs
+import log
 from firmware import keys
 from firmware.config import url_host
 from firmware.keys import API, BOOL, CSL, INT, NINT, NUM, OCPP, REBOOT, RO, ROT, STR
+
+
+def init(cfg, data_dir, now_ms):
+    """Config.__init__: its fields, then the settings of the file (each checked; one that
+    fails is logged and left out; a corrupt file: the defaults)."""
+    from firmware.config import _FILE, _no
+
+    cfg._path = data_dir.rstrip("/") + _FILE
+    cfg._now = now_ms
+    cfg._keys = {}
+    for e in keys.rows():
+        cfg._keys[e[0]] = e
+    cfg._subs = []
+    cfg._v = {}
+    cfg._saved = {}  # what the file holds
+    cfg._dirty = None  # ticks of the oldest LAZY change not on flash yet
+    cfg.writes = 0  # flash writes of the file since start
+    # () -> True when a client certificate came by OCPP (set by firmware/security).
+    cfg.client_cert = _no
+    data = fs.read_json(cfg._path, None)  # corrupt: log.error inside, defaults
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        log.error("config", "bad config file, defaults")
+        return
+    for name in data:
+        e = cfg._keys.get(name)
+        value = data[name]
+        if e is None or (e[2] & RO) or check(cfg, e, value, data) is not None:
+            log.warning("config", "ignored", name)
+            continue
+        if value != e[3]:
+            cfg._v[name] = value
+    if cfg.get("AuthorizationKey") and not cfg.get("AuthorizationKeyHost"):
+        # Written by a firmware that did not bind the key: it belongs to the central
+        # system configured now (persisted with the next update).
+        cfg._v["AuthorizationKeyHost"] = url_host(cfg.get("ocppu"))
+    cfg._saved = dict(cfg._v)
 
 
 def ocpp_set(cfg, name, text):

@@ -36,7 +36,6 @@ ResetRetries: Attempts at a Reset before giving up.
 
 import asyncio
 
-import fs
 import log
 from compat import const, lend, nap, ticks_diff, ticks_ms
 from firmware import clock
@@ -66,34 +65,8 @@ def txn(cp, name):
 
 class Station:
     def __init__(self, cp, now_ms=ticks_ms):
-        self.cp = cp
-        self._now = now_ms
-        self.path = cp.data_dir.rstrip("/") + "/" + FILE
-        op = [True, True]
-        d = fs.read_json(self.path, None)
-        try:
-            if d is not None:
-                op = [bool(d["op"][0]), bool(d["op"][1])]
-        except Exception as e:  # wrong shape: operative, never a failed boot
-            log.error("station", "availability file unreadable:", e)
-        self.op = op  # wanted (persisted)
-        self.on = [True, True]  # applied
-        self.sched = False
-        self.resetting = False
-        self.held = False
-        self.reset_failed = False
-        self.reset_task = None
-        self.unlock_task = None
-        self._had_tx = False
-        self._finishing = False
-        self._ev_left = False
-        self._cand = [None, None]  # (status, since ticks, since clock or None)
-        self._sent = [None, None]  # last status sent on the current connection
-        self._urgent = [False, False]
-        self._conn = None  # accepted_ms of the connection the statuses were announced on
-        self._wake = asyncio.Event()
-        self._lock = asyncio.Lock()
-        self.apply()
+        # Its fields, the availability of the file (station_init.py, lent for the boot).
+        lend("firmware.station_init").init(self, cp, now_ms)
 
     # -- availability ------------------------------------------------------------------
     def available(self, connector_id=1):

@@ -11,7 +11,6 @@ allocations only (tests_host/test_charger_alloc.py).
 
 import compat
 from firmware.evse import pilot as _pilot
-from hal import board_defaults
 
 _V_NOM = 230.0
 _HIGH = {"A": 12.0, "B": 9.0, "C": 6.0, "D": 3.0, "E": 0.0}
@@ -230,52 +229,8 @@ class SimHal:
 
     def __init__(self, board=None, now_ms=compat.ticks_ms, phase_switch=False, e_wh=0.0,
                  register=None):
-        b = board_defaults(
-            max_current=16, meter="sim", has_relay_feedback=True, has_lock=True, has_pp=True
-        )
-        if board:
-            b.update(board)
-        self.board = b
-        self.now_ms = now_ms
-        self.ballast = []  # heap held for memory-pressure tests (control ballast=)
-        self._ballast_end = None
-        # car
-        self.cp = "A"
-        self.diode = True
-        self.load = 16.0
-        self.car_phases = 3
-        # faults
-        self.rcd_fault = False
-        self.rcd_latched = False
-        self.weld = False
-        self.lock_jam = False
-        self.meter_ok = True
-        self.meter_nan = False
-        self.temp_c = 25.0
-        # energy: a real meter's import register survives power cuts; `register` is the
-        # file that stands in for it (make sim: in the data directory)
-        self.e_wh = float(e_wh)
-        self._register = register
-        self._saved_wh = None
-        if register is not None:
-            import fs
-
-            stored = fs.read_json(register, None)
-            if isinstance(stored, (int, float)) and stored > self.e_wh:
-                self.e_wh = float(stored)
-            self._saved_wh = int(self.e_wh)
-        self._t = now_ms()
-        self._booking = False
-        self.relay = SimRelay(self)
-        self.pilot = SimPilot(self)
-        self.pp = SimPP(self)
-        self.rcd = SimRcd(self)
-        self.meter = SimMeter(self)
-        self.lock = SimLock(self)
-        self.temp = SimTemp(self)
-        self.reader = SimReader()
-        self.wdt = SimWdt()
-        self.phase_switch = SimPhaseSwitch(self) if phase_switch else None
+        # Its fields and parts (hal/sim_init.py, lent for the start).
+        compat.lend("hal.sim_init").init(self, board, now_ms, phase_switch, e_wh, register)
 
     # -- physics
     def active_phases(self):

@@ -374,7 +374,6 @@ def _(o):
         o.idTag,
         o.idTagInfo,
         o.ids,
-        o.ignored,
         o.inf,
         o.info,
         o.install_certificate,
@@ -447,7 +446,6 @@ def _(o):
         o.oem,
         o.ok,
         o.oom,
-        o.op,
         o.open,
         o.ota,
         o.p,
@@ -526,7 +524,6 @@ def _(o):
         o.set_charging_profile,
         o.shutdown,
         o.signed_update_firmware,
-        o.sim,
         o.sleep_ms,
         o.slots,
         o.smart,
@@ -633,6 +630,7 @@ def __():
     import firmware.cards
     import firmware.config_rules
     import firmware.evse.api_keys
+    import firmware.evse.charger_init
     import firmware.evse.faultlog
     import firmware.firmware_update.diagnostics
     import firmware.firmware_update.install
@@ -661,6 +659,7 @@ def __():
     import firmware.smart_charging.service
     import firmware.solar
     import firmware.station
+    import firmware.station_init
     import firmware.station_reset
     import firmware.transactions.journal_compact
     import firmware.transactions.journal_load
@@ -668,6 +667,7 @@ def __():
     import fwupdate.json
     import hal.sim_boot
     import hal.sim_control
+    import hal.sim_init
     import log.txt
     import meta.json
     import meta2.json

@@ -146,84 +146,8 @@ def _finite3(v):
 
 class Charger:
     def __init__(self, hal, config, now_ms=compat.ticks_ms):
-        self.hal = hal
-        self.config = config
-        self._now = now_ms
-        self._subs = []
-        now = now_ms()
-        self._tick_ms = now  # the last safety tick (run(), _busy())
-        # inputs
-        self.auth_required = True
-        self.authorized = False
-        self.available = True
-        self._limits = {}
-        # status
-        self.state = "A"
-        self.iec = "A"
-        self.car = 1
-        self.err = ERR_NONE
-        self.acu = None
-        self.alw = False
-        self.energized = False
-        self.session_wh = 0.0
-        self.energy_wh = None
-        self.export_wh = None  # the meter's export register, Wh (None: not read)
-        self.nrg = [0] * 16
-        self.tma = ()
-        self.cus = 0
-        self.status = "available"
-        self.offered = None
-        self.meter_ok = True
-        self.faults = {}
-        self._unlatched = False  # a failed tick whose fault "tick" had no room yet: no power
-        self.counters = {"rcd_trips": 0, "welds": 0, "rcd_resets": 0}
-        # the car, as the pilot shows it
-        self._cp = "A"  # accepted pilot state (A..E, X invalid); kept while in state F
-        self._cand = None  # a different reading seen once (needs a second one)
-        self._pilot_low = 0.0  # the negative half of the last reading (diode check)
-        self._plugged = False
-        # the pilot output
-        self._duty = -2  # permille, -1 state F; -2 forces the first set_duty
-        self._diode = False  # a diode check passed on the current PWM
-        self._diode_bad = 0  # failed diode checks in a row
-        # the RCD
-        self._rcd_ok = False  # a self-test passed for this session
-        self._rcd_resets = 0
-        self._rcd_in_session = False
-        # Time windows: the time an event happened, None once the window has passed (a
-        # latch, judged every tick by _age(); see the module docstring).
-        self._settling_ms = now  # PWM started or stopped; None: settled (>= 40 ms)
-        self._raise_hold_ms = now  # last duty change; None: a raise may act (>= 5 s)
-        self._closing_ms = now  # contactor closed; None: the feedback must show power
-        self._opening_ms = now  # contactor opened; None: the feedback must show none
-        self._reclose_hold_ms = None  # contactor opened; None: it may close again (>= 1 s)
-        self._lock_hold_ms = None  # a closed contactor opened; None: the lock may let go
-        self._lock_pulse_ms = None  # last lock motor pulse; None: its feedback is due
-        self._rcd_test_ms = None  # last RCD self-test; None: >= 24 h ago (or never)
-        self._meter_ms = now  # last good meter reading; None: > 5 s ago (meter lost)
-        self._ps_pause_ms = None  # state F of a phase switch began; None: >= 3 s ago
-        self._temp_ms = None  # temperatures read; None: due (>= 1 s ago)
-        self._evse_stop_ms = None  # PWM stopped with the contactor closed (rule 3), since
-        self._amps_open_ms = None  # metered current with the contactor open, since
-        # the cable lock
-        self._lock_target = None
-        self._lock_tries = 0
-        self._release = False  # release_lock() pending until the cable is removed
-        # the session
-        self._temp_level = 0  # 0 normal, 1 half, 2 quarter, 3 stop
-        self._temp_cap = 0  # the current (A) of levels 1 and 2, set when the level changes
-        self._start_wh = None
-        self._charged = False
-        self._done = False
-        self._last_err = ERR_NONE
-        # Phases the smart charging profiles ask for (1, or None: the board's default); the
-        # user's phase mode `psm` 1 or 2 wins, psm 0 (auto) follows it.
-        self.phases_asked = None
-        self._phases = None  # position of the phase switch, unknown until first set
-        self._ps = _PS_IDLE  # the phase switch sequence (_PS_*)
-        # Fail safe from the first instant: contactor open, no charging offered.
-        hal.relay.open()
-        self._set_duty(1000, now)
+        # Its fields, and the outputs fail safe (charger_init.py, lent for the boot).
+        compat.lend("firmware.evse.charger_init").init(self, hal, config, now_ms)
 
     # -- inputs from the app, API and OCPP
     @property

@@ -286,36 +286,8 @@ def retry_wait(n, attempts, interval):
 
 class Journal:
     def __init__(self, data_dir, max_bytes=_MAX_BYTES, open_every_s=_OPEN_EVERY_S):
-        self._dir = data_dir.rstrip("/") + "/journal"
-        fs.makedirs(self._dir)
-        fs.cleanup(self._dir)
-        self._log = self._dir + "/q.log"
-        self.max_bytes = max_bytes
-        self.open_every_s = open_every_s
-        self.attempts = 3  # TransactionMessageAttempts
-        self.retry_interval = 60  # TransactionMessageRetryInterval, s
-        self.writes = 0
-        self.dropped = 0
-        self.rewrites = 0
-        self._ack = 0
-        self._mn = 0  # meta counter
-        self._slot = 1  # meta slot written last; the next write goes to the other one
-        self._tx = {}
-        self._open = {}
-        self._saved = {}  # connector -> time its reading was last persisted (record or line)
-        self._flash = {}  # connector -> (wh, t) of the record on flash
-        self._orphans = {}  # ref -> (wh, t): no record, no Stop (see recover)
-        self._size = 0
-        self._head_off = 0
-        self._head = None
-        self._live = 0
-        self._starts = set()
-        self._stops = set()
-        self._tries = (0, 0)  # (seq, failures in a row of that head)
-        self._due = None
-        self._full = False
-        self._torn = False  # an append failed half way and its partial line is not cut yet
-        lend("firmware.transactions.journal_load").load(self)  # the queue as flash holds it
+        # Its fields, then the queue as flash holds it (journal_load.py, lent for the boot).
+        lend("firmware.transactions.journal_load").init(self, data_dir, max_bytes, open_every_s)
 
     # ---- public: producing entries
 

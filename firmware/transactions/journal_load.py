@@ -1,12 +1,13 @@
 """The loading of the transaction journal at boot (firmware/transactions/journal.py): the
-newer of the two meta files, the open-transaction records, and the scan of the log that
-rebuilds the queue (the head, the live count, the next sequence, the orphans recover()
-finishes). Lent by Journal.__init__ (compat.lend) and let go after: a charger holds only what
-runs every day (2.3 KB less heap from .mpy, 32-bit).
+fields Journal.__init__ sets, the newer of the two meta files, the open-transaction records,
+and the scan of the log that rebuilds the queue (the head, the live count, the next
+sequence, the orphans recover() finishes). Lent by Journal.__init__ (compat.lend) and let go
+after: a charger holds only what runs every day (2.3 KB less heap from .mpy, 32-bit).
 """
 
 import os
 
+import fs
 import log
 from firmware.transactions.journal import (
     _METAS,
@@ -73,6 +74,41 @@ def _meta(j):
     except Exception:  # noqa: BLE001 - only a hint for recover()
         pass
     return out
+
+
+def init(j, data_dir, max_bytes, open_every_s):
+    """Journal.__init__'s fields (its bytecode lent with this module, not held for good),
+    then load()."""
+    j._dir = data_dir.rstrip("/") + "/journal"
+    fs.makedirs(j._dir)
+    fs.cleanup(j._dir)
+    j._log = j._dir + "/q.log"
+    j.max_bytes = max_bytes
+    j.open_every_s = open_every_s
+    j.attempts = 3  # TransactionMessageAttempts
+    j.retry_interval = 60  # TransactionMessageRetryInterval, s
+    j.writes = 0
+    j.dropped = 0
+    j.rewrites = 0
+    j._ack = 0
+    j._mn = 0  # meta counter
+    j._slot = 1  # meta slot written last; the next write goes to the other one
+    j._tx = {}
+    j._open = {}
+    j._saved = {}  # connector -> time its reading was last persisted (record or line)
+    j._flash = {}  # connector -> (wh, t) of the record on flash
+    j._orphans = {}  # ref -> (wh, t): no record, no Stop (see recover)
+    j._size = 0
+    j._head_off = 0
+    j._head = None
+    j._live = 0
+    j._starts = set()
+    j._stops = set()
+    j._tries = (0, 0)  # (seq, failures in a row of that head)
+    j._due = None
+    j._full = False
+    j._torn = False  # an append failed half way and its partial line is not cut yet
+    load(j)
 
 
 def load(j):
