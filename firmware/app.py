@@ -412,11 +412,14 @@ def _start(cp, items):
 def _exception_handler(loop, context):
     # A task died with an exception nobody awaited: counted and logged, the charger runs
     # on (a feature's loop is started again by _revive). It runs inside the event loop:
-    # anything it raised would end the firmware, so not even a MemoryError gets out.
+    # anything it raised would end the firmware, so not even a MemoryError gets out, but
+    # that of a heap locked for good, which run() ends as at a power cut.
     try:
         log.failed("app", "task failed", context.get("exception"))
     except MemoryError:
         log.oom += 1
+        if heap_stuck():  # SIGINT inside a collection (heap_stuck): run() ends it
+            raise
     except Exception:  # noqa: BLE001, S110 - nothing can be logged; the loop must run on
         pass
 
@@ -610,12 +613,14 @@ def heap_stuck():
     inside a garbage collection: that collection's flag then stays set, every allocation
     fails ("MemoryError: memory allocation failed, heap is locked") and nothing in Python
     can clear it (micropython.heap_unlock() counts in steps above that flag), nor may another
-    collection run on the marks it left half done. True in that state. (A board's Ctrl-C is
-    raised between bytecodes, never inside a collection.)"""
+    collection run on the marks it left half done. True in that state; False for a heap that
+    is merely full, whose error names the size it wanted. (A board's Ctrl-C is raised
+    between bytecodes, never inside a collection.)"""
     try:
         bytearray(16)
-    except MemoryError:
-        return True
+    except MemoryError as e:
+        a = e.args  # its message, made without allocating (nothing here may allocate)
+        return bool(a) and "locked" in a[0]
     return False
 
 

@@ -183,3 +183,43 @@ def test_a_sigint_inside_a_collection_exits_as_a_power_cut_without_an_error(tmp_
     out, status = _interrupted_run(tmp_path / "idle", "idle")
     assert status == 0 and "I app: shutdown" in out and "power cut" not in out, out
     assert app.heap_stuck() is False  # CPython: never
+
+
+def test_a_full_heap_is_not_a_stuck_one(micropython):
+    """heap_stuck() tells the heap a SIGINT locked inside a collection from one that is
+    merely full (whose error names the size it wanted): a full heap on a board must never
+    end the firmware."""
+    r = micropython("""
+from firmware.app import heap_stuck
+x = full = None  # (a new global once the heap is full would need room in the dict)
+try:
+    while True:
+        x = [x, 0, 0, 0]
+except MemoryError:
+    pass
+full = heap_stuck()
+x = None
+print("stuck" if full else "full, not stuck", heap_stuck())
+""", heap="512k")
+    assert r.stdout.split() == ["full,", "not", "stuck", "False"], r.stdout + r.stderr
+
+
+def test_the_task_handler_lets_only_a_stuck_heap_end_the_loop(monkeypatch):
+    """A task's MemoryError that cannot even be logged is counted and the loop runs on;
+    on a heap locked for good (heap_stuck) it goes out of the loop, for run() to end."""
+    def no_room(*a):
+        raise MemoryError("memory allocation failed, heap is locked")
+
+    monkeypatch.setattr(log, "failed", no_room)
+    before = log.oom
+    monkeypatch.setattr(app, "heap_stuck", lambda: False)
+    app._exception_handler(None, {"exception": MemoryError(), "message": "m"})
+    assert log.oom == before + 1
+    monkeypatch.setattr(app, "heap_stuck", lambda: True)
+    try:
+        app._exception_handler(None, {"exception": MemoryError(), "message": "m"})
+    except MemoryError:
+        pass
+    else:
+        raise AssertionError("a stuck heap must end the loop")
+    assert log.oom == before + 2
