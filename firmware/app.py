@@ -615,7 +615,9 @@ def heap_stuck():
     can clear it (micropython.heap_unlock() counts in steps above that flag), nor may another
     collection run on the marks it left half done. True in that state; False for a heap that
     is merely full, whose error names the size it wanted. (A board's Ctrl-C is raised
-    between bytecodes, never inside a collection.)"""
+    between bytecodes, never inside a collection.) On a locked heap the probe's error is the
+    port's one emergency exception object, the same a caller may be handling: re-raised,
+    its traceback names this function."""
     try:
         bytearray(16)
     except MemoryError as e:

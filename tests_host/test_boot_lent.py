@@ -30,11 +30,13 @@ def test_the_boot_constructors_set_every_field_and_let_their_code_go(tmp_path):
     cfg = Config(str(tmp_path))
     assert _none_loaded() == []
     assert cfg.get("HeartbeatInterval") == cfg._keys["HeartbeatInterval"][3]
+    hal.relay.closed = True  # whatever the outputs were, the charger starts them fail safe
+    hal.pilot.duty = 500
     ch = Charger(hal, cfg)
     assert _none_loaded() == []
     assert ch.state == "A" and ch.err == ERR_NONE and ch.status == "available"
     assert ch._ps == 0 and ch._duty == 1000  # fail safe from the first instant
-    assert hal.relay.closed is False
+    assert hal.relay.closed is False and hal.pilot.duty == 1000
     j = Journal(str(tmp_path))
     assert _none_loaded() == []
     assert j.attempts == 3 and j.retry_interval == 60 and j._head is None
